@@ -1,0 +1,1 @@
+"""Compute: the Driver protocol, instance types and the engine drivers."""

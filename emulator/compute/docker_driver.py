@@ -1,0 +1,297 @@
+"""Containers through dockerd.
+
+docker.errors.* never leave this module: `_engine_errors` turns each into an
+emulator.errors exception, the way docker-py itself funnels HTTP errors into its own.
+"""
+from __future__ import annotations
+
+import io
+import tarfile
+import time
+from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
+from contextlib import contextmanager
+from typing import Iterator
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from ..errors import AlreadyExists, BackendUnavailable, EngineError, InvalidParameter, InvalidState, NotFound
+from .driver import EngineInstance, ExecResult, LaunchSpec, PortForward
+
+LABEL_CLOUD = "pocketcloud.cloud"
+LABEL_INSTANCE = "pocketcloud.instance"
+LABEL_OWNER = "pocketcloud.owner"
+SEED_DIR = "var/lib/cloud/seed/nocloud"
+MAX_OUTPUT = 1024 * 1024
+
+_STATES = {
+    "created": "pending",
+    "restarting": "pending",
+    "running": "running",
+    "paused": "running",
+    "removing": "shutting-down",
+    "exited": "stopped",
+    "dead": "stopped",
+}
+
+
+@contextmanager
+def _engine_errors(what: str) -> Iterator[None]:
+    try:
+        yield
+    except docker.errors.ImageNotFound as e:
+        raise NotFound(f"{what}: image not found in dockerd", code="InvalidAMIID.NotFound") from e
+    except docker.errors.NotFound as e:
+        raise NotFound(f"{what}: not found in dockerd") from e
+    except docker.errors.APIError as e:
+        text = str(e.explanation or e)
+        if "port is already allocated" in text or "address already in use" in text:
+            raise AlreadyExists(f"{what}: a requested host port is already in use", code="PortInUse") from e
+        if "is not running" in text or "is already" in text:
+            raise InvalidState(f"{what}: {text}") from e
+        raise EngineError(f"{what}: dockerd said: {text}") from e
+    except (docker.errors.DockerException, requests.exceptions.ConnectionError) as e:
+        raise BackendUnavailable(
+            f"{what}: dockerd is not reachable ({e})", hint="start it with `make up` or `sudo dockerd`"
+        ) from e
+
+
+def _seed_tar(spec: LaunchSpec) -> bytes:
+    """A NoCloud seed, in the same layout cloud-init reads, so the image's init treats
+    containers and VMs alike."""
+    meta = f"instance-id: {spec.instance_id}\nlocal-hostname: {spec.hostname or spec.instance_id}\n"
+    if spec.ssh_keys:
+        meta += "public-keys:\n" + "".join(f"  - {k}\n" for k in spec.ssh_keys)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in (("meta-data", meta), ("user-data", spec.user_data)):
+            raw = data.encode()
+            info = tarfile.TarInfo(f"{SEED_DIR}/{name}")
+            info.size, info.mode, info.mtime = len(raw), 0o600, int(time.time())
+            tar.addfile(info, io.BytesIO(raw))
+    return buf.getvalue()
+
+
+class DockerDriver:
+    kind = "container"
+
+    def __init__(self, base_url: str, cloud_label: str):
+        self.base_url = base_url
+        self.cloud_label = cloud_label
+        self._client: docker.DockerClient | None = None
+        self._exec_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="docker-exec")
+
+    @property
+    def client(self) -> docker.DockerClient:
+        if self._client is None:
+            with _engine_errors("connect"):
+                self._client = docker.DockerClient(base_url=self.base_url, timeout=120, max_pool_size=32)
+        return self._client
+
+    def available(self) -> tuple[bool, str]:
+        try:
+            with _engine_errors("ping"):
+                v = self.client.version()
+            return True, f"dockerd {v.get('Version')} (API {v.get('ApiVersion')})"
+        except BackendUnavailable as e:
+            self._client = None
+            return False, str(e)
+
+    def info(self) -> dict:
+        with _engine_errors("info"):
+            i = self.client.info()
+            v = self.client.version()
+        return {
+            "version": v.get("Version"),
+            "api_version": v.get("ApiVersion"),
+            "storage_driver": i.get("Driver"),
+            "cgroup_driver": i.get("CgroupDriver"),
+            "cgroup_version": i.get("CgroupVersion"),
+            "kernel": i.get("KernelVersion"),
+            "runtime": i.get("DefaultRuntime"),
+        }
+
+    # -- lifecycle ---------------------------------------------------------------
+    def launch(self, spec: LaunchSpec) -> EngineInstance:
+        labels = {LABEL_CLOUD: self.cloud_label, LABEL_INSTANCE: spec.instance_id, LABEL_OWNER: spec.owner}
+        labels.update(spec.labels)
+        ports = {f"{p.guest}/{p.protocol}": ("127.0.0.1", p.host) for p in spec.ports}
+        container = None
+        try:
+            with _engine_errors(f"create {spec.instance_id}"):
+                container = self.client.containers.create(
+                    spec.image_ref,
+                    name=f"pc-{spec.instance_id}",
+                    hostname=spec.hostname or spec.instance_id,
+                    labels=labels,
+                    mem_limit=f"{spec.type.memory_mib}m",
+                    memswap_limit=f"{spec.type.memory_mib}m",
+                    nano_cpus=spec.type.vcpus * 1_000_000_000,
+                    pids_limit=1024,
+                    ports=ports,
+                    detach=True,
+                    stop_signal="SIGTERM",
+                )
+                container.put_archive("/", _seed_tar(spec))
+                container.start()
+                container.reload()
+            return self._describe(container)
+        except BaseException:
+            if container is not None:
+                self._remove_quietly(container.id)
+            raise
+
+    def _remove_quietly(self, engine_id: str) -> None:
+        try:
+            self.client.api.remove_container(engine_id, force=True, v=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.DockerException:
+            pass  # The reconciler retries removal of anything labelled but unknown.
+
+    def inspect(self, engine_id: str) -> EngineInstance | None:
+        try:
+            with _engine_errors(f"inspect {engine_id[:12]}"):
+                return self._describe(self.client.containers.get(engine_id))
+        except NotFound:
+            return None
+
+    def _get(self, engine_id: str):
+        with _engine_errors(f"container {engine_id[:12]}"):
+            return self.client.containers.get(engine_id)
+
+    def start(self, engine_id: str) -> EngineInstance:
+        c = self._get(engine_id)
+        with _engine_errors("start"):
+            c.start()
+            c.reload()
+        return self._describe(c)
+
+    def stop(self, engine_id: str, timeout: int) -> EngineInstance:
+        c = self._get(engine_id)
+        with _engine_errors("stop"):
+            c.stop(timeout=timeout)
+            c.reload()
+        return self._describe(c)
+
+    def reboot(self, engine_id: str, timeout: int) -> EngineInstance:
+        c = self._get(engine_id)
+        with _engine_errors("reboot"):
+            c.restart(timeout=timeout)
+            c.reload()
+        return self._describe(c)
+
+    def terminate(self, engine_id: str) -> None:
+        with _engine_errors("terminate"):
+            try:
+                self.client.api.remove_container(engine_id, force=True, v=True)
+            except docker.errors.NotFound:
+                pass
+
+    def console(self, engine_id: str, tail: int) -> str:
+        c = self._get(engine_id)
+        with _engine_errors("logs"):
+            out = c.logs(stdout=True, stderr=True, tail=tail, timestamps=False)
+        return out.decode(errors="replace")
+
+    def exec(self, engine_id: str, command: list[str], timeout: int) -> ExecResult:
+        c = self._get(engine_id)
+        if c.status != "running":
+            raise InvalidState("the instance is not running; start it before exec", code="IncorrectInstanceState")
+
+        def run():
+            with _engine_errors("exec"):
+                return c.exec_run(command, demux=True, stdin=False, tty=False)
+
+        future = self._exec_pool.submit(run)
+        try:
+            res = future.result(timeout=timeout)
+        except FutureTimeout:
+            raise InvalidParameter(f"command still running after {timeout}s; run long jobs in the background") from None
+        out, err = res.output if res.output else (b"", b"")
+        return ExecResult(
+            res.exit_code if res.exit_code is not None else -1,
+            (out or b"")[:MAX_OUTPUT].decode(errors="replace"),
+            (err or b"")[:MAX_OUTPUT].decode(errors="replace"),
+        )
+
+    def list_managed(self, cloud_label: str) -> dict[str, str]:
+        with _engine_errors("list"):
+            rows = self.client.api.containers(all=True, filters={"label": f"{LABEL_CLOUD}={cloud_label}"})
+        return {r["Labels"].get(LABEL_INSTANCE, ""): r["Id"] for r in rows}
+
+    # -- images ------------------------------------------------------------------
+    def import_rootfs(self, tar_path: str, repository: str, tag: str) -> str:
+        """`docker import` a rootfs tar with /sbin/init as the command; returns the image id."""
+        with _engine_errors(f"import {repository}:{tag}"):
+            with open(tar_path, "rb") as f:
+                self.client.api.import_image_from_data(
+                    f, repository=repository, tag=tag, changes=['CMD ["/sbin/init"]']
+                )
+            return self.client.images.get(f"{repository}:{tag}").id
+
+    def image_exists(self, ref: str) -> bool:
+        try:
+            with _engine_errors(f"image {ref}"):
+                self.client.images.get(ref)
+            return True
+        except NotFound:
+            return False
+
+    def image_size(self, ref: str) -> int | None:
+        try:
+            with _engine_errors(f"image {ref}"):
+                return self.client.images.get(ref).attrs.get("Size")
+        except NotFound:
+            return None
+
+    def pull(self, ref: str) -> str:
+        try:
+            with _engine_errors(f"pull {ref}"):
+                return self.client.images.pull(ref).id
+        except EngineError as e:
+            raise BackendUnavailable(
+                f"could not pull {ref}: {e.message}", hint="no registry reachable? build images offline with `pocketcloud images build`"
+            ) from e
+
+    def remove_image(self, ref: str) -> None:
+        with _engine_errors(f"remove image {ref}"):
+            try:
+                self.client.images.remove(ref, force=True)
+            except docker.errors.ImageNotFound:
+                pass
+
+    # -- helpers -----------------------------------------------------------------
+    def _describe(self, container) -> EngineInstance:
+        attrs = container.attrs
+        state = attrs.get("State", {})
+        status = state.get("Status", container.status)
+        forwards = []
+        for key, binds in (attrs.get("NetworkSettings", {}).get("Ports") or {}).items():
+            guest, proto = key.split("/")
+            for b in binds or []:
+                if b.get("HostIp") in ("127.0.0.1", "", "0.0.0.0"):
+                    forwards.append(PortForward(int(guest), int(b["HostPort"]), proto))
+                    break
+        if not forwards:
+            # A stopped container has no live bindings; report what it was created with.
+            for key, binds in (attrs.get("HostConfig", {}).get("PortBindings") or {}).items():
+                guest, proto = key.split("/")
+                for b in binds or []:
+                    host = int(b["HostPort"]) if b.get("HostPort") else None
+                    forwards.append(PortForward(int(guest), host, proto))
+        ip = attrs.get("NetworkSettings", {}).get("IPAddress") or None
+        return EngineInstance(
+            engine_id=container.id,
+            state=_STATES.get(status, "pending"),
+            ports=tuple(sorted(forwards, key=lambda p: p.guest)),
+            private_ip=ip,
+            details={
+                "engine_status": status,
+                "exit_code": state.get("ExitCode"),
+                "oom_killed": state.get("OOMKilled"),
+                "started_at": state.get("StartedAt"),
+                "pid": state.get("Pid"),
+            },
+        )

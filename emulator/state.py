@@ -1,0 +1,126 @@
+"""SQLite store (WAL) with numbered schema migrations.
+
+One connection per thread: sqlite3 connections must not be shared across threads, and
+WAL lets readers run while a writer commits.
+"""
+from __future__ import annotations
+
+import sqlite3
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+# Each entry moves the schema from version i to i+1. Never edit a released entry; append.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE accounts (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        role TEXT NOT NULL CHECK (role IN ('admin', 'user')),
+        max_instances INTEGER NOT NULL DEFAULT 20,
+        storage_quota INTEGER,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE access_keys (
+        key_id TEXT PRIMARY KEY,
+        account_id TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        secret_enc BLOB NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE instances (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL REFERENCES accounts(id),
+        name TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        image TEXT NOT NULL,
+        type TEXT NOT NULL,
+        state TEXT NOT NULL,
+        state_reason TEXT NOT NULL DEFAULT '',
+        engine_id TEXT,
+        ports TEXT NOT NULL DEFAULT '[]',
+        user_data TEXT NOT NULL DEFAULT '',
+        tags TEXT NOT NULL DEFAULT '{}',
+        private_ip TEXT,
+        key_name TEXT,
+        details TEXT NOT NULL DEFAULT '{}',
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        terminated_at REAL
+    );
+    CREATE INDEX instances_owner ON instances(owner, state);
+    CREATE TABLE images (
+        name TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('container', 'vm')),
+        ref TEXT NOT NULL,
+        source TEXT NOT NULL,
+        recipe_hash TEXT,
+        size INTEGER,
+        details TEXT NOT NULL DEFAULT '{}',
+        created_at REAL NOT NULL,
+        PRIMARY KEY (name, kind)
+    );
+    """,
+]
+
+
+class Store:
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._migrate()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction; BEGIN IMMEDIATE so two writers never deadlock on upgrade."""
+        conn = self._connect()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        else:
+            conn.execute("COMMIT")
+
+    def query(self, sql: str, params: tuple | dict = ()) -> list[sqlite3.Row]:
+        return self._connect().execute(sql, params).fetchall()
+
+    def one(self, sql: str, params: tuple | dict = ()) -> sqlite3.Row | None:
+        return self._connect().execute(sql, params).fetchone()
+
+    @property
+    def schema_version(self) -> int:
+        return self._connect().execute("PRAGMA user_version").fetchone()[0]
+
+    def _migrate(self) -> None:
+        conn = self._connect()
+        conn.execute("BEGIN EXCLUSIVE")
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > len(MIGRATIONS):
+                raise RuntimeError(
+                    f"{self.path} has schema version {version}, newer than this pocketcloud "
+                    f"({len(MIGRATIONS)}): upgrade pocketcloud or use another POCKETCLOUD_HOME"
+                )
+            for i in range(version, len(MIGRATIONS)):
+                for stmt in MIGRATIONS[i].split(";"):
+                    if stmt.strip():
+                        conn.execute(stmt)
+                conn.execute(f"PRAGMA user_version = {i + 1}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
