@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
@@ -32,12 +33,14 @@ def _cloud_error(exc: CloudError):
     return _json_error(exc)
 
 
-@bp.errorhandler(HTTPException)
+@bp.app_errorhandler(HTTPException)
 def _http_error(exc: HTTPException):
+    """Routing errors (unknown path, wrong method) in the same JSON shape as the rest."""
     code = {404: "NotFound", 405: "MethodNotAllowed", 413: "RequestTooLarge"}.get(exc.code, "BadRequest")
-    return Response(
-        f'{{"error": {{"code": "{code}", "message": "{exc.description}"}}}}'.replace("\n", " "),
-        status=exc.code, mimetype="application/json")
+    message = {404: f"no such endpoint: {request.method} {request.path}; see the README for the API",
+               405: f"{request.method} is not allowed on {request.path}"}.get(exc.code, exc.description)
+    return Response(json.dumps({"error": {"code": code, "message": message}}), status=exc.code,
+                    mimetype="application/json")
 
 
 @bp.errorhandler(Exception)
