@@ -61,6 +61,48 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (name, kind)
     );
     """,
+    # 2: object storage — buckets (global names) owned by accounts, grants to other accounts,
+    # an index of object sizes (usage and quotas without listing the engine) and multipart parts.
+    """
+    CREATE TABLE buckets (
+        name TEXT PRIMARY KEY,
+        owner TEXT NOT NULL REFERENCES accounts(id),
+        access TEXT NOT NULL DEFAULT 'private' CHECK (access IN ('private', 'public-read')),
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX buckets_owner ON buckets(owner);
+    CREATE TABLE bucket_grants (
+        bucket TEXT NOT NULL REFERENCES buckets(name) ON DELETE CASCADE,
+        grantee TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        level TEXT NOT NULL CHECK (level IN ('read', 'read-write')),
+        created_at REAL NOT NULL,
+        PRIMARY KEY (bucket, grantee)
+    );
+    CREATE INDEX bucket_grants_grantee ON bucket_grants(grantee);
+    CREATE TABLE objects (
+        bucket TEXT NOT NULL REFERENCES buckets(name) ON DELETE CASCADE,
+        key TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (bucket, key)
+    );
+    CREATE TABLE multipart_uploads (
+        upload_id TEXT PRIMARY KEY,
+        bucket TEXT NOT NULL REFERENCES buckets(name) ON DELETE CASCADE,
+        key TEXT NOT NULL,
+        initiator TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX multipart_uploads_bucket ON multipart_uploads(bucket);
+    CREATE TABLE multipart_parts (
+        upload_id TEXT NOT NULL REFERENCES multipart_uploads(upload_id) ON DELETE CASCADE,
+        part_number INTEGER NOT NULL,
+        size INTEGER NOT NULL,
+        etag TEXT NOT NULL,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (upload_id, part_number)
+    )
+    """,
 ]
 
 
