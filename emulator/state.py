@@ -143,6 +143,13 @@ class Store:
     def one(self, sql: str, params: tuple | dict = ()) -> sqlite3.Row | None:
         return self._connect().execute(sql, params).fetchone()
 
+    def close(self) -> None:
+        """Close this thread's connection (before a fork: SQLite connections must not cross one)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
     @property
     def schema_version(self) -> int:
         return self._connect().execute("PRAGMA user_version").fetchone()[0]
