@@ -222,3 +222,32 @@ def list_accounts():
 @authenticated
 def whoami():
     return jsonify(g.account.to_dict())
+
+
+# -- key pairs ---------------------------------------------------------------------------
+@bp.post("/keys")
+@authenticated
+def create_key():
+    """With `public_key`: import it. Without: create one and return its private key, once."""
+    data = _only(body(), {"name", "public_key"})
+    if "name" not in data:
+        raise InvalidParameter("field 'name' is required", code="MissingParameter")
+    kps = cloud().keypairs
+    if "public_key" in data:
+        return jsonify(kps.import_(g.account.id, data["name"], data["public_key"]).to_dict()), 201
+    kp, private = kps.create(g.account.id, data["name"])
+    return jsonify({**kp.to_dict(), "private_key": private}), 201
+
+
+@bp.get("/keys")
+@authenticated
+def list_keys():
+    return jsonify(keys=[k.to_dict() for k in cloud().keypairs.list(g.account.id)])
+
+
+@bp.delete("/keys/<name>")
+@authenticated
+def delete_key(name: str):
+    cloud().keypairs.get(g.account.id, name)
+    cloud().keypairs.delete(g.account.id, name)
+    return "", 204
