@@ -182,6 +182,12 @@ def instance_action(instance_id: str, action: str):
     return jsonify({**inst.to_dict(), "previous_state": prev})
 
 
+@bp.get("/instances/<instance_id>/internals")
+@authenticated
+def instance_internals(instance_id: str):
+    return jsonify(cloud().instance_internals(g.account, instance_id))
+
+
 @bp.get("/instances/<instance_id>/console")
 @authenticated
 def console_output(instance_id: str):

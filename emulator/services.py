@@ -19,6 +19,7 @@ from typing import Iterable
 
 from . import __version__, validation
 from .accounts import Account, Accounts
+from .compute import hostinfo
 from .compute.docker_driver import DockerDriver
 from .compute.driver import Driver, EngineInstance, ExecResult, LaunchSpec, PortForward
 from .compute.types import DEFAULT_TYPE, INSTANCE_TYPES, InstanceType
@@ -475,6 +476,17 @@ class Cloud:
                                code="IncorrectInstanceState")
         return self.driver(inst.kind).exec(inst.engine_id, cmd, timeout)
 
+    def instance_internals(self, caller: Account, instance_id: str) -> dict:
+        inst = self.get_instance(caller, instance_id)
+        if inst.state == "terminated" or not inst.engine_id:
+            raise InvalidState(f"instance {inst.id} is {inst.state}: nothing runs behind it any more",
+                               code="IncorrectInstanceState")
+        driver = self.driver(inst.kind)
+        started = time.perf_counter()
+        data = driver.internals(inst.engine_id)
+        return {"instance_id": inst.id, "kind": inst.kind, "state": inst.state, "type": INSTANCE_TYPES[inst.type].to_dict(),
+                "forwards": inst.ports, **data, "read_in_ms": round((time.perf_counter() - started) * 1000, 1)}
+
     # -- reconcile -----------------------------------------------------------------
     def reconcile(self) -> dict:
         """Bring records in line with what the engines really hold (after a restart, or any time)."""
@@ -545,7 +557,7 @@ class Cloud:
             "engines": engines,
             "hypervisor": self.hypervisor_info(),
             "storage": getattr(self, "storage_info", lambda: {"engine": None, "status": "not configured"})(),
-            "host": {"kernel": platform.release(), "machine": platform.machine(), "python": platform.python_version()},
+            "host": {**hostinfo.host(), "machine": platform.machine(), "python": platform.python_version()},
             "schema_version": self.store.schema_version,
         }
 
