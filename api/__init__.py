@@ -62,6 +62,9 @@ def create_app(config: Config | None = None, cloud: Cloud | None = None, backgro
         return redirect("/api/v1/health")
 
     app = PocketCloudApp(cloud, flask_app)
+    from .ec2 import create_ec2_app
+
+    app.protocols["ec2"] = create_ec2_app(cloud)
     if background:
         start_background(cloud)
     return app

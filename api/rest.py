@@ -182,6 +182,12 @@ def instance_action(instance_id: str, action: str):
     return jsonify({**inst.to_dict(), "previous_state": prev})
 
 
+@bp.get("/instances/<instance_id>/internals")
+@authenticated
+def instance_internals(instance_id: str):
+    return jsonify(cloud().instance_internals(g.account, instance_id))
+
+
 @bp.get("/instances/<instance_id>/console")
 @authenticated
 def console_output(instance_id: str):
@@ -222,3 +228,32 @@ def list_accounts():
 @authenticated
 def whoami():
     return jsonify(g.account.to_dict())
+
+
+# -- key pairs ---------------------------------------------------------------------------
+@bp.post("/keys")
+@authenticated
+def create_key():
+    """With `public_key`: import it. Without: create one and return its private key, once."""
+    data = _only(body(), {"name", "public_key"})
+    if "name" not in data:
+        raise InvalidParameter("field 'name' is required", code="MissingParameter")
+    kps = cloud().keypairs
+    if "public_key" in data:
+        return jsonify(kps.import_(g.account.id, data["name"], data["public_key"]).to_dict()), 201
+    kp, private = kps.create(g.account.id, data["name"])
+    return jsonify({**kp.to_dict(), "private_key": private}), 201
+
+
+@bp.get("/keys")
+@authenticated
+def list_keys():
+    return jsonify(keys=[k.to_dict() for k in cloud().keypairs.list(g.account.id)])
+
+
+@bp.delete("/keys/<name>")
+@authenticated
+def delete_key(name: str):
+    cloud().keypairs.get(g.account.id, name)
+    cloud().keypairs.delete(g.account.id, name)
+    return "", 204

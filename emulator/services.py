@@ -12,12 +12,14 @@ import random
 import socket
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
 from . import __version__, validation
 from .accounts import Account, Accounts
+from .compute import hostinfo
 from .compute.docker_driver import DockerDriver
 from .compute.driver import Driver, EngineInstance, ExecResult, LaunchSpec, PortForward
 from .compute.types import DEFAULT_TYPE, INSTANCE_TYPES, InstanceType
@@ -25,6 +27,8 @@ from .config import Config
 from .errors import (AlreadyExists, BackendUnavailable, CloudError, Forbidden, InvalidParameter, InvalidState,
                      NotFound, QuotaExceeded)
 from .images import Images
+from .keypairs import KeyPairs
+from .security_groups import SecurityGroups
 from .state import Store
 
 log = logging.getLogger("pocketcloud")
@@ -91,6 +95,11 @@ def _iso(ts: float | None) -> str | None:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts)) if ts else None
 
 
+@contextmanager
+def _nolock():
+    yield
+
+
 def _port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -112,6 +121,8 @@ class Cloud:
             drivers = {"container": DockerDriver(config.docker_url, config.instance_label)}
         self.drivers = drivers
         self.images = Images(self.store, config.recipes_dir, config.cache_dir, drivers.get("container"))
+        self.keypairs = KeyPairs(self.store)
+        self.security_groups = SecurityGroups(self.store)
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._port_lock = threading.Lock()
@@ -149,8 +160,9 @@ class Cloud:
         details = {**inst.details, "engine": e.details}
         if e.state == "running" and not details.get("launched_at"):
             details["launched_at"] = time.time()
-        self._save(inst.id, state=e.state, engine_id=e.engine_id, private_ip=e.private_ip,
-                   ports=[p.to_dict() for p in e.ports] or inst.ports, details=details, **extra)
+        # Forwards are ours (host ports fixed at create), so the record keeps them, not the engine.
+        self._save(inst.id, state=e.state, engine_id=e.engine_id, private_ip=e.private_ip or inst.private_ip,
+                   details=details, **extra)
         return self._row(inst.id)
 
     # -- catalog -----------------------------------------------------------------
@@ -163,7 +175,8 @@ class Cloud:
     # -- instances -----------------------------------------------------------------
     def run_instance(self, caller: Account, *, image: str, kind: str = "container", type: str | None = None,
                      name: str | None = None, ports=None, user_data=None, tags=None,
-                     key_name: str | None = None, ssh_keys: Iterable[str] = ()) -> Instance:
+                     key_name: str | None = None, ssh_keys: Iterable[str] = (),
+                     security_groups: list[str] | None = None, extra: dict | None = None) -> Instance:
         if kind not in KINDS:
             raise InvalidParameter(f"kind must be one of {', '.join(KINDS)}")
         type = type or DEFAULT_TYPE
@@ -178,6 +191,18 @@ class Cloud:
         clean_ports = validation.ports(ports)
         clean_tags = validation.tags(tags)
         clean_ud = validation.user_data(user_data)
+        ssh_keys = list(ssh_keys)
+        if key_name is not None:
+            ssh_keys.append(self.keypairs.get(caller.id, key_name).public_key)
+        groups = [self.security_groups.get(caller.id, g) for g in security_groups] if security_groups else []
+        asked = {p.guest for p in clean_ports}
+        group_ports = [g for g in SecurityGroups.ports(groups) if g not in asked]
+        clean_ports += tuple(PortForward(g) for g in group_ports)
+        if len(clean_ports) > 32:
+            raise InvalidParameter("at most 32 forwarded ports per instance (explicit ports and security group rules)")
+        details = {"image_ref": image_row["ref"], **(extra or {})}
+        if groups:
+            details["security_groups"] = [g.id for g in groups]
         driver = self.driver(kind)
         now = time.time()
         with self._port_lock, self.store.tx() as c:
@@ -192,8 +217,9 @@ class Cloud:
                 "INSERT INTO instances (id, owner, name, kind, image, type, state, ports, user_data, tags, key_name,"
                 " details, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (inst_id, caller.id, name, kind, image, type, "pending",
-                 json.dumps([p.to_dict() for p in clean_ports]), clean_ud, json.dumps(clean_tags), key_name,
-                 json.dumps({"image_ref": image_row["ref"]}), now, now),
+                 json.dumps([{**p.to_dict(), **({"from_group": True} if p.guest in group_ports else {})}
+                             for p in clean_ports]), clean_ud, json.dumps(clean_tags), key_name,
+                 json.dumps(details), now, now),
             )
         spec = LaunchSpec(
             instance_id=inst_id, owner=caller.id, name=name, image_ref=image_row["ref"], type=itype,
@@ -208,6 +234,93 @@ class Cloud:
                 c.execute("DELETE FROM instances WHERE id=?", (inst_id,))
             raise
         return self._apply_engine(self._row(inst_id), engine)
+
+    def run_instances(self, caller: Account, count: int = 1, client_token: str | None = None,
+                      **kwargs) -> tuple[str, list[Instance]]:
+        """Launch `count` instances as one reservation. With a client token the call is
+        idempotent: the same token returns the first call's reservation, never a second launch."""
+        if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 20:
+            raise InvalidParameter("the instance count must be between 1 and 20")
+        if client_token is not None and (not isinstance(client_token, str) or not 0 < len(client_token) <= 64):
+            raise InvalidParameter("ClientToken must be 1-64 ASCII characters", code="InvalidParameterValue")
+        with (self._lock(f"token:{caller.id}:{client_token}") if client_token else _nolock()):
+            if client_token:
+                rows = self.store.query(
+                    "SELECT * FROM instances WHERE owner=? AND json_extract(details, '$.client_token')=? "
+                    "ORDER BY created_at", (caller.id, client_token))
+                if rows:
+                    found = [Instance.from_row(r) for r in rows]
+                    return found[0].details.get("reservation_id", ""), found
+            reservation = "r-" + validation.new_instance_id()[2:]
+            extra = {"reservation_id": reservation, **({"client_token": client_token} if client_token else {})}
+            launched: list[Instance] = []
+            try:
+                for i in range(count):
+                    launched.append(self.run_instance(caller, extra={**extra, "launch_index": i}, **kwargs))
+            except BaseException:
+                for inst in launched:  # all or nothing: a half reservation is a leak
+                    self.terminate_instance(caller, inst.id)
+                raise
+            return reservation, launched
+
+    def create_tags(self, caller: Account, ids: list[str], tags: dict[str, str]) -> None:
+        clean = validation.tags(tags)
+        insts = [self.get_instance(caller, i) for i in ids]
+        for inst in insts:
+            merged = {**inst.tags, **clean}
+            validation.tags(merged)
+            self._save(inst.id, tags=merged)
+
+    def delete_tags(self, caller: Account, ids: list[str], tags: dict[str, str | None]) -> None:
+        insts = [self.get_instance(caller, i) for i in ids]
+        for inst in insts:
+            kept = {k: v for k, v in inst.tags.items() if not (k in tags and tags[k] in (None, v))}
+            self._save(inst.id, tags=kept)
+
+    # -- security groups ------------------------------------------------------------
+    def authorize_ingress(self, caller: Account, group: str, rules: list) -> None:
+        g = self.security_groups.authorize(caller.id, group, rules)
+        self._resync_group(caller, g.id)
+
+    def revoke_ingress(self, caller: Account, group: str, rules: list) -> None:
+        g = self.security_groups.revoke(caller.id, group, rules)
+        self._resync_group(caller, g.id)
+
+    def delete_security_group(self, caller: Account, group: str) -> None:
+        g = self.security_groups.get(caller.id, group)
+        in_use = any(g.id in i.details.get("security_groups", []) for i in self.describe_instances(caller)
+                     if i.state != "terminated")
+        self.security_groups.delete(caller.id, g.id, in_use)
+
+    def _resync_group(self, caller: Account, group_id: str) -> None:
+        for inst in self.describe_instances(caller):
+            if inst.state != "terminated" and group_id in inst.details.get("security_groups", []):
+                with self._lock(inst.id):
+                    self._sync_forwards(self._row(inst.id))
+
+    def _sync_forwards(self, inst: Instance) -> None:
+        """Make the instance's forwards match its explicit ports plus its groups' rules:
+        new rule ports get a host port, revoked ones lose theirs."""
+        groups = []
+        for gid in inst.details.get("security_groups", []):
+            try:
+                groups.append(self.security_groups.get(inst.owner, gid))
+            except NotFound:
+                pass
+        explicit = [p for p in inst.ports if not p.get("from_group")]
+        wanted = [g for g in SecurityGroups.ports(groups) if g not in {p["guest"] for p in explicit}]
+        kept = [p for p in inst.ports if p.get("from_group") and p["guest"] in wanted]
+        new = [PortForward(g) for g in wanted if g not in {p["guest"] for p in kept}]
+        with self._port_lock, self.store.tx() as c:
+            added = [{**p.to_dict(), "from_group": True} for p in self._allocate_ports(c, tuple(new))]
+        ports = explicit + kept + added
+        self._save(inst.id, ports=ports)
+        self._apply_forwards(self._row(inst.id))
+
+    def _apply_forwards(self, inst: Instance) -> None:
+        driver = self.driver(inst.kind)
+        if hasattr(driver, "set_forwards") and inst.engine_id:
+            driver.set_forwards(inst.engine_id, tuple(PortForward(p["guest"], p["host"]) for p in inst.ports))
 
     def _allocate_ports(self, c, ports: tuple[PortForward, ...]) -> tuple[PortForward, ...]:
         """Fix a host port for every forward now, so it stays the same across stop/start."""
@@ -363,6 +476,17 @@ class Cloud:
                                code="IncorrectInstanceState")
         return self.driver(inst.kind).exec(inst.engine_id, cmd, timeout)
 
+    def instance_internals(self, caller: Account, instance_id: str) -> dict:
+        inst = self.get_instance(caller, instance_id)
+        if inst.state == "terminated" or not inst.engine_id:
+            raise InvalidState(f"instance {inst.id} is {inst.state}: nothing runs behind it any more",
+                               code="IncorrectInstanceState")
+        driver = self.driver(inst.kind)
+        started = time.perf_counter()
+        data = driver.internals(inst.engine_id)
+        return {"instance_id": inst.id, "kind": inst.kind, "state": inst.state, "type": INSTANCE_TYPES[inst.type].to_dict(),
+                "forwards": inst.ports, **data, "read_in_ms": round((time.perf_counter() - started) * 1000, 1)}
+
     # -- reconcile -----------------------------------------------------------------
     def reconcile(self) -> dict:
         """Bring records in line with what the engines really hold (after a restart, or any time)."""
@@ -433,7 +557,7 @@ class Cloud:
             "engines": engines,
             "hypervisor": self.hypervisor_info(),
             "storage": getattr(self, "storage_info", lambda: {"engine": None, "status": "not configured"})(),
-            "host": {"kernel": platform.release(), "machine": platform.machine(), "python": platform.python_version()},
+            "host": {**hostinfo.host(), "machine": platform.machine(), "python": platform.python_version()},
             "schema_version": self.store.schema_version,
         }
 

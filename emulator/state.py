@@ -103,6 +103,28 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (upload_id, part_number)
     )
     """,
+    # 3: key pairs and security groups (EC2)
+    """
+    CREATE TABLE keypairs (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        public_key TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        key_type TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        UNIQUE (owner, name)
+    );
+    CREATE TABLE security_groups (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        description TEXT NOT NULL,
+        rules TEXT NOT NULL DEFAULT '[]',
+        created_at REAL NOT NULL,
+        UNIQUE (owner, name)
+    );
+    """,
 ]
 
 

@@ -120,3 +120,20 @@ def test_instance_quota(server):
         assert len(capped.ok("GET", "/instances")["instances"]) == 1
     finally:
         capped.ok("DELETE", f"/instances/{first['id']}")
+
+
+def test_key_pairs_over_rest(server, user):
+    created = user.ok("POST", "/keys", 201, json={"name": "laptop"})
+    assert created["private_key"].startswith("-----BEGIN OPENSSH PRIVATE KEY-----")
+    assert "private_key" not in user.ok("GET", "/keys")["keys"][0]
+    status, body = user("POST", "/keys", json={"name": "laptop"})
+    assert status == 409 and body["error"]["code"] == "InvalidKeyPair.Duplicate"
+    for bad in ["ssh-rsa", "ssh-ed25519 AAAA\nssh-rsa AAAA", "ssh-ed25519 !!!notbase64", "rm -rf /", 7]:
+        status, body = user("POST", "/keys", json={"name": "bad", "public_key": bad})
+        assert status == 400 and body["error"]["code"] == "InvalidKey.Format", (bad, body)
+    assert [k["name"] for k in user.ok("GET", "/keys")["keys"]] == ["laptop"]
+    status, body = user("POST", "/instances", json={"image": "tiny", "key_name": "nope"})
+    assert status == 404 and body["error"]["code"] == "InvalidKeyPair.NotFound"
+    user.ok("DELETE", "/keys/laptop", 204)
+    status, _ = user("DELETE", "/keys/laptop")
+    assert status == 404
