@@ -128,3 +128,25 @@ def aws_cli(s3_endpoint, tmp_path):
         return proc
 
     return run
+
+
+@pytest.fixture(scope="session")
+def rest_endpoint(s3_cloud):
+    """The storage REST blueprint (and the S3 gateway) on one port, until the lead's server serves both."""
+    from flask import Flask
+
+    from api import rest_buckets
+
+    flask_app = Flask("pocketcloud-test")
+    flask_app.config.update(CLOUD=s3_cloud, MAX_REST_BODY=1024 * 1024)
+    flask_app.register_blueprint(rest_buckets.bp)
+    gateway = create_s3_app(s3_cloud)
+
+    def app(environ, start_response):
+        if environ.get("PATH_INFO", "").startswith("/api/"):
+            return flask_app(environ, start_response)
+        return gateway(environ, start_response)
+
+    server = Server(app)
+    yield server.url
+    server.stop()
