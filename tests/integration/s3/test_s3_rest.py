@@ -85,3 +85,13 @@ def test_rest_buckets_objects_sharing_presign(rest_endpoint, alice, bob, bucket_
     finally:
         if s3_cloud.storage.find_bucket(bucket_name):
             s3_cloud.storage.delete_bucket(alice.account, bucket_name, force=True)
+
+
+def test_info_names_the_storage_engine(rest_endpoint, alice):
+    code, info = api(alice, "GET", f"{rest_endpoint}/api/v1/info")
+    assert code == 200
+    storage = info["storage"]
+    assert storage["engine"] == "rclone" and storage["status"] == "running" and "stand-in" in storage["name"]
+    assert "secret" not in json.dumps(storage).lower()
+    code, mine = api(alice, "GET", f"{rest_endpoint}/api/v1/storage")
+    assert code == 200 and mine["usage"]["quota_bytes"] is None and "engine" not in mine
