@@ -76,7 +76,7 @@ class Accounts:
 
     # -- accounts -----------------------------------------------------------------
     def create(self, name: str, role: str = "user", max_instances: int = 20) -> tuple[Account, AccessKey]:
-        if not isinstance(name, str) or not ACCOUNT_NAME.match(name):
+        if not isinstance(name, str) or not ACCOUNT_NAME.fullmatch(name):
             raise InvalidParameter(
                 "account name must be 2-32 characters: lowercase letters, digits and '-', starting with a letter"
             )
@@ -137,7 +137,7 @@ class Accounts:
 
     def secret_for(self, key_id: str) -> tuple[Account, str]:
         """The account and plaintext secret of a key id (for signature checks)."""
-        if not isinstance(key_id, str) or not KEY_ID.match(key_id):
+        if not isinstance(key_id, str) or not KEY_ID.fullmatch(key_id):
             raise Unauthorized("unknown access key id", code="InvalidAccessKeyId")
         row = self.store.one(
             "SELECT k.secret_enc, a.* FROM access_keys k JOIN accounts a ON a.id = k.account_id WHERE k.key_id=?",

@@ -22,6 +22,7 @@ class Config:
     libvirt_uri: str = field(default_factory=lambda: _env("POCKETCLOUD_LIBVIRT_URI", "qemu:///system"))
     hypervisor: str = field(default_factory=lambda: _env("POCKETCLOUD_HYPERVISOR", "auto"))
     recipes_dir: Path = field(default_factory=lambda: Path(_env("POCKETCLOUD_RECIPES", str(REPO_ROOT / "images"))))
+    cache_dir: Path = field(default_factory=lambda: Path(_env("POCKETCLOUD_CACHE", "~/.cache/pocketcloud")).expanduser())
     s3_endpoint: str = field(default_factory=lambda: _env("POCKETCLOUD_S3_ENDPOINT", ""))
     # A terminated instance stays listed this long, as on EC2, then is forgotten.
     terminated_ttl: int = field(default_factory=lambda: int(_env("POCKETCLOUD_TERMINATED_TTL", "3600")))

@@ -61,6 +61,70 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (name, kind)
     );
     """,
+    # 2: object storage — buckets (global names) owned by accounts, grants to other accounts,
+    # an index of object sizes (usage and quotas without listing the engine) and multipart parts.
+    """
+    CREATE TABLE buckets (
+        name TEXT PRIMARY KEY,
+        owner TEXT NOT NULL REFERENCES accounts(id),
+        access TEXT NOT NULL DEFAULT 'private' CHECK (access IN ('private', 'public-read')),
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX buckets_owner ON buckets(owner);
+    CREATE TABLE bucket_grants (
+        bucket TEXT NOT NULL REFERENCES buckets(name) ON DELETE CASCADE,
+        grantee TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        level TEXT NOT NULL CHECK (level IN ('read', 'read-write')),
+        created_at REAL NOT NULL,
+        PRIMARY KEY (bucket, grantee)
+    );
+    CREATE INDEX bucket_grants_grantee ON bucket_grants(grantee);
+    CREATE TABLE objects (
+        bucket TEXT NOT NULL REFERENCES buckets(name) ON DELETE CASCADE,
+        key TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (bucket, key)
+    );
+    CREATE TABLE multipart_uploads (
+        upload_id TEXT PRIMARY KEY,
+        bucket TEXT NOT NULL REFERENCES buckets(name) ON DELETE CASCADE,
+        key TEXT NOT NULL,
+        initiator TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX multipart_uploads_bucket ON multipart_uploads(bucket);
+    CREATE TABLE multipart_parts (
+        upload_id TEXT NOT NULL REFERENCES multipart_uploads(upload_id) ON DELETE CASCADE,
+        part_number INTEGER NOT NULL,
+        size INTEGER NOT NULL,
+        etag TEXT NOT NULL,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (upload_id, part_number)
+    )
+    """,
+    # 3: key pairs and security groups (EC2)
+    """
+    CREATE TABLE keypairs (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        public_key TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        key_type TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        UNIQUE (owner, name)
+    );
+    CREATE TABLE security_groups (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        description TEXT NOT NULL,
+        rules TEXT NOT NULL DEFAULT '[]',
+        created_at REAL NOT NULL,
+        UNIQUE (owner, name)
+    );
+    """,
 ]
 
 
@@ -100,6 +164,13 @@ class Store:
 
     def one(self, sql: str, params: tuple | dict = ()) -> sqlite3.Row | None:
         return self._connect().execute(sql, params).fetchone()
+
+    def close(self) -> None:
+        """Close this thread's connection (before a fork: SQLite connections must not cross one)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
 
     @property
     def schema_version(self) -> int:

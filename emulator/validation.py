@@ -25,7 +25,7 @@ def new_instance_id() -> str:
 
 
 def instance_id(value: Any) -> str:
-    if not isinstance(value, str) or not INSTANCE_ID.match(value):
+    if not isinstance(value, str) or not INSTANCE_ID.fullmatch(value):
         raise InvalidParameter(
             f"invalid instance id {str(value)[:40]!r}: expected 'i-' followed by 17 hex digits",
             code="InvalidInstanceID.Malformed",
@@ -34,7 +34,7 @@ def instance_id(value: Any) -> str:
 
 
 def name(value: Any, what: str = "name") -> str:
-    if not isinstance(value, str) or not NAME.match(value):
+    if not isinstance(value, str) or not NAME.fullmatch(value):
         raise InvalidParameter(
             f"invalid {what} {str(value)[:70]!r}: use 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit"
         )
@@ -42,7 +42,7 @@ def name(value: Any, what: str = "name") -> str:
 
 
 def image_name(value: Any) -> str:
-    if not isinstance(value, str) or not IMAGE_NAME.match(value):
+    if not isinstance(value, str) or not IMAGE_NAME.fullmatch(value):
         raise InvalidParameter(
             f"invalid image name {str(value)[:70]!r}: use lowercase letters, digits, '.', '_' or '-'",
             code="InvalidAMIID.Malformed",
@@ -59,7 +59,7 @@ def tags(value: Any) -> dict[str, str]:
         raise InvalidParameter(f"at most {MAX_TAGS} tags per instance")
     clean = {}
     for k, v in value.items():
-        if not isinstance(k, str) or not TAG_KEY.match(k) or k.lower().startswith("aws:"):
+        if not isinstance(k, str) or not TAG_KEY.fullmatch(k) or k.lower().startswith("aws:"):
             raise InvalidParameter(f"invalid tag key {str(k)[:40]!r}: 1-128 printable characters, not starting with 'aws:'")
         if v is None:
             v = ""

@@ -6,6 +6,7 @@ emulator.errors exception, the way docker-py itself funnels HTTP errors into its
 from __future__ import annotations
 
 import io
+import platform
 import tarfile
 import time
 from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
@@ -17,6 +18,7 @@ import docker.errors
 import requests.exceptions
 
 from ..errors import AlreadyExists, BackendUnavailable, EngineError, InvalidParameter, InvalidState, NotFound
+from . import hostinfo
 from .driver import EngineInstance, ExecResult, LaunchSpec, PortForward
 
 LABEL_CLOUD = "pocketcloud.cloud"
@@ -220,6 +222,44 @@ class DockerDriver:
         with _engine_errors("list"):
             rows = self.client.api.containers(all=True, filters={"label": f"{LABEL_CLOUD}={cloud_label}"})
         return {r["Labels"].get(LABEL_INSTANCE, ""): r["Id"] for r in rows}
+
+    # -- internals ----------------------------------------------------------------
+    def internals(self, engine_id: str) -> dict:
+        """What really runs: host PID, namespaces vs the host's, cgroup limits, the runtime
+        chain and the layered rootfs, read live from dockerd and /proc."""
+        c = self._get(engine_id)
+        with _engine_errors("internals"):
+            info = self.client.info()
+            image = self.client.api.inspect_image(c.attrs["Image"])
+        state = c.attrs.get("State", {})
+        pid = state.get("Pid") or 0
+        out: dict = {
+            "isolation": "container: Linux namespaces + cgroups on the host's kernel",
+            "engine": {"name": "docker", "container_id": c.id, "name_in_engine": c.name,
+                       "runtime": c.attrs.get("HostConfig", {}).get("Runtime") or info.get("DefaultRuntime")},
+            "kernel": {"host": platform.release(), "instance": platform.release(), "shared": True},
+            "rootfs": {
+                "storage_driver": c.attrs.get("GraphDriver", {}).get("Name"),
+                "layers": {k: v for k, v in (c.attrs.get("GraphDriver", {}).get("Data") or {}).items()
+                           if k in ("LowerDir", "UpperDir", "MergedDir", "WorkDir")},
+                "image": c.attrs.get("Config", {}).get("Image"),
+                "image_layers": image.get("RootFS", {}).get("Layers", []),
+                "image_size_bytes": image.get("Size"),
+            },
+            "running": bool(pid),
+        }
+        if pid:
+            proc = hostinfo.process(pid)
+            out["pid1"] = {"host_pid": pid, "inside_pid": 1, "cmdline": proc["cmdline"], "rss_bytes": proc["rss_bytes"]}
+            out["namespaces"] = hostinfo.namespaces(pid)
+            out["cgroup"] = hostinfo.cgroups(pid)
+            chain = list(reversed(hostinfo.ancestors(pid)))
+            daemons = [{"name": n, "pids": hostinfo.find_processes(n)} for n in ("dockerd", "containerd")]
+            out["runtime_chain"] = daemons + [{"name": p["name"], "pids": [p["pid"]], "cmdline": p["cmdline"]}
+                                              for p in chain] + [
+                {"name": f"{out['engine']['runtime']} (exited after creating the namespaces)", "pids": []},
+                {"name": "container PID 1", "pids": [pid], "cmdline": proc["cmdline"]}]
+        return out
 
     # -- images ------------------------------------------------------------------
     def import_rootfs(self, tar_path: str, repository: str, tag: str) -> str:

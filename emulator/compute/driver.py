@@ -81,5 +81,8 @@ class Driver(Protocol):
 
     def exec(self, engine_id: str, command: list[str], timeout: int) -> ExecResult: ...
 
+    def internals(self, engine_id: str) -> dict:
+        """What really runs behind the instance, read live from the engine and the host."""
+
     def list_managed(self, cloud_label: str) -> dict[str, str]:
         """instance id -> engine id for every engine object this cloud created."""

@@ -1,0 +1,38 @@
+# pocketcloud: `make up` starts the cloud, `make test` runs every test against real engines.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PC := $(VENV)/bin/pocketcloud
+PYTEST_ARGS ?=
+
+.PHONY: up test venv engines images unit bench clean
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@echo "[venv] installing pocketcloud and its test tools into $(VENV)"
+	@$(PY) -m pip install -q --upgrade pip
+	@$(PY) -m pip install -q -e '.[test]'
+	@touch $@
+
+venv: $(VENV)/.installed
+
+engines:
+	@bash scripts/engines.sh
+
+images: venv engines
+	@$(PC) images build tiny
+
+up: venv engines images
+	@$(PC) serve
+
+test: venv engines
+	@$(PY) -m pytest -ra $(PYTEST_ARGS)
+
+unit: venv
+	@$(PY) -m pytest -ra tests/unit $(PYTEST_ARGS)
+
+bench: venv engines images
+	@$(PY) bench/container_start.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,93 @@
+"""Front ends over emulator/: one WSGI app on one port, dispatching by protocol.
+
+/api/v1 -> JSON REST; /ui -> dashboard; SigV4 scope `ec2` -> EC2 Query API; everything
+else (signed for s3, or unsigned) -> S3 gateway.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+
+from flask import Flask, redirect
+
+from emulator.config import Config
+from emulator.errors import CloudError
+from emulator.services import Cloud
+
+from .errors import ec2_error, s3_error
+from .routing import protocol_of
+
+log = logging.getLogger("pocketcloud")
+
+
+def _not_yet(render):
+    def app(environ, start_response):
+        body, status = render(CloudError("this protocol is not available in this pocketcloud yet",
+                                         code="NotImplemented"))
+        start_response(f"{status if status != 500 else 501} Not Implemented",
+                       [("Content-Type", "application/xml"), ("Content-Length", str(len(body.encode())))])
+        return [body.encode()]
+
+    return app
+
+
+class PocketCloudApp:
+    """The WSGI callable served on the one port."""
+
+    def __init__(self, cloud: Cloud, flask_app: Flask):
+        self.cloud = cloud
+        self.flask = flask_app
+        self.protocols = {"ec2": _not_yet(ec2_error), "s3": _not_yet(s3_error)}
+
+    def __call__(self, environ, start_response):
+        proto = protocol_of(environ)
+        app = self.flask if proto == "web" else self.protocols.get(proto, self.protocols["s3"])
+        return app(environ, start_response)
+
+
+def create_app(config: Config | None = None, cloud: Cloud | None = None, background: bool = False) -> PocketCloudApp:
+    config = config or Config()
+    cloud = cloud or Cloud(config)
+    cloud.bootstrap()
+    flask_app = Flask("pocketcloud")
+    flask_app.config.update(CLOUD=cloud, MAX_REST_BODY=config.max_rest_body, JSON_SORT_KEYS=False)
+    flask_app.json.sort_keys = False
+
+    from .rest import bp as rest_bp
+
+    flask_app.register_blueprint(rest_bp)
+
+    @flask_app.get("/")
+    def root():
+        return redirect("/api/v1/health")
+
+    app = PocketCloudApp(cloud, flask_app)
+    from .ec2 import create_ec2_app
+
+    app.protocols["ec2"] = create_ec2_app(cloud)
+    if background:
+        start_background(cloud)
+    return app
+
+
+def start_background(cloud: Cloud, interval: float = 5.0) -> threading.Thread:
+    """Reconcile once before serving (a restarted server must not answer with stale
+    states), then keep records in line with the engines."""
+    try:
+        log.info("reconcile at start: %s", cloud.reconcile())
+    except Exception:
+        log.exception("reconcile at start failed; serving recorded states")
+
+    def loop():
+        while True:
+            threading.Event().wait(interval)
+            try:
+                changed = {k: v for k, v in cloud.reconcile().items() if v}
+                if changed:
+                    log.info("reconcile: %s", changed)
+            except Exception:  # the loop must survive an engine hiccup
+                log.exception("reconcile failed")
+
+    t = threading.Thread(target=loop, name="reconciler", daemon=True)
+    t.start()
+    return t

@@ -1,0 +1,96 @@
+"""A real pocketcloud server process for integration tests, and a small REST client."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from emulator.accounts import read_credentials
+
+REPO = Path(__file__).resolve().parents[2]
+PC = str(Path(sys.executable).with_name("pocketcloud"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Api:
+    """requests with HTTP Basic, returning (status, json) so tests assert both."""
+
+    def __init__(self, base: str, key_id: str, secret: str):
+        self.base, self.key_id, self.secret = base, key_id, secret
+        self.s = requests.Session()
+        self.s.auth = (key_id, secret)
+
+    def __call__(self, method: str, path: str, **kw):
+        r = self.s.request(method, f"{self.base}/api/v1{path}", timeout=300, **kw)
+        try:
+            body = r.json()
+        except ValueError:
+            body = r.text
+        return r.status_code, body
+
+    def ok(self, method: str, path: str, expect: int = 200, **kw):
+        status, body = self(method, path, **kw)
+        assert status == expect, (method, path, status, body)
+        return body
+
+
+class Server:
+    def __init__(self, home: Path, log_dir: Path):
+        self.home = home
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_dir / f"server-{self.port}.log"
+        self.proc: subprocess.Popen | None = None
+        self.env = {**os.environ, "POCKETCLOUD_HOME": str(home), "POCKETCLOUD_PORT": str(self.port)}
+
+    def cli(self, *args: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
+        return subprocess.run([PC, *args], env=self.env, capture_output=True, text=True, check=check, **kw)
+
+    def start(self) -> None:
+        log = open(self.log_path, "a")
+        self.proc = subprocess.Popen([PC, "serve"], env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}: {self.log_path.read_text()[-2000:]}")
+            try:
+                if requests.get(f"{self.url}/api/v1/health", timeout=1).ok:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"server did not answer within 60s: {self.log_path.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    @property
+    def admin(self) -> Api:
+        creds = read_credentials(self.home / "credentials")
+        return Api(self.url, creds.key_id, creds.secret)
+
+    def new_user(self, name: str, **extra) -> Api:
+        body = self.admin.ok("POST", "/accounts", 201, json={"name": name, **extra})
+        return Api(self.url, body["access_key_id"], body["secret_access_key"])

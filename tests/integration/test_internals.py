@@ -1,0 +1,54 @@
+"""Behind the abstraction: what the host really runs for an instance, checked against /proc."""
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def test_container_internals_match_the_host(server, user, cleanup, docker_client):
+    inst = user.ok("POST", "/instances", 201, json={"image": "tiny", "type": "t2.nano"})
+    cleanup.append((user, inst["id"]))
+    data = user.ok("GET", f"/instances/{inst['id']}/internals")
+    pid = data["pid1"]["host_pid"]
+    assert pid == docker_client.containers.get(f"pc-{inst['id']}").attrs["State"]["Pid"]
+    # the PID is really in the container's cgroup
+    container_id = data["engine"]["container_id"]
+    with open(f"/proc/{pid}/cgroup") as f:
+        assert container_id in f.read()
+    assert data["cgroup"]["paths"]["memory"].endswith(container_id)
+    ns = data["namespaces"]
+    for name in ("pid", "mnt", "net", "uts", "ipc"):
+        assert ns[name]["shared_with_host"] is False, name
+        assert ns[name]["instance"] == os.readlink(f"/proc/{pid}/ns/{name}")
+    assert ns["pid"]["host"] == os.readlink(f"/proc/{os.getpid()}/ns/pid")
+    limits = data["cgroup"]["limits"]
+    mem = limits.get("memory_limit_bytes") or int(limits["memory_max"])
+    assert mem == 512 * 1024 * 1024 == data["type"]["memory_mib"] * 1024 * 1024
+    assert data["kernel"]["instance"] == platform.release() and data["kernel"]["shared"] is True
+    names = [step["name"] for step in data["runtime_chain"]]
+    assert names[0] == "dockerd" and "containerd" in names and "containerd-shim" in names
+    assert data["rootfs"]["storage_driver"] and data["rootfs"]["image_layers"]
+
+
+def test_internals_of_another_account_are_hidden(server, cleanup):
+    a = server.new_user(f"ina-{server.port}")
+    b = server.new_user(f"inb-{server.port}")
+    inst = a.ok("POST", "/instances", 201, json={"image": "tiny"})
+    cleanup.append((a, inst["id"]))
+    status, body = b("GET", f"/instances/{inst['id']}/internals")
+    assert status == 404 and body["error"]["code"] == "InvalidInstanceID.NotFound"
+
+
+def test_info_reports_the_host(server, user):
+    info = user.ok("GET", "/info")
+    host = info["host"]
+    assert host["kernel"] == platform.release()
+    with open("/proc/cpuinfo") as f:
+        assert host["runs_in_vm"] == (" hypervisor" in f.read())
+    assert info["engines"]["container"]["available"] is True
