@@ -410,7 +410,8 @@ class LibvirtDriver:
         for ip in candidates[start:] + candidates[:start]:
             if ip in used:
                 continue
-            host = ET.Element("host", mac=mac, name=hostname[:63], ip=ip)
+            # Named after the instance id: libvirt refuses two entries with the same name.
+            host = ET.Element("host", mac=mac, name=instance_id, ip=ip)
             try:
                 net.update(
                     libvirt.VIR_NETWORK_UPDATE_COMMAND_ADD_LAST,
@@ -421,16 +422,16 @@ class LibvirtDriver:
                 )
                 return ip
             except libvirt.libvirtError as e:
-                if "already" in str(e) or "duplicate" in str(e).lower():
+                if any(w in str(e).lower() for w in ("existing", "already", "duplicate")):
                     continue
                 raise
         raise EngineError(f"no free address left in {self.network}")
 
-    def _release_ip(self, mac: str) -> None:
+    def _release_ip(self, mac: str, instance_id: str) -> None:
         try:
             net = self.conn.networkLookupByName(self.network_name)
             for h in ET.fromstring(net.XMLDesc(0)).iter("host"):
-                if h.get("mac") == mac:
+                if h.get("mac") == mac or h.get("name") == instance_id:
                     flags = libvirt.VIR_NETWORK_UPDATE_AFFECT_CONFIG
                     if net.isActive():
                         flags |= libvirt.VIR_NETWORK_UPDATE_AFFECT_LIVE
@@ -503,7 +504,7 @@ class LibvirtDriver:
         return d
 
     def _domain_xml(self, spec: LaunchSpec, vm: dict, hv: dict, inst_dir: Path, mac: str, ip: str,
-                    ports: list[PortForward]) -> str:
+                    ports: list[PortForward], auto_ports: set[int] = frozenset()) -> str:
         name = self._engine_id(spec.instance_id)
         d = self._domain_xml_base(
             name, hv["domain_type"], spec.type.vcpus, spec.type.memory_mib, vm, vm.get("cmdline", ""),
@@ -523,9 +524,7 @@ class LibvirtDriver:
             ("guest-kernel", vm.get("guest_kernel", "")), ("ssh-user", vm.get("ssh_user", "root")),
         ):
             ET.SubElement(m, f"{{{NS}}}{k}").text = v
-        ports_el = ET.SubElement(m, f"{{{NS}}}ports")
-        for p in ports:
-            ET.SubElement(ports_el, f"{{{NS}}}port", guest=str(p.guest), host=str(p.host), protocol=p.protocol)
+        self._ports_xml(m, ports, auto_ports)
         dev = d.find("devices")
         disk = ET.Element("disk", type="file", device="disk")
         ET.SubElement(disk, "driver", name="qemu", type="qcow2", discard="unmap")
@@ -545,13 +544,21 @@ class LibvirtDriver:
         ET.register_namespace(NS_KEY, NS)
         return ET.tostring(d, encoding="unicode")
 
+    @staticmethod
+    def _ports_xml(parent: ET.Element, ports, auto_ports) -> ET.Element:
+        ports_el = ET.SubElement(parent, f"{{{NS}}}ports")
+        for p in ports:
+            attrs = {"guest": str(p.guest), "host": str(p.host), "protocol": p.protocol}
+            if p.guest in auto_ports:
+                attrs["auto"] = "yes"  # added by the driver (SSH), not asked for
+            ET.SubElement(ports_el, f"{{{NS}}}port", attrs)
+        return ports_el
+
     # -- validation ----------------------------------------------------------------
     def _validate(self, spec: LaunchSpec, vm: dict) -> tuple[str, tuple[str, ...]]:
         if not IID.match(spec.instance_id):
             raise InvalidParameter(f"invalid instance id {spec.instance_id!r}", code="InvalidInstanceID.Malformed")
-        hostname = spec.hostname or spec.instance_id
-        if not HOSTNAME.match(hostname):
-            raise InvalidParameter(f"invalid hostname {hostname[:70]!r}: letters, digits and '-', at most 63")
+        hostname = self._hostname(spec.hostname, spec.instance_id)
         keys = tuple(validate_public_key(k) for k in spec.ssh_keys)
         with _engine_errors("host info"):
             node = self.conn.getInfo()
@@ -575,6 +582,14 @@ class LibvirtDriver:
             if p.protocol != "tcp" or not 0 < p.guest < 65536 or (p.host is not None and not 1024 <= p.host < 65536):
                 raise InvalidParameter(f"invalid port forward {p}")
         return hostname, keys
+
+    @staticmethod
+    def _hostname(name: str, instance_id: str) -> str:
+        """A valid DNS label from an instance name ('web_1.prod' -> 'web-1-prod')."""
+        if name and HOSTNAME.match(name):
+            return name
+        clean = re.sub(r"[^A-Za-z0-9-]+", "-", name or "").strip("-")[:63].strip("-")
+        return clean if clean and HOSTNAME.match(clean) else instance_id
 
     # -- lifecycle -------------------------------------------------------------------
     @staticmethod
@@ -626,13 +641,15 @@ class LibvirtDriver:
                 self._write_seed(inst_dir, spec, hostname, keys + (self._mgmt_public_key(),))
                 ip = self._reserve_ip(net, spec.instance_id, mac, hostname)
                 ports = list(spec.ports)
+                auto = set()
                 if vm.get("ssh") and not any(p.guest == 22 for p in ports):
                     ports.append(PortForward(22, None))
+                    auto.add(22)
                 bound = []
                 for p in ports:
                     host = self.forwarder.open(f"{engine_id}:{p.guest}", p.host, self._resolver(engine_id, ip, p.guest))
                     bound.append(PortForward(p.guest, host, p.protocol))
-                xml = self._domain_xml(spec, vm, hv, inst_dir, mac, ip, bound)
+                xml = self._domain_xml(spec, vm, hv, inst_dir, mac, ip, bound, auto)
                 dom = self.conn.defineXML(xml)
                 defined = True
                 self._mark_boot(inst_dir)
@@ -713,7 +730,7 @@ class LibvirtDriver:
             try:
                 dom = self.conn.lookupByName(engine_id)
                 if mac is None:
-                    mac = self._meta(dom).get("mac")
+                    mac = self._meta(dom).get("mac") or None
                 try:
                     dom.destroy()
                 except libvirt.libvirtError:
@@ -723,8 +740,9 @@ class LibvirtDriver:
                 )
             except libvirt.libvirtError:
                 pass
-        if mac:
-            self._release_ip(mac)
+        # The MAC (and the reservation's name) follow from the instance id, so the DHCP
+        # entry goes even when the domain was undefined behind our back.
+        self._release_ip(mac or _mac_for(engine_id[3:]), engine_id[3:])
         self._ready.pop(engine_id, None)
         shutil.rmtree(self._inst_dir(engine_id), ignore_errors=True)
 
@@ -874,6 +892,40 @@ class LibvirtDriver:
                 out[meta["instance-id"]] = dom.name()
         return out
 
+    def set_forwards(self, engine_id: str, ports: tuple[PortForward, ...]) -> EngineInstance:
+        """Make the instance's forwards exactly `ports` (plus the automatic SSH forward
+        unless 22 is among them); host ports of None are picked here. Persisted in the
+        domain's metadata, applied at once whether the VM runs or not."""
+        dom = self._dom(engine_id)
+        meta = self._meta(dom)
+        wanted = {p.guest: p for p in ports}
+        auto = set()
+        for p in meta.get("ports", []):
+            if p.guest in meta.get("auto_ports", set()) and p.guest not in wanted:
+                wanted[p.guest] = p
+                auto.add(p.guest)
+        current = {p.guest: p for p in meta.get("ports", [])}
+        for guest, p in current.items():
+            if guest not in wanted or (wanted[guest].host not in (None, p.host)):
+                self.forwarder.close(f"{engine_id}:{guest}")
+        bound = []
+        for guest, p in sorted(wanted.items()):
+            host = self.forwarder.open(f"{engine_id}:{guest}", p.host, self._resolver(engine_id, meta.get("ip"), guest))
+            bound.append(PortForward(guest, host, p.protocol))
+        with _engine_errors(f"set forwards {engine_id}"):
+            raw = dom.metadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, NS, 0)
+            root = ET.fromstring(raw)
+            for el in list(root):
+                if el.tag.split("}")[-1] == "ports":
+                    root.remove(el)
+            self._ports_xml(root, bound, auto)
+            for el in root.iter():  # libvirt adds the namespace itself and refuses a declared one
+                el.tag = el.tag.split("}")[-1]
+            flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG | (libvirt.VIR_DOMAIN_AFFECT_LIVE if dom.isActive() else 0)
+            dom.setMetadata(libvirt.VIR_DOMAIN_METADATA_ELEMENT, ET.tostring(root, encoding="unicode"),
+                            NS_KEY, NS, flags)
+        return self._describe(dom)
+
     def restore_forwards(self) -> None:
         """Re-open the port forwards of every managed domain (call once at server start)."""
         for engine_id in self.list_managed(self.cloud_label).values():
@@ -966,6 +1018,7 @@ class LibvirtDriver:
                 out["ports"] = [
                     PortForward(int(p.get("guest")), int(p.get("host")), p.get("protocol", "tcp")) for p in el
                 ]
+                out["auto_ports"] = {int(p.get("guest")) for p in el if p.get("auto") == "yes"}
             else:
                 out[tag] = el.text or ""
         return out
