@@ -82,11 +82,21 @@ def start_background(cloud: Cloud, interval: float = 5.0) -> threading.Thread:
     except CloudError:
         log.exception("the S3 storage engine did not start; S3 requests will answer ServiceUnavailable")
     try:
+        cloud.restore_forwards()
+    except Exception:
+        log.exception("restoring port forwards failed")
+    try:
         log.info("reconcile at start: %s", cloud.reconcile())
     except Exception:
         log.exception("reconcile at start failed; serving recorded states")
 
     def loop():
+        vm = cloud.drivers.get("vm")
+        if vm is not None and hasattr(vm, "hypervisor"):
+            try:  # settle auto mode (a KVM probe can take a while) before the first VM is asked for
+                log.info("hypervisor: %s", vm.hypervisor())
+            except Exception:
+                log.exception("choosing the hypervisor failed")
         while True:
             threading.Event().wait(interval)
             try:
