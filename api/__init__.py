@@ -56,6 +56,8 @@ def create_app(config: Config | None = None, cloud: Cloud | None = None, backgro
     from .rest import bp as rest_bp
 
     flask_app.register_blueprint(rest_bp)
+    from .web import register as register_web  # console at /ui, admin REST (PATCH /accounts/<name>)
+    register_web(flask_app)
 
     @flask_app.get("/")
     def root():
