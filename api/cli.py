@@ -256,6 +256,16 @@ def serve(ctx, host, port, threads):
     ctx.obj["config"] = config
     from emulator.services import Cloud
 
+    import socket
+
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((config.host, config.port))
+        except OSError as e:
+            raise click.ClickException(
+                f"cannot listen on {config.host}:{config.port} ({e.strerror}): is pocketcloud already running? "
+                "Stop it, or pick another port with --port or POCKETCLOUD_PORT")
     boot = Cloud(config)
     boot.bootstrap()  # create the admin and its credentials before the first request
     boot.store.close()  # gunicorn forks the worker next
