@@ -51,6 +51,7 @@ HINTS = {
     "PortInUse": "give only the guest port (--port 80) and pocketcloud picks a free host port",
     "AccountAlreadyExists": "`pocketcloud accounts ls` lists the accounts",
     "NoSuchBucket": "`pocketcloud buckets ls` lists your buckets",
+    "NoSuchKey": "`pocketcloud buckets ls s3://BUCKET/` lists its objects",
     "BucketNotEmpty": "empty it first, or `pocketcloud buckets rb NAME --force`",
 }
 
@@ -188,6 +189,7 @@ def _fail(ctx_output: str, err: ApiError) -> None:
         hint = HINTS.get(err.code)
         if hint and "`" in hint and hint.split("`")[1] in err.message:
             hint = None  # the server's message already says it
+        if hint:
             click.echo(f"hint: {hint}", err=True)
     sys.exit(EXIT_USAGE if err.status == 0 else EXIT_API)
 
@@ -841,47 +843,43 @@ def accounts_quota(ctx, name, max_instances, storage):
 # -- buckets -----------------------------------------------------------------------------
 @main.group()
 def buckets():
-    """S3 buckets (through the S3 gateway on the same endpoint, as `aws s3` does)."""
+    """S3 buckets: make, list, copy to and from, share, presign (REST /api/v1/buckets).
+
+    The same buckets answer `aws s3` and boto3 on the same endpoint.
+    """
 
 
-def _s3(ctx):
+def _storage_call(ctx, method: str, path: str, **kw):
+    """A /buckets call; a cloud without object storage gets one clear message."""
     try:
-        import boto3
-        from botocore.config import Config as BotoConfig
-    except ImportError:
-        raise LocalError("the buckets commands need boto3: pip install boto3") from None
-    c = _client(ctx)
-    return boto3.client("s3", endpoint_url=c.endpoint, aws_access_key_id=c.key_id, aws_secret_access_key=c.secret,
-                        region_name=_config(ctx).region,
-                        config=BotoConfig(s3={"addressing_style": "path"}, retries={"max_attempts": 1},
-                                          signature_version="s3v4", connect_timeout=5, read_timeout=300))
+        return _client(ctx).call(method, path, **kw)
+    except ApiError as e:
+        raise _storage_error(e) from None
 
 
-def _s3_call(fn, *args, **kwargs):
-    """Run a boto3 call, turning its errors into ApiError (NotImplemented = no gateway yet)."""
-    from botocore.exceptions import ClientError, EndpointConnectionError
-
-    try:
-        return fn(*args, **kwargs)
-    except ClientError as e:
-        err = e.response.get("Error", {})
-        status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 500)
-        code = err.get("Code") or str(status)
-        if code == "NotImplemented":
-            raise ApiError(501, code, "this pocketcloud has no S3 storage yet (the gateway answers "
-                                      "NotImplemented)") from None
-        if code in ("404", "NoSuchKey") and not err.get("Message"):
-            raise ApiError(404, "NoSuchKey", "no such object") from None
-        raise ApiError(status, code, err.get("Message") or code) from None
-    except EndpointConnectionError:
-        raise ApiError(0, "Unreachable", "cannot reach the S3 gateway; start pocketcloud with `make up`") from None
+def _storage_error(e: ApiError) -> ApiError:
+    if e.code == "NotImplemented" or (e.status == 404 and e.code == "NotFound" and "no such endpoint" in e.message):
+        return ApiError(501, "NotImplemented", "this pocketcloud has no object storage (yet): "
+                                               "`pocketcloud status` shows the storage engine")
+    return e
 
 
-def _s3_url(value: str) -> tuple[str, str] | None:
-    if value.startswith("s3://"):
-        bucket, _, key = value[5:].partition("/")
-        return bucket, key
-    return None
+def _bucket_target(value: str) -> tuple[str, str]:
+    """s3://BUCKET/KEY or BUCKET[/KEY] -> (bucket, key)."""
+    bucket, _, key = value.removeprefix("s3://").partition("/")
+    if not bucket:
+        raise click.BadParameter(f"{value!r}: use s3://BUCKET/KEY")
+    return bucket, key
+
+
+BUCKET_COLUMNS = ["name", "access", "yours", "objects", "size", "created_at"]
+CELLS.update({
+    "yours": lambda r: "owner" if r.get("owned", True) else f"shared ({r.get('my_access')})",
+    "objects": lambda r: (r.get("usage") or {}).get("objects"),
+})
+_size_cell = CELLS["size"]
+CELLS["size"] = lambda r: (_size((r.get("usage") or {}).get("bytes")) if "usage" in r else
+                           r["size"] if isinstance(r.get("size"), str) else _size_cell(r))
 
 
 @buckets.command("mb")
@@ -890,73 +888,65 @@ def _s3_url(value: str) -> tuple[str, str] | None:
 @click.pass_context
 def buckets_mb(ctx, name, public):
     """Make a bucket (names are global, as in S3)."""
-    s3 = _s3(ctx)
-    name = name.removeprefix("s3://").rstrip("/")
-    kwargs = {"ACL": "public-read"} if public else {}
-    _s3_call(s3.create_bucket, Bucket=name, **kwargs)
-    emit(ctx, {"name": name, "access": "public-read" if public else "private"}, ["name", "access"])
+    b = _storage_call(ctx, "POST", "/buckets", json={"name": _bucket_target(name)[0],
+                                                       "access": "public-read" if public else "private"})
+    emit(ctx, b, BUCKET_COLUMNS)
 
 
 @buckets.command("ls")
 @click.argument("target", required=False)
+@click.option("--recursive", "-r", is_flag=True, help="list every key, not just one level")
 @click.pass_context
-def buckets_ls(ctx, target):
-    """List your buckets, or the objects in s3://BUCKET[/PREFIX]."""
-    s3 = _s3(ctx)
+def buckets_ls(ctx, target, recursive):
+    """List your buckets (own and shared), or the objects in s3://BUCKET[/PREFIX]."""
     if not target:
-        res = _s3_call(s3.list_buckets)
-        rows = [{"name": b["Name"], "created": b["CreationDate"].strftime("%Y-%m-%dT%H:%M:%SZ")}
-                for b in res.get("Buckets", [])]
-        return emit(ctx, {"buckets": rows}, ["name", "created"], key="buckets",
+        return emit(ctx, _storage_call(ctx, "GET", "/buckets"), BUCKET_COLUMNS, key="buckets",
                     empty="no buckets: `pocketcloud buckets mb NAME`")
-    bucket, prefix = _s3_url(target) or (target, "")
-    rows, token = [], None
+    bucket, prefix = _bucket_target(target)
+    objects, prefixes, token = [], [], None
     while True:
-        kw = {"Bucket": bucket, "Prefix": prefix, **({"ContinuationToken": token} if token else {})}
-        res = _s3_call(s3.list_objects_v2, **kw)
-        rows += [{"key": o["Key"], "size": o["Size"], "modified": o["LastModified"].strftime("%Y-%m-%dT%H:%M:%SZ")}
-                 for o in res.get("Contents", [])]
-        token = res.get("NextContinuationToken")
+        params = {"prefix": prefix, **({} if recursive else {"delimiter": "/"}), **({"token": token} if token else {})}
+        page = _storage_call(ctx, "GET", f"/buckets/{bucket}/objects", params=params)
+        objects += page["objects"]
+        prefixes += page.get("prefixes") or []
+        token = page.get("next_token")
         if not token:
             break
-    emit(ctx, {"bucket": bucket, "objects": rows}, ["key", "size", "modified"], key="objects",
-         empty=f"s3://{bucket}/{prefix} is empty")
+    if _json_mode(ctx):
+        return _print_json({"bucket": bucket, "prefix": prefix, "prefixes": prefixes, "objects": objects})
+    rows = [{"key": p, "size": None, "last_modified": "PRE"} for p in prefixes] + \
+           [{"key": o["key"], "size": _size(o["size"]), "last_modified": o.get("last_modified")} for o in objects]
+    _table(rows, ["key", "size", "last_modified"], empty=f"s3://{bucket}/{prefix} is empty")
 
 
 @buckets.command("rb")
 @click.argument("name")
-@click.option("--force", is_flag=True, help="delete its objects first")
+@click.option("--force", is_flag=True, help="delete its objects too")
 @click.pass_context
 def buckets_rb(ctx, name, force):
-    """Remove a bucket."""
-    s3 = _s3(ctx)
-    name = name.removeprefix("s3://").rstrip("/")
-    if force:
-        while True:
-            res = _s3_call(s3.list_objects_v2, Bucket=name)
-            objs = [{"Key": o["Key"]} for o in res.get("Contents", [])]
-            if not objs:
-                break
-            for o in objs:
-                _s3_call(s3.delete_object, Bucket=name, Key=o["Key"])
-    _s3_call(s3.delete_bucket, Bucket=name)
-    emit(ctx, {"name": name, "deleted": True})
+    """Remove a bucket (it must be empty unless --force)."""
+    bucket = _bucket_target(name)[0]
+    _storage_call(ctx, "DELETE", f"/buckets/{bucket}", params={"force": "true"} if force else {})
+    if _json_mode(ctx):
+        _print_json({"name": bucket, "deleted": True})
+    else:
+        click.echo(f"deleted bucket {bucket}", err=True)
 
 
 class _Progress:
-    """boto3 transfer callback -> a rich progress bar on a terminal, nothing otherwise."""
+    """A rich progress bar on a terminal (stderr), nothing otherwise."""
 
     def __init__(self, ctx, label: str, total: int | None):
         self.bar = None
         if sys.stderr.isatty() and not _json_mode(ctx):
-            from rich.progress import (BarColumn, DownloadColumn, Progress, TransferSpeedColumn)
+            from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
             self.bar = Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
                                 TransferSpeedColumn(), console=_console(stderr=True), transient=True)
             self.task = self.bar.add_task(label, total=total)
             self.bar.start()
 
-    def __call__(self, n: int) -> None:
+    def advance(self, n: int) -> None:
         if self.bar:
             self.bar.update(self.task, advance=n)
 
@@ -965,26 +955,48 @@ class _Progress:
             self.bar.stop()
 
 
+class _UploadBody:
+    """A file for requests: known length (so Content-Length is sent), progress as it is read."""
+
+    def __init__(self, f, length: int, progress: _Progress):
+        self.f, self.length, self.progress = f, length, progress
+
+    def __len__(self) -> int:
+        return self.length
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.f.read(n if n and n > 0 else 1 << 20)
+        self.progress.advance(len(data))
+        return data
+
+
 @buckets.command("cp")
 @click.argument("src")
 @click.argument("dst")
 @click.pass_context
 def buckets_cp(ctx, src, dst):
-    """Copy a file to or from a bucket: cp FILE s3://B/KEY, cp s3://B/KEY FILE (- for stdin/stdout)."""
-    s3 = _s3(ctx)
-    s, d = _s3_url(src), _s3_url(dst)
+    """Copy a file to or from a bucket.
+
+    \b
+    pocketcloud buckets cp notes.txt s3://my-bucket/          (key = file name)
+    pocketcloud buckets cp notes.txt s3://my-bucket/docs/n.txt
+    pocketcloud buckets cp s3://my-bucket/docs/n.txt ./n.txt    (- for stdout)
+    """
+    up, down = dst.startswith("s3://"), src.startswith("s3://")
+    if up == down:
+        raise LocalError("exactly one side must be s3://BUCKET/KEY (copy between buckets: download, then upload)")
+    c = _client(ctx)
     started = time.monotonic()
-    if s and d:
-        raise LocalError("copy between buckets: download then upload (cp s3://A/K file; cp file s3://B/K)")
-    if not s and not d:
-        raise LocalError("one side must be s3://BUCKET/KEY")
-    if d:  # upload
-        bucket, key = d
+    if up:
+        bucket, key = _bucket_target(dst)
         if src == "-":
-            body = sys.stdin.buffer.read()
-            key = key or "stdin"
-            _s3_call(s3.put_object, Bucket=bucket, Key=key, Body=body)
-            size = len(body)
+            data = sys.stdin.buffer.read()
+            if not key or key.endswith("/"):
+                raise LocalError("from stdin, give the full key: s3://BUCKET/KEY")
+            try:
+                res = c.call("PUT", f"/buckets/{bucket}/objects/{key}", data=data)
+            except ApiError as e:
+                raise _storage_error(e) from None
         else:
             path = Path(src)
             if not path.is_file():
@@ -994,81 +1006,99 @@ def buckets_cp(ctx, src, dst):
             size = path.stat().st_size
             prog = _Progress(ctx, f"upload {path.name}", size)
             try:
-                _s3_call(s3.upload_file, str(path), bucket, key, Callback=prog)
+                with open(path, "rb") as f:
+                    res = c.call("PUT", f"/buckets/{bucket}/objects/{key}", data=_UploadBody(f, size, prog),
+                                 headers={"Content-Type": "application/octet-stream"})
+            except ApiError as e:
+                raise _storage_error(e) from None
             finally:
                 prog.close()
-        result = {"source": src, "destination": f"s3://{bucket}/{key}", "bytes": size}
+        result = {"source": src, "destination": f"s3://{bucket}/{key}", "bytes": res.get("size"),
+                  "etag": res.get("etag")}
     else:
-        bucket, key = s
+        bucket, key = _bucket_target(src)
+        if not key:
+            raise LocalError("give the object: s3://BUCKET/KEY")
+        try:
+            r = c.request("GET", f"/buckets/{bucket}/objects/{key}", stream=True)
+        except ApiError as e:
+            raise _storage_error(e) from None
+        total = int(r.headers.get("Content-Length") or 0) or None
+        written = 0
         if dst == "-":
-            obj = _s3_call(s3.get_object, Bucket=bucket, Key=key)
-            data = obj["Body"].read()
-            sys.stdout.buffer.write(data)
+            for chunk in r.iter_content(1 << 20):
+                sys.stdout.buffer.write(chunk)
             sys.stdout.flush()
             return
         path = Path(dst)
-        if path.is_dir():
+        if path.is_dir() or dst.endswith("/"):
             path = path / Path(key).name
-        head = _s3_call(s3.head_object, Bucket=bucket, Key=key)
-        prog = _Progress(ctx, f"download {key}", head.get("ContentLength"))
+        prog = _Progress(ctx, f"download {Path(key).name}", total)
+        tmp = path.with_name(path.name + ".part")
         try:
-            _s3_call(s3.download_file, bucket, key, str(path), Callback=prog)
+            with open(tmp, "wb") as f:
+                for chunk in r.iter_content(1 << 20):
+                    f.write(chunk)
+                    written += len(chunk)
+                    prog.advance(len(chunk))
+            if total is not None and written != total:
+                raise ApiError(502, "IncompleteBody", f"got {written} of {total} bytes; try again")
+            tmp.replace(path)
         finally:
             prog.close()
-        result = {"source": src, "destination": str(path), "bytes": path.stat().st_size}
+            tmp.unlink(missing_ok=True)
+        result = {"source": src, "destination": str(path), "bytes": written}
     result["seconds"] = round(time.monotonic() - started, 3)
     if _json_mode(ctx):
         _print_json(result)
     else:
-        click.echo(f"{result['source']} -> {result['destination']} ({_size(result['bytes'])}, {result['seconds']}s)",
+        click.echo(f"{result['source']} -> {result['destination']} ({_size(result['bytes'])} in {result['seconds']}s)",
                    err=True)
 
 
 @buckets.command("presign")
 @click.argument("url")
-@click.option("--expires", default=3600, show_default=True, help="seconds the link is valid")
+@click.option("--expires", default=3600, show_default=True, help="seconds the link is valid (max 604800)")
+@click.option("--method", type=click.Choice(["GET", "PUT"]), default="GET", show_default=True)
 @click.pass_context
-def buckets_presign(ctx, url, expires):
-    """Print a time-limited URL anyone can GET: presign s3://BUCKET/KEY."""
-    target = _s3_url(url)
-    if not target or not target[1]:
-        raise LocalError("give s3://BUCKET/KEY")
-    s3 = _s3(ctx)
-    _s3_call(s3.head_object, Bucket=target[0], Key=target[1])  # fail now rather than hand out a dead link
-    link = s3.generate_presigned_url("get_object", Params={"Bucket": target[0], "Key": target[1]}, ExpiresIn=expires)
+def buckets_presign(ctx, url, expires, method):
+    """Print a time-limited URL for s3://BUCKET/KEY that works without keys (curl it)."""
+    bucket, key = _bucket_target(url)
+    if not key:
+        raise LocalError("give the object: s3://BUCKET/KEY")
+    res = _storage_call(ctx, "POST", f"/buckets/{bucket}/presign", json={"key": key, "expires": expires,
+                                                                         "method": method})
     if _json_mode(ctx):
-        _print_json({"url": link, "expires_in": expires})
+        _print_json(res)
     else:
-        click.echo(link)
+        click.echo(res["url"])
 
 
 @buckets.command("share")
 @click.argument("name")
 @click.option("--public/--private", default=None, help="make its objects readable by anyone, or not")
-@click.option("--with", "grantee", help="account name to share with")
-@click.option("--level", type=click.Choice(["read", "read-write", "none"]), default="read", show_default=True)
+@click.option("--with", "grantee", help="account (name or id) to share with")
+@click.option("--level", type=click.Choice(["read", "read-write", "none"]), default="read", show_default=True,
+              help="what --with gets; none revokes")
 @click.pass_context
 def buckets_share(ctx, name, public, grantee, level):
-    """Share a bucket: --public, or --with ACCOUNT --level read|read-write|none."""
+    """Share a bucket: --public / --private, or --with ACCOUNT [--level read|read-write|none]."""
     if public is None and not grantee:
         raise LocalError("say how to share: --public, --private, or --with ACCOUNT [--level read|read-write|none]")
-    s3 = _s3(ctx)
-    name = name.removeprefix("s3://").rstrip("/")
-    result = {"name": name}
+    bucket = _bucket_target(name)[0]
+    b = None
     if public is not None:
-        _s3_call(s3.put_bucket_acl, Bucket=name, ACL="public-read" if public else "private")
-        result["access"] = "public-read" if public else "private"
+        b = _storage_call(ctx, "PUT", f"/buckets/{bucket}/access",
+                          json={"access": "public-read" if public else "private"})
     if grantee:
-        c = _client(ctx)
-        try:
-            c.call("PUT", f"/buckets/{name}/grants/{grantee}", json={"level": None if level == "none" else level})
-        except ApiError as e:
-            if e.status == 404 and e.code == "NotFound" and "no such endpoint" in e.message:
-                raise ApiError(501, "NotImplemented", "sharing with another account needs the REST endpoint "
-                                                      "/api/v1/buckets, which this pocketcloud lacks") from None
-            raise
-        result["shared_with"] = {grantee: level}
-    emit(ctx, result)
+        if level == "none":
+            b = _storage_call(ctx, "DELETE", f"/buckets/{bucket}/shares/{grantee}")
+        else:
+            b = _storage_call(ctx, "PUT", f"/buckets/{bucket}/shares/{grantee}", json={"level": level})
+    if _json_mode(ctx):
+        return _print_json(b)
+    shares = ", ".join(f"{g.get('account_name') or g['account']}: {g['level']}" for g in b.get("grants", [])) or "nobody"
+    click.echo(f"{b['name']}: {b['access']}; shared with {shares}")
 
 
 if __name__ == "__main__":

@@ -83,7 +83,8 @@ class Client:
     def host(self) -> str:
         return urlparse(self.endpoint).hostname or "127.0.0.1"
 
-    def call(self, method: str, path: str, timeout: float | None = None, **kwargs):
+    def request(self, method: str, path: str, timeout: float | None = None, **kwargs) -> requests.Response:
+        """The raw response (for streaming); errors raised as ApiError like call()."""
         url = f"{self.endpoint}/api/v1{path}"
         try:
             r = self.session.request(method, url, timeout=timeout or self.timeout, **kwargs)
@@ -98,7 +99,13 @@ class Client:
                 code, message = err["code"], err["message"]
             except (ValueError, KeyError, TypeError):
                 code, message = "HTTPError", f"HTTP {r.status_code}: {r.text[:200]}"
+            finally:
+                r.close()
             raise ApiError(r.status_code, code, message)
+        return r
+
+    def call(self, method: str, path: str, timeout: float | None = None, **kwargs):
+        r = self.request(method, path, timeout=timeout, **kwargs)
         if r.status_code == 204:
             return None
         ctype = r.headers.get("Content-Type", "")
