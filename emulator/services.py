@@ -30,6 +30,7 @@ from .images import Images
 from .keypairs import KeyPairs
 from .security_groups import SecurityGroups
 from .state import Store
+from .storage import Storage
 
 log = logging.getLogger("pocketcloud")
 
@@ -121,6 +122,7 @@ class Cloud:
             drivers = {"container": DockerDriver(config.docker_url, config.instance_label)}
         self.drivers = drivers
         self.images = Images(self.store, config.recipes_dir, config.cache_dir, drivers.get("container"))
+        self.storage = Storage(self.store, self.accounts, config)
         self.keypairs = KeyPairs(self.store)
         self.security_groups = SecurityGroups(self.store)
         self._locks: dict[str, threading.Lock] = {}
@@ -556,7 +558,7 @@ class Cloud:
             "endpoint": self.config.endpoint_url,
             "engines": engines,
             "hypervisor": self.hypervisor_info(),
-            "storage": getattr(self, "storage_info", lambda: {"engine": None, "status": "not configured"})(),
+            "storage": self.storage.describe(),
             "host": {**hostinfo.host(), "machine": platform.machine(), "python": platform.python_version()},
             "schema_version": self.store.schema_version,
         }

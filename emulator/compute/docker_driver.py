@@ -259,6 +259,15 @@ class DockerDriver:
                                               for p in chain] + [
                 {"name": f"{out['engine']['runtime']} (exited after creating the namespaces)", "pids": []},
                 {"name": "container PID 1", "pids": [pid], "cmdline": proc["cmdline"]}]
+        # The same few facts for every kind, so a VM and a container can be set side by side.
+        out["summary"] = {
+            "isolation": "namespaces + cgroups, sharing the host kernel",
+            "kernel": platform.release(),
+            "host_pid": pid or None,
+            "host_process": " ".join(out.get("pid1", {}).get("cmdline", [])) or None,
+            "host_memory_bytes": (out.get("cgroup", {}).get("limits", {}).get("memory_usage_bytes") if pid else None),
+            "image_size_bytes": image.get("Size"),
+        }
         return out
 
     # -- images ------------------------------------------------------------------
