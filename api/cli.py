@@ -687,6 +687,84 @@ def explain(ctx, instance_id):
     con.print(f"[dim](read live in {data.get('read_in_ms')} ms)[/]")
 
 
+@main.command()
+@click.argument("first", shell_complete=complete_instance)
+@click.argument("second", shell_complete=complete_instance)
+@click.pass_context
+def compare(ctx, first, second):
+    """Set two running instances side by side (typically a VM and a container of the same image).
+
+    The same probes run inside both (kernel, PID 1, processes, a CPU loop, memory beyond the
+    type's limit) next to what the host sees of each (its PID, its memory).
+    """
+    from . import lab
+
+    c = _client(ctx)
+    rows = []
+    for iid in (first, second):
+        _note(ctx, f"probing {iid} ...")
+        rows.append(lab.measure(c, iid))
+    if _json_mode(ctx):
+        return _print_json({"instances": rows})
+    table = lab.table(rows[0], rows[1])
+    table[0] = ["", f"{rows[0]['kind']} {rows[0]['id']}", f"{rows[1]['kind']} {rows[1]['id']}"]
+    click.echo("\n".join(line.rstrip() for line in lab.render(table).splitlines()))
+
+
+@main.group()
+def lab():
+    """Teaching labs that drive the public API like any student script."""
+
+
+def _need_matplotlib() -> None:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise LocalError("the labs draw charts with matplotlib: pip install 'pocketcloud[labs]' "
+                         "(or pip install matplotlib)") from None
+
+
+@lab.command("isolation")
+@click.option("--image", default="tiny", show_default=True)
+@click.option("--type", "itype", default="t2.nano", show_default=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("lab-isolation"),
+              show_default=True, help="where the report, JSON and chart go")
+@click.pass_context
+def lab_isolation(ctx, image, itype, out):
+    """Launch IMAGE once as a VM and once as a container, probe both, write a report."""
+    from . import lab as labs
+
+    _need_matplotlib()
+    res = labs.isolation(_client(ctx), out, itype=itype, image=image, progress=lambda m: _note(ctx, m))
+    if _json_mode(ctx):
+        return _print_json(res)
+    click.echo(labs.render(res["table"]))
+    _note(ctx, f"report: {res['report']}  chart: {res['chart']}")
+
+
+@lab.command("density")
+@click.option("--count", default=5, show_default=True, help="instances of each kind")
+@click.option("--kind", "kinds", multiple=True, type=click.Choice(["container", "vm"]),
+              help="repeatable; default both")
+@click.option("--image", default="tiny", show_default=True)
+@click.option("--type", "itype", default="t2.nano", show_default=True)
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("lab-density"),
+              show_default=True)
+@click.pass_context
+def lab_density(ctx, count, kinds, image, itype, out):
+    """Start COUNT instances of each kind one by one, reading host memory after each."""
+    from . import lab as labs
+
+    _need_matplotlib()
+    res = labs.density(_client(ctx), out, count, itype=itype, image=image, kinds=tuple(kinds) or ("container", "vm"),
+                       progress=lambda m: _note(ctx, m))
+    if _json_mode(ctx):
+        return _print_json(res)
+    for kind, pts in res["series"].items():
+        click.echo(f"{kind:10} " + "  ".join(f"{n}:+{mib:.0f}MiB" for n, mib in pts[1:]))
+    _note(ctx, f"chart: {res['chart']}")
+
+
 # -- keys --------------------------------------------------------------------------------
 @main.group()
 def keys():
@@ -1099,6 +1177,26 @@ def buckets_share(ctx, name, public, grantee, level):
         return _print_json(b)
     shares = ", ".join(f"{g.get('account_name') or g['account']}: {g['level']}" for g in b.get("grants", [])) or "nobody"
     click.echo(f"{b['name']}: {b['access']}; shared with {shares}")
+
+
+def _set_output(ctx, param, value):
+    if value is not None:
+        ctx.find_root().obj["output"] = value
+    return value
+
+
+def _output_everywhere(group: click.Group) -> None:
+    """`-o json` works after any subcommand too (pocketcloud instances ls -o json)."""
+    for cmd in group.commands.values():
+        if not any(p.name == "output" for p in cmd.params):
+            cmd.params.append(click.Option(["--output", "-o"], type=click.Choice(["table", "json"]), default=None,
+                                           expose_value=False, is_eager=True, callback=_set_output,
+                                           help="output format (same as the global -o)"))
+        if isinstance(cmd, click.Group):
+            _output_everywhere(cmd)
+
+
+_output_everywhere(main)
 
 
 if __name__ == "__main__":

@@ -100,6 +100,7 @@ def test_instance_lifecycle(cli, terminate_all):
     assert cli("instances", "exec", iid, "uname", "-r").stdout.strip() == platform.release()
     assert cli("instances", "exec", iid, "--", "sh", "-c", "echo oops >&2; exit 3", rc=3).stderr.strip() == "oops"
     assert cli.json("instances", "exec", iid, "hostname", rc=0)["exit_code"] == 0
+    assert cli("instances", "show", iid, "-o", "json").stdout.startswith("{")  # -o after the subcommand too
 
     stopped = cli.json("instances", "stop", iid, "--wait")
     assert stopped["state"] == "stopped" and stopped["previous_state"] == "running"
@@ -116,6 +117,18 @@ def test_instance_lifecycle(cli, terminate_all):
     gone = cli.json("instances", "rm", iid)
     assert gone["state"] == "terminated"
     assert cli("instances", "exec", iid, "true", rc=1).stderr.startswith("error: ")
+
+
+def test_compare_two_instances_side_by_side(cli, terminate_all):
+    a = cli.json("instances", "run", "tiny", "--type", "t2.nano")["id"]
+    b = cli.json("instances", "run", "tiny", "--type", "t2.micro")["id"]
+    rows = cli.json("compare", a, b)["instances"]
+    assert [r["id"] for r in rows] == [a, b]
+    assert rows[0]["kernel"] == rows[1]["kernel"] == platform.release()  # containers share the host kernel
+    assert rows[0]["host_pid"] != rows[1]["host_pid"]
+    assert "OOM" in rows[0]["memory_test"] or "refused" in rows[0]["memory_test"]
+    text = cli("compare", a, b).stdout
+    assert f"container {a}" in text and "kernel (uname -r inside)" in text
 
 
 def test_types_and_images(cli):
