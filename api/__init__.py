@@ -58,6 +58,8 @@ def create_app(config: Config | None = None, cloud: Cloud | None = None, backgro
 
     flask_app.register_blueprint(rest_bp)
     flask_app.register_blueprint(rest_buckets.bp)
+    from .web import register as register_web  # console at /ui, admin REST (PATCH /accounts/<name>)
+    register_web(flask_app)
 
     @flask_app.get("/")
     def root():
