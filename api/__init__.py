@@ -7,78 +7,68 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import TYPE_CHECKING
 
-from flask import Flask, redirect
+# Flask, the engines' clients and the services are imported where the server is built,
+# not here: the CLI imports this package too and should start fast.
+if TYPE_CHECKING:
+    from flask import Flask
 
-from emulator.config import Config
-from emulator.errors import CloudError
-from emulator.services import Cloud
-
-from .errors import ec2_error, s3_error
-from .routing import protocol_of
+    from emulator.config import Config
+    from emulator.services import Cloud
 
 log = logging.getLogger("pocketcloud")
-
-
-def _not_yet(render):
-    def app(environ, start_response):
-        body, status = render(CloudError("this protocol is not available in this pocketcloud yet",
-                                         code="NotImplemented"))
-        start_response(f"{status if status != 500 else 501} Not Implemented",
-                       [("Content-Type", "application/xml"), ("Content-Length", str(len(body.encode())))])
-        return [body.encode()]
-
-    return app
 
 
 class PocketCloudApp:
     """The WSGI callable served on the one port."""
 
-    def __init__(self, cloud: Cloud, flask_app: Flask):
+    def __init__(self, cloud: "Cloud", flask_app: "Flask", protocols: dict):
         self.cloud = cloud
         self.flask = flask_app
-        self.protocols = {"ec2": _not_yet(ec2_error), "s3": _not_yet(s3_error)}
+        self.protocols = protocols
 
     def __call__(self, environ, start_response):
+        from .routing import protocol_of
+
         proto = protocol_of(environ)
         app = self.flask if proto == "web" else self.protocols.get(proto, self.protocols["s3"])
         return app(environ, start_response)
 
 
-def create_app(config: Config | None = None, cloud: Cloud | None = None, background: bool = False) -> PocketCloudApp:
+def create_app(config: "Config | None" = None, cloud: "Cloud | None" = None,
+               background: bool = False) -> PocketCloudApp:
+    from flask import Flask
+
+    from emulator.config import Config
+    from emulator.services import Cloud
+
+    from . import rest_buckets
+    from .ec2 import create_ec2_app
+    from .rest import bp as rest_bp
+    from .s3 import create_s3_app
+    from .web import register as register_web
+
     config = config or Config()
     cloud = cloud or Cloud(config)
     cloud.bootstrap()
     flask_app = Flask("pocketcloud")
     flask_app.config.update(CLOUD=cloud, MAX_REST_BODY=config.max_rest_body, JSON_SORT_KEYS=False)
     flask_app.json.sort_keys = False
-
-    from . import rest_buckets
-    from .rest import bp as rest_bp
-
     flask_app.register_blueprint(rest_bp)
     flask_app.register_blueprint(rest_buckets.bp)
-    from .web import register as register_web  # console at /ui, admin REST (PATCH /accounts/<name>)
-    register_web(flask_app)
-
-    @flask_app.get("/")
-    def root():
-        return redirect("/api/v1/health")
-
-    app = PocketCloudApp(cloud, flask_app)
-    from .ec2 import create_ec2_app
-    from .s3 import create_s3_app
-
-    app.protocols["ec2"] = create_ec2_app(cloud)
-    app.protocols["s3"] = create_s3_app(cloud)
+    register_web(flask_app)  # console at /ui, admin REST (PATCH /accounts/<name>)
+    app = PocketCloudApp(cloud, flask_app, {"ec2": create_ec2_app(cloud), "s3": create_s3_app(cloud)})
     if background:
         start_background(cloud)
     return app
 
 
-def start_background(cloud: Cloud, interval: float = 5.0) -> threading.Thread:
+def start_background(cloud: "Cloud", interval: float = 5.0) -> threading.Thread:
     """Reconcile once before serving (a restarted server must not answer with stale
     states), then keep records in line with the engines."""
+    from emulator.errors import CloudError
+
     try:
         cloud.storage.start()  # prints which engine serves S3, and why
     except CloudError:

@@ -5,7 +5,7 @@
 # Idempotent: a second run finds everything in place and does nothing.
 set -euo pipefail
 
-PACKAGES=(docker.io iptables curl busybox-static qemu-system-x86 qemu-utils libvirt-daemon-system
+PACKAGES=(docker.io iptables curl openssh-client chromium busybox-static qemu-system-x86 qemu-utils libvirt-daemon-system
           libvirt-clients libvirt-dev pkg-config genisoimage debootstrap kmod cpio dnsmasq-base)
 LOGDIR=${POCKETCLOUD_LOGDIR:-/var/log/pocketcloud}
 
@@ -60,6 +60,12 @@ if ! is_root; then
 fi
 
 mkdir -p "$LOGDIR"
+# What udev does on a normal boot: without it libvirt finds KVM unusable, re-probes QEMU on
+# every call and each define/start takes 30-60 s (KVM use itself is still proven by a probe).
+if [ -c /dev/kvm ] && getent group kvm >/dev/null && [ "$(stat -c %G:%a /dev/kvm)" != kvm:660 ]; then
+  say "giving /dev/kvm to group kvm (mode 0660), as udev would"
+  chgrp kvm /dev/kvm && chmod 0660 /dev/kvm
+fi
 start_daemon dockerd "docker info" dockerd
 wait_for 60 dockerd docker info
 start_daemon virtlogd "pgrep -x virtlogd" virtlogd

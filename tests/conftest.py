@@ -1,4 +1,74 @@
+"""Shared fixtures (integration and browser tests): one real server per session, over real
+engines. A missing engine fails the run (CI must have it); nothing is skipped."""
+from __future__ import annotations
+
+import itertools
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import docker
+import pytest
+
+from emulator.compute.libvirt_driver import LibvirtDriver
+from emulator.config import Config
+
+from tests.integration.cloud import REPO, Server
+
+ARTIFACTS = REPO / "artifacts"
+
+
+@pytest.fixture(scope="session")
+def docker_client():
+    try:
+        client = docker.from_env()
+        client.ping()
+    except Exception as e:  # noqa: BLE001 - any failure here means the engine is missing
+        pytest.fail(f"dockerd is not reachable ({e}); run `make test`, which starts it")
+    return client
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory, docker_client):
+    ARTIFACTS.mkdir(exist_ok=True)
+    home = tmp_path_factory.mktemp("pchome")
+    srv = Server(home, ARTIFACTS)
+    build = srv.cli("images", "build", "tiny", check=False)
+    assert build.returncode == 0, build.stderr
+    srv.start()
+    label = Config(home=home).instance_label
+    yield srv
+    srv.stop()
+    leftovers = docker_client.containers.list(all=True, filters={"label": f"pocketcloud.cloud={label}"})
+    for c in leftovers:
+        c.remove(force=True)
+    vms = LibvirtDriver("qemu:///system", label, home / "vms", network_name=srv.vm_network,
+                        network_cidr=srv.vm_cidr)
+    domains = vms.list_managed(label)
+    for engine_id in domains.values():
+        vms.terminate(engine_id)
+    vms.remove_network()
+    assert not leftovers, f"tests left containers behind: {[c.name for c in leftovers]}"
+    assert not domains, f"tests left VMs behind: {sorted(domains)}"
+    assert not list((home / "vms" / "instances").glob("*")) if (home / "vms" / "instances").exists() else True
+
+
+_names = itertools.count()
+
+
+@pytest.fixture
+def user(server):
+    """A fresh account per test, so tests never see each other's instances."""
+    return server.new_user(f"u{next(_names)}-{server.port}")
+
+
+@pytest.fixture
+def cleanup(server):
+    """Collects (api, instance id) and terminates them after the test, whatever happened."""
+    made: list = []
+    yield made
+    for api, iid in made:
+        api("DELETE", f"/instances/{iid}")
+
+

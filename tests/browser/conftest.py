@@ -13,8 +13,6 @@ from pathlib import Path
 
 import pytest
 
-# the real-server fixtures of the integration tests (server, docker_client, user, cleanup)
-from tests.integration.conftest import cleanup, docker_client, server, user  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[2]
 SHOTS = REPO / "artifacts" / "screenshots"
