@@ -11,7 +11,7 @@ $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@echo "[venv] installing pocketcloud and its test tools into $(VENV)"
 	@$(PY) -m pip install -q --upgrade pip
-	@$(PY) -m pip install -q -e '.[test]'
+	@$(PY) -m pip install -q -e '.[test,vm,labs]'
 	@touch $@
 
 venv: $(VENV)/.installed
@@ -19,19 +19,19 @@ venv: $(VENV)/.installed
 engines:
 	@bash scripts/engines.sh
 
-images: venv engines
+images: engines venv
 	@$(PC) images build tiny
 
-up: venv engines images
+up: engines venv images
 	@$(PC) serve
 
-test: venv engines
+test: engines venv
 	@$(PY) -m pytest -ra $(PYTEST_ARGS)
 
 unit: venv
 	@$(PY) -m pytest -ra tests/unit $(PYTEST_ARGS)
 
-bench: venv engines images
+bench: engines venv images
 	@$(PY) bench/container_start.py
 
 clean:

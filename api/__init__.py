@@ -53,9 +53,13 @@ def create_app(config: Config | None = None, cloud: Cloud | None = None, backgro
     flask_app.config.update(CLOUD=cloud, MAX_REST_BODY=config.max_rest_body, JSON_SORT_KEYS=False)
     flask_app.json.sort_keys = False
 
+    from . import rest_buckets
     from .rest import bp as rest_bp
 
     flask_app.register_blueprint(rest_bp)
+    flask_app.register_blueprint(rest_buckets.bp)
+    from .web import register as register_web  # console at /ui, admin REST (PATCH /accounts/<name>)
+    register_web(flask_app)
 
     @flask_app.get("/")
     def root():
@@ -63,8 +67,10 @@ def create_app(config: Config | None = None, cloud: Cloud | None = None, backgro
 
     app = PocketCloudApp(cloud, flask_app)
     from .ec2 import create_ec2_app
+    from .s3 import create_s3_app
 
     app.protocols["ec2"] = create_ec2_app(cloud)
+    app.protocols["s3"] = create_s3_app(cloud)
     if background:
         start_background(cloud)
     return app
@@ -74,11 +80,25 @@ def start_background(cloud: Cloud, interval: float = 5.0) -> threading.Thread:
     """Reconcile once before serving (a restarted server must not answer with stale
     states), then keep records in line with the engines."""
     try:
+        cloud.storage.start()  # prints which engine serves S3, and why
+    except CloudError:
+        log.exception("the S3 storage engine did not start; S3 requests will answer ServiceUnavailable")
+    try:
+        cloud.restore_forwards()
+    except Exception:
+        log.exception("restoring port forwards failed")
+    try:
         log.info("reconcile at start: %s", cloud.reconcile())
     except Exception:
         log.exception("reconcile at start failed; serving recorded states")
 
     def loop():
+        vm = cloud.drivers.get("vm")
+        if vm is not None and hasattr(vm, "hypervisor"):
+            try:  # settle auto mode (a KVM probe can take a while) before the first VM is asked for
+                log.info("hypervisor: %s", vm.hypervisor())
+            except Exception:
+                log.exception("choosing the hypervisor failed")
         while True:
             threading.Event().wait(interval)
             try:

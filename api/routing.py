@@ -1,21 +1,7 @@
 """Which protocol a request on the one port speaks."""
 from __future__ import annotations
 
-import re
-from urllib.parse import parse_qs
-
-_SCOPE = re.compile(r"Credential=[^/,\s]+/\d{8}/[^/,\s]+/([a-z0-9-]+)/aws4_request")
-
-
-def credential_scope(environ: dict) -> str | None:
-    """The SigV4 service of a signed request ('s3', 'ec2', ...), or None when unsigned."""
-    m = _SCOPE.search(environ.get("HTTP_AUTHORIZATION", ""))
-    if m:
-        return m.group(1)
-    qs = parse_qs(environ.get("QUERY_STRING", ""))
-    cred = (qs.get("X-Amz-Credential") or [""])[0]
-    parts = cred.split("/")
-    return parts[3] if len(parts) == 5 else None
+from .sigv4 import credential_scope
 
 
 def protocol_of(environ: dict) -> str:

@@ -88,7 +88,9 @@ def credential_scope(environ: dict) -> str | None:
 
 
 def is_signed(environ: dict) -> bool:
-    return bool(environ.get("HTTP_AUTHORIZATION")) or "X-Amz-Signature=" in environ.get("QUERY_STRING", "")
+    qs = environ.get("QUERY_STRING", "")
+    return bool(environ.get("HTTP_AUTHORIZATION")) or "X-Amz-Signature=" in qs or (
+        "Signature=" in qs and "AWSAccessKeyId=" in qs)
 
 
 # -- request parts ----------------------------------------------------------------------
@@ -168,7 +170,7 @@ def verify(environ: dict, secret_lookup: SecretLookup, *, body: bytes | None = N
     if "X-Amz-Signature=" in environ.get("QUERY_STRING", ""):
         return _verify_presigned(environ, secret_lookup, now)
     if "Signature=" in environ.get("QUERY_STRING", "") and "AWSAccessKeyId=" in environ.get("QUERY_STRING", ""):
-        raise InvalidParameter("Signature Version 2 is not supported; use AWS4-HMAC-SHA256", code="InvalidRequest")
+        return _verify_v2_query(environ, secret_lookup, now)
     raise Forbidden("the request is not signed", code="AccessDenied")
 
 
@@ -286,6 +288,51 @@ def _verify_presigned(environ, secret_lookup, now) -> Verified:
     else:
         _check_signature("", given or "-", "", "")
     return Verified(account, scope.key_id, scope, amz_date, given, key, payload_hash, True)
+
+
+# Sub-resources that S3's Signature Version 2 signs (as botocore's HmacV1Auth lists them).
+V2_SUBRESOURCES = {
+    "accelerate", "acl", "cors", "defaultObjectAcl", "location", "logging", "partNumber", "policy",
+    "requestPayment", "torrent", "versioning", "versionId", "versions", "website", "uploads", "uploadId",
+    "response-content-type", "response-content-language", "response-expires", "response-cache-control",
+    "response-content-disposition", "response-content-encoding", "delete", "lifecycle", "tagging", "restore",
+    "storageClass", "notification", "replication", "analytics", "metrics", "inventory", "select", "select-type",
+    "object-lock",
+}
+
+
+def _verify_v2_query(environ, secret_lookup, now) -> Verified:
+    """S3 presigned URLs in Signature Version 2 (AWSAccessKeyId, Expires, Signature).
+
+    Only S3, and only as query strings: that is what `aws s3 presign` and boto3's
+    generate_presigned_url produce by default. Header-signed SigV2 stays refused.
+    """
+    qs = environ.get("QUERY_STRING", "")
+    pairs = [p.split("=", 1) if "=" in p else [p] for p in qs.split("&") if p]
+    q = {p[0]: unquote(p[1]) if len(p) > 1 else "" for p in pairs}
+    key_id, given, expires = q.get("AWSAccessKeyId", ""), q.get("Signature", ""), q.get("Expires", "")
+    try:
+        expires_at = int(expires)
+    except ValueError:
+        raise InvalidParameter("a presigned URL needs a numeric Expires", code="AuthorizationQueryParametersError") \
+            from None
+    if now.timestamp() > expires_at:
+        raise Forbidden("Request has expired", code="AccessDenied")
+    account, secret = secret_lookup(key_id)
+    headers = _headers(environ)
+    amz = sorted((k, ",".join(v.strip() for v in headers[k].split(","))) for k in headers if k.startswith("x-amz-"))
+    sub = sorted((p[0], unquote(p[1]) if len(p) > 1 else None) for p in pairs if p[0] in V2_SUBRESOURCES)
+    resource = raw_path(environ)
+    if sub:
+        resource += "?" + "&".join(k if v is None else f"{k}={v}" for k, v in sub)
+    sts = "\n".join([environ.get("REQUEST_METHOD", "GET"), headers.get("content-md5", ""),
+                     headers.get("content-type", ""), str(expires_at)] + [f"{k}:{v}" for k, v in amz] + [resource])
+    expected = base64.b64encode(hmac.new(secret.encode(), sts.encode(), hashlib.sha1).digest()).decode()
+    if not hmac.compare_digest(expected, given):
+        _check_signature("", given or "-", "", sts)
+    when = _dt.datetime.fromtimestamp(expires_at, _dt.timezone.utc)
+    scope = Scope(key_id, when.strftime("%Y%m%d"), "us-east-1", "s3")
+    return Verified(account, key_id, scope, when.strftime(AMZ_DATE_FORMAT), given, b"", UNSIGNED_PAYLOAD, True)
 
 
 # -- the body -----------------------------------------------------------------------------

@@ -23,6 +23,8 @@ class Config:
     hypervisor: str = field(default_factory=lambda: _env("POCKETCLOUD_HYPERVISOR", "auto"))
     recipes_dir: Path = field(default_factory=lambda: Path(_env("POCKETCLOUD_RECIPES", str(REPO_ROOT / "images"))))
     cache_dir: Path = field(default_factory=lambda: Path(_env("POCKETCLOUD_CACHE", "~/.cache/pocketcloud")).expanduser())
+    vm_network: str = field(default_factory=lambda: _env("POCKETCLOUD_VM_NETWORK", "pocketcloud"))
+    vm_cidr: str = field(default_factory=lambda: _env("POCKETCLOUD_VM_CIDR", "10.213.0.0/24"))
     s3_endpoint: str = field(default_factory=lambda: _env("POCKETCLOUD_S3_ENDPOINT", ""))
     # A terminated instance stays listed this long, as on EC2, then is forgotten.
     terminated_ttl: int = field(default_factory=lambda: int(_env("POCKETCLOUD_TERMINATED_TTL", "3600")))

@@ -21,6 +21,8 @@ from . import __version__, validation
 from .accounts import Account, Accounts
 from .compute import hostinfo
 from .compute.docker_driver import DockerDriver
+from .compute.forwarder import Forwarder
+from .compute.libvirt_driver import LibvirtDriver
 from .compute.driver import Driver, EngineInstance, ExecResult, LaunchSpec, PortForward
 from .compute.types import DEFAULT_TYPE, INSTANCE_TYPES, InstanceType
 from .config import Config
@@ -30,6 +32,7 @@ from .images import Images
 from .keypairs import KeyPairs
 from .security_groups import SecurityGroups
 from .state import Store
+from .storage import Storage
 
 log = logging.getLogger("pocketcloud")
 
@@ -118,15 +121,28 @@ class Cloud:
         self.store = Store(config.db_path)
         self.accounts = Accounts(self.store, config.secret_key_path)
         if drivers is None:
-            drivers = {"container": DockerDriver(config.docker_url, config.instance_label)}
+            drivers = self._default_drivers(config)
         self.drivers = drivers
         self.images = Images(self.store, config.recipes_dir, config.cache_dir, drivers.get("container"))
+        self.storage = Storage(self.store, self.accounts, config)
         self.keypairs = KeyPairs(self.store)
         self.security_groups = SecurityGroups(self.store)
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._port_lock = threading.Lock()
         self.started_at = time.time()
+
+    def _default_drivers(self, config: Config) -> dict[str, Driver]:
+        # One forwarder for both kinds: every 127.0.0.1 forward lives in this process.
+        forwarder = Forwarder()
+        tiny_vm = self.store.one("SELECT ref FROM images WHERE name='tiny' AND kind='vm'")
+        return {
+            "container": DockerDriver(config.docker_url, config.instance_label, forwarder=forwarder),
+            "vm": LibvirtDriver(config.libvirt_uri, config.instance_label, config.home / "vms",
+                                hypervisor=config.hypervisor, network_name=config.vm_network,
+                                network_cidr=config.vm_cidr, forwarder=forwarder,
+                                probe_image=tiny_vm["ref"] if tiny_vm else None),
+        }
 
     # -- bootstrap -----------------------------------------------------------------
     def bootstrap(self) -> Account:
@@ -196,14 +212,21 @@ class Cloud:
             ssh_keys.append(self.keypairs.get(caller.id, key_name).public_key)
         groups = [self.security_groups.get(caller.id, g) for g in security_groups] if security_groups else []
         asked = {p.guest for p in clean_ports}
+        if kind == "vm" and json.loads(image_row["details"] or "{}").get("ssh") and 22 not in asked and not groups:
+            # SSH is how a VM is reached: forwarded by default, unless security groups decide (EC2)
+            clean_ports += (PortForward(22),)
+            asked.add(22)
         group_ports = [g for g in SecurityGroups.ports(groups) if g not in asked]
         clean_ports += tuple(PortForward(g) for g in group_ports)
         if len(clean_ports) > 32:
             raise InvalidParameter("at most 32 forwarded ports per instance (explicit ports and security group rules)")
+        driver = self.driver(kind)
         details = {"image_ref": image_row["ref"], **(extra or {})}
+        if hasattr(driver, "hypervisor"):
+            hv = driver.hypervisor()
+            details.update(hypervisor=hv["mode"], hypervisor_reason=hv["reason"])
         if groups:
             details["security_groups"] = [g.id for g in groups]
-        driver = self.driver(kind)
         now = time.time()
         with self._port_lock, self.store.tx() as c:
             count = c.execute(
@@ -221,10 +244,13 @@ class Cloud:
                              for p in clean_ports]), clean_ud, json.dumps(clean_tags), key_name,
                  json.dumps(details), now, now),
             )
+        # Containers get the ports asked for at create published by dockerd; group ports are
+        # applied after launch, as forwards that can change while the instance runs.
+        launch_ports = clean_ports if kind == "vm" else tuple(p for p in clean_ports if p.guest not in group_ports)
         spec = LaunchSpec(
             instance_id=inst_id, owner=caller.id, name=name, image_ref=image_row["ref"], type=itype,
-            ports=clean_ports, user_data=clean_ud, hostname=name if name != inst_id else inst_id,
-            ssh_keys=tuple(ssh_keys),
+            ports=launch_ports, user_data=clean_ud, hostname=name if name != inst_id else inst_id,
+            ssh_keys=tuple(ssh_keys), auto_ssh=False,
         )
         try:
             engine = driver.launch(spec)
@@ -233,7 +259,27 @@ class Cloud:
             with self.store.tx() as c:
                 c.execute("DELETE FROM instances WHERE id=?", (inst_id,))
             raise
-        return self._apply_engine(self._row(inst_id), engine)
+        inst = self._apply_engine(self._row(inst_id), engine)
+        if group_ports and kind != "vm":
+            try:
+                self._apply_forwards(inst)
+            except BaseException:
+                self.terminate_instance(caller, inst_id)
+                raise
+        return inst
+
+    def restore_forwards(self) -> None:
+        """Forwards live in this process: after a restart, open them again."""
+        vm = self.drivers.get("vm")
+        if vm is not None and hasattr(vm, "restore_forwards") and vm.available()[0]:
+            vm.restore_forwards()
+        for inst in [Instance.from_row(r) for r in self.store.query(
+                "SELECT * FROM instances WHERE kind='container' AND state!='terminated'")]:
+            if any(p.get("from_group") for p in inst.ports):
+                try:
+                    self._apply_forwards(inst)
+                except CloudError as e:
+                    log.warning("could not restore the forwards of %s: %s", inst.id, e)
 
     def run_instances(self, caller: Account, count: int = 1, client_token: str | None = None,
                       **kwargs) -> tuple[str, list[Instance]]:
@@ -509,6 +555,8 @@ class Cloud:
                     if e is None:
                         if inst.state == "pending" and not inst.engine_id and time.time() - inst.created_at < 600:
                             continue  # a create in flight in this process
+                        if inst.engine_id:  # what the engine left (disk overlay, forwards, leases) goes too
+                            driver.terminate(inst.engine_id)
                         self._save(inst.id, state="terminated", terminated_at=time.time(),
                                    state_reason=f"Server.EngineRemoved: the {kind} was removed outside pocketcloud")
                         report["terminated"].append(inst.id)
@@ -556,7 +604,7 @@ class Cloud:
             "endpoint": self.config.endpoint_url,
             "engines": engines,
             "hypervisor": self.hypervisor_info(),
-            "storage": getattr(self, "storage_info", lambda: {"engine": None, "status": "not configured"})(),
+            "storage": self.storage.describe(),
             "host": {**hostinfo.host(), "machine": platform.machine(), "python": platform.python_version()},
             "schema_version": self.store.schema_version,
         }

@@ -5,7 +5,7 @@
 # Idempotent: a second run finds everything in place and does nothing.
 set -euo pipefail
 
-PACKAGES=(docker.io iptables busybox-static qemu-system-x86 qemu-utils libvirt-daemon-system
+PACKAGES=(docker.io iptables curl busybox-static qemu-system-x86 qemu-utils libvirt-daemon-system
           libvirt-clients libvirt-dev pkg-config genisoimage debootstrap kmod cpio dnsmasq-base)
 LOGDIR=${POCKETCLOUD_LOGDIR:-/var/log/pocketcloud}
 

@@ -44,7 +44,10 @@ FORWARD_HEADERS = ("content-type", "content-md5", "cache-control", "content-disp
                    "x-amz-metadata-directive", "x-amz-copy-source-if-match", "x-amz-copy-source-if-none-match",
                    "x-amz-copy-source-if-modified-since", "x-amz-copy-source-if-unmodified-since")
 DROP_RESPONSE_HEADERS = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "server",
-                         "date", "x-amz-request-id", "x-amz-id-2", "proxy-authenticate"}
+                         "date", "x-amz-request-id", "x-amz-id-2", "proxy-authenticate",
+                         # request headers the stand-in stores and echoes back as if they were metadata
+                         "x-amz-content-sha256", "x-amz-date", "x-amz-sdk-checksum-algorithm",
+                         "x-amz-decoded-content-length", "x-amz-trailer"}
 
 
 def _iso(ts: float) -> str:
@@ -365,6 +368,8 @@ class S3Gateway:
         headers = {k: v for k, v in req.forward_headers().items()
                    if k in ("range", "if-match", "if-none-match", "if-modified-since", "if-unmodified-since")}
         resp = self.storage.client.request(req.method, req.bucket, req.key, q, headers)
+        if resp.status == 200 and "range" in headers and resp.header("content-range"):
+            resp.status = 206  # the stand-in answers a satisfied Range with 200 + Content-Range
         if req.method == "HEAD":
             resp.read()  # HEAD has no body; this frees the connection
             return Response(resp.status, relay_headers(resp.headers))  # keeps the object's Content-Length

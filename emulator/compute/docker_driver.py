@@ -20,6 +20,7 @@ import requests.exceptions
 from ..errors import AlreadyExists, BackendUnavailable, EngineError, InvalidParameter, InvalidState, NotFound
 from . import hostinfo
 from .driver import EngineInstance, ExecResult, LaunchSpec, PortForward
+from .forwarder import Forwarder
 
 LABEL_CLOUD = "pocketcloud.cloud"
 LABEL_INSTANCE = "pocketcloud.instance"
@@ -78,9 +79,12 @@ def _seed_tar(spec: LaunchSpec) -> bytes:
 class DockerDriver:
     kind = "container"
 
-    def __init__(self, base_url: str, cloud_label: str):
+    def __init__(self, base_url: str, cloud_label: str, forwarder: Forwarder | None = None):
         self.base_url = base_url
         self.cloud_label = cloud_label
+        # Ports asked for at create are published by dockerd; ports opened later (security
+        # group rules) cannot be added to a container, so they go through this forwarder.
+        self.forwarder = forwarder or Forwarder()
         self._client: docker.DockerClient | None = None
         self._exec_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="docker-exec")
 
@@ -185,6 +189,7 @@ class DockerDriver:
         return self._describe(c)
 
     def terminate(self, engine_id: str) -> None:
+        self.forwarder.close_prefix(f"{engine_id}:")
         with _engine_errors("terminate"):
             try:
                 self.client.api.remove_container(engine_id, force=True, v=True)
@@ -223,6 +228,29 @@ class DockerDriver:
             rows = self.client.api.containers(all=True, filters={"label": f"{LABEL_CLOUD}={cloud_label}"})
         return {r["Labels"].get(LABEL_INSTANCE, ""): r["Id"] for r in rows}
 
+    def set_forwards(self, engine_id: str, ports: tuple[PortForward, ...]) -> None:
+        """Make the forwards of a container exactly `ports`: those dockerd published at create
+        stay as they are, the others are relayed to the container's address by the forwarder."""
+        c = self._get(engine_id)
+        published = {int(k.split("/")[0]) for k in (c.attrs.get("HostConfig", {}).get("PortBindings") or {})}
+        wanted = {p.guest: p for p in ports if p.guest not in published}
+        for key in list(self.forwarder.active()):
+            if key.startswith(f"{c.id}:") and int(key.rsplit(":", 1)[1]) not in wanted:
+                self.forwarder.close(key)
+        for guest, p in wanted.items():
+            self.forwarder.open(f"{c.id}:{guest}", p.host, self._resolver(c.id, guest))
+
+    def _resolver(self, engine_id: str, guest: int):
+        def resolve():
+            try:
+                attrs = self.client.api.inspect_container(engine_id)
+            except (docker.errors.DockerException, requests.exceptions.RequestException):
+                return None
+            ip = attrs.get("NetworkSettings", {}).get("IPAddress")
+            return (ip, guest) if ip and attrs.get("State", {}).get("Running") else None
+
+        return resolve
+
     # -- internals ----------------------------------------------------------------
     def internals(self, engine_id: str) -> dict:
         """What really runs: host PID, namespaces vs the host's, cgroup limits, the runtime
@@ -259,6 +287,15 @@ class DockerDriver:
                                               for p in chain] + [
                 {"name": f"{out['engine']['runtime']} (exited after creating the namespaces)", "pids": []},
                 {"name": "container PID 1", "pids": [pid], "cmdline": proc["cmdline"]}]
+        # The same few facts for every kind, so a VM and a container can be set side by side.
+        out["summary"] = {
+            "isolation": "namespaces + cgroups, sharing the host kernel",
+            "kernel": platform.release(),
+            "host_pid": pid or None,
+            "host_process": " ".join(out.get("pid1", {}).get("cmdline", [])) or None,
+            "host_memory_bytes": (out.get("cgroup", {}).get("limits", {}).get("memory_usage_bytes") if pid else None),
+            "image_size_bytes": image.get("Size"),
+        }
         return out
 
     # -- images ------------------------------------------------------------------

@@ -33,6 +33,9 @@ class LaunchSpec:
     hostname: str = ""
     ssh_keys: tuple[str, ...] = ()
     labels: dict = field(default_factory=dict)
+    # Forward SSH without being asked when the image has it (a VM driver's convenience);
+    # the services turn it off and decide the forwards themselves (security groups).
+    auto_ssh: bool = True
 
 
 @dataclass(frozen=True)

@@ -86,6 +86,7 @@ def cgroups(pid: int) -> dict:
         d = root / paths["unified"].lstrip("/")
         limits["memory_max"] = (_read(d / "memory.max") or "").strip() or None
         limits["cpu_max"] = (_read(d / "cpu.max") or "").strip() or None
+        limits["memory_usage_bytes"] = _int(_read(d / "memory.current"))
         version = 2
     else:
         mem = root / "memory" / paths.get("memory", "/").lstrip("/")
@@ -130,7 +131,19 @@ def host() -> dict:
                         "no 'hypervisor' CPU flag: pocketcloud runs on bare metal"),
         "dmi": {"vendor": vendor, "product": product},
         "kvm_device": os.path.exists("/dev/kvm"),
+        "memory": memory(),
     }
+
+
+def memory() -> dict:
+    info = {}
+    for line in (_read("/proc/meminfo") or "").splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("MemTotal", "MemAvailable"):
+            info[key] = int(rest.split()[0]) * 1024
+    total, avail = info.get("MemTotal"), info.get("MemAvailable")
+    return {"total_bytes": total, "available_bytes": avail,
+            "used_bytes": total - avail if total is not None and avail is not None else None}
 
 
 def _os_release() -> str | None:

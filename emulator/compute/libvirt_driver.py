@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Iterator
 
 from ..errors import AlreadyExists, BackendUnavailable, CloudError, EngineError, InvalidParameter, InvalidState, NotFound
+from . import hostinfo
 from .driver import EngineInstance, ExecResult, LaunchSpec, PortForward
 from .forwarder import Forwarder
 from .sshkeys import generate_keypair, validate_public_key
@@ -655,7 +656,7 @@ class LibvirtDriver:
                 ip = self._reserve_ip(net, spec.instance_id, mac, hostname)
                 ports = list(spec.ports)
                 auto = set()
-                if vm.get("ssh") and not any(p.guest == 22 for p in ports):
+                if spec.auto_ssh and vm.get("ssh") and not any(p.guest == 22 for p in ports):
                     ports.append(PortForward(22, None))
                     auto.add(22)
                 bound = []
@@ -1108,3 +1109,75 @@ class LibvirtDriver:
             except (OSError, ValueError):
                 continue
         return None
+
+    # -- internals -------------------------------------------------------------------
+    def internals(self, engine_id: str) -> dict:
+        """What really runs: the hypervisor and why, the domain XML, the QEMU process and
+        its vCPU threads, guest vs host kernel, the disk chain and the network path."""
+        dom = self._dom(engine_id)
+        with _engine_errors(f"internals {engine_id}"):
+            xml = dom.XMLDesc(0)
+            active = dom.isActive()
+        meta = self._meta(dom)
+        root = ET.fromstring(xml)
+        pid = self._qemu_pid(engine_id) if active else None
+        qemu = hostinfo.process(pid) if pid else None
+        threads = []
+        if pid:
+            for task in sorted(Path(f"/proc/{pid}/task").glob("*"), key=lambda p: int(p.name)):
+                name = self._read(task / "comm").strip()
+                if name.startswith("CPU "):
+                    threads.append({"tid": int(task.name), "name": name})
+        iface = root.find("./devices/interface")
+        tap = iface.find("target").get("dev") if iface is not None and iface.find("target") is not None else None
+        bridge = None
+        with _engine_errors("network"):
+            try:
+                bridge = self.conn.networkLookupByName(self.network_name).bridgeName()
+            except libvirt.libvirtError:
+                pass
+        inst_dir = self._inst_dir(engine_id)
+        chain = []
+        try:
+            out = subprocess.run(["qemu-img", "info", "-U", "--backing-chain", "--output", "json",
+                                  str(inst_dir / "root.qcow2")], capture_output=True, text=True, timeout=30)
+            for layer in json.loads(out.stdout or "[]"):
+                chain.append({"file": layer.get("filename"), "format": layer.get("format"),
+                              "virtual_size_bytes": layer.get("virtual-size"),
+                              "size_on_disk_bytes": layer.get("actual-size"),
+                              "backing_file": layer.get("backing-filename")})
+        except (OSError, ValueError, subprocess.SubprocessError):
+            pass
+        guest_kernel = meta.get("guest-kernel") or None
+        console = self._read(inst_dir / "console.log")
+        m = re.search(r"kernel (\S+)", console[console.rfind("pocketcloud-init: booting"):]) if console else None
+        if m:
+            guest_kernel = m.group(1).rstrip(",")
+        hv = {"mode": root.get("type"), "reason": meta.get("hypervisor-reason"),
+              "accelerator": "KVM (hardware virtualization)" if root.get("type") == "kvm" else "TCG (software emulation)"}
+        summary = {
+            "isolation": f"hardware virtualization boundary: QEMU with {hv['accelerator']}, its own kernel",
+            "kernel": guest_kernel,
+            "host_pid": pid,
+            "host_process": " ".join((qemu or {}).get("cmdline", [])[:3]) + " ..." if qemu else None,
+            "host_memory_bytes": (qemu or {}).get("rss_bytes"),
+            "image_size_bytes": sum(layer["size_on_disk_bytes"] or 0 for layer in chain) or None,
+        }
+        return {
+            "isolation": summary["isolation"],
+            "engine": {"name": "libvirt", "uri": self.uri, "domain": engine_id},
+            "hypervisor": hv,
+            "domain_xml": xml,
+            "qemu": ({"pid": pid, "cmdline": qemu["cmdline"], "threads": qemu["threads"], "vcpu_threads": threads,
+                      "rss_bytes": qemu["rss_bytes"]} if qemu else None),
+            "kernel": {"guest": guest_kernel, "host": os.uname().release, "shared": False},
+            "disk_chain": chain,
+            "network": {"tap": tap, "bridge": bridge, "libvirt_network": self.network_name,
+                        "subnet": str(self.network), "private_ip": meta.get("ip") or None,
+                        "forwards": [{"host": f"127.0.0.1:{p.host}", "guest": f"{meta.get('ip')}:{p.guest}",
+                                      "via": "pocketcloud's in-process TCP forwarder"} for p in meta.get("ports", [])]},
+            "runtime_chain": [{"name": n, "pids": hostinfo.find_processes(n)} for n in ("libvirtd", "virtlogd")]
+                             + ([{"name": "qemu-system-x86_64", "pids": [pid]}] if pid else []),
+            "running": bool(pid),
+            "summary": summary,
+        }

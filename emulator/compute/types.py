@@ -29,7 +29,9 @@ INSTANCE_TYPES: dict[str, InstanceType] = {
         InstanceType("m5.large", 2, 8192),
         InstanceType("m5.xlarge", 4, 16384),
         InstanceType("c5.large", 2, 4096),
+        InstanceType("m5.2xlarge", 8, 32768),
         InstanceType("r5.large", 2, 16384),
+        InstanceType("r5.xlarge", 4, 32768),
     ]
 }
 

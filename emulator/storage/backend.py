@@ -15,6 +15,7 @@ Backend credentials live in the home (0600) and never leave the server.
 """
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
@@ -187,15 +188,21 @@ class Backend:
                 self._wait_ready(None)
             else:
                 self.access_key, self.secret_key = self._root_credentials()
+                self._stop = threading.Event()
                 self._spawn()
                 self._monitor = threading.Thread(target=self._supervise, name="s3-backend-supervisor", daemon=True)
                 self._monitor.start()
+                # the engine runs in its own session (a terminal's Ctrl-C must not kill it mid-write
+                # before the server drains): stop it when the server process exits
+                atexit.register(self.stop)
             self.status = "running"
             self.started_at = time.time()
             log.warning("object storage: %s at %s (%s)", ENGINE_NAMES[engine], self.endpoint, self.choice.reason)
             return self
 
     def stop(self) -> None:
+        if self.status == "stopped" and self._proc is None and self._container is None:
+            return
         self._stop.set()
         with self._lock:
             self._terminate()

@@ -8,6 +8,7 @@ fails verification half-way (the engine then discards the partial upload).
 from __future__ import annotations
 
 import http.client
+import socket
 import threading
 import time
 from typing import Iterable
@@ -107,7 +108,15 @@ class BackendClient:
     # -- connections ---------------------------------------------------------------------
     def _new_conn(self) -> http.client.HTTPConnection:
         cls = http.client.HTTPSConnection if self.scheme == "https" else http.client.HTTPConnection
-        return cls(self.host, self.port, timeout=self.timeout)
+        conn = cls(self.host, self.port, timeout=self.timeout)
+        try:
+            conn.connect()
+        except OSError as exc:
+            conn.close()
+            raise BackendUnavailable(f"the storage engine at {self.endpoint} is unreachable: {exc}") from None
+        # headers and body go out in separate writes: without this, Nagle holds the second back
+        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return conn
 
     def _acquire(self, fresh_within: float | None) -> tuple[http.client.HTTPConnection, bool]:
         now = time.monotonic()
@@ -156,11 +165,11 @@ class BackendClient:
                 conn.putrequest(method, target, skip_host=True, skip_accept_encoding=True)
                 for k, v in signed.items():
                     conn.putheader(k, v)
-                conn.endheaders()
                 if isinstance(body, (bytes, bytearray)):
-                    if body:
-                        conn.send(body)
-                elif body is not None:
+                    conn.endheaders(bytes(body) if body else None)  # one write for small requests
+                else:
+                    conn.endheaders()
+                if body is not None and not isinstance(body, (bytes, bytearray)):
                     sent = 0
                     for piece in body:
                         conn.send(piece)

@@ -155,23 +155,28 @@ class Storage:
         self._choice = choice
         self._start_lock = threading.Lock()
         self._start_error: str | None = None
+        self._start_failed_at = 0.0
         self._quota_lock = threading.Lock()
         self._reserved: dict[str, int] = {}     # account id -> bytes of writes in flight
 
     # -- engine -------------------------------------------------------------------------------
     @property
     def backend(self) -> Backend:
+        """The running engine, started on first use; a failed start is retried at most every 10 s."""
         if self._backend is not None and self._backend.status in ("running", "restarting", "failed"):
             return self._backend
         with self._start_lock:
             if self._backend is None:
                 self._backend = Backend(self.config, self._choice)
             if self._backend.status == "stopped":
+                if self._start_error and time.monotonic() - self._start_failed_at < 10:
+                    raise BackendUnavailable(self._start_error)
                 try:
                     self._backend.start()
                     self._start_error = None
                 except BackendUnavailable as exc:
                     self._start_error = str(exc)
+                    self._start_failed_at = time.monotonic()
                     raise
         return self._backend
 
@@ -193,10 +198,11 @@ class Storage:
     def describe(self) -> dict:
         """For /api/v1/info: which engine serves objects, and why."""
         if self._backend is None:
-            if self._start_error:
-                return {"engine": None, "status": "unavailable", "error": self._start_error}
             return {"engine": None, "status": "not started"}
-        return self._backend.describe()
+        info = self._backend.describe()
+        if self._start_error and info["status"] == "stopped":
+            info.update(status="unavailable", last_error=self._start_error)
+        return info
 
     # -- buckets --------------------------------------------------------------------------------
     def _bucket_from_row(self, row) -> Bucket:

@@ -23,6 +23,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def free_subnet() -> str:
+    """A 10.213.X.0/24 that no host route and no libvirt network uses yet."""
+    import random
+    import subprocess as sp
+
+    used = sp.run(["ip", "-4", "route"], capture_output=True, text=True).stdout
+    used += sp.run(["virsh", "-c", "qemu:///system", "net-list", "--all", "--name"], capture_output=True, text=True).stdout
+    for name in used.split():
+        if name.startswith("pctest-"):
+            used += sp.run(["virsh", "-c", "qemu:///system", "net-dumpxml", name], capture_output=True, text=True).stdout
+    octets = [o for o in range(64, 250) if f"10.213.{o}." not in used]
+    return f"10.213.{random.choice(octets)}.0/24"
+
+
 class Api:
     """requests with HTTP Basic, returning (status, json) so tests assert both."""
 
@@ -52,7 +66,12 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_dir / f"server-{self.port}.log"
         self.proc: subprocess.Popen | None = None
-        self.env = {**os.environ, "POCKETCLOUD_HOME": str(home), "POCKETCLOUD_PORT": str(self.port)}
+        # Each test cloud gets its own libvirt network, removed at teardown.
+        self.vm_network = f"pctest-{self.port}"
+        self.vm_cidr = free_subnet()
+        self.env = {**os.environ, "POCKETCLOUD_HOME": str(home), "POCKETCLOUD_PORT": str(self.port),
+                    "POCKETCLOUD_VM_NETWORK": self.vm_network, "POCKETCLOUD_VM_CIDR": self.vm_cidr,
+                    "POCKETCLOUD_HYPERVISOR": os.environ.get("POCKETCLOUD_HYPERVISOR", "auto")}
 
     def cli(self, *args: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
         return subprocess.run([PC, *args], env=self.env, capture_output=True, text=True, check=check, **kw)

@@ -9,6 +9,7 @@ from pathlib import Path
 import docker
 import pytest
 
+from emulator.compute.libvirt_driver import LibvirtDriver
 from emulator.config import Config
 
 from .cloud import REPO, Server
@@ -40,7 +41,15 @@ def server(tmp_path_factory, docker_client):
     leftovers = docker_client.containers.list(all=True, filters={"label": f"pocketcloud.cloud={label}"})
     for c in leftovers:
         c.remove(force=True)
+    vms = LibvirtDriver("qemu:///system", label, home / "vms", network_name=srv.vm_network,
+                        network_cidr=srv.vm_cidr)
+    domains = vms.list_managed(label)
+    for engine_id in domains.values():
+        vms.terminate(engine_id)
+    vms.remove_network()
     assert not leftovers, f"tests left containers behind: {[c.name for c in leftovers]}"
+    assert not domains, f"tests left VMs behind: {sorted(domains)}"
+    assert not list((home / "vms" / "instances").glob("*")) if (home / "vms" / "instances").exists() else True
 
 
 _names = itertools.count()

@@ -263,3 +263,87 @@ def test_aws_cli(server, user, ec2):
     out = aws(server, user, "ec2", "describe-instances", "--instance-ids", "i-0123456789abcdef0")
     assert out.returncode != 0 and "InvalidInstanceID.NotFound" in out.stderr
     aws(server, user, "ec2", "delete-key-pair", "--key-name", "cli")
+
+
+def test_boto3_vm_ssh_through_a_security_group_rule(server, ec2):
+    import io
+
+    import paramiko
+
+    key = ec2.create_key_pair(KeyName="vm-lab")
+    sg = ec2.create_security_group(GroupName="ssh", Description="ssh in")["GroupId"]
+    ami = tiny_ami(ec2, "vm")
+    assert "virtual machine" in ec2.describe_images(ImageIds=[ami])["Images"][0]["Description"]
+    closed = ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1, KeyName="vm-lab", SecurityGroupIds=[sg],
+                               InstanceType="t2.nano")["Instances"][0]
+    tags = {t["Key"]: t["Value"] for t in closed["Tags"]}
+    assert not any(k.startswith("pocketcloud:forward:") for k in tags), "no rule, no forward"
+    ec2.authorize_security_group_ingress(GroupId=sg, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    iid = closed["InstanceId"]
+    ec2.get_waiter("instance_running").wait(InstanceIds=[iid], WaiterConfig={"Delay": 2})
+    inst = ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
+    tags = {t["Key"]: t["Value"] for t in inst["Tags"]}
+    host, port = tags["pocketcloud:forward:22"].split(":")
+    assert inst["PublicIpAddress"] == "127.0.0.1" and inst["Hypervisor"] in ("kvm", "qemu")
+    pkey = paramiko.Ed25519Key.from_private_key(io.StringIO(key["KeyMaterial"]))
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            client.connect(host, port=int(port), username="root", pkey=pkey, timeout=10, look_for_keys=False,
+                           allow_agent=False)
+            break
+        except (paramiko.SSHException, OSError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+    _, out, _ = client.exec_command("uname -r")
+    assert out.read().decode().strip() != os.uname().release
+    client.close()
+    console = ec2.get_console_output(InstanceId=iid)["Output"]
+    assert "pocketcloud-init: ready" in console and "kernel 6." in console
+
+    ec2.revoke_security_group_ingress(GroupId=sg, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    import socket
+
+    with socket.socket() as s:
+        assert s.connect_ex((host, int(port))) != 0, "a revoked rule closes the way in"
+    ec2.stop_instances(InstanceIds=[iid])
+    ec2.get_waiter("instance_stopped").wait(InstanceIds=[iid], WaiterConfig={"Delay": 2})
+    ec2.start_instances(InstanceIds=[iid])
+    ec2.get_waiter("instance_running").wait(InstanceIds=[iid], WaiterConfig={"Delay": 2})
+    ec2.terminate_instances(InstanceIds=[iid])
+    ec2.get_waiter("instance_terminated").wait(InstanceIds=[iid], WaiterConfig={"Delay": 2})
+    ec2.delete_security_group(GroupId=sg)
+    ec2.delete_key_pair(KeyName="vm-lab")
+
+
+def test_rule_added_to_a_running_containers_group_opens_a_forward(ec2):
+    sg = ec2.create_security_group(GroupName="late", Description="opened later")["GroupId"]
+    user_data = ("#!/bin/sh\nmkdir -p /www; echo late-rule > /www/index.html\n"
+                 "printf '#!/bin/sh\\nhttpd -p 8080 -h /www\\n' > /etc/rc.local; chmod +x /etc/rc.local\n")
+    iid = ec2.run_instances(ImageId=tiny_ami(ec2), MinCount=1, MaxCount=1, SecurityGroupIds=[sg],
+                            UserData=user_data)["Instances"][0]["InstanceId"]
+    rule = [{"IpProtocol": "tcp", "FromPort": 8080, "ToPort": 8080, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]
+    ec2.authorize_security_group_ingress(GroupId=sg, IpPermissions=rule)
+    inst = ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
+    port = {t["Key"]: t["Value"] for t in inst["Tags"]}["pocketcloud:forward:8080"].split(":")[1]
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            assert requests.get(f"http://127.0.0.1:{port}/", timeout=2).text.strip() == "late-rule"
+            break
+        except requests.RequestException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
+    ec2.revoke_security_group_ingress(GroupId=sg, IpPermissions=rule)
+    with pytest.raises(requests.RequestException):
+        requests.get(f"http://127.0.0.1:{port}/", timeout=2)
+    inst = ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
+    assert "pocketcloud:forward:8080" not in {t["Key"] for t in inst["Tags"]}
+    ec2.terminate_instances(InstanceIds=[iid])
+    ec2.delete_security_group(GroupId=sg)

@@ -1,0 +1,64 @@
+"""Admin REST endpoints the CLI and console need beyond api/rest.py:
+
+GET   /api/v1/accounts/<name>   one account with its quotas and usage (admin, or the account itself)
+PATCH /api/v1/accounts/<name>   {"max_instances": N, "storage_quota": BYTES|null}  (admin)
+"""
+from __future__ import annotations
+
+from flask import Blueprint, g, jsonify
+
+from emulator.errors import CloudError, Forbidden, InvalidParameter
+
+from .rest import _json_error, _only, authenticated, body, cloud
+
+bp = Blueprint("admin_rest", __name__, url_prefix="/api/v1")
+
+
+@bp.errorhandler(CloudError)
+def _cloud_error(exc: CloudError):
+    return _json_error(exc)
+
+
+def account_view(account) -> dict:
+    c = cloud()
+    out = account.to_dict()
+    out["instances"] = sum(1 for i in c.describe_instances(account) if i.state != "terminated")
+    storage = getattr(c, "storage", None)
+    if storage is not None and hasattr(storage, "account_usage"):
+        try:
+            out["storage_usage"] = storage.account_usage(account.id)
+        except CloudError:
+            pass
+    return out
+
+
+def _target(name: str):
+    if not g.account.is_admin and name not in (g.account.name, g.account.id):
+        raise Forbidden("only an admin can see other accounts")
+    accts = cloud().accounts
+    return accts.get(name) if name.isdigit() and len(name) == 12 else accts.by_name(name)
+
+
+@bp.get("/accounts/<name>")
+@authenticated
+def get_account(name: str):
+    return jsonify(account_view(_target(name)))
+
+
+@bp.patch("/accounts/<name>")
+@authenticated
+def set_account_limits(name: str):
+    data = _only(body(), {"max_instances", "storage_quota"})
+    if not g.account.is_admin:
+        raise Forbidden("only an admin can change quotas")
+    if not data:
+        raise InvalidParameter("give max_instances and/or storage_quota", code="MissingParameter")
+    mi = data.get("max_instances")
+    if "max_instances" in data and (isinstance(mi, bool) or not isinstance(mi, int) or not 0 <= mi <= 1000):
+        raise InvalidParameter("max_instances must be an integer between 0 and 1000")
+    sq = data.get("storage_quota", -1)
+    if sq is not None and sq != -1 and (isinstance(sq, bool) or not isinstance(sq, int) or sq < 0):
+        raise InvalidParameter("storage_quota must be a number of bytes (>= 0) or null for unlimited")
+    target = _target(name)
+    updated = cloud().accounts.set_limits(target.id, max_instances=mi, storage_quota=sq)
+    return jsonify(account_view(updated))

@@ -1,0 +1,41 @@
+"""The web console at /ui: server-rendered pages over the same `emulator.services` calls as
+the REST API, with the same ownership rules (another account's resource is a 404 page).
+
+Sign-in is with an access key id and secret, checked by `accounts.authenticate`. The
+session cookie (signed, HttpOnly, SameSite=Lax, path /ui) holds the account id, the key id
+and an HMAC of the secret, never the secret: every request re-checks that the key still
+exists and its secret is unchanged. Every POST carries a CSRF token bound to the session.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+from datetime import timedelta
+
+from flask import Flask
+
+
+def session_key(cloud) -> bytes:
+    """A key for signing session cookies, derived from the cloud's master key (so sessions
+    survive a restart, and nothing new has to be stored)."""
+    path = cloud.config.secret_key_path
+    master = path.read_bytes().strip() if path.exists() else b""
+    return hmac.new(master, b"pocketcloud web session v1", hashlib.sha256).digest()
+
+
+def register(app: Flask) -> None:
+    """Register the console (/ui) and the admin REST endpoints it and the CLI use."""
+    from ..admin_rest import bp as admin_bp
+    from .views import bp
+
+    cloud = app.config["CLOUD"]
+    app.secret_key = session_key(cloud)
+    app.config.update(
+        SESSION_COOKIE_NAME="pocketcloud_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_PATH="/ui",
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+    )
+    app.register_blueprint(admin_bp)
+    app.register_blueprint(bp)

@@ -1,0 +1,97 @@
+"""Storage through the JSON REST API with curl (HTTP Basic), on the gateway's port."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def curl(*args, data: bytes | None = None) -> tuple[int, bytes]:
+    out = subprocess.run(["curl", "-sS", "--noproxy", "*", "-w", "\n%{http_code}", *args], input=data,
+                         capture_output=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    body, _, code = out.stdout.rpartition(b"\n")
+    return int(code), body
+
+
+def api(who, method, url, payload=None):
+    args = ["-u", f"{who.key_id}:{who.secret}", "-X", method, url]
+    if payload is not None:
+        args += ["-H", "Content-Type: application/json", "--data-binary", json.dumps(payload)]
+    code, body = curl(*args)
+    return code, (json.loads(body) if body.strip().startswith((b"{", b"[")) else body)
+
+
+def test_rest_buckets_objects_sharing_presign(rest_endpoint, alice, bob, bucket_name, tmp_path, s3_cloud):
+    base = f"{rest_endpoint}/api/v1"
+    try:
+        code, b = api(alice, "POST", f"{base}/buckets", {"name": bucket_name})
+        assert code == 201 and b["name"] == bucket_name and b["access"] == "private"
+        code, b = api(alice, "POST", f"{base}/buckets", {"name": "Bad_Name"})
+        assert code == 400 and b["error"]["code"] == "InvalidBucketName"
+        f = tmp_path / "hello.txt"
+        f.write_bytes(os.urandom(2 * 1024 * 1024 + 5))
+        code, body = curl("-u", f"{alice.key_id}:{alice.secret}", "-T", str(f),
+                          f"{base}/buckets/{bucket_name}/objects/dir/hello.txt")
+        assert code == 201 and json.loads(body)["size"] == f.stat().st_size
+        code, got = curl("-u", f"{alice.key_id}:{alice.secret}", f"{base}/buckets/{bucket_name}/objects/dir/hello.txt")
+        assert code == 200 and got == f.read_bytes()
+        code, got = curl("-u", f"{alice.key_id}:{alice.secret}", "-H", "Range: bytes=0-9",
+                         f"{base}/buckets/{bucket_name}/objects/dir/hello.txt")
+        assert code == 206 and got == f.read_bytes()[:10]
+        code, listing = api(alice, "GET", f"{base}/buckets/{bucket_name}/objects?prefix=dir/")
+        assert [o["key"] for o in listing["objects"]] == ["dir/hello.txt"]
+        code, lst = api(alice, "GET", f"{base}/buckets")
+        mine = next(x for x in lst["buckets"] if x["name"] == bucket_name)
+        assert mine["usage"] == {"objects": 1, "bytes": f.stat().st_size}
+        assert lst["usage"]["bytes"] >= f.stat().st_size
+        # bob: nothing, then read after a share, never write
+        assert api(bob, "GET", f"{base}/buckets/{bucket_name}/objects")[0] == 403
+        assert bucket_name not in [x["name"] for x in api(bob, "GET", f"{base}/buckets")[1]["buckets"]]
+        code, b = api(alice, "PUT", f"{base}/buckets/{bucket_name}/shares/{bob.account.name}", {"level": "read"})
+        assert code == 200 and b["grants"][0]["level"] == "read"
+        code, got = curl("-u", f"{bob.key_id}:{bob.secret}", f"{base}/buckets/{bucket_name}/objects/dir/hello.txt")
+        assert code == 200 and got == f.read_bytes()
+        code, _ = curl("-u", f"{bob.key_id}:{bob.secret}", "-T", str(f), f"{base}/buckets/{bucket_name}/objects/x")
+        assert code == 403
+        assert api(bob, "DELETE", f"{base}/buckets/{bucket_name}/objects/dir/hello.txt")[0] == 403
+        api(alice, "DELETE", f"{base}/buckets/{bucket_name}/shares/{bob.account.name}")
+        assert api(bob, "GET", f"{base}/buckets/{bucket_name}/objects")[0] == 403
+        # public-read: plain curl, no credentials, straight from the S3 path
+        public = f"{rest_endpoint}/{bucket_name}/dir/hello.txt"
+        assert curl(public)[0] == 403
+        assert api(alice, "PUT", f"{base}/buckets/{bucket_name}/access", {"access": "public-read"})[0] == 200
+        code, got = curl(public)
+        assert code == 200 and got == f.read_bytes()
+        api(alice, "PUT", f"{base}/buckets/{bucket_name}/access", {"access": "private"})
+        # presign: works with curl until it expires
+        code, p = api(alice, "POST", f"{base}/buckets/{bucket_name}/presign", {"key": "dir/hello.txt", "expires": 2})
+        assert code == 200 and p["url"].startswith(rest_endpoint)
+        code, got = curl(p["url"])
+        assert code == 200 and got == f.read_bytes()
+        time.sleep(3.2)
+        code, got = curl(p["url"])
+        assert code == 403 and b"expired" in got
+        # delete: 409 while not empty, force empties it
+        code, b = api(alice, "DELETE", f"{base}/buckets/{bucket_name}")
+        assert code == 409 and b["error"]["code"] == "BucketNotEmpty"
+        assert api(alice, "DELETE", f"{base}/buckets/{bucket_name}?force=true")[0] == 204
+        assert s3_cloud.storage.find_bucket(bucket_name) is None
+    finally:
+        if s3_cloud.storage.find_bucket(bucket_name):
+            s3_cloud.storage.delete_bucket(alice.account, bucket_name, force=True)
+
+
+def test_info_names_the_storage_engine(rest_endpoint, alice):
+    code, info = api(alice, "GET", f"{rest_endpoint}/api/v1/info")
+    assert code == 200
+    storage = info["storage"]
+    assert storage["engine"] == "rclone" and storage["status"] == "running" and "stand-in" in storage["name"]
+    assert "secret" not in json.dumps(storage).lower()
+    code, mine = api(alice, "GET", f"{rest_endpoint}/api/v1/storage")
+    assert code == 200 and mine["usage"]["quota_bytes"] is None and "engine" not in mine

@@ -1,0 +1,142 @@
+"""VM instances through the running server: real libvirtd, real QEMU guests, real SSH."""
+from __future__ import annotations
+
+import socket
+import time
+
+import paramiko
+import pytest
+
+from .conftest import run
+
+pytestmark = pytest.mark.integration
+
+USER_DATA = "#!/bin/sh\necho made-by-user-data > /root/user-data-marker\n"
+
+
+def ssh(port: int, private_key: str, command: str, timeout: float = 60) -> tuple[int, str]:
+    import io
+
+    key = paramiko.Ed25519Key.from_private_key(io.StringIO(private_key))
+    deadline = time.monotonic() + timeout
+    while True:
+        client = paramiko.SSHClient()
+        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+        try:
+            client.connect("127.0.0.1", port=port, username="root", pkey=key, timeout=10, banner_timeout=10,
+                           auth_timeout=10, look_for_keys=False, allow_agent=False)
+            _, out, _ = client.exec_command(command, timeout=30)
+            text = out.read().decode()
+            return out.channel.recv_exit_status(), text
+        except (paramiko.SSHException, OSError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+        finally:
+            client.close()
+
+
+def forward(inst: dict, guest: int) -> int:
+    return next(p["host"] for p in inst["ports"] if p["guest"] == guest)
+
+
+def test_tiny_vm_lifecycle_over_ssh(server, user, docker_client):
+    key = user.ok("POST", "/keys", 201, json={"name": "vmkey"})
+    inst = user.ok("POST", "/instances", 201, json={"name": "vm1", "kind": "vm", "image": "tiny",
+                                                     "type": "t2.nano", "key_name": "vmkey", "user_data": USER_DATA})
+    iid = inst["id"]
+    try:
+        assert inst["state"] == "running" and inst["kind"] == "vm"
+        assert inst["private_ip"].startswith(server.vm_cidr.rsplit(".", 2)[0])
+        port = forward(inst, 22)
+        rc, out = ssh(port, key["private_key"], "cat /root/user-data-marker; hostname; uname -r")
+        marker, hostname, kernel = out.split()
+        assert (rc, marker, hostname) == (0, "made-by-user-data", "vm1")
+        import platform
+
+        assert kernel != platform.release(), "a VM runs its own kernel"
+        assert run(["virsh", "-c", "qemu:///system", "domstate", f"pc-{iid}"]).stdout.strip() == "running"
+        info = user.ok("GET", "/info")
+        assert info["hypervisor"]["mode"] in ("kvm", "qemu") and info["hypervisor"]["reason"]
+
+        ssh(port, key["private_key"], "echo still-here > /root/persist; sync")
+        stopped = user.ok("POST", f"/instances/{iid}/stop")
+        assert stopped["state"] == "stopped"
+        assert run(["virsh", "-c", "qemu:///system", "domstate", f"pc-{iid}"]).stdout.strip() == "shut off"
+        started = user.ok("POST", f"/instances/{iid}/start")
+        assert started["state"] == "running" and forward(started, 22) == port
+        rc, out = ssh(port, key["private_key"], "cat /root/persist; wc -l < /root/user-data-marker")
+        assert out.split() == ["still-here", "1"], "the disk survives a stop; user-data ran once"
+        res = user.ok("POST", f"/instances/{iid}/exec", json={"command": "uname -r"})
+        assert res["exit_code"] == 0 and res["stdout"].strip() == kernel
+        console = user.ok("GET", f"/instances/{iid}/console")
+        assert "pocketcloud-init: ready" in console
+    finally:
+        gone = user.ok("DELETE", f"/instances/{iid}")
+        user("DELETE", "/keys/vmkey")
+    assert gone["state"] == "terminated"
+    assert run(["virsh", "-c", "qemu:///system", "dominfo", f"pc-{iid}"]).returncode != 0
+    assert not list((server.home / "vms" / "instances").glob(f"*{iid[2:]}*")), "overlay and seed are removed"
+    with socket.socket() as s:
+        assert s.connect_ex(("127.0.0.1", port)) != 0, "the SSH forward is closed"
+
+
+def test_the_teaching_pair_same_rootfs_different_kernels(server, user, cleanup):
+    vm = user.ok("POST", "/instances", 201, json={"kind": "vm", "image": "tiny", "type": "t2.nano"})
+    cleanup.append((user, vm["id"]))
+    ct = user.ok("POST", "/instances", 201, json={"kind": "container", "image": "tiny", "type": "t2.nano"})
+    cleanup.append((user, ct["id"]))
+    probe = {"command": "uname -r; cat /etc/os-release"}
+    v = user.ok("POST", f"/instances/{vm['id']}/exec", json=probe)["stdout"].split("\n", 1)
+    c = user.ok("POST", f"/instances/{ct['id']}/exec", json=probe)["stdout"].split("\n", 1)
+    import platform
+
+    assert c[0] == platform.release() and v[0] != platform.release()
+    assert v[1] == c[1], "the same /etc/os-release: one rootfs, two isolation models"
+    internals = user.ok("GET", f"/instances/{vm['id']}/internals")
+    pid = internals["summary"]["host_pid"]
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        assert f"pc-{vm['id']}".encode() in f.read()
+    assert internals["hypervisor"]["mode"] == user.ok("GET", "/info")["hypervisor"]["mode"]
+
+
+def domains(server) -> set[str]:
+    """This cloud's domains, by the label each carries (other clouds may run on the host)."""
+    from emulator.compute.libvirt_driver import LibvirtDriver
+    from emulator.config import Config
+
+    label = Config(home=server.home).instance_label
+    vms = LibvirtDriver("qemu:///system", label, server.home / "vms", network_name=server.vm_network,
+                        network_cidr=server.vm_cidr)
+    return set(vms.list_managed(label).values())
+
+
+def test_vm_bad_input_leaves_nothing(server, user):
+    before = domains(server)
+    for payload, status, code in [
+        ({"kind": "vm", "image": "no-such"}, 404, "InvalidAMIID.NotFound"),
+        ({"kind": "vm", "image": "tiny", "type": "r5.xlarge"}, 400, "InsufficientInstanceCapacity"),
+        ({"kind": "vm", "image": "tiny", "key_name": "missing"}, 404, "InvalidKeyPair.NotFound"),
+    ]:
+        got, body = user("POST", "/instances", json=payload)
+        assert (got, body["error"]["code"]) == (status, code), body
+    assert user.ok("GET", "/instances")["instances"] == []
+    assert domains(server) == before
+
+
+def test_domain_destroyed_or_undefined_behind_our_back(server, user):
+    a = user.ok("POST", "/instances", 201, json={"kind": "vm", "image": "tiny", "type": "t2.nano"})
+    b = user.ok("POST", "/instances", 201, json={"kind": "vm", "image": "tiny", "type": "t2.nano"})
+    try:
+        server.stop()
+        assert run(["virsh", "-c", "qemu:///system", "destroy", f"pc-{a['id']}"]).returncode == 0
+        run(["virsh", "-c", "qemu:///system", "destroy", f"pc-{b['id']}"])
+        assert run(["virsh", "-c", "qemu:///system", "undefine", f"pc-{b['id']}"]).returncode == 0
+        server.start()
+        states = {i["id"]: i for i in user.ok("GET", "/instances")["instances"]}
+        assert states[a["id"]]["state"] == "stopped"
+        assert states[b["id"]]["state"] == "terminated"
+        assert user.ok("POST", f"/instances/{a['id']}/start")["state"] == "running"
+    finally:
+        user("DELETE", f"/instances/{a['id']}")
+        user("DELETE", f"/instances/{b['id']}")
