@@ -132,6 +132,8 @@ class LibvirtDriver:
         forwarder: Forwarder | None = None,
         boot_timeout: float | None = None,
         run_as: str | None = None,
+        tcg_tb_cache_mib: int | None = None,
+        free_page_reporting: bool = True,
     ):
         """
         uri           libvirt URI (qemu:///system)
@@ -145,6 +147,7 @@ class LibvirtDriver:
         boot_timeout  overrides the image's vm.json boot_timeout
         run_as        qemu's DAC label 'UID:GID'; default: this process's uid:gid, so qemu
                       can read the files this process made (no chown, no relabelling)
+        tcg_tb_cache_mib  TCG translation cache per VM (QEMU's default is 1 GiB); None: default
         """
         if hypervisor not in ("auto", "kvm", "qemu"):
             raise InvalidParameter("hypervisor must be auto, kvm or qemu")
@@ -166,6 +169,8 @@ class LibvirtDriver:
         self.forwarder = forwarder or Forwarder()
         self.boot_timeout = boot_timeout
         self.run_as = run_as or f"+{os.getuid()}:+{os.getgid()}"
+        self.tcg_tb_cache_mib = tcg_tb_cache_mib
+        self.free_page_reporting = free_page_reporting
         self._conn = None
         self._lock = threading.RLock()
         self._net_lock = threading.Lock()
@@ -484,6 +489,10 @@ class LibvirtDriver:
         features = ET.SubElement(d, "features")
         ET.SubElement(features, "acpi")
         ET.SubElement(features, "apic")
+        if domain_type == "qemu" and self.tcg_tb_cache_mib:
+            # QEMU's TCG translation cache defaults to 1 GiB; most of a small guest's qemu RSS.
+            tcg = ET.SubElement(features, "tcg")
+            ET.SubElement(tcg, "tb-cache", unit="MiB").text = str(int(self.tcg_tb_cache_mib))
         if domain_type == "kvm":
             ET.SubElement(d, "cpu", mode="host-passthrough")
         ET.SubElement(d, "clock", offset="utc")
@@ -498,7 +507,11 @@ class LibvirtDriver:
         ET.SubElement(console, "target", type="serial", port="0")
         rng = ET.SubElement(dev, "rng", model="virtio")
         ET.SubElement(rng, "backend", model="random").text = "/dev/urandom"
-        ET.SubElement(dev, "memballoon", model="none")
+        if self.free_page_reporting:
+            # The guest hands pages it frees back to the host: an idle VM's qemu RSS shrinks.
+            ET.SubElement(dev, "memballoon", model="virtio", freePageReporting="on")
+        else:
+            ET.SubElement(dev, "memballoon", model="none")
         # qemu runs with this process's uid:gid and touches only files this process made.
         label = ET.SubElement(d, "seclabel", type="static", model="dac", relabel="no")
         ET.SubElement(label, "label").text = self.run_as

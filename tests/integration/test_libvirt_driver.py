@@ -54,18 +54,24 @@ def conn():
     c.close()
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    """The tiny recipe built through the catalog (cached by recipe hash across runs)."""
-    for tool in ("genisoimage", "qemu-img", "mke2fs", "depmod"):
+def build_image(name: str, tmp: Path) -> Path:
+    """A recipe built through the catalog (cached by recipe hash across runs)."""
+    for tool in ("genisoimage", "qemu-img", "mke2fs", "depmod", "debootstrap"):
         if shutil.which(tool) is None:
             pytest.fail(f"{tool} is not installed; run `bash scripts/engines.sh` as root")
-    store = Store(tmp_path_factory.mktemp("vmstore") / "state.db")
-    images = Images(store, REPO / "images", Config().cache_dir, None)
+    images = Images(Store(tmp / "state.db"), REPO / "images", Config().cache_dir, None)
     lines: list[str] = []
-    built = images.build("tiny", progress=lines.append)
+    try:
+        built = images.build(name, progress=lines.append)
+    except Exception as e:  # noqa: BLE001 - show the build's own output
+        pytest.fail(f"building {name} failed: {e}\n" + "\n".join(lines[-30:]))
     assert "vm" in built["kinds"], "\n".join(lines[-20:])
     return Path(built["path"])
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    return build_image("tiny", tmp_path_factory.mktemp("vmstore"))
 
 
 @pytest.fixture(scope="module")
@@ -297,3 +303,55 @@ def test_hypervisor_choice_is_proven_and_cached(driver, tiny, tmp_path):
         again = LibvirtDriver("qemu:///system", LABEL, tmp_path, hypervisor="auto", probe_image=tiny).hypervisor()
         assert again["mode"] == hv["mode"] and "cached" in again["reason"]
     assert not list((tmp_path / "probe").glob("*")), "the probe left files behind"
+
+
+@pytest.mark.timeout(1500)
+def test_debian12_boots_to_ssh_and_the_same_rootfs_runs_as_a_container(driver, conn, keypair, docker_client,
+                                                                        tmp_path):
+    """The heavy image: debootstrap + systemd + cloud-init. Built once (cached), ~2 min
+    to SSH under TCG; its rootfs.tar runs as a container with cloud-init as PID 1's helper."""
+    from emulator.compute.docker_driver import DockerDriver
+
+    deb = build_image("debian-12", tmp_path)
+    key_path, public = keypair
+    user_data = "#!/bin/sh\necho debian-user-data > /root/marker\n"
+    s = spec(deb, type=INSTANCE_TYPES["t2.micro"], ssh_keys=(public,), user_data=user_data, hostname="deb-one")
+    inst = driver.launch(s)
+    try:
+        port = next(p.host for p in inst.ports if p.guest == 22)
+        rc, out = ssh(port, key_path, "cat /root/marker; hostname; uname -r; cloud-init status; cat /etc/os-release")
+        assert rc == 0, out
+        lines = out.splitlines()
+        assert lines[:2] == ["debian-user-data", "deb-one"], out
+        vm_kernel = lines[2]
+        assert vm_kernel != os.uname().release and vm_kernel.endswith("-cloud-amd64")
+        assert lines[3] == "status: done", out
+        vm_os_release = "\n".join(lines[4:]).strip()
+        assert 'VERSION_CODENAME=bookworm' in vm_os_release
+        t = time.monotonic()
+        assert driver.stop(inst.engine_id, timeout=90).state == "stopped"
+        assert time.monotonic() - t < 60, "systemd ignored the ACPI power button"
+    finally:
+        driver.terminate(inst.engine_id)
+    assert leftovers(driver, conn, s.instance_id) == []
+
+    docker = DockerDriver("unix:///var/run/docker.sock", LABEL)
+    repo, tag = "pocketcloud-vmtest/debian-12", deb.name
+    docker.import_rootfs(str(deb / "rootfs.tar"), repo, tag)
+    c = None
+    try:
+        c = docker.launch(LaunchSpec(new_instance_id(), "acct-test", "deb", f"{repo}:{tag}", INSTANCE_TYPES["t2.micro"],
+                                     user_data=user_data, ssh_keys=(public,)))
+        deadline = time.monotonic() + 120
+        while "pocketcloud-init: ready" not in docker.console(c.engine_id, 200):
+            assert time.monotonic() < deadline, docker.console(c.engine_id, 200)
+            time.sleep(0.5)
+        res = docker.exec(c.engine_id, ["sh", "-c", "cat /root/marker; uname -r; cat /etc/os-release"], 30)
+        lines = res.stdout.splitlines()
+        assert lines[0] == "debian-user-data", res
+        assert lines[1] == os.uname().release != vm_kernel
+        assert "\n".join(lines[2:]).strip() == vm_os_release
+    finally:
+        if c is not None:
+            docker.terminate(c.engine_id)
+        docker.remove_image(f"{repo}:{tag}")
