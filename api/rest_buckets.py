@@ -88,6 +88,12 @@ def get_bucket(name: str):
     return jsonify(_bucket_dict(storage().authorize(g.account, name, "list")))
 
 
+@bp.get("/buckets/<name>/internals")
+@authenticated
+def bucket_internals(name: str):
+    return jsonify(storage().bucket_internals(g.account, name))
+
+
 @bp.delete("/buckets/<name>")
 @authenticated
 def delete_bucket(name: str):

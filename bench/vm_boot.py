@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""tiny VM boot: pocketcloud's LibvirtDriver vs a raw `virsh create`, same run, same host.
+"""tiny VM boot: POST /api/v1/instances vs a raw `virsh create`, same run, same host.
 
 Both sides boot the same kernel, initrd and qcow2 base (a fresh overlay and NoCloud seed
 each time, on the same libvirt NAT network), and the clock stops at the same readiness:
@@ -10,7 +10,6 @@ cgroup usage of an idle tiny container.
     .venv/bin/python bench/vm_boot.py [--runs 5]
 
 Needs root (or libvirt + docker access), libvirtd, dockerd, the tiny recipe's packages.
-The lead may switch the pocketcloud side to POST /api/v1/instances.
 """
 from __future__ import annotations
 
@@ -30,15 +29,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from emulator.compute.driver import LaunchSpec  # noqa: E402
-from emulator.compute.libvirt_driver import LibvirtDriver  # noqa: E402
-from emulator.compute.types import INSTANCE_TYPES  # noqa: E402
-from emulator.config import Config  # noqa: E402
-from emulator.images import Images  # noqa: E402
-from emulator.state import Store  # noqa: E402
-from emulator.validation import new_instance_id  # noqa: E402
+import libvirt  # noqa: E402
 
-LABEL = f"bench-{os.getpid()}"
+from emulator.compute.types import INSTANCE_TYPES  # noqa: E402
+from tests.integration.cloud import Server  # noqa: E402
+
 TYPE = INSTANCE_TYPES["t2.nano"]
 
 
@@ -58,13 +53,12 @@ def wait_banner(host: str, port: int, deadline: float) -> None:
         time.sleep(0.1)
 
 
-def pocketcloud_boot(driver: LibvirtDriver, tiny: Path) -> tuple[float, LaunchSpec]:
-    spec = LaunchSpec(new_instance_id(), "bench", "bench", str(tiny), TYPE)
+def pocketcloud_boot(api) -> tuple[float, str]:
     t0 = time.monotonic()
-    inst = driver.launch(spec)
-    port = next(p.host for p in inst.ports if p.guest == 22)
+    inst = api.ok("POST", "/instances", 201, json={"image": "tiny", "kind": "vm", "type": TYPE.name})
+    port = next(p["host"] for p in inst["ports"] if p["guest"] == 22)
     wait_banner("127.0.0.1", port, t0 + 120)
-    return time.monotonic() - t0, spec
+    return time.monotonic() - t0, inst["id"]
 
 
 def raw_boot(conn, tiny: Path, network: str, scratch: Path) -> float:
@@ -148,50 +142,52 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5)
     args = ap.parse_args()
 
-    store_dir = Path(tempfile.mkdtemp(prefix="pc-bench-"))
+    scratch = Path(tempfile.mkdtemp(prefix="pc-bench-"))
+    srv = Server(scratch / "home", scratch)
     try:
-        images = Images(Store(store_dir / "state.db"), REPO / "images", Config().cache_dir, None)
-        tiny = Path(images.build("tiny", progress=lambda line: None)["path"])
-        net_name = f"pcbench-{os.getpid()}"
-        driver = LibvirtDriver("qemu:///system", LABEL, store_dir / "vms", hypervisor=Config().hypervisor,
-                               network_name=net_name, network_cidr="10.213.250.0/24", probe_image=tiny)
-        hv = driver.hypervisor()
-        print(f"hypervisor: {hv['mode']} ({hv['reason']})")
-        print(f"image: tiny ({tiny}), type {TYPE.name}: {TYPE.vcpus} vCPU, {TYPE.memory_mib} MiB")
-        driver._ensure_network()
-        conn = driver.conn
+        srv.cli("images", "build", "tiny")
+        srv.start()
+        api = srv.admin
+        tiny = Path(next(i for i in api.ok("GET", "/images")["images"] if i["name"] == "tiny")["kinds"]["vm"]["ref"])
+        conn = libvirt.open("qemu:///system")
         ours, raw = [], []
         idle_rss = None
-        try:
-            raw_boot(conn, tiny, net_name, store_dir)  # warm-up: page cache, libvirt caps
-            for i in range(args.runs):
-                # Alternate the order so drift on the host hurts both sides alike.
-                for side in (("ours", "raw") if i % 2 == 0 else ("raw", "ours")):
-                    if side == "raw":
-                        raw.append(raw_boot(conn, tiny, net_name, store_dir))
-                    else:
-                        secs, spec = pocketcloud_boot(driver, tiny)
-                        ours.append(secs)
-                        if idle_rss is None:
-                            time.sleep(5)
-                            pid = driver.inspect(f"pc-{spec.instance_id}").details.get("qemu_pid")
-                            idle_rss = rss_kib(pid) if pid else None
-                        driver.terminate(f"pc-{spec.instance_id}")
-                print(f"  run {i + 1}: pocketcloud {ours[-1]:.2f}s, raw virsh {raw[-1]:.2f}s", flush=True)
-        finally:
-            for engine_id in driver.list_managed(LABEL).values():
-                driver.terminate(engine_id)
-            driver.remove_network()
-            driver.forwarder.close_all()
+        # warm-up: the hypervisor choice (auto probes KVM once), the network, the page cache
+        secs, iid = pocketcloud_boot(api)
+        api.ok("DELETE", f"/instances/{iid}")
+        hv = api.ok("GET", "/info")["hypervisor"]
+        print(f"hypervisor: {hv['mode']} ({hv['reason']})")
+        print(f"image: tiny ({tiny}), type {TYPE.name}: {TYPE.vcpus} vCPU, {TYPE.memory_mib} MiB")
+        raw_boot(conn, tiny, srv.vm_network, scratch)
+        for i in range(args.runs):
+            # Alternate the order so drift on the host hurts both sides alike.
+            for side in (("ours", "raw") if i % 2 == 0 else ("raw", "ours")):
+                if side == "raw":
+                    raw.append(raw_boot(conn, tiny, srv.vm_network, scratch))
+                else:
+                    secs, iid = pocketcloud_boot(api)
+                    ours.append(secs)
+                    if idle_rss is None:
+                        time.sleep(5)
+                        idle_rss = api.ok("GET", f"/instances/{iid}/internals")["summary"]["host_memory_bytes"]
+                    api.ok("DELETE", f"/instances/{iid}")
+            print(f"  run {i + 1}: pocketcloud {ours[-1]:.2f}s, raw virsh {raw[-1]:.2f}s", flush=True)
         mo, mr = statistics.median(ours), statistics.median(raw)
-        print(f"boot to SSH-ready, median of {args.runs}: pocketcloud {mo:.2f}s, raw virsh create {mr:.2f}s, "
-              f"ratio {mo / mr:.2f} (target <= 1.2)")
+        print(f"POST /instances to SSH-ready, median of {args.runs}: pocketcloud {mo:.2f}s, "
+              f"raw virsh create {mr:.2f}s, ratio {mo / mr:.2f} (target <= 1.2)")
         cmem = container_memory(tiny)
         if idle_rss:
-            print(f"idle tiny memory: VM qemu RSS {idle_rss / 1024:.1f} MiB vs container {cmem / 2**20:.1f} MiB "
-                  f"(ratio {idle_rss * 1024 / max(cmem, 1):.0f}x)")
+            print(f"idle tiny memory: VM qemu RSS {idle_rss / 2**20:.1f} MiB vs container {cmem / 2**20:.1f} MiB "
+                  f"(ratio {idle_rss / max(cmem, 1):.0f}x)")
     finally:
-        shutil.rmtree(store_dir, ignore_errors=True)
+        srv.stop()
+        try:
+            net = libvirt.open("qemu:///system").networkLookupByName(srv.vm_network)
+            net.destroy()
+            net.undefine()
+        except libvirt.libvirtError:
+            pass
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 if __name__ == "__main__":

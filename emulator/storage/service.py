@@ -19,6 +19,7 @@ import logging
 import re
 import threading
 import time
+from pathlib import Path
 import xml.etree.ElementTree as ET
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -445,6 +446,41 @@ class Storage:
             c.executemany("INSERT INTO bucket_grants (bucket, grantee, level, created_at) VALUES (?,?,?,?)",
                           [(name, a, lvl, time.time()) for a, lvl in grants.items()])
         return self.get_bucket(name)
+
+    def bucket_internals(self, account: Account, name: str) -> dict:
+        """Where a bucket really lives: the engine, the bytes on the host's disk (walked live),
+        and the path a request takes."""
+        bucket = self.authorize(account, name, "list")
+        engine = {k: v for k, v in self.describe().items() if k != "last_error"}
+        on_disk = None
+        data_dir = engine.get("data_dir")
+        if data_dir:
+            folder = Path(data_dir) / bucket.name
+            files = [p for p in folder.rglob("*") if p.is_file()] if folder.is_dir() else []
+            on_disk = {"path": str(folder), "files": len(files),
+                       "bytes": sum(p.stat().st_size for p in files),
+                       "note": ("each object is a plain file under this folder, its key the relative path"
+                                if engine.get("engine") == "rclone" else
+                                "MinIO's own on-disk format: object data and xl.meta metadata per key")}
+        return {
+            "bucket": bucket.name,
+            "owner": bucket.owner,
+            "access": bucket.access,
+            "engine": engine,
+            "usage": self.usage(bucket.name),
+            "bytes_on_host": on_disk or {"path": None, "note": f"held by the engine at {engine.get('endpoint')}, "
+                                                               "not on this host's filesystem"},
+            "request_path": [
+                "client: signs the request with its pocketcloud key (AWS Signature V4)",
+                f"pocketcloud S3 gateway on {self.config.endpoint_url}: verifies the signature, checks ownership, "
+                "sharing and quota",
+                f"{engine.get('name')} at {engine.get('endpoint')}: the request re-signed with the engine's root "
+                "credentials, bodies streamed both ways",
+                f"storage: {on_disk['path'] if on_disk else 'the engine'}",
+            ],
+            "flat_namespace": "keys like 'a/b/c.txt' are whole names; folders are only a listing convention "
+                              "(prefix + delimiter)",
+        }
 
     # -- usage and quota ---------------------------------------------------------------------------
     def usage(self, name: str) -> dict:

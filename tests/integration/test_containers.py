@@ -162,3 +162,23 @@ def test_concurrent_creates_restart_and_reconcile(server, user, docker_client, c
     assert all(after[i]["state"] == "running" for i in ids[2:])
     assert after[ids[5]]["ports"][0]["host"] == ports[5]
     assert user.ok("POST", f"/instances/{ids[1]}/start")["state"] == "running"
+
+
+def test_admin_registers_a_docker_image_by_reference(server, user):
+    """The registry path (`POST /images` with a Docker reference): with no registry reachable
+    here, a reference dockerd already holds is registered without a pull."""
+    admin = server.admin
+    ref = next(i for i in admin.ok("GET", "/images")["images"] if i["name"] == "tiny")["kinds"]["container"]["ref"]
+    status, body = user("POST", "/images", json={"name": "mine", "source": ref})
+    assert status == 403
+    status, body = admin("POST", "/images", json={"name": "bad name", "source": ref})
+    assert status == 400
+    made = admin.ok("POST", "/images", 201, json={"name": "tiny-alias", "source": ref})
+    assert made["kinds"]["container"]["source"] == f"docker:{ref}"
+    inst = admin.ok("POST", "/instances", 201, json={"image": "tiny-alias"})
+    try:
+        assert admin.ok("POST", f"/instances/{inst['id']}/exec", json={"command": "cat /etc/os-release"})["exit_code"] == 0
+    finally:
+        admin.ok("DELETE", f"/instances/{inst['id']}")
+        admin.ok("DELETE", "/images/tiny-alias", 204)
+    assert "tiny-alias" not in [i["name"] for i in admin.ok("GET", "/images")["images"]]

@@ -52,3 +52,31 @@ def test_info_reports_the_host(server, user):
     with open("/proc/cpuinfo") as f:
         assert host["runs_in_vm"] == (" hypervisor" in f.read())
     assert info["engines"]["container"]["available"] is True
+
+
+def test_bucket_internals_show_where_the_bytes_live(server, user):
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=server.url, region_name="us-east-1",
+                      aws_access_key_id=user.key_id, aws_secret_access_key=user.secret)
+    bucket = f"inside-{server.port}"
+    s3.create_bucket(Bucket=bucket)
+    try:
+        s3.put_object(Bucket=bucket, Key="a/b/c.txt", Body=b"x" * 1000)
+        s3.put_object(Bucket=bucket, Key="top.txt", Body=b"y" * 24)
+        data = user.ok("GET", f"/buckets/{bucket}/internals")
+        assert data["usage"] == {"objects": 2, "bytes": 1024}
+        assert data["engine"]["engine"] == user.ok("GET", "/info")["storage"]["engine"]
+        disk = data["bytes_on_host"]
+        if data["engine"]["engine"] == "rclone":
+            assert disk["files"] == 2 and disk["bytes"] == 1024
+            with open(f"{disk['path']}/a/b/c.txt", "rb") as f:
+                assert f.read() == b"x" * 1000
+        assert "gateway" in data["request_path"][1]
+        other = server.new_user(f"peek-{server.port}")
+        status, _ = other("GET", f"/buckets/{bucket}/internals")
+        assert status in (403, 404)
+    finally:
+        for key in ("a/b/c.txt", "top.txt"):
+            s3.delete_object(Bucket=bucket, Key=key)
+        s3.delete_bucket(Bucket=bucket)
