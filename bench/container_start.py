@@ -35,10 +35,10 @@ def main() -> None:
         srv = Server(Path(tmp) / "home", Path(tmp))
         srv.cli("images", "build", "tiny")
         srv.start()
+        api = srv.admin
+        made: list[str] = []
         try:
-            api = srv.admin
-            ref = api.ok("GET", "/images")["images"][0]["kinds"]["container"]["ref"]
-            made: list[str] = []
+            ref = next(i for i in api.ok("GET", "/images")["images"] if i["name"] == "tiny")["kinds"]["container"]["ref"]
 
             def via_api():
                 inst = api.ok("POST", "/instances", 201, json={"image": "tiny", "type": "t2.nano"})
