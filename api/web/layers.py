@@ -10,9 +10,11 @@ layers by who provides them (guest, pocketcloud, engine, isolation, kernel) for 
 from __future__ import annotations
 
 
-def _size(n) -> str:
+def fmt_size(n) -> str:
+    """Bytes for people: 1.5 MiB."""
     if n is None:
         return "-"
+    n = float(n)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(n) < 1024 or unit == "TiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
@@ -63,7 +65,7 @@ def container_layers(data: dict) -> list[dict]:
     out.append({"key": "app", "title": "your app (container PID 1)", "tone": "guest",
                 "subtitle": _cmd(pid1.get("cmdline")) or "not running",
                 "facts": [("PID inside", pid1.get("inside_pid", "-")), ("PID on the host", pid1.get("host_pid", "-")),
-                          ("memory in use (RSS)", _size(pid1.get("rss_bytes")))] if pid1 else []})
+                          ("memory in use (RSS)", fmt_size(pid1.get("rss_bytes")))] if pid1 else []})
     out.append(_api_layer(data))
     chain = data.get("runtime_chain") or []
     engine = data.get("engine") or {}
@@ -95,9 +97,9 @@ def container_layers(data: dict) -> list[dict]:
         facts.append((f"{n} namespace", f"{ns[n].get('instance')} (host: {ns[n].get('host')})"))
     mem = limits.get("memory_limit_bytes") or limits.get("memory_max")
     if mem:
-        facts.append(("memory limit (cgroup)", _size(int(mem)) if str(mem).isdigit() else mem))
+        facts.append(("memory limit (cgroup)", fmt_size(int(mem)) if str(mem).isdigit() else mem))
     if limits.get("memory_usage_bytes") is not None:
-        facts.append(("memory used (cgroup)", _size(limits["memory_usage_bytes"])))
+        facts.append(("memory used (cgroup)", fmt_size(limits["memory_usage_bytes"])))
     q, p = limits.get("cpu_cfs_quota_us"), limits.get("cpu_cfs_period_us")
     if q and p and q > 0:
         facts.append(("CPU limit (cgroup)", f"{q / p:g} CPU ({q} us per {p} us)"))
@@ -140,7 +142,7 @@ def vm_layers(data: dict) -> list[dict]:
             qfacts.append(("command", _cmd(qemu["cmdline"])[:300]))
         for key in ("rss_bytes", "vcpu_threads"):
             if qemu.get(key) is not None:
-                qfacts.append((key.replace("_", " "), _size(qemu[key]) if key.endswith("bytes") else qemu[key]))
+                qfacts.append((key.replace("_", " "), fmt_size(qemu[key]) if key.endswith("bytes") else qemu[key]))
         out.append({"key": "qemu", "title": "QEMU", "tone": "engine",
                     "subtitle": "one host process per VM: emulates the machine's devices (virtio disk, net, serial)",
                     "facts": qfacts})
@@ -169,7 +171,7 @@ def extras(data: dict) -> list[tuple[str, str]]:
         if rootfs.get("image_layers") is not None:
             out.append(("image layers (read-only)", str(len(rootfs["image_layers"]))))
         if rootfs.get("image_size_bytes") is not None:
-            out.append(("image size", _size(rootfs["image_size_bytes"])))
+            out.append(("image size", fmt_size(rootfs["image_size_bytes"])))
         upper = (rootfs.get("layers") or {}).get("UpperDir")
         if upper:
             out.append(("writable layer", upper))

@@ -18,7 +18,7 @@ from werkzeug.exceptions import HTTPException
 
 from emulator.errors import CloudError, Forbidden, InvalidParameter, NotFound, Unauthorized
 
-from .layers import extras, layers
+from .layers import extras, fmt_size, layers
 
 log = logging.getLogger("pocketcloud.web")
 bp = Blueprint("web", __name__, url_prefix="/ui", template_folder="templates", static_folder="static",
@@ -166,17 +166,6 @@ def action(fn):
 
 
 # -- helpers -------------------------------------------------------------------------------
-def fmt_size(n) -> str:
-    if n is None:
-        return "-"
-    n = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
-
-
 def fmt_time(ts) -> str:
     if not ts:
         return "-"
