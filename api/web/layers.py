@@ -114,6 +114,18 @@ def container_layers(data: dict) -> list[dict]:
     return out
 
 
+def _qemu_facts(qemu: dict) -> list[tuple[str, str]]:
+    facts = []
+    if qemu.get("rss_bytes") is not None:
+        facts.append(("memory on the host (RSS)", fmt_size(qemu["rss_bytes"])))
+    if qemu.get("threads") is not None:
+        facts.append(("host threads", str(qemu["threads"])))
+    vcpus = qemu.get("vcpu_threads") or []
+    if vcpus:
+        facts.append(("vCPU threads", ", ".join(f"{t['name']} (tid {t['tid']})" for t in vcpus)))
+    return facts
+
+
 def vm_layers(data: dict) -> list[dict]:
     out = []
     k = data.get("kernel") or {}
@@ -130,8 +142,12 @@ def vm_layers(data: dict) -> list[dict]:
         for entry in chain:
             name = entry.get("name", "")
             facts = [("PID", _pids(entry))] + ([("command", _cmd(entry["cmdline"]))] if entry.get("cmdline") else [])
+            subtitle = entry.get("role", "")
+            if name.startswith("qemu") and qemu:
+                subtitle = "one host process per VM: emulates the machine's devices (virtio disk, net, serial)"
+                facts += _qemu_facts(qemu)
             out.append({"key": name.split()[0].lower(), "title": name, "tone": "engine",
-                        "subtitle": entry.get("role", ""), "facts": facts})
+                        "subtitle": subtitle, "facts": facts})
     else:
         eng = data.get("engine") or {}
         out.append({"key": "libvirt", "title": "libvirt (libvirtd)", "tone": "engine",
@@ -140,9 +156,7 @@ def vm_layers(data: dict) -> list[dict]:
         qfacts = [("PID", qemu.get("pid") or data.get("qemu_pid") or "-")]
         if qemu.get("cmdline"):
             qfacts.append(("command", _cmd(qemu["cmdline"])[:300]))
-        for key in ("rss_bytes", "vcpu_threads"):
-            if qemu.get(key) is not None:
-                qfacts.append((key.replace("_", " "), fmt_size(qemu[key]) if key.endswith("bytes") else qemu[key]))
+        qfacts += _qemu_facts(qemu)
         out.append({"key": "qemu", "title": "QEMU", "tone": "engine",
                     "subtitle": "one host process per VM: emulates the machine's devices (virtio disk, net, serial)",
                     "facts": qfacts})
@@ -175,8 +189,14 @@ def extras(data: dict) -> list[tuple[str, str]]:
         upper = (rootfs.get("layers") or {}).get("UpperDir")
         if upper:
             out.append(("writable layer", upper))
-    disk = data.get("disk") or {}
-    for k, v in disk.items():
-        if not isinstance(v, (dict, list)):
-            out.append((f"disk {k}", str(v)))
+    for i, layer in enumerate(data.get("disk_chain") or []):
+        role = "overlay (this VM's writes)" if i == 0 else "base image (read-only, shared)"
+        out.append((f"disk: {role}", f"{layer.get('file')} — {fmt_size(layer.get('size_on_disk_bytes'))} on disk, "
+                                     f"{fmt_size(layer.get('virtual_size_bytes'))} virtual"))
+    net = data.get("network") or {}
+    if net.get("tap"):
+        out.append(("network path", f"{net['tap']} (tap) → {net.get('bridge') or '?'} (bridge of libvirt network "
+                                    f"{net.get('libvirt_network')}, {net.get('subnet')}) → NAT"))
+    for fwd in net.get("forwards") or []:
+        out.append(("port forward", f"{fwd['host']} → {fwd['guest']} ({fwd['via']})"))
     return out

@@ -221,3 +221,21 @@ def test_bucket_upload_and_download(page, user, tmp_path):
     page.check("input[name=force]")
     page.click("button:has-text('Delete bucket')")
     expect(page.locator(".flash.ok")).to_contain_text(f"Deleted bucket {name}")
+
+
+def test_vm_internals_picture(page, user, cleanup):
+    """The hypervisor stack of a real VM: libvirt, QEMU, KVM or TCG, the host kernel."""
+    inst = user.ok("POST", "/instances", 201, json={"image": "tiny", "kind": "vm", "type": "t2.nano"})
+    cleanup.append((user, inst["id"]))
+    data = user.ok("GET", f"/instances/{inst['id']}/internals")
+    sign_in(page, user)
+    page.goto(f"/ui/instances/{inst['id']}/internals")
+    layers = page.locator("#layers .layer")
+    keys = [layers.nth(i).get_attribute("data-layer") for i in range(layers.count())]
+    assert keys[0] == "app" and keys[-1] == "kernel", keys
+    body = page.locator("#layers").inner_text()
+    assert "libvirt" in body and "QEMU" in body.upper()
+    assert ("TCG" in body) == (data["hypervisor"]["mode"] == "qemu")
+    assert str(data["summary"]["host_pid"]) in body
+    assert platform.release() in body and data["kernel"]["guest"] in body
+    shot(page, "06-vm-internals")
