@@ -236,6 +236,29 @@ class Backend:
                 return False
         return self._proc is not None and self._proc.poll() is None
 
+    def prune_empty_dirs(self, bucket: str) -> bool:
+        """Clear what the rclone stand-in leaves behind in a bucket that lists no object:
+        `*.partial` temp files of uploads it failed (it answers 500 when two uploads create
+        the same new folder at once) and empty folders. Call only when the bucket lists no
+        object. True if anything went."""
+        if self.choice.engine != "rclone":
+            return False
+        root = self._data_dir() / bucket
+        if root.resolve().parent != self._data_dir().resolve() or not root.is_dir():
+            return False
+        removed = False
+        for f in root.rglob("*.partial"):
+            if f.is_file():
+                f.unlink()
+                removed = True
+        for d in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+            try:
+                d.rmdir()  # only ever succeeds on an empty folder
+                removed = True
+            except OSError:
+                pass
+        return removed
+
     # -- internals ---------------------------------------------------------------------------
     def _data_dir(self) -> Path:
         return self.dir / ("minio-data" if self.choice.engine.startswith("minio") else "data")

@@ -100,7 +100,9 @@ def test_tampered_requests_do_not_match(tamper):
     elif tamper == "query":
         env["QUERY_STRING"] = "acl=&x=1"
     elif tamper == "header":
-        env["HTTP_X_AMZ_DATE"] = env["HTTP_X_AMZ_DATE"][:-3] + "00Z"
+        # one second later (a fixed "00" would be no change at all when signed at :00)
+        seconds = (int(env["HTTP_X_AMZ_DATE"][-3:-1]) + 1) % 60
+        env["HTTP_X_AMZ_DATE"] = env["HTTP_X_AMZ_DATE"][:-3] + f"{seconds:02d}Z"
     elif tamper == "method":
         env["REQUEST_METHOD"] = "DELETE"
     else:

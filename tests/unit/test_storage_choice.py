@@ -111,3 +111,20 @@ def test_policy_round_trip_and_refusals(storage):
     assert s.apply_policy(a, "bkt", None).access == "private"
     with pytest.raises(Forbidden):
         s.authorize(b, "bkt", "read-object")
+
+
+def test_prune_clears_only_the_stand_ins_leftovers(tmp_path):
+    from emulator.config import Config
+    from emulator.storage.backend import Backend, Choice
+
+    backend = Backend(Config(home=tmp_path), Choice("rclone", "/bin/true", "test"))
+    root = backend._data_dir() / "bkt"
+    (root / "a" / "b").mkdir(parents=True)
+    (root / "a" / "f0.txt.3f2a.partial").write_text("half an upload")
+    (root / "keep").mkdir()
+    (root / "keep" / "real.txt").write_text("an object")
+    assert backend.prune_empty_dirs("bkt") is True
+    assert not (root / "a").exists() and (root / "keep" / "real.txt").exists()
+    assert backend.prune_empty_dirs("../etc") is False
+    minio = Backend(Config(home=tmp_path / "m"), Choice("minio", "/bin/true", "test"))
+    assert minio.prune_empty_dirs("bkt") is False

@@ -183,3 +183,18 @@ def test_unsupported_operations_say_not_implemented(s3_of, alice, bucket):
     with pytest.raises(ClientError) as e:
         s3.put_object_tagging(Bucket=bucket, Key="k", Tagging={"TagSet": []})
     assert code_of(e) == ("NotImplemented", 501)
+
+
+def test_bucket_with_deep_keys_deletes_once_emptied(s3_of, alice, bucket_name, s3_cloud):
+    """Deleting every object leaves a bucket empty, whatever folders the engine kept on disk."""
+    s3 = s3_of(alice)
+    s3.create_bucket(Bucket=bucket_name)
+    keys = [f"d{i % 3}/sub{i % 2}/k{i}.txt" for i in range(30)]
+    for key in keys:
+        s3.put_object(Bucket=bucket_name, Key=key, Body=b"data")
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(10) as pool:  # as `aws s3 rm --recursive` does
+        list(pool.map(lambda k: s3.delete_object(Bucket=bucket_name, Key=k), keys))
+    s3.delete_bucket(Bucket=bucket_name)
+    assert s3_cloud.storage.find_bucket(bucket_name) is None
