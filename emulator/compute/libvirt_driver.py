@@ -16,9 +16,11 @@ An image of kind vm is a directory with a vm.json (see images/README.md).
 """
 from __future__ import annotations
 
+import atexit
 import hashlib
 import ipaddress
 import json
+import logging
 import os
 import re
 import shlex
@@ -39,6 +41,8 @@ from . import hostinfo
 from .driver import EngineInstance, ExecResult, LaunchSpec, PortForward
 from .forwarder import Forwarder
 from .sshkeys import generate_keypair, validate_public_key
+
+log = logging.getLogger(__name__)
 
 try:  # libvirt-python is a C extension; without it the driver reports itself unavailable.
     import libvirt
@@ -285,6 +289,7 @@ class LibvirtDriver:
                 return result(cached["mode"], cached["reason"] + " (cached probe)")
         except (OSError, ValueError, KeyError):
             pass
+        self._reap_stale_probes()
         ok, seconds, detail = self._probe_kvm()
         if ok:
             mode, reason = "kvm", f"auto: a KVM probe guest reached userspace in {seconds:.1f}s"
@@ -315,6 +320,8 @@ class LibvirtDriver:
         try:
             with _engine_errors("kvm probe"):
                 dom = self.conn.createXML(ET.tostring(root, encoding="unicode"), 0)
+            # A server stopped mid-probe must not leave the probe guest running.
+            atexit.register(self._destroy_probe, dom)
             while time.monotonic() - started < KVM_PROBE_BOUND:
                 if PROBE_MARKER in self._read(log_path):
                     return True, time.monotonic() - started, "ok"
@@ -325,11 +332,34 @@ class LibvirtDriver:
             return False, time.monotonic() - started, f"failed to start ({e.message})"
         finally:
             if dom is not None:
-                try:
-                    dom.destroy()
-                except libvirt.libvirtError:
-                    pass
+                atexit.unregister(self._destroy_probe)
+                self._destroy_probe(dom)
             shutil.rmtree(probe_dir, ignore_errors=True)
+
+    @staticmethod
+    def _destroy_probe(dom) -> None:
+        """A guest hung in a broken nested KVM can refuse the first destroy (its state lock
+        is busy); a probe left running would burn a CPU forever, so try again."""
+        for attempt in range(10):
+            try:
+                dom.destroy()
+                return
+            except libvirt.libvirtError as e:
+                if _code(e) == libvirt.VIR_ERR_NO_DOMAIN:
+                    return
+                log.warning("destroying the KVM probe guest failed (attempt %d): %s", attempt + 1, e)
+                time.sleep(1 + attempt)
+
+    def _reap_stale_probes(self) -> None:
+        """Destroy probe guests whose creating process is gone (a crash mid-probe)."""
+        try:
+            doms = self.conn.listAllDomains(0)
+        except (libvirt.libvirtError, CloudError):
+            return
+        for dom in doms:
+            m = re.fullmatch(r"pc-probe-(\d+)-\d+", dom.name())
+            if m and not Path(f"/proc/{m.group(1)}").exists():
+                self._destroy_probe(dom)
 
     # -- network -----------------------------------------------------------------
     def _gateway(self) -> ipaddress.IPv4Address:
