@@ -84,7 +84,7 @@ def _security_headers(resp: Response) -> Response:
 @bp.app_context_processor
 def _template_globals():
     return {"csrf_token": lambda: session.get("csrf", ""), "me": g.get("account"),
-            "storage_available": storage() is not None, "fmt_size": fmt_size, "fmt_time": fmt_time}
+            "fmt_size": fmt_size, "fmt_time": fmt_time}
 
 
 def _safe_next(target: str | None, default: str) -> str:
@@ -175,8 +175,8 @@ def fmt_time(ts) -> str:
 
 
 def storage():
-    """The object storage service, when this cloud has one."""
-    return getattr(current_app.config["CLOUD"], "storage", None)
+    """The object storage service (buckets, sharing, usage)."""
+    return current_app.config["CLOUD"].storage
 
 
 def _launch_options():
@@ -335,18 +335,9 @@ def key_delete(name: str):
 
 
 # -- buckets -------------------------------------------------------------------------------
-def _need_storage():
-    st = storage()
-    if st is None:
-        return None, render_template("buckets.html", buckets=None, unavailable=True)
-    return st, None
-
-
 @bp.get("/buckets")
 def buckets():
-    st, page = _need_storage()
-    if page:
-        return page
+    st = storage()
     rows = []
     for b in st.list_buckets(g.account):
         d = b.to_dict()
@@ -356,15 +347,13 @@ def buckets():
         except CloudError:
             d["usage"] = None
         rows.append(d)
-    return render_template("buckets.html", buckets=rows, unavailable=False)
+    return render_template("buckets.html", buckets=rows)
 
 
 @bp.post("/buckets")
 @action
 def bucket_create():
-    st, page = _need_storage()
-    if page:
-        return page
+    st = storage()
     name = request.form.get("name", "").strip()
     b = st.create_bucket(g.account, name, "public-read" if request.form.get("public") else "private")
     flash(f"Created bucket {b.name}.", "ok")
@@ -373,9 +362,7 @@ def bucket_create():
 
 @bp.get("/buckets/<name>")
 def bucket(name: str):
-    st, page = _need_storage()
-    if page:
-        return page
+    st = storage()
     try:
         b = st.authorize(g.account, name, "list")
     except Forbidden:
@@ -390,9 +377,7 @@ def bucket(name: str):
 @bp.post("/buckets/<name>/upload")
 @action
 def bucket_upload(name: str):
-    st, page = _need_storage()
-    if page:
-        return page
+    st = storage()
     f = request.files.get("file")
     if f is None or not f.filename:
         raise InvalidParameter("choose a file to upload")
@@ -411,9 +396,7 @@ def bucket_upload(name: str):
 
 @bp.get("/buckets/<name>/download")
 def bucket_download(name: str):
-    st, page = _need_storage()
-    if page:
-        return page
+    st = storage()
     key = request.args.get("key", "")
     try:
         resp = st.get_object(g.account, name, key)
@@ -434,9 +417,7 @@ def bucket_download(name: str):
 @bp.post("/buckets/<name>/delete-object")
 @action
 def bucket_delete_object(name: str):
-    st, page = _need_storage()
-    if page:
-        return page
+    st = storage()
     key = request.form.get("key", "")
     st.delete_object(g.account, name, key)
     flash(f"Deleted {key}.", "ok")
@@ -446,9 +427,7 @@ def bucket_delete_object(name: str):
 @bp.post("/buckets/<name>/share")
 @action
 def bucket_share(name: str):
-    st, page = _need_storage()
-    if page:
-        return page
+    st = storage()
     f = request.form
     if f.get("access") in ("private", "public-read"):
         st.set_access(g.account, name, f["access"])
@@ -463,9 +442,7 @@ def bucket_share(name: str):
 @bp.post("/buckets/<name>/presign")
 @action
 def bucket_presign(name: str):
-    st, page = _need_storage()
-    if page:
-        return page
+    st = storage()
     key = request.form.get("key", "")
     expires = int(request.form.get("expires", "3600") or 3600)
     _, secret = cloud().accounts.secret_for(session["kid"])
@@ -481,9 +458,7 @@ def bucket_presign(name: str):
 @bp.post("/buckets/<name>/delete")
 @action
 def bucket_delete(name: str):
-    st, page = _need_storage()
-    if page:
-        return page
+    st = storage()
     st.delete_bucket(g.account, name, force=bool(request.form.get("force")))
     flash(f"Deleted bucket {name}.", "ok")
     return redirect(url_for("web.buckets"))
