@@ -91,6 +91,8 @@ class Instance:
             "launched_at": _iso(self.details.get("launched_at")),
             "terminated_at": _iso(self.terminated_at),
             "has_user_data": bool(self.user_data),
+            **({"hypervisor": {"mode": self.details.get("hypervisor"), "reason": self.details.get("hypervisor_reason")}}
+               if self.kind == "vm" else {}),
         }
 
 

@@ -58,6 +58,7 @@ def test_tiny_vm_lifecycle_over_ssh(server, user, docker_client):
         assert run(["virsh", "-c", "qemu:///system", "domstate", f"pc-{iid}"]).stdout.strip() == "running"
         info = user.ok("GET", "/info")
         assert info["hypervisor"]["mode"] in ("kvm", "qemu") and info["hypervisor"]["reason"]
+        assert inst["hypervisor"] == {"mode": info["hypervisor"]["mode"], "reason": info["hypervisor"]["reason"]}
 
         ssh(port, key["private_key"], "echo still-here > /root/persist; sync")
         stopped = user.ok("POST", f"/instances/{iid}/stop")
