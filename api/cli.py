@@ -27,6 +27,7 @@ import click
 from emulator.config import Config
 
 from .client import ApiError, Client, endpoint_of, read_credentials_file
+from .text import fmt_size
 
 EXIT_API, EXIT_USAGE = 1, 2
 
@@ -123,12 +124,7 @@ def _style(col: str, value: str) -> str:
 
 
 def _size(n) -> str | None:
-    if n is None:
-        return None
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
+    return None if n is None else fmt_size(n)
 
 
 CELLS = {

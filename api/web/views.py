@@ -18,7 +18,8 @@ from werkzeug.exceptions import HTTPException
 
 from emulator.errors import CloudError, Forbidden, InvalidParameter, NotFound, Unauthorized
 
-from .layers import extras, fmt_size, layers
+from ..text import fmt_size
+from .layers import extras, layers
 
 log = logging.getLogger("pocketcloud.web")
 bp = Blueprint("web", __name__, url_prefix="/ui", template_folder="templates", static_folder="static",
