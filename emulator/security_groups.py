@@ -123,6 +123,11 @@ class SecurityGroups:
         return [self._row(r) for r in self.store.query(
             "SELECT * FROM security_groups WHERE owner=? ORDER BY created_at", (owner,))]
 
+    def names(self, owner: str) -> dict[str, str]:
+        """id -> name of every group of an account, in one query."""
+        return {r["id"]: r["name"] for r in self.store.query(
+            "SELECT id, name FROM security_groups WHERE owner=?", (owner,))}
+
     def _set_rules(self, group: SecurityGroup, rules: tuple[Rule, ...]) -> SecurityGroup:
         with self.store.tx() as c:
             c.execute("UPDATE security_groups SET rules=? WHERE id=?",

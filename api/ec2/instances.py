@@ -5,8 +5,9 @@ import base64
 import binascii
 import time
 
-from emulator.errors import InvalidParameter
+from emulator.errors import InvalidParameter, NotFound
 from emulator.services import Instance
+from emulator.validation import NAME
 
 from .catalog import ami_id, resolve_ami
 from .params import filters, integer, members, required, tags, values
@@ -22,18 +23,14 @@ def _iso(ts: float | None) -> str | None:
     return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(ts)) if ts else None
 
 
-def instance_xml(cloud, inst: Instance) -> dict:
+def instance_xml(cloud, inst: Instance, group_names: dict[str, str]) -> dict:
+    """`group_names`: the owner's security group id -> name (a deleted group shows its id only)."""
     region = cloud.config.region
     forwards = [p for p in inst.ports if p.get("host")]
     tags = [{"key": k, "value": v} for k, v in inst.tags.items()]
     tags += [{"key": f"pocketcloud:forward:{p['guest']}", "value": f"127.0.0.1:{p['host']}"} for p in forwards]
-    groups = []
-    for gid in inst.details.get("security_groups", []):
-        try:
-            g = cloud.security_groups.get(inst.owner, gid)
-            groups.append({"groupId": g.id, "groupName": g.name})
-        except Exception:  # a deleted group still shows its id
-            groups.append({"groupId": gid, "groupName": ""})
+    groups = [{"groupId": gid, "groupName": group_names.get(gid, "")}
+              for gid in inst.details.get("security_groups", [])]
     vm = inst.kind == "vm"
     reason = inst.state_reason
     return {
@@ -67,9 +64,12 @@ def instance_xml(cloud, inst: Instance) -> dict:
     }
 
 
-def _reservation(cloud, caller, reservation_id: str, insts: list[Instance]) -> dict:
+def _reservation(cloud, caller, reservation_id: str, insts: list[Instance],
+                 group_names: dict[str, str] | None = None) -> dict:
+    if group_names is None:
+        group_names = cloud.security_groups.names(caller.id)
     return {"reservationId": reservation_id, "ownerId": caller.id, "groupSet": [],
-            "instancesSet": [instance_xml(cloud, i) for i in insts]}
+            "instancesSet": [instance_xml(cloud, i, group_names) for i in insts]}
 
 
 def run_instances(cloud, caller, p) -> dict:
@@ -98,8 +98,6 @@ def run_instances(cloud, caller, p) -> dict:
 
 
 def _valid_name(t: dict) -> bool:
-    from emulator.validation import NAME
-
     return bool(t.get("Name")) and bool(NAME.fullmatch(t["Name"]))
 
 
@@ -137,8 +135,6 @@ def _select(cloud, caller, p, ids_key: str = "InstanceId") -> list[Instance]:
         found = {i.id for i in insts}
         missing = [i for i in ids if i not in found]
         if missing:
-            from emulator.errors import NotFound
-
             raise NotFound(f"the instance ID '{missing[0]}' does not exist", code="InvalidInstanceID.NotFound")
     for name, vals in filters(p).items():
         if name not in FILTERS and not name.startswith("tag:"):
@@ -168,7 +164,9 @@ def describe_instances(cloud, caller, p) -> dict:
     by_res: dict[str, list[Instance]] = {}
     for inst in insts:
         by_res.setdefault(inst.details.get("reservation_id") or "r-" + inst.id[2:], []).append(inst)
-    return {"reservationSet": [_reservation(cloud, caller, r, i) for r, i in by_res.items()], "nextToken": token}
+    names = cloud.security_groups.names(caller.id)
+    return {"reservationSet": [_reservation(cloud, caller, r, i, names) for r, i in by_res.items()],
+            "nextToken": token}
 
 
 def describe_instance_status(cloud, caller, p) -> dict:
