@@ -16,14 +16,18 @@ mkdir -p "$cache"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
+# Under pipefail, `cmd | head -n1` fails at random: head exits, cmd dies of SIGPIPE (141).
+# first reads its whole input, so the writer never sees a closed pipe.
+first() { awk 'NR == 1'; }
+
 fetch_deb() {  # fetch_deb PACKAGE -> path of the .deb in the cache
   local pkg=$1 deb
-  deb=$(ls "$cache"/"${pkg}"_*.deb 2>/dev/null | head -n1 || true)
+  deb=$(ls "$cache"/"${pkg}"_*.deb 2>/dev/null | first || true)
   if [ -z "$deb" ]; then
     echo "downloading $pkg from the Debian archive" >&2
     (cd "$cache" && apt-get download "$pkg" >&2) || {
       echo "could not download $pkg: run 'apt-get update' (as root) and retry" >&2; exit 1; }
-    deb=$(ls "$cache"/"${pkg}"_*.deb | head -n1)
+    deb=$(ls "$cache"/"${pkg}"_*.deb | first)
   fi
   echo "$deb"
 }
@@ -50,7 +54,7 @@ done
 (cd "$here/files" && find . -type f) | while read -r f; do rm -f "$root/$f"; done
 cp -a "$here/files/." "$root/"
 chmod 0755 "$root/sbin/init"
-version=$("$bb" 2>&1 | head -n1 | sed -n 's/^BusyBox v\([^ ]*\).*/\1/p')
+version=$("$bb" 2>&1 | sed -n '1s/^BusyBox v\([^ ]*\).*/\1/p')
 cat > "$root/etc/os-release" <<OS
 NAME="pocketcloud tiny"
 ID=pocketcloud-tiny
@@ -63,7 +67,7 @@ OS
 echo "fetching the Debian cloud kernel"
 kpkg=""
 if apt-cache depends linux-image-cloud-amd64 >/dev/null 2>&1; then
-  kpkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-[0-9].*-cloud-amd64\)$/\1/p' | head -n1)
+  kpkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-[0-9].*-cloud-amd64\)$/\1/p' | first)
 fi
 if [ -n "$kpkg" ]; then
   kdeb=$(fetch_deb "$kpkg")
@@ -72,7 +76,7 @@ else  # no package lists: use whichever cloud kernel is cached
   [ -n "$kdeb" ] || { echo "cannot resolve linux-image-cloud-amd64: run 'apt-get update' and retry" >&2; exit 1; }
 fi
 dpkg-deb -x "$kdeb" "$work/kernel"
-kver=$(ls "$work/kernel/lib/modules" | head -n1)
+kver=$(ls "$work/kernel/lib/modules" | first)
 [ -n "$kver" ] && [ -f "$work/kernel/boot/vmlinuz-$kver" ] || { echo "no kernel in $kdeb" >&2; exit 1; }
 echo "guest kernel $kver"
 cp "$work/kernel/boot/vmlinuz-$kver" "$out/vmlinuz"
@@ -82,7 +86,7 @@ cp "$work/kernel/boot/vmlinuz-$kver" "$out/vmlinuz"
 kmods="$work/kernel/lib/modules/$kver"
 copy_module() {  # copy_module DESTROOT NAME: the module and everything it depends on
   local dest=$1 name=$2 f dep
-  f=$(find "$kmods/kernel" -name "${name}.ko" -o -name "$(echo "$name" | tr _ -).ko" | head -n1)
+  f=$(find "$kmods/kernel" -name "${name}.ko" -o -name "$(echo "$name" | tr _ -).ko" | first)
   [ -n "$f" ] || { echo "module $name not in the kernel package" >&2; exit 1; }
   [ -e "$dest/lib/modules/$kver/${f#$kmods/}" ] && return 0
   install -D -m 0644 "$f" "$dest/lib/modules/$kver/${f#$kmods/}"
@@ -105,14 +109,14 @@ for b in usr/sbin/dropbear usr/bin/dropbearkey; do install -D -m 0755 "$work/dro
 libdir=lib/x86_64-linux-gnu
 mkdir -p "$root/$libdir" "$root/lib64"
 for lib in ld-linux-x86-64.so.2 libc.so.6 libcrypt.so.1 libtomcrypt.so.1 libtommath.so.1 libgmp.so.10 libz.so.1 libutil.so.1; do
-  src=$(find "$work/dropbear" -name "$lib" | head -n1)
+  src=$(find "$work/dropbear" -name "$lib" | first)
   [ -n "$src" ] || { echo "library $lib not found in the Debian packages" >&2; exit 1; }
   cp -L "$src" "$root/$libdir/$lib"
 done
 ln -sf "/$libdir/ld-linux-x86-64.so.2" "$root/lib64/ld-linux-x86-64.so.2"
 # Prove every shared library resolves inside the rootfs (the guest's loader, our lib dir).
 for b in usr/sbin/dropbear usr/bin/dropbearkey; do
-  if "$root/$libdir/ld-linux-x86-64.so.2" --library-path "$root/$libdir" --list "$root/$b" | grep -q 'not found'; then
+  if "$root/$libdir/ld-linux-x86-64.so.2" --library-path "$root/$libdir" --list "$root/$b" | grep 'not found' >/dev/null; then
     echo "$b has unresolved libraries:" >&2
     "$root/$libdir/ld-linux-x86-64.so.2" --library-path "$root/$libdir" --list "$root/$b" >&2
     exit 1

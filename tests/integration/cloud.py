@@ -85,9 +85,11 @@ class Server:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"server exited with {self.proc.returncode}: {self.log_path.read_text()[-2000:]}")
             try:
-                if requests.get(f"{self.url}/api/v1/health", timeout=1).ok:
+                # The first answer after a (re)start waits for reconcile, which can take
+                # seconds on a loaded machine: a slow answer is not a dead server.
+                if requests.get(f"{self.url}/api/v1/health", timeout=10).ok:
                     return
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"server did not answer within 60s: {self.log_path.read_text()[-2000:]}")
