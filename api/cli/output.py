@@ -109,15 +109,21 @@ def emit(ctx: click.Context, data, columns: list[str] | None = None, key: str | 
 
 
 def detail(ctx: click.Context, data: dict, fields: list[tuple[str, str]]) -> None:
-    """One resource as `label  value` lines."""
+    """One resource as `label  value` lines; times as the console shows them (tables keep
+    the wire form, one token per cell, for awk)."""
     if json_mode(ctx):
         return print_json(data)
     from rich.markup import escape
 
+    from emulator.timefmt import human_utc
+
     con = console()
     width = max(len(label) for label, _ in fields)
     for label, col in fields:
-        value = style(col, cell(data, col)) if col in data or col in CELLS else escape("-")
+        if col.endswith("_at"):
+            value = escape(human_utc(data.get(col)))
+        else:
+            value = style(col, cell(data, col)) if col in data or col in CELLS else escape("-")
         con.print(f"[bold]{label.ljust(width)}[/]  {value}")
 
 
