@@ -22,7 +22,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..errors import AlreadyExists, EngineError, InvalidState, NotFound
+from ..errors import AlreadyExists, BackendUnavailable, EngineError, InvalidState, NotFound
 from . import host, model
 from .model import Subnet
 
@@ -137,6 +137,23 @@ def list_bridges(label: str | None = None) -> list[dict[str, str]]:
 
 # ---- Docker ------------------------------------------------------------------------
 
+def _docker_error(e: Exception, doing: str) -> Exception:
+    """A docker SDK failure as one of ours: daemon unreachable vs. request refused."""
+    import docker
+
+    if isinstance(e, docker.errors.APIError):
+        return EngineError(f"docker could not {doing}: {e.explanation or e}")
+    return BackendUnavailable(f"dockerd is not reachable ({e.__class__.__name__}) while trying to {doing}",
+                              hint="run `make engines`")
+
+
+def _docker_failures() -> tuple[type[Exception], ...]:
+    import docker
+    import requests
+
+    return (docker.errors.DockerException, requests.RequestException)
+
+
 def docker_network_name(label: str, subnet_id: str) -> str:
     return f"pc-{model.label(label)}-{model.resource_id(subnet_id, 'subnet')}"
 
@@ -144,7 +161,6 @@ def docker_network_name(label: str, subnet_id: str) -> str:
 def ensure_docker_network(client: Any, label: str, subnet: Subnet) -> str:
     """A Docker bridge network bound to the subnet's (existing) bridge; idempotent. Docker's own
     masquerading is off: outbound NAT is per VPC in pocketcloud's table. Returns the network id."""
-    import docker
     from docker.types import IPAMConfig, IPAMPool
 
     name = docker_network_name(label, subnet.id)
@@ -163,24 +179,22 @@ def ensure_docker_network(client: Any, label: str, subnet: Subnet) -> str:
             ipam=IPAMConfig(pool_configs=[IPAMPool(subnet=subnet.cidr, gateway=subnet.gateway)]),
             labels={"pocketcloud.cloud": label, "pocketcloud.subnet": subnet.id})
         return net.id
-    except docker.errors.APIError as e:
-        raise EngineError(f"docker could not create network {name}: {e.explanation or e}") from None
+    except _docker_failures() as e:
+        raise _docker_error(e, f"create network {name}") from None
 
 
 def remove_docker_network(client: Any, label: str, subnet_id: str) -> bool:
     """Removes the subnet's Docker network (Docker leaves the adopted bridge in place)."""
-    import docker
-
     name = docker_network_name(label, subnet_id)
     try:
         for net in client.networks.list(names=[name]):
             if net.name == name:
                 net.remove()
                 return True
-    except docker.errors.APIError as e:
+    except _docker_failures() as e:
         if "active endpoints" in str(e):
             raise InvalidState(f"{subnet_id} still has containers attached", code="DependencyViolation") from None
-        raise EngineError(f"docker could not remove network {name}: {e.explanation or e}") from None
+        raise _docker_error(e, f"remove network {name}") from None
     return False
 
 
@@ -195,8 +209,8 @@ def container_port(client: Any, label: str, container_id: str, subnet: Subnet) -
         c = client.containers.get(container_id)
     except docker.errors.NotFound:
         raise NotFound(f"container {container_id[:24]} does not exist") from None
-    except docker.errors.APIError as e:
-        raise EngineError(f"docker inspect failed: {e.explanation or e}") from None
+    except _docker_failures() as e:
+        raise _docker_error(e, "inspect a container") from None
     pid = c.attrs.get("State", {}).get("Pid") or 0
     net = (c.attrs.get("NetworkSettings", {}).get("Networks") or {}).get(docker_network_name(label, subnet.id))
     if not pid or not net:

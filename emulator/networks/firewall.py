@@ -14,9 +14,14 @@ not importable from a venv (Debian ships it for the system Python only), hence t
 """
 from __future__ import annotations
 
+import fcntl
 import json
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from ..errors import EngineError, NotFound
@@ -52,20 +57,35 @@ class Firewall:
         t0 = time.perf_counter()
         desired.check()
         inet, bridge = rules.build(self.label, desired)
-        current = self._current()
-        batch: list[dict] = []
-        for t in (inet, bridge):
-            batch += self._commands(t, current.get(t.family, {}))
-        nft(batch)
-        bridges = sorted(s.bridge for s in desired.subnets)
-        if bridges != self._synced_bridges:  # DOCKER-USER only changes with the set of bridges
-            self._docker_user = dockeruser.sync(self.label, bridges)
-            self._synced_bridges = bridges
+        with self._lock():  # two workers applying at once would each delete what the other re-read
+            current = self._current()
+            batch: list[dict] = []
+            for t in (inet, bridge):
+                batch += self._commands(t, current.get(t.family, {}))
+            nft(batch)
+            bridges = sorted(s.bridge for s in desired.subnets)
+            if bridges != self._synced_bridges:  # DOCKER-USER only changes with the set of bridges
+                self._docker_user = dockeruser.sync(self.label, bridges)
+                self._synced_bridges = bridges
         self.last_apply_seconds = time.perf_counter() - t0
         return {"rules": len(inet.rules) + len(bridge.rules), "commands": len(batch), "docker_user": self._docker_user,
                 "seconds": round(self.last_apply_seconds, 4)}
 
-    reconcile = apply
+    def reconcile(self, desired: Desired) -> dict[str, Any]:
+        """apply() after a (re)start or on suspicion: also rewrites the DOCKER-USER chain, which
+        apply() leaves alone while the set of bridges is unchanged."""
+        self._synced_bridges = None
+        return self.apply(desired)
+
+    @contextmanager
+    def _lock(self) -> Iterator[None]:
+        path = Path(tempfile.gettempdir()) / f"pocketcloud-net-{self.label}.lock"
+        with open(path, "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
 
     def repin(self, desired: Desired, instance_id: str, ifname: str | None) -> Desired:
         """Pins an instance's port to a new host interface (a container's veth after a restart,
@@ -79,10 +99,13 @@ class Firewall:
 
     def remove(self) -> None:
         """Deletes the cloud's tables and its DOCKER-USER chain (idempotent)."""
-        existing = self._current()
-        nft([{"delete": {"table": {"family": f, "name": self.table}}} for f in self.FAMILIES if f in existing])
-        dockeruser.remove(self.label)
-        self._synced_bridges = None
+        with self._lock():
+            existing = self._current()
+            if existing:
+                nft([{"delete": {"table": {"family": f, "name": self.table}}} for f in existing])
+            dockeruser.remove(self.label)
+            self._synced_bridges = None
+        (Path(tempfile.gettempdir()) / f"pocketcloud-net-{self.label}.lock").unlink(missing_ok=True)
 
     # ---- reading -----------------------------------------------------------------
     def exists(self) -> bool:

@@ -202,6 +202,8 @@ def _inet(name: str, d: Desired) -> Table:
     t.rule(f, ct_in("state", ["established", "related"]), ACCEPT, comment="stateful groups")
     t.rule(f, ct_in("state", "invalid"), DROP)
     t.rule(f, ours_in, match(pay("ip", "daddr"), addr("169.254.0.0/16")), DROP, comment="link-local is never routed")
+    t.rule(f, ours_in, match(meta("pkttype"), {"set": ["broadcast", "multicast"]}), DROP,
+           comment="no broadcast or multicast between instances (as in a VPC)")
     t.rule(f, ours_in, {"vmap": {"key": pay("ip", "saddr"), "data": egress_map}}, comment="sender's egress rules")
     t.rule(f, ours_in, t.counter("drop-unknown-source"), DROP, comment="not an instance address")
     for v in d.vpcs:
