@@ -20,6 +20,8 @@ from emulator.networks.model import Port, Subnet
 
 from .lab import hexid, sh
 
+pytestmark = pytest.mark.integration
+
 APPLETS = ["sh", "httpd", "nc", "printf", "mkdir", "echo", "tail", "head"]
 
 

@@ -10,11 +10,15 @@ import threading
 import time
 from dataclasses import replace
 
+import pytest
+
 from emulator.networks.dhcp import Reservation, hostname_for
 from emulator.networks.imds import MetadataApp, MetadataServer
 from emulator.networks.model import Forward, Port
 
 from .lab import dhcp, hexid, rand_mac, sh
+
+pytestmark = pytest.mark.integration
 
 
 def free_port() -> int:
