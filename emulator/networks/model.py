@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InvalidParameter
@@ -224,7 +224,6 @@ class Desired:
     ports: tuple[Port, ...] = ()
     forwards: tuple[Forward, ...] = ()
     imds_port: int | None = None  # the metadata listener on 127.0.0.1 (None: 169.254.169.254 unreachable)
-    extra: dict = field(default_factory=dict, compare=False)
 
     def check(self) -> "Desired":
         """Cross-references: every subnet in a known VPC and inside its CIDR, every port in a known
