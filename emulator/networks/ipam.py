@@ -149,7 +149,9 @@ def allocate_address(subnet_cidr: str, taken: Iterable[str] = ()) -> str:
 
 
 def host_taken_cidrs(docker_client: Any = None, libvirt_uri: str | None = "qemu:///system") -> set[str]:
-    """CIDRs in use on this host: IPv4 routes and interface addresses, Docker networks, libvirt networks.
+    """CIDRs in use on this host: IPv4 routes and interface addresses, Docker networks, libvirt networks,
+    and the VPCs of every pocketcloud on the host (each cloud's table publishes them in its
+    `vpc_cidrs` set, so a VPC without a subnet - hence without a route - is still seen).
 
     Inactive libvirt networks are included (they claim their range when started). Each source that
     cannot be read (engine down) is skipped: its active ranges still show up as host routes.
@@ -164,10 +166,27 @@ def host_taken_cidrs(docker_client: Any = None, libvirt_uri: str | None = "qemu:
     for link in host.ip_json("-4", "addr", "show"):
         for a in link.get("addr_info", []):
             out.add(str(ipaddress.ip_interface(f"{a['local']}/{a['prefixlen']}").network))
+    out |= _cloud_vpc_cidrs()
     out |= _docker_cidrs(docker_client)
     if libvirt_uri:
         out |= _libvirt_cidrs(libvirt_uri)
     return {c for c in out if not c.startswith("127.")}
+
+
+def _cloud_vpc_cidrs() -> set[str]:
+    from . import host
+
+    proc = host.run(["nft", "-j", "list", "sets", "inet"], check=False)
+    if proc.returncode != 0:
+        return set()
+    out: set[str] = set()
+    for obj in json.loads(proc.stdout or "{}").get("nftables", []):
+        s = obj.get("set")
+        if s and s.get("name") == "vpc_cidrs" and str(s.get("table", "")).startswith("pc-"):
+            for e in s.get("elem", []):
+                p = e.get("prefix") if isinstance(e, dict) else None
+                out.add(f"{p['addr']}/{p['len']}" if p else f"{e}/32")
+    return out
 
 
 def _docker_cidrs(client: Any) -> set[str]:

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from emulator.networks import ipam
 from emulator.networks.model import Rule
 
 from .lab import sh
@@ -107,3 +108,11 @@ def test_apply_is_idempotent_and_repairs_hand_edits(lab):
     lab.apply()
     assert not lab.reach("a_client", "a_def1", 22)
     assert lab.reach("a_client", "a_web", 80)
+
+
+def test_every_cloud_vpc_counts_as_taken_on_the_host(lab):
+    """Another cloud picking a VPC block sees this lab's, even one without a subnet (no route)."""
+    taken = ipam.host_taken_cidrs(lab.docker)
+    assert {v.cidr for v in lab.vpcs.values()} <= taken
+    fresh = ipam.allocate_vpc_cidr(taken, pool="10.64.0.0/10")
+    assert all(not ipam.network(fresh).overlaps(ipam.network(v.cidr)) for v in lab.vpcs.values())
