@@ -56,10 +56,13 @@ class Lab:
         self.extra_ns: list[str] = []
         self.matrix: list[tuple] = []  # (from, to, port, rule, expected, observed)
         self.taken = ipam.host_taken_cidrs(docker_client)
+        # Two sessions starting at the same moment would pick the same first free block; a random
+        # quarter of the pool makes that unlikely (and Docker refuses an overlap loudly anyway).
+        self.pool = secrets.choice([str(n) for n in ipaddress.ip_network(POOL).subnets(new_prefix=12)])
 
     # ---- topology ---------------------------------------------------------------
     def vpc(self, nat: bool = True) -> Vpc:
-        cidr = ipam.allocate_vpc_cidr(self.taken | {v.cidr for v in self.vpcs.values()}, pool=POOL)
+        cidr = ipam.allocate_vpc_cidr(self.taken | {v.cidr for v in self.vpcs.values()}, pool=self.pool)
         v = Vpc(hexid("vpc"), cidr, nat)
         self.vpcs[v.id] = v
         return v
@@ -122,7 +125,7 @@ class Lab:
         back to any VPC, so only NAT (masquerade) lets its replies return."""
         n = len(self.namespaces) + len(self.extra_ns)
         ns, host_if = f"pcn-{self.label}-{n}", f"px{self.label}{n}"
-        net = ipam.allocate_vpc_cidr(self.taken | {v.cidr for v in self.vpcs.values()}, pool=POOL, prefix=24)
+        net = ipam.allocate_vpc_cidr(self.taken | {v.cidr for v in self.vpcs.values()}, pool=self.pool, prefix=24)
         self.taken.add(net)
         hosts = list(ipaddress.ip_network(net).hosts())
         self._veth_ns(ns, host_if, rand_mac(), f"{hosts[1]}/24", None)
