@@ -6,7 +6,7 @@
 set -euo pipefail
 
 PACKAGES=(docker.io iptables curl openssh-client chromium busybox-static qemu-system-x86 qemu-utils libvirt-daemon-system
-          libvirt-clients libvirt-dev pkg-config genisoimage debootstrap kmod cpio dnsmasq-base)
+          libvirt-clients libvirt-dev pkg-config genisoimage debootstrap kmod cpio dnsmasq-base nftables)
 LOGDIR=${POCKETCLOUD_LOGDIR:-/var/log/pocketcloud}
 
 say() { printf '[engines] %s\n' "$*"; }
