@@ -88,7 +88,7 @@ in_box 'cd /src && .venv/bin/python -c "import libvirt, docker, flask, gunicorn,
 
 say "5. host tools the code, the image recipes and the tests call"
 tools="python3 make gcc pkg-config ip ssh ssh-keygen curl pgrep docker dockerd virsh libvirtd virtlogd qemu-system-x86_64
-       qemu-img genisoimage debootstrap mke2fs cpio depmod modinfo dpkg-deb apt-get busybox iptables dnsmasq chromium"
+       qemu-img genisoimage debootstrap mke2fs cpio depmod modinfo dpkg-deb apt-get busybox iptables nft dnsmasq chromium"
 missing=$(in_box "for t in $(echo $tools); do command -v \$t >/dev/null || printf '%s ' \$t; done")
 [ -z "$missing" ] || fail "not on PATH after engines.sh: $missing"
 

@@ -26,8 +26,8 @@ esac
 
 # One entry per need; "a|b" is satisfied by either package (the first is installed).
 PACKAGES=(
-  # the engines
-  "docker.io|docker-ce" iptables qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients dnsmasq-base
+  # the engines, and the VPC networking (nft rules, dnsmasq DHCP on subnet bridges)
+  "docker.io|docker-ce" iptables nftables qemu-system-x86 qemu-utils libvirt-daemon-system libvirt-clients dnsmasq-base
   # the Python side: `make venv` (python3 -m venv, pip over HTTPS) and libvirt-python's build
   python3 python3-venv python3-dev gcc pkg-config libvirt-dev make ca-certificates
   # image recipes (tiny, debian-12)

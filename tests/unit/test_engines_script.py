@@ -34,7 +34,7 @@ def _check(tmp_path: Path, installed: list[str], *args: str) -> tuple[subprocess
 
 
 def test_check_lists_what_is_missing_and_changes_nothing(tmp_path):
-    everything_but_a_compiler = ["docker-ce", "iptables", "qemu-system-x86", "qemu-utils", "libvirt-daemon-system",
+    everything_but_a_compiler = ["docker-ce", "iptables", "nftables", "qemu-system-x86", "qemu-utils", "libvirt-daemon-system",
                                  "libvirt-clients", "dnsmasq-base", "python3", "python3-venv", "python3-dev",
                                  "pkg-config", "libvirt-dev", "make", "ca-certificates", "busybox-static",
                                  "genisoimage", "debootstrap", "kmod", "cpio", "e2fsprogs", "iproute2",
