@@ -42,7 +42,8 @@ def run_one(name: str, out: Path, timeout: float, script: Path | None = None) ->
             rc = proc.returncode
         except subprocess.TimeoutExpired:
             rc = None
-    result = {"bench": name, "ok": False, "seconds": round(time.monotonic() - started, 1), "rows": [], "error": ""}
+    result = {"bench": name, "ok": False, "seconds": round(time.monotonic() - started, 1), "rows": [], "error": "",
+              "log": _shown(log_path)}
     if rc is None:
         result["error"] = f"timed out after {timeout:.0f} s"
     elif rc != 0:
@@ -66,6 +67,14 @@ def _row(r: dict) -> dict:
             "ratio": r.get("ratio"), "unit": r.get("unit", ""), "note": r.get("note", "")}
 
 
+def _shown(path: Path) -> str:
+    """Relative to the checkout when inside it (the table is read there)."""
+    try:
+        return str(path.resolve().relative_to(HERE.parent))
+    except ValueError:
+        return str(path)
+
+
 def _last_line(path: Path) -> str:
     lines = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
     return lines[-1][:200] if lines else "(no output)"
@@ -86,8 +95,7 @@ def markdown(results: list[dict], meta: dict) -> str:
            "| bench | metric | pocketcloud | raw | ratio | unit | note |", "|---|---|---|---|---|---|---|"]
     for res in results:
         if not res["ok"]:
-            out.append(f"| {res['bench']} | **FAILED** | – | – | – | – | {_cell(res['error'])} "
-                       f"(log: artifacts/bench/{res['bench']}.log) |")
+            out.append(f"| {res['bench']} | **FAILED** | – | – | – | – | {_cell(res['error'])} (log: {res['log']}) |")
             continue
         for r in res["rows"]:
             out.append(f"| {res['bench']} | {_cell(r['metric'])} | {_num(r['pocketcloud'])} | {_num(r['raw'])} | "

@@ -54,7 +54,7 @@ def test_one_table_with_failed_rows_and_escaped_cells(tmp_path):
     bad = run_all.run_one("old", tmp_path, 60, _script(tmp_path, "old", NO_JSON_FLAG))
     md = run_all.markdown([good, bad], {"when": "now", "host": "h", "cpus": 2, "kernel": "k"})
     assert "| good | start \\| median | 1.5 | 1 | 1.5 | s | n |" in md
-    assert "| old | **FAILED** |" in md and "artifacts/bench/old.log" in md
+    assert "| old | **FAILED** |" in md and f"(log: {tmp_path / 'old.log'}) |" in md
     json.dumps([good, bad])  # the JSON table is serialisable as is
 
 
