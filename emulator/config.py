@@ -28,6 +28,12 @@ class Config:
     s3_endpoint: str = field(default_factory=lambda: _env("POCKETCLOUD_S3_ENDPOINT", ""))
     # A terminated instance stays listed this long, as on EC2, then is forgotten.
     terminated_ttl: int = field(default_factory=lambda: int(_env("POCKETCLOUD_TERMINATED_TTL", "3600")))
+    # Billing: seconds between metering passes; the billing time scale (e.g. 60: one real
+    # minute bills as an hour; unset keeps the stored one); a price list merged over the defaults.
+    meter_interval: str = field(default_factory=lambda: _env("POCKETCLOUD_METER_INTERVAL", "5"))
+    time_scale: str | None = field(default_factory=lambda: os.environ.get("POCKETCLOUD_TIME_SCALE") or None)
+    prices_path: Path | None = field(default_factory=lambda: Path(os.environ["POCKETCLOUD_PRICES"]).expanduser()
+                                     if os.environ.get("POCKETCLOUD_PRICES") else None)
     max_rest_body: int = 1024 * 1024
     stop_timeout: int = 10
 

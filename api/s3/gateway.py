@@ -185,6 +185,7 @@ class S3Gateway:
             req = S3Request(environ)
             resource = req.resource
             account, auth = self.authenticate(environ)
+            self.cloud.billing.s3_request(req.method, req.bucket, req.key, req.sub)  # billing hook: count the request
             resp = self.dispatch(req, account, auth)
         except CloudError as exc:
             resp = self.error(exc, resource, request_id, environ)
