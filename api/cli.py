@@ -1192,6 +1192,8 @@ def _output_everywhere(group: click.Group) -> None:
             _output_everywhere(cmd)
 
 
+from .cli_billing import register as _register_billing  # noqa: E402 - billing hook: bill, hygiene, lab cost
+_register_billing(main, lab)
 _output_everywhere(main)
 
 

@@ -505,8 +505,9 @@ class Budgets:
         return {"id": alert_id, "account": account, **body}
 
     # -- the feed -----------------------------------------------------------------------------------------------
-    def alerts(self, accounts: list[str] | None, since: int = 0, limit: int = 100) -> list[dict]:
-        sql, params = "SELECT * FROM billing_alerts WHERE id > ?", [since]
+    def alerts(self, accounts: list[str] | None, since: int = 0, limit: int = 100,
+               newer_than: float = 0.0) -> list[dict]:
+        sql, params = "SELECT * FROM billing_alerts WHERE id > ? AND fired_at > ?", [since, newer_than]
         if accounts is not None:
             sql += f" AND account IN ({','.join('?' * len(accounts))})" if accounts else " AND 0"
             params += accounts

@@ -191,7 +191,7 @@ class Reports:
         if a < clk.month_start(now - RETENTION_S):
             raise InvalidParameter(
                 f"pocketcloud keeps 14 months of usage on the billing clock; data before "
-                f"{clk.day(now - RETENTION_S)} is no longer available", code="DataUnavailableException")
+                f"{clk.day(clk.month_start(now - RETENTION_S))} is no longer available", code="DataUnavailableException")
         return a, b
 
     @staticmethod
