@@ -29,9 +29,9 @@ def measure(client: Client, itype: str, vcpus: int, seconds: float, progress: Pr
     start_day = client.call("GET", "/billing/settings")["clock"]["now"][:10]
     progress(f"real run: one {itype} container, {seconds / 2:g}s at peak (all {vcpus} vCPUs busy), "
              f"{seconds / 2:g}s idle")
-    started = time.monotonic()
     inst = client.call("POST", "/instances", json={"image": "tiny", "type": itype, "name": "lab-cost",
                                                    "tags": {"lab": "cost"}})
+    started = time.monotonic()  # billing starts when it is running, not when it was asked for
     iid = inst["id"]
     try:
         burn = int(max(1, seconds / 2))
@@ -40,8 +40,8 @@ def measure(client: Client, itype: str, vcpus: int, seconds: float, progress: Pr
                                                              "timeout": burn + 30})
         time.sleep(max(0.0, seconds - (time.monotonic() - started)))
     finally:
+        ran = time.monotonic() - started
         client.call("DELETE", f"/instances/{iid}")
-    ran = time.monotonic() - started
     time.sleep(2.5)  # let the meter read the last engine samples
     bill = client.call("GET", "/billing", params={"start": start_day, "granularity": "MONTHLY",
                                                   "group_by": "RESOURCE_ID"})

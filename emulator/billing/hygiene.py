@@ -58,7 +58,7 @@ class Hygiene:
                 "parameters": {"idle_minutes": idle_minutes, "cpu_percent": cpu_percent,
                                "untouched_days": untouched_days, "snapshot_days": snapshot_days},
                 "items": items, "counts": counts,
-                "monthly_total": round(sum(it["monthly_cost"] for it in items), 4), "notes": notes}
+                "monthly_total": sum(it["monthly_cost"] for it in items), "notes": notes}
 
     # -- instances ---------------------------------------------------------------------------------
     def _idle(self, insts: list[dict], minutes: float, cpu_percent: float, prices) -> list[dict]:
@@ -77,7 +77,7 @@ class Hygiene:
             util = 100.0 * r["cpu"] / (r["s"] * itype.vcpus)
             if util >= cpu_percent:
                 continue
-            out.append(self._item("idle-instance", i, round(prices.instance(i["type"]) * HOURS_PER_MONTH, 4),
+            out.append(self._item("idle-instance", i, prices.instance(i["type"]) * HOURS_PER_MONTH,
                                   f"{i['type']} {i['kind']} used {util:.2f}% of its {itype.vcpus} vCPU(s) over the "
                                   f"last {minutes:g} minutes (threshold {cpu_percent:g}%)",
                                   f"pocketcloud instances stop {i['id']}", cpu_percent=round(util, 3)))
@@ -96,7 +96,7 @@ class Hygiene:
                 gib = self._root_gib(i)
                 how = (f"its root disk (about {gib:g} GiB) stays on the host; on AWS an EBS root volume "
                        "keeps billing as gp3 while the instance is stopped")
-            out.append(self._item("stopped-instance", i, round(gib * prices.gp3_gb_month, 4),
+            out.append(self._item("stopped-instance", i, gib * prices.gp3_gb_month,
                                   f"stopped {i['type']} {i['kind']}: {how}",
                                   f"pocketcloud instances rm {i['id']}", disk_gib=gib))
         return out
@@ -117,13 +117,13 @@ class Hygiene:
         for b in blocks:
             row = {"id": b.id, "owner": b.account, "name": b.tags.get("Name", "")}
             if b.kind == "volume" and not b.attached_to:
-                out.append(self._item("unattached-volume", row, round(b.size_gib * prices.gp3_gb_month, 4),
+                out.append(self._item("unattached-volume", row, b.size_gib * prices.gp3_gb_month,
                                       f"{b.size_gib:g} GiB {b.volume_type} volume attached to nothing",
                                       f"aws ec2 delete-volume --volume-id {b.id}", size_gib=b.size_gib))
             elif b.kind == "snapshot" and b.created_at:
                 age = (now - self.billing.clock.sim(b.created_at)) / 86400
                 if age >= snapshot_days:
-                    out.append(self._item("old-snapshot", row, round(b.size_gib * prices.snapshot_gb_month, 4),
+                    out.append(self._item("old-snapshot", row, b.size_gib * prices.snapshot_gb_month,
                                           f"{b.size_gib:g} GiB snapshot, {age:.0f} days old on the billing clock",
                                           f"aws ec2 delete-snapshot --snapshot-id {b.id}", size_gib=b.size_gib))
         return out
@@ -148,7 +148,7 @@ class Hygiene:
                                      "LIMIT 1", (r["name"], ledger.S3_TIER1, ledger.S3_TIER2, since))
             created = self.billing.clock.sim(r["created_at"])
             if touched is None and created < since:
-                out.append(self._item("untouched-bucket", row, round(gib * prices.s3_gb_month, 4),
+                out.append(self._item("untouched-bucket", row, gib * prices.s3_gb_month,
                                       f"{r['n']} objects ({gib:.3f} GiB), no request in the last "
                                       f"{untouched_days:g} days on the billing clock",
                                       f"pocketcloud buckets rb {r['name']} --force", size_gib=round(gib, 6)))
@@ -166,7 +166,7 @@ class Hygiene:
             gib = r["bytes"] / ledger.GIB
             row = {"id": r["upload_id"], "owner": r["owner"], "name": f"s3://{r['bucket']}/{r['key']}"}
             out.append(self._item(
-                "incomplete-multipart-upload", row, round(gib * prices.s3_gb_month, 4),
+                "incomplete-multipart-upload", row, gib * prices.s3_gb_month,
                 f"{r['parts']} part(s), {r['bytes']} bytes held since {clk.iso(r['created_at'])} "
                 f"({(now - r['created_at']) / 60:.0f} min ago), never completed",
                 f"aws s3api abort-multipart-upload --bucket {r['bucket']} --key '{r['key']}' "

@@ -116,13 +116,12 @@ def test_a_small_scenario_is_billed_to_the_cent(bserver, buser):
 
 def test_accounts_see_their_own_bill_and_an_admin_sees_all(bserver, buser):
     other = bserver.new_user(f"o{secrets.token_hex(3)}-{bserver.port}")
+    start, end = _months(buser.ok("GET", "/billing/settings")["clock"]["now"][:10])
     inst = buser.ok("POST", "/instances", 201, json={"image": "tiny", "type": "t2.small"})
     try:
         time.sleep(3)
     finally:
         buser.ok("DELETE", f"/instances/{inst['id']}")
-    day = buser.ok("GET", "/billing/settings")["clock"]["now"][:10]
-    start, end = _months(day)
     mine = {tuple(x["keys"]) for x in buser.ok("GET", "/billing", params={"start": start,
                                                                           "group_by": "RESOURCE_ID"})["lines"]}
     assert (inst["id"],) in mine
