@@ -135,7 +135,8 @@ class Meter:
                                "storage": self._s3_storage(c, now, prices),
                                "requests": self._s3_requests(c, now, prices, requests, owners),
                                "block": self._block(c, now, prices, blocks),
-                               "engines": self._engines(c, now, prices, samples)}
+                               # a pass without probes (a bill read on demand) leaves the engine marks alone
+                               "engines": self._engines(c, now, prices, samples) if probe_engines else 0}
                     if crash_after_usage:
                         raise RuntimeError("simulated crash inside the metering transaction")
                     if self.passes % 100 == 0:

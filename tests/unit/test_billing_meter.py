@@ -205,3 +205,17 @@ def test_a_price_override_file_is_merged_over_the_defaults(tmp_path, wall):
     import os
     os.utime(tmp_path / "home" / "prices.toml", (wall.now + 5, wall.now + 5))
     assert cloud.billing.prices.current().instance("m5.large") == M5, "a bad override is refused, defaults kept"
+
+
+def test_a_pass_without_probes_keeps_the_engine_baseline(cloud, alice, wall, monkeypatch):
+    inst = cloud.run_instance(alice, image="tiny", type="m5.large")
+    readings = iter([Sample(wall.now, 0, 0, 0), Sample(wall.now + 2, 10**9, 0, 0)])
+    monkeypatch.setattr(cloud.billing.meter.probe, "sample", lambda kind, eid: next(readings))
+    cloud.billing.meter.run_pass(probe_engines=True)
+    wall.advance(1)
+    cloud.billing.meter_now()             # a bill read in between: no probe
+    wall.advance(1)
+    cloud.billing.meter.run_pass(probe_engines=True)
+    row = cloud.store.one("SELECT SUM(seconds) AS s, SUM(cpu_seconds) AS cpu FROM engine_usage WHERE resource=?",
+                          (inst.id,))
+    assert (row["s"], row["cpu"]) == (pytest.approx(2), pytest.approx(1))
