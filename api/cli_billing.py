@@ -265,9 +265,9 @@ def lab_cost(ctx, itype, peak_vcpus, peak_hours, base, server_price, server_mont
 
     from . import lab_cost as labs
 
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
+    import importlib.util
+
+    if importlib.util.find_spec("matplotlib") is None:
         raise click.ClickException("the lab draws its chart with matplotlib: pip install 'pocketcloud[labs]'") from None
     if not 0 <= base <= 1 or not 0 < peak_hours <= 24 or peak_vcpus <= 0:
         raise click.BadParameter("need 0 <= --base <= 1, 0 < --peak-hours <= 24 and --peak-vcpus > 0")

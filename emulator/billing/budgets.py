@@ -12,28 +12,25 @@ import json
 import logging
 import re
 import time
-import uuid
 from datetime import datetime, timezone
 
-from ..errors import AlreadyExists, CloudError, Forbidden, InvalidParameter, NotFound, QuotaExceeded
+from ..errors import AlreadyExists, Forbidden, InvalidParameter, NotFound, QuotaExceeded
 from . import clock as clk
+from .budget_actions import BudgetActions
+from .budget_shapes import MAX_SUBSCRIBERS, bad, note_key, notification, subscribers
 from .reports import DIMENSIONS, Reports, compile_filter
 
 log = logging.getLogger("pocketcloud.billing")
 TIME_UNITS = ("DAILY", "MONTHLY", "QUARTERLY", "ANNUALLY", "CUSTOM")
 OPERATORS = ("GREATER_THAN", "LESS_THAN", "EQUAL_TO")
 DEFAULT_END = 3706473600.0  # 2087-06-15, the end AWS gives budgets without one
-MAX_BUDGETS, MAX_NOTIFICATIONS, MAX_SUBSCRIBERS, MAX_ACTIONS = 100, 10, 11, 10
+MAX_BUDGETS, MAX_NOTIFICATIONS = 100, 10
 NAME = re.compile(r"^[^:\\]{1,100}$")
 ACCOUNT_ID = re.compile(r"^\d{12}$")
 AMOUNT = re.compile(r"^([0-9]*\.)?[0-9]+$")
 LEGACY_FILTERS = {"Service": "SERVICE", "UsageType": "USAGE_TYPE", "LinkedAccount": "LINKED_ACCOUNT",
                   "Region": "REGION", "InstanceType": "INSTANCE_TYPE", "Operation": "OPERATION",
                   "UsageTypeGroup": "USAGE_TYPE_GROUP"}
-
-
-def bad(message: str) -> InvalidParameter:
-    return InvalidParameter(message, code="InvalidParameterException")
 
 
 def _ts(value, what: str) -> float:
@@ -48,40 +45,6 @@ def _ts(value, what: str) -> float:
         except (ValueError, InvalidParameter):
             pass
     raise bad(f"{what} must be a timestamp")
-
-
-def notification(n) -> dict:
-    if not isinstance(n, dict):
-        raise bad("Notification must have NotificationType, ComparisonOperator and Threshold")
-    ntype, op, thr = n.get("NotificationType"), n.get("ComparisonOperator"), n.get("Threshold")
-    ttype = n.get("ThresholdType") or "PERCENTAGE"
-    if ntype not in ("ACTUAL", "FORECASTED"):
-        raise bad("NotificationType must be ACTUAL or FORECASTED")
-    if op not in OPERATORS:
-        raise bad(f"ComparisonOperator must be one of {', '.join(OPERATORS)}")
-    if isinstance(thr, bool) or not isinstance(thr, (int, float)) or not 0 <= thr <= 15e12 or thr != thr:
-        raise bad("Threshold must be a number between 0 and 15000000000000")
-    if ttype not in ("PERCENTAGE", "ABSOLUTE_VALUE"):
-        raise bad("ThresholdType must be PERCENTAGE or ABSOLUTE_VALUE")
-    return {"NotificationType": ntype, "ComparisonOperator": op, "Threshold": float(thr), "ThresholdType": ttype}
-
-
-def note_key(n: dict) -> str:
-    return f"{n['NotificationType']}:{n['ComparisonOperator']}:{n['Threshold']:g}:{n['ThresholdType']}"
-
-
-def subscribers(subs, required: bool = True) -> list[dict]:
-    if subs is None and not required:
-        return []
-    if not isinstance(subs, list) or not subs and required or len(subs) > MAX_SUBSCRIBERS:
-        raise bad(f"a notification needs 1 to {MAX_SUBSCRIBERS} Subscribers")
-    out = []
-    for s in subs:
-        if not isinstance(s, dict) or s.get("SubscriptionType") not in ("EMAIL", "SNS") or not isinstance(
-                s.get("Address"), str) or not 0 < len(s["Address"]) <= 2048:
-            raise bad("each Subscriber needs SubscriptionType EMAIL or SNS and an Address")
-        out.append({"SubscriptionType": s["SubscriptionType"], "Address": s["Address"]})
-    return out
 
 
 def cost_predicate(budget: dict):
@@ -105,7 +68,7 @@ def cost_predicate(budget: dict):
     return (lambda r: all(p(r) for p in parts)) if parts else None
 
 
-class Budgets:
+class Budgets(BudgetActions):
     def __init__(self, cloud, clock: clk.BillingClock, reports: Reports):
         self.cloud = cloud
         self.store = cloud.store
@@ -336,101 +299,6 @@ class Budgets:
                 raise QuotaExceeded(f"at most {MAX_SUBSCRIBERS} subscribers", code="CreationLimitExceededException")
             c.execute("UPDATE budget_notifications SET subscribers=? WHERE account=? AND budget=? AND key=?",
                       (json.dumps(subs), account, name, key))
-
-    # -- actions: stop EC2 instances ---------------------------------------------------------------------------
-    def create_action(self, caller, account_id, name, req: dict) -> str:
-        account = self.account(caller, account_id)
-        self._get(account, name)
-        if req.get("ActionType") != "RUN_SSM_DOCUMENTS":
-            raise bad("pocketcloud budget actions are RUN_SSM_DOCUMENTS with STOP_EC2_INSTANCES")
-        ssm = (req.get("Definition") or {}).get("SsmActionDefinition") or {}
-        if ssm.get("ActionSubType") != "STOP_EC2_INSTANCES":
-            raise bad("the action's SsmActionDefinition.ActionSubType must be STOP_EC2_INSTANCES")
-        ids = ssm.get("InstanceIds") or []
-        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids) or len(ids) > 100:
-            raise bad("InstanceIds must be a list of up to 100 instance ids (empty: every running instance, "
-                      "a pocketcloud extension)")
-        thr = req.get("ActionThreshold") or {}
-        n = notification({"NotificationType": req.get("NotificationType"), "ComparisonOperator": "GREATER_THAN",
-                          "Threshold": thr.get("ActionThresholdValue"), "ThresholdType": thr.get("ActionThresholdType")})
-        if req.get("ApprovalModel", "AUTOMATIC") not in ("AUTOMATIC", "MANUAL"):
-            raise bad("ApprovalModel must be AUTOMATIC or MANUAL")
-        action_id = str(uuid.uuid4())
-        body = {"ActionId": action_id, "BudgetName": name, "NotificationType": n["NotificationType"],
-                "ActionType": "RUN_SSM_DOCUMENTS",
-                "ActionThreshold": {"ActionThresholdValue": n["Threshold"], "ActionThresholdType": n["ThresholdType"]},
-                "Definition": {"SsmActionDefinition": {"ActionSubType": "STOP_EC2_INSTANCES",
-                                                       "Region": ssm.get("Region") or self.cloud.config.region,
-                                                       "InstanceIds": ids}},
-                "ExecutionRoleArn": req.get("ExecutionRoleArn") or f"arn:aws:iam::{account}:role/pocketcloud-budgets",
-                "ApprovalModel": req.get("ApprovalModel", "AUTOMATIC"),
-                "Subscribers": subscribers(req.get("Subscribers"), required=False)}
-        with self.store.tx() as c:
-            if c.execute("SELECT COUNT(*) FROM budget_actions WHERE account=? AND budget=?",
-                         (account, name)).fetchone()[0] >= MAX_ACTIONS:
-                raise QuotaExceeded(f"a budget has at most {MAX_ACTIONS} actions",
-                                    code="CreationLimitExceededException")
-            c.execute("INSERT INTO budget_actions (id, account, budget, body) VALUES (?,?,?,?)",
-                      (action_id, account, name, json.dumps(body)))
-        return action_id
-
-    def _action_row(self, account: str, name, action_id):
-        row = self.store.one("SELECT * FROM budget_actions WHERE id=? AND account=? AND budget=?",
-                             (action_id if isinstance(action_id, str) else "", account, name))
-        if row is None:
-            raise NotFound(f"action {str(action_id)[:40]} does not exist", code="NotFoundException")
-        return row
-
-    def actions(self, caller, account_id, name) -> list[dict]:
-        account = self.account(caller, account_id)
-        self._get(account, name)
-        return [{**json.loads(r["body"]), "Status": r["status"]} for r in self.store.query(
-            "SELECT * FROM budget_actions WHERE account=? AND budget=? ORDER BY id", (account, name))]
-
-    def action(self, caller, account_id, name, action_id) -> dict:
-        account = self.account(caller, account_id)
-        r = self._action_row(account, name, action_id)
-        return {**json.loads(r["body"]), "Status": r["status"]}
-
-    def delete_action(self, caller, account_id, name, action_id) -> dict:
-        account = self.account(caller, account_id)
-        r = self._action_row(account, name, action_id)
-        with self.store.tx() as c:
-            c.execute("DELETE FROM budget_actions WHERE id=?", (r["id"],))
-        return {**json.loads(r["body"]), "Status": r["status"]}
-
-    def execute_action(self, caller, account_id, name, action_id, execution_type: str) -> None:
-        """MANUAL actions wait in PENDING until approved (ExecuteBudgetAction APPROVE_BUDGET_ACTION)."""
-        account = self.account(caller, account_id)
-        r = self._action_row(account, name, action_id)
-        if execution_type not in ("APPROVE_BUDGET_ACTION", "RESET_BUDGET_ACTION"):
-            raise bad("pocketcloud executes APPROVE_BUDGET_ACTION and RESET_BUDGET_ACTION")
-        if execution_type == "RESET_BUDGET_ACTION":
-            self._set_status(r["id"], "STANDBY")
-            return
-        if r["status"] != "PENDING":
-            raise bad(f"the action is {r['status']}, not PENDING approval")
-        self._run_action(account, json.loads(r["body"]))
-
-    def _set_status(self, action_id: str, status: str) -> None:
-        with self.store.tx() as c:
-            c.execute("UPDATE budget_actions SET status=? WHERE id=?", (status, action_id))
-
-    def _run_action(self, account: str, body: dict) -> dict:
-        """Stop the instances, as their owner, through the services (what any stop does)."""
-        self._set_status(body["ActionId"], "EXECUTION_IN_PROGRESS")
-        owner = self.cloud.accounts.get(account)
-        wanted = body["Definition"]["SsmActionDefinition"]["InstanceIds"]
-        targets = wanted or [i.id for i in self.cloud.describe_instances(owner, state="running")]
-        stopped, failed = [], {}
-        for iid in targets:
-            try:
-                self.cloud.stop_instance(owner, iid)
-                stopped.append(iid)
-            except CloudError as e:
-                failed[iid] = f"{e.code}: {e}"
-        self._set_status(body["ActionId"], "EXECUTION_FAILURE" if failed else "EXECUTION_SUCCESS")
-        return {"action_id": body["ActionId"], "stopped": stopped, "failed": failed}
 
     # -- the check after each metering pass -------------------------------------------------------------------
     def evaluate(self) -> list[dict]:

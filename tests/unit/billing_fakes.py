@@ -1,32 +1,12 @@
-"""A cloud on a fake engine with a hand-driven wall clock, for the billing unit tests."""
+"""A cloud on a fake engine for the billing unit tests (the wall clock is conftest.wall)."""
 from __future__ import annotations
 
 import time
-
-import pytest
 
 from emulator.config import Config
 from emulator.services import Cloud
 
 from .test_services_fake import FakeDriver
-
-T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
-
-
-class Wall:
-    """time.time() under the test's control (the meter, the services and the store all read it)."""
-
-    def __init__(self, monkeypatch, start: float = T0):
-        self.now = start
-        monkeypatch.setattr(time, "time", lambda: self.now)
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@pytest.fixture
-def wall(monkeypatch):
-    return Wall(monkeypatch)
 
 
 def make_cloud(tmp_path, scale: str = "60", **config) -> Cloud:

@@ -7,7 +7,7 @@ import pytest
 from emulator.billing import clock as clk
 from emulator.errors import AlreadyExists, Forbidden, InvalidParameter, NotFound
 
-from .billing_fakes import make_cloud, wall  # noqa: F401
+from .billing_fakes import make_cloud
 
 SUBS = [{"SubscriptionType": "EMAIL", "Address": "me@example.com"}]
 
@@ -23,7 +23,7 @@ def note(kind="ACTUAL", threshold=50.0, ttype="PERCENTAGE"):
 
 
 @pytest.fixture
-def cloud(tmp_path, wall):  # noqa: F811
+def cloud(tmp_path, wall):
     c = make_cloud(tmp_path, scale="3600")
     c.alice = c.accounts.create("alice")[0]
     c.bob = c.accounts.create("bob")[0]

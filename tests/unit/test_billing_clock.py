@@ -9,10 +9,9 @@ from emulator.billing.costlab import OwnedServer, TargetTracking, Workload, cros
 from emulator.errors import InvalidParameter
 from emulator.state import Store
 
-from .billing_fakes import wall  # noqa: F401
 
 
-def test_the_clock_runs_scaled_and_a_rescale_never_jumps(tmp_path, wall):  # noqa: F811
+def test_the_clock_runs_scaled_and_a_rescale_never_jumps(tmp_path, wall):
     store = Store(tmp_path / "s.db")
     clock = BillingClock(store, "60")
     start = clock.now()

@@ -9,13 +9,13 @@ from emulator.billing import BlockItem, ledger
 from emulator.billing.meter import request_tier
 from emulator.billing.probes import Sample
 
-from .billing_fakes import T0, add_bucket, costs, make_cloud, quantities, wall  # noqa: F401
+from .billing_fakes import add_bucket, costs, make_cloud, quantities
 
 M5 = 0.096
 
 
 @pytest.fixture
-def cloud(tmp_path, wall):  # noqa: F811
+def cloud(tmp_path, wall):
     return make_cloud(tmp_path, scale="60")
 
 

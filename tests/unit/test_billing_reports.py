@@ -9,11 +9,11 @@ from api.errors import json11_error
 from emulator.billing import clock as clk
 from emulator.errors import InvalidParameter, NotFound, Unauthorized
 
-from .billing_fakes import add_bucket, make_cloud, wall  # noqa: F401
+from .billing_fakes import add_bucket, make_cloud
 
 
 @pytest.fixture
-def cloud(tmp_path, wall):  # noqa: F811
+def cloud(tmp_path, wall):
     c = make_cloud(tmp_path, scale="3600")     # one real second bills as an hour
     c.alice = c.accounts.create("alice")[0]
     c.bob = c.accounts.create("bob")[0]
@@ -120,7 +120,7 @@ def test_periods_end_before_start_beyond_next_month_and_beyond_retention(cloud):
     assert e.value.code == "DataUnavailableException"
 
 
-def test_forecast_extrapolates_the_run_rate_and_needs_history(cloud, tmp_path, wall):  # noqa: F811
+def test_forecast_extrapolates_the_run_rate_and_needs_history(cloud, tmp_path, wall):
     now = cloud.billing.clock.now()
     start = clk.day(clk.day_start(now))
     end = clk.day(clk.day_start(now) + 2 * 86400)
