@@ -261,14 +261,14 @@ def lab_cost(ctx, itype, peak_vcpus, peak_hours, base, server_price, server_mont
     """The same daily-peak workload three ways for a simulated month: always-on instances sized
     for the peak, an autoscaled group, and an owned server; a report and a chart of cost vs
     utilisation."""
+    import importlib.util
+
     from emulator.billing.costlab import OwnedServer, Workload
 
     from . import lab_cost as labs
 
-    import importlib.util
-
     if importlib.util.find_spec("matplotlib") is None:
-        raise click.ClickException("the lab draws its chart with matplotlib: pip install 'pocketcloud[labs]'") from None
+        raise click.ClickException("the lab draws its chart with matplotlib: pip install 'pocketcloud[labs]'")
     if not 0 <= base <= 1 or not 0 < peak_hours <= 24 or peak_vcpus <= 0:
         raise click.BadParameter("need 0 <= --base <= 1, 0 < --peak-hours <= 24 and --peak-vcpus > 0")
     res = labs.run(_client(ctx), out, Workload(peak_vcpus=peak_vcpus, peak_hours=peak_hours, base=base),
