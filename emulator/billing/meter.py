@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
+from ..compute.types import INSTANCE_TYPES
 from . import ledger
 from .clock import BillingClock, hour_start
 from .prices import PriceBook, PriceList
@@ -317,8 +318,6 @@ class Meter:
         return out
 
     def _engines(self, c, now: float, prices: PriceList, samples: dict) -> int:
-        from ..compute.types import INSTANCE_TYPES
-
         marks = self._marks(c, "engine")
         hour = hour_start(self.clock.sim(now))
         slot = int(now // SLOT_S)
