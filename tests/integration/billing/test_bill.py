@@ -68,7 +68,7 @@ def test_a_small_scenario_is_billed_to_the_cent(bserver, buser):
         line = lines[(iid, f"BoxUsage:{r['type']}")]
         rows.append((f"{r['type']} {iid}", f"{hours:.4f} Hrs x ${price}", hours * price, line["quantity"], line["cost"]))
         assert line["unit"] == "Hrs"
-        assert line["quantity"] == pytest.approx(hours, abs=0.05), "billed to the transitions (+- request latency)"
+        assert line["quantity"] == pytest.approx(hours, abs=0.1), "billed to the transitions (+- request latency)"
         assert abs(line["cost"] - hours * price) < 0.01, "to the cent"
     t1, t2 = lines[(bucket, "Requests-Tier1")], lines[(bucket, "Requests-Tier2")]
     assert (t1["quantity"], t2["quantity"]) == (4, 5), "CreateBucket, PutObject, 2 x ListObjectsV2; 5 x GetObject"

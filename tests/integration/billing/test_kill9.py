@@ -70,7 +70,7 @@ def test_kill9_during_metering_neither_double_counts_nor_loses_more_than_the_win
                                                   "group_by": "RESOURCE_ID,USAGE_TYPE"})
         lines = {tuple(x["keys"]): x["quantity"] for x in bill["lines"]}
         expected_hours = (t_stop - t_run) * SCALE / 3600
-        assert lines[(inst, "BoxUsage:m5.large")] == pytest.approx(expected_hours, abs=0.05), \
+        assert lines[(inst, "BoxUsage:m5.large")] == pytest.approx(expected_hours, abs=0.1), \
             "running time billed once, downtime included (the container kept running)"
         counted = lines.get((bucket, "Requests-Tier2"), 0)
         in_window = sum(1 for k in kills for d in done if k - WINDOW <= d <= k)
