@@ -163,7 +163,7 @@ def stream_big(endpoint: str, key: str, secret: str, bucket: str, size: int) -> 
     import http.client
     from urllib.parse import urlsplit
 
-    from emulator.storage.signing import sign_headers
+    from emulator.sigv4 import sign_headers
 
     u = urlsplit(endpoint)
     block = os.urandom(MiB)

@@ -16,7 +16,7 @@ import requests
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 
-from emulator.storage.signing import scope_string, sign_headers, signing_key
+from emulator.sigv4 import scope_string, sign_headers, signing_key
 
 pytestmark = pytest.mark.integration
 
