@@ -14,7 +14,6 @@ from urllib.parse import urlsplit
 import boto3
 import pytest
 import requests
-from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 
 from emulator.sigv4 import scope_string, sign_headers, signing_key
