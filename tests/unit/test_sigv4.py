@@ -1,4 +1,5 @@
-"""SigV4 verification: requests signed by botocore itself, verified by api/sigv4.py."""
+"""SigV4 verification: requests signed by botocore itself, verified by emulator/sigv4 (through
+api/sigv4.py, which reads them from a WSGI environ as the server does)."""
 from __future__ import annotations
 
 import datetime as dt

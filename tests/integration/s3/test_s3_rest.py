@@ -28,8 +28,7 @@ def api(who, method, url, payload=None):
 
 
 def test_rest_buckets_objects_sharing_presign(s3_endpoint, alice, bob, bucket_name, tmp_path):
-    rest_endpoint = s3_endpoint
-    base = f"{rest_endpoint}/api/v1"
+    base = f"{s3_endpoint}/api/v1"
     try:
         code, b = api(alice, "POST", f"{base}/buckets", {"name": bucket_name})
         assert code == 201 and b["name"] == bucket_name and b["access"] == "private"
@@ -64,7 +63,7 @@ def test_rest_buckets_objects_sharing_presign(s3_endpoint, alice, bob, bucket_na
         api(alice, "DELETE", f"{base}/buckets/{bucket_name}/shares/{bob.name}")
         assert api(bob, "GET", f"{base}/buckets/{bucket_name}/objects")[0] == 403
         # public-read: plain curl, no credentials, straight from the S3 path
-        public = f"{rest_endpoint}/{bucket_name}/dir/hello.txt"
+        public = f"{s3_endpoint}/{bucket_name}/dir/hello.txt"
         assert curl(public)[0] == 403
         assert api(alice, "PUT", f"{base}/buckets/{bucket_name}/access", {"access": "public-read"})[0] == 200
         code, got = curl(public)
@@ -72,7 +71,7 @@ def test_rest_buckets_objects_sharing_presign(s3_endpoint, alice, bob, bucket_na
         api(alice, "PUT", f"{base}/buckets/{bucket_name}/access", {"access": "private"})
         # presign: works with curl until it expires
         code, p = api(alice, "POST", f"{base}/buckets/{bucket_name}/presign", {"key": "dir/hello.txt", "expires": 2})
-        assert code == 200 and p["url"].startswith(rest_endpoint)
+        assert code == 200 and p["url"].startswith(s3_endpoint)
         code, got = curl(p["url"])
         assert code == 200 and got == f.read_bytes()
         time.sleep(3.2)
