@@ -60,6 +60,7 @@ def _one(sub: set[str]) -> str | None:
 
 class S3Gateway:
     def __init__(self, cloud):
+        self.cloud = cloud
         self.storage = cloud.storage
         self.accounts = cloud.accounts
 
