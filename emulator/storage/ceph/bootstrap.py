@@ -86,8 +86,7 @@ def _monitor(c, state: ClusterState) -> None:
     c.run([tool("ceph-mon"), "-c", str(lay.conf), "--mkfs", "-i", MON_ID, "--monmap", str(monmap),
            "--keyring", str(mon_keyring)], what="ceph-mon --mkfs")
     mon_keyring.unlink()  # the monitor keeps its own copy in its data dir
-    for f in lay.keys.iterdir():
-        f.chmod(0o600)
+    lay.secure_keys()
     c._daemon(f"mon.{MON_ID}").spawn()
     c.wait_mon()
 
@@ -96,6 +95,7 @@ def _manager(c) -> None:
     c.layout.mgr_data().mkdir(parents=True, exist_ok=True, mode=0o700)
     c.ceph("auth", "get-or-create", f"mgr.{MGR_ID}", "mon", "allow profile mgr", "osd", "allow *", "mds", "allow *",
            "-o", str(c.layout.keyring(f"mgr.{MGR_ID}")), fmt=None)
+    c.layout.secure_keys()
     c._daemon(f"mgr.{MGR_ID}").spawn()
     c.say("mgr started", timed=True)
 
@@ -109,6 +109,7 @@ def _osds(c, state: ClusterState) -> None:
         c.ceph("auth", "get-or-create", f"osd.{osd_id}", "mon", "allow profile osd", "mgr", "allow profile osd",
                "osd", "allow *", "-o", str(lay.keyring(f"osd.{osd_id}")), fmt=None)
         state.osds.append({"id": osd_id, "uuid": osd_uuid})
+    lay.secure_keys()
     lay.write_state(state)
     # mkfs writes each BlueStore file: in parallel, they overlap their fsyncs
     procs = [(o, subprocess.Popen([tool("ceph-osd"), "-c", str(lay.conf), "-i", str(o["id"]), "--mkfs",
@@ -132,6 +133,7 @@ def _gateway(c) -> None:
     lay = c.layout
     c.ceph("auth", "get-or-create", RGW_NAME, "mon", "allow rw", "osd", "allow rwx", "mgr", "allow rw",
            "-o", str(lay.keyring(RGW_NAME)), fmt=None)
+    lay.secure_keys()
     rgw = c._daemon("rgw")
     rgw.spawn()
     # RGW creates its pools, which needs the OSDs up; its port opens once it is ready

@@ -165,6 +165,7 @@ class CephCluster:
     def _start_existing(self) -> None:
         s = self.state
         self.layout.conf.write_text(render_conf(self.layout, s))
+        self.layout.secure_keys()
         found = scan(self.layout, self._names())
         for name, pid in found.items():
             self._daemon(name).adopt(pid)
@@ -288,6 +289,15 @@ class CephCluster:
         except FileNotFoundError:
             pass
         self._daemon(name).next_try = 0.0
+
+    def start_daemon(self, name: str) -> bool:
+        """Start `name` now if it is not running (where no supervisor does it); True if started."""
+        with self._lock:
+            if scan(self.layout, [self._known(name)]):
+                return False
+            self._daemon(name).spawn()
+            self._status_cache = None
+            return True
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> int | None:
         """Send `sig` to daemon `name` (found anew in /proc); its pid, None if it was not running."""

@@ -84,6 +84,11 @@ class Layout:
                   self.root / "rgw", self.root / "crash", self.root / "tmp"):
             d.mkdir(exist_ok=True, mode=0o700)
 
+    def secure_keys(self) -> None:
+        """Keyrings 0600: `ceph auth get-or-create -o` writes them world-readable."""
+        for f in self.keys.iterdir():
+            f.chmod(0o600)
+
     def keyring(self, name: str) -> Path:
         return self.keys / f"ceph.{name}.keyring"
 
