@@ -161,6 +161,15 @@ class Backend:
         """The Ceph cluster behind this backend (placement, labs), None on other engines."""
         return self._ceph
 
+    def placement(self, bucket: str, key: str) -> dict | None:
+        """Where an object really lives on the engine (Ceph: pool, PG, acting OSDs, their files
+        on the host); None where the engine has no such notion (one directory per bucket)."""
+        if self._ceph is None:
+            return None
+        if self.status != "running":
+            raise BackendUnavailable(f"the storage engine is {self.status}: {self.last_error or 'starting'}")
+        return self._ceph.placement(bucket, key)
+
     def stop(self) -> None:
         if self._ceph is not None:
             self._stop.set()

@@ -228,3 +228,15 @@ def test_standin_gets_its_secret_from_the_environment(tmp_path, monkeypatch):
     b._start_process(4242, tmp_path)
     assert not any("s3cr3t" in a for a in seen["argv"]) and "--auth-key" not in seen["argv"]
     assert seen["env"]["RCLONE_AUTH_KEY"] == '"PCROOTKEY,s3cr3t-s3cr3t-s3cr3t"'
+
+
+def test_placement_is_only_for_ceph_and_only_when_serving(tmp_path):
+    from emulator.storage import backend as mod
+
+    standin = mod.Backend(Config(home=tmp_path), mod.Choice("rclone", "/x/rclone", "unit test"))
+    assert standin.placement("bkt", "k") is None
+    ceph = mod.Backend(Config(home=tmp_path), mod.Choice("ceph", str(tmp_path / "storage" / "ceph"), "unit test"))
+    ceph._ceph, ceph.status, ceph.last_error = object(), "starting", "Ceph is starting: mon up (0.4 s)"
+    with pytest.raises(BackendUnavailable) as e:
+        ceph.placement("bkt", "k")
+    assert "mon up" in str(e.value)
