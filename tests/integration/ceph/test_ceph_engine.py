@@ -222,3 +222,36 @@ def test_server_restart_reuses_the_cluster_and_kill_9_leaves_daemons_to_adopt(ce
     assert user_s3.get_object(Bucket="ceph-survives", Key="k")["Body"].read() == b"kept across restarts"
     user_s3.delete_object(Bucket="ceph-survives", Key="k")
     user_s3.delete_bucket(Bucket="ceph-survives")
+
+
+def test_kill_9_during_bootstrap_starts_over_cleanly(tmp_path):
+    """The worst moment: the server dies after the OSDs were made, before RGW and the S3 user.
+    The next start stops what the half bootstrap left running and bootstraps anew."""
+    from tests.integration.cloud import Server
+
+    from .conftest import ARTIFACTS
+
+    home = tmp_path / "home"
+    srv = Server(home, ARTIFACTS)
+    srv.env["POCKETCLOUD_S3_ENGINE"] = "ceph"
+    srv.start()
+    try:
+        deadline = time.monotonic() + 120
+        while "OSDs created" not in srv.log_path.read_text():
+            assert time.monotonic() < deadline, srv.log_path.read_text()[-2000:]
+            time.sleep(0.1)
+        os.killpg(srv.proc.pid, signal.SIGKILL)
+        srv.proc.wait()
+        state = json.loads((home / "storage" / "ceph" / "cluster.json").read_text())
+        assert state["bootstrapped"] is False and ceph_processes(home)  # half a cluster is running
+        srv.start()
+        info = wait_serving(srv)
+        assert info["fsid"] != state["fsid"] and info["osds"]["total"] == 3
+        assert "[ceph] an unfinished bootstrap" in srv.log_path.read_text()
+        assert len(ceph_processes(home)) == 6  # nothing of the first attempt is left running
+    finally:
+        srv.stop()
+        left = ceph_processes(home)
+        for pid in left:
+            os.kill(pid, signal.SIGKILL)
+    assert not left
