@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import signal
 import subprocess
 import threading
@@ -368,11 +367,6 @@ class CephCluster:
         result = st.placement(pool, oid, osd_map, paths, stat)
         result.update(bucket=bucket, key=key, bucket_marker=stats["marker"])
         return result
-
-    def wipe(self) -> None:
-        """Remove the cluster and its data (the home is being deleted); daemons must be stopped."""
-        self.stop()
-        shutil.rmtree(self.layout.root, ignore_errors=True)
 
 
 def write_user(layout: Layout, user: dict) -> None:

@@ -130,7 +130,7 @@ class Daemon:
         return {"pid": self.pid if up else None, "state": "running" if up else
                 ("held" if self.layout.is_held(self.name) else "down"),
                 "restarts": self.restarts, "last_exit": self.last_exit,
-                "log": str(self.layout.log / f"ceph-{'client.rgw.pc' if self.name == 'rgw' else self.name}.log")}
+                "log": str(self.layout.log / f"ceph-{RGW_NAME if self.name == 'rgw' else self.name}.log")}
 
 
 def stop_all(daemons: list[Daemon], grace: float) -> None:
