@@ -86,17 +86,20 @@ class Daemon:
         self.proc, self.pid, self.started_at = None, pid, time.time()
 
     def running(self) -> bool:
-        if self.proc is not None:
-            code = self.proc.poll()
-            if code is None:
-                return True
-            self.last_exit = f"exit {code}" if code >= 0 else f"killed by {signal.Signals(-code).name}"
-            self.proc = self.pid = None
+        if self.pid is None:
             return False
-        if self.pid is not None:
-            if _same(_cmdline(self.pid) or [], self.argv):
-                return True
-            self.last_exit, self.pid = "exited", None
+        code = self.proc.poll() if self.proc is not None else None
+        # poll() also answers None while another thread is reaping the child: ask /proc too
+        if code is None and _same(_cmdline(self.pid) or [], self.argv):
+            return True
+        if code is None and self.proc is not None:
+            try:
+                code = self.proc.wait(timeout=2)  # dead: its exit status is being collected
+            except subprocess.TimeoutExpired:
+                pass
+        self.last_exit = ("exited" if code is None else f"exit {code}" if code >= 0
+                          else f"killed by {signal.Signals(-code).name}")
+        self.proc = self.pid = None
         return False
 
     def spawn(self) -> None:
