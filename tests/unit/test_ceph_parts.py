@@ -88,7 +88,7 @@ def test_conf_is_per_home_and_loopback_only(tmp_path):
     conf = render_conf(lay, state)
     assert "fsid = 11111111-2222-4333-8444-555555555555" in conf
     assert "mon host = v2:127.0.0.1:41001" in conf and "endpoint=127.0.0.1:41002" in conf
-    assert "osd crush chooseleaf type = 0" in conf and f"bluestore block size = {2 << 30}" in conf
+    assert "osd crush chooseleaf type = 0" in conf and "tcp_nodelay=1" in conf and f"bluestore block size = {2 << 30}" in conf
     assert f"keyring = {lay.keys}/$cluster.$name.keyring" in conf
     assert "0.0.0.0" not in conf and "key =" not in conf
     assert ClusterState.from_json(state.to_json()) == state

@@ -121,7 +121,9 @@ def render_conf(layout: Layout, state: ClusterState) -> str:
     same host (the default wants three hosts and leaves every PG undersized); small fixed PG
     counts keep seven RGW pools well under the per-OSD PG limit with three OSDs; msgr2 only,
     one monitor port per cluster; a modest memory target (the default is 4 GiB per OSD);
-    log files and admin sockets only for the daemons, so concurrent CLI calls do not share them.
+    log files and admin sockets only for the daemons, so concurrent CLI calls do not share them;
+    tcp_nodelay on RGW's frontend, without which a 4 KiB GET waits ~40 ms for a delayed ACK
+    (measured: 48 ms per GET, 1.5 ms with it).
     """
     r = layout.root
     daemon = (f"log file = {layout.log}/$cluster-$name.log\n"
@@ -170,6 +172,6 @@ osd memory target = 939524096
 
 [{RGW_NAME}]
 {daemon}rgw data = {r}/rgw
-rgw frontends = beast endpoint=127.0.0.1:{state.rgw_port}
+rgw frontends = beast endpoint=127.0.0.1:{state.rgw_port} tcp_nodelay=1
 rgw thread pool size = 64
 """
