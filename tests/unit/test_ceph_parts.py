@@ -240,3 +240,19 @@ def test_placement_is_only_for_ceph_and_only_when_serving(tmp_path):
     with pytest.raises(BackendUnavailable) as e:
         ceph.placement("bkt", "k")
     assert "mon up" in str(e.value)
+
+
+def test_a_big_daemon_log_is_rotated_and_the_daemon_told(tmp_path, monkeypatch):
+    from emulator.storage.ceph.daemons import Daemon
+
+    lay = Layout(tmp_path / "ceph")
+    lay.make_dirs()
+    d = Daemon(lay, "rgw")
+    sent = []
+    monkeypatch.setattr(d, "signal", sent.append)
+    assert d.rotate_log(limit=10) is False  # no log yet
+    d.log_path().write_bytes(b"x" * 5)
+    assert d.rotate_log(limit=10) is False and not sent
+    d.log_path().write_bytes(b"y" * 11)
+    assert d.rotate_log(limit=10) is True and sent == [signal.SIGHUP]
+    assert not d.log_path().exists() and (lay.log / "ceph-client.rgw.pc.log.1").read_bytes() == b"y" * 11

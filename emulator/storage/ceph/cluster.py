@@ -51,6 +51,7 @@ class CephCluster:
         self._zone_pool: str | None = None
         self._t0 = time.monotonic()
         self.cancelled = threading.Event()
+        self._logs_checked = 0.0
 
     # -- small helpers ---------------------------------------------------------------------
     def say(self, line: str, *, timed: bool = False) -> None:
@@ -243,15 +244,20 @@ class CephCluster:
                 self._lock_fd = None
 
     def supervise_once(self) -> list[str]:
-        """Restart each dead daemon whose pause is over; the names restarted."""
+        """Restart each dead daemon whose pause is over (the names restarted); rotate big logs."""
         restarted = []
         with self._lock:
             now = time.monotonic()
+            check_logs = now - self._logs_checked > 60
+            if check_logs:
+                self._logs_checked = now
             for name in self._names():
                 d = self._daemon(name)
                 if d.running():
                     if d.started_at and time.time() - d.started_at > 60:
                         d.backoff = 1.0
+                    if check_logs and d.rotate_log():
+                        log.info("[ceph] rotated the log of %s", name)
                     continue
                 if self.layout.is_held(name) or now < d.next_try:
                     continue

@@ -19,6 +19,7 @@ from .layout import MGR_ID, MON_ID, RGW_NAME, Layout, tool
 log = logging.getLogger("pocketcloud.storage.ceph")
 
 PROGRAMS = {"mon": "ceph-mon", "mgr": "ceph-mgr", "osd": "ceph-osd", "rgw": "radosgw"}
+LOG_LIMIT = 64 << 20  # a daemon's log is rotated (one old copy kept) past this size
 
 
 def argv_for(layout: Layout, name: str) -> list[str]:
@@ -128,12 +129,27 @@ class Daemon:
             time.sleep(0.05)
         return not self.running()
 
+    def log_path(self) -> Path:
+        return self.layout.log / f"ceph-{RGW_NAME if self.name == 'rgw' else self.name}.log"
+
+    def rotate_log(self, limit: int = LOG_LIMIT) -> bool:
+        """What logrotate does for packaged Ceph: past `limit`, keep one old copy and have the
+        daemon reopen its log (Ceph daemons do on SIGHUP). True if rotated."""
+        path = self.log_path()
+        try:
+            if path.stat().st_size <= limit:
+                return False
+        except FileNotFoundError:
+            return False
+        os.replace(path, path.with_name(path.name + ".1"))
+        self.signal(signal.SIGHUP)
+        return True
+
     def describe(self) -> dict:
         up = self.running()
         return {"pid": self.pid if up else None, "state": "running" if up else
                 ("held" if self.layout.is_held(self.name) else "down"),
-                "restarts": self.restarts, "last_exit": self.last_exit,
-                "log": str(self.layout.log / f"ceph-{RGW_NAME if self.name == 'rgw' else self.name}.log")}
+                "restarts": self.restarts, "last_exit": self.last_exit, "log": str(self.log_path())}
 
 
 def stop_all(daemons: list[Daemon], grace: float) -> None:
