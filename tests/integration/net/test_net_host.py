@@ -60,20 +60,24 @@ def test_instances_cannot_reach_host_loopback_services(restore):
     lab.ns_run("a_client", "ip", "route", "del", "local", "127.0.0.0/8", "dev", "lo", "table", "local")
     lab.ns_run("a_client", "ip", "route", "add", "127.0.0.0/8", "via", gw, "dev", "eth0")
     try:
-        for chain, rule in (("guard", _rules(lab, "guard")[0]), ("input", _rules(lab, "input")[-1])):
-            sh("nft", "delete", "rule", "inet", f"pc-{lab.label}", chain, "handle", str(rule["rule"]["handle"]))
-        lab.probe("a_client", f"127.0.0.1:{port}", udp=True, request="without guard")
-        assert sink.recvfrom(100)[0] == b"without guard"  # the threat is real
+        others = _other_guards(lab)
+        if not others:
+            # Shown only when this lab is the one guard on the host: another cloud's guard (or a
+            # killed run's leftover table) drops the datagram first, which is the point of it.
+            for chain, rule in (("guard", _rules(lab, "guard")[0]), ("input", _rules(lab, "input")[-1])):
+                sh("nft", "delete", "rule", "inet", f"pc-{lab.label}", chain, "handle", str(rule["rule"]["handle"]))
+            lab.probe("a_client", f"127.0.0.1:{port}", udp=True, request="without guard")
+            assert sink.recvfrom(100)[0] == b"without guard"  # the threat is real
 
         lab.apply()  # reconcile puts the guard back
-        before = lab.fw.counters()["guard-loopback"]["packets"]
+        before = lab.fw.counters()["guard-loopback"]["packets"] + _guard_drops(others)
         lab.probe("a_client", f"127.0.0.1:{port}", udp=True, request="with guard")
         try:
             got = sink.recvfrom(100)[0]
         except TimeoutError:
             got = None
         assert got is None
-        assert lab.fw.counters()["guard-loopback"]["packets"] > before
+        assert lab.fw.counters()["guard-loopback"]["packets"] + _guard_drops(others) > before
         reply = lab.probe("a_client", f"127.0.0.1:{port}")  # and TCP gets nowhere either
         assert list(reply.values()) == [None]
         lab.matrix.append(("a_client", "host 127.0.0.1 (UDP service)", port, "127/8 guard", False, False))
@@ -82,6 +86,22 @@ def test_instances_cannot_reach_host_loopback_services(restore):
         lab.ns_run("a_client", "ip", "route", "del", "127.0.0.0/8", check=False)
         lab.ns_run("a_client", "ip", "route", "add", "local", "127.0.0.0/8", "dev", "lo", "table", "local",
                    check=False)
+
+
+def _other_guards(lab) -> list[str]:
+    """inet tables of other pocketcloud networks on this host that guard 127.0.0.0/8 too."""
+    out = json.loads(sh("nft", "-j", "list", "tables", "inet").stdout)
+    names = [o["table"]["name"] for o in out["nftables"] if "table" in o]
+    return [n for n in names if n.startswith("pc-") and n != f"pc-{lab.label}"
+            and sh("nft", "list", "counter", "inet", n, "guard-loopback", check=False).returncode == 0]
+
+
+def _guard_drops(tables: list[str]) -> int:
+    total = 0
+    for name in tables:
+        out = json.loads(sh("nft", "-j", "list", "counter", "inet", name, "guard-loopback").stdout)
+        total += sum(o["counter"]["packets"] for o in out["nftables"] if "counter" in o)
+    return total
 
 
 def _rules(lab, chain: str) -> list[dict]:
