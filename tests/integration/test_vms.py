@@ -103,13 +103,11 @@ def test_the_teaching_pair_same_rootfs_different_kernels(server, user, cleanup):
 
 def domains(server) -> set[str]:
     """This cloud's domains, by the label each carries (other clouds may run on the host)."""
-    from emulator.compute.libvirt_driver import LibvirtDriver
+    from emulator.compute.engines import build_drivers
     from emulator.config import Config
 
-    label = Config(home=server.home).instance_label
-    vms = LibvirtDriver("qemu:///system", label, server.home / "vms", network_name=server.vm_network,
-                        network_cidr=server.vm_cidr)
-    return set(vms.list_managed(label).values())
+    config = Config(home=server.home, vm_network=server.vm_network, vm_cidr=server.vm_cidr)
+    return {e.engine_id for e in build_drivers(config)["vm"].list_managed(config.instance_label).values()}
 
 
 def test_vm_bad_input_leaves_nothing(server, user):
