@@ -54,7 +54,6 @@ class Cloud(Reconciling):
         self.security_groups = SecurityGroups(self.store)
         self._locks = KeyedLocks()
         self._port_lock = threading.Lock()
-        self.started_at = time.time()
 
     # -- bootstrap -----------------------------------------------------------------
     def bootstrap(self) -> Account:
