@@ -23,29 +23,17 @@ import time
 
 from flask import Blueprint, Response, g, jsonify, request
 
-from emulator.errors import CloudError, EngineError, InvalidParameter, NotFound
+from emulator.errors import EngineError, InvalidParameter, NotFound
+from emulator.timefmt import iso_utc
 
-from .rest import _json_error, _only, _unexpected, authenticated, body, cloud
+from .rest import _only, authenticated, body, cloud
 
 bp = Blueprint("rest_buckets", __name__, url_prefix="/api/v1")
 PIECE = 1024 * 1024
 
 
-@bp.errorhandler(CloudError)
-def _cloud_error(exc: CloudError):
-    return _json_error(exc)
-
-
-@bp.errorhandler(Exception)
-def _other_error(exc: Exception):
-    return _unexpected(exc)
-
-
 def storage():
-    s = getattr(cloud(), "storage", None)
-    if s is None:
-        raise NotFound("object storage is not configured in this pocketcloud", code="NotImplemented")
-    return s
+    return cloud().storage
 
 
 def _bucket_dict(b) -> dict:
@@ -136,10 +124,10 @@ def put_object(name: str, key: str):
         raise InvalidParameter("send the object with a Content-Length (curl -T FILE does)",
                                code="MissingContentLength")
     headers = {"content-type": request.content_type} if request.content_type else {}
-    status, hdrs, data = storage().put_object(g.account, name, key, _stream_request_body(length), length, headers)
-    if status != 200:
-        raise EngineError(f"the storage engine refused the upload ({status}): {data[:200]!r}")
-    return jsonify(bucket=name, key=key, size=length, etag=hdrs.get("etag", "").strip('"')), 201
+    reply = storage().put_object(g.account, name, key, _stream_request_body(length), length, headers)
+    if reply.status != 200:
+        raise EngineError(f"the storage engine refused the upload ({reply.status}): {reply.body()[:200]!r}")
+    return jsonify(bucket=name, key=key, size=length, etag=(reply.header("etag") or "").strip('"')), 201
 
 
 @bp.get("/buckets/<name>/objects/<path:key>")
@@ -151,8 +139,7 @@ def get_object(name: str, key: str):
         resp.close()
         raise NotFound(f"no object {key!r} in bucket {name}", code="NoSuchKey")
     if resp.status not in (200, 206):
-        data = resp.read()
-        raise EngineError(f"the storage engine answered {resp.status}: {data[:200]!r}")
+        raise EngineError(f"the storage engine answered {resp.status}: {resp.body()[:200]!r}")
     status = 206 if resp.header("content-range") else 200
     out = Response(resp.iter(), status=status, direct_passthrough=True)
     for h in ("content-type", "content-length", "content-range", "etag", "last-modified", "accept-ranges"):
@@ -182,7 +169,7 @@ def presign(name: str):
                             expires=expires, method=str(data.get("method", "GET")).upper(),
                             endpoint=request.host_url)
     return jsonify(url=url, method=str(data.get("method", "GET")).upper(),
-                   expires_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + expires)))
+                   expires_at=iso_utc(time.time() + expires))
 
 
 @bp.put("/buckets/<name>/access")

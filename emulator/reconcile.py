@@ -143,4 +143,5 @@ def start_background(cloud: "Cloud", interval: float = 5.0) -> threading.Thread:
 
     t = threading.Thread(target=loop, name="reconciler", daemon=True)
     t.start()
+    cloud.billing.start()  # billing hook: the metering loop, beside the reconciler
     return t

@@ -15,6 +15,7 @@ from typing import ContextManager, Iterable
 
 from . import __version__, validation
 from .accounts import Account, Accounts
+from .billing import Billing, record_state
 from .compute import hostinfo
 from .compute.driver import Driver, EngineInstance, ExecResult, LaunchSpec, PortForward
 from .compute.engines import build_drivers
@@ -54,6 +55,7 @@ class Cloud(Reconciling):
         self.security_groups = SecurityGroups(self.store)
         self._locks = KeyedLocks()
         self._port_lock = threading.Lock()
+        self.billing = Billing(self)  # billing hook: meter, bills, budgets (its loop starts with the server's)
 
     # -- bootstrap -----------------------------------------------------------------
     def bootstrap(self) -> Account:
@@ -82,6 +84,8 @@ class Cloud(Reconciling):
         sets = ", ".join(f"{k}=?" for k in fields)
         with self.store.tx() as c:
             c.execute(f"UPDATE instances SET {sets} WHERE id=?", (*fields.values(), inst_id))
+            if "state" in fields:  # billing hook: the meter bills running time to this transition
+                record_state(c, inst_id, fields["state"], fields["updated_at"])
 
     def _apply_engine(self, inst: Instance, e: EngineInstance, **extra) -> Instance:
         details = {**inst.details, "engine": e.details}
