@@ -2,7 +2,7 @@
 make it fail. It implements the whole Driver protocol (tests/unit/test_fakes.py checks)."""
 from __future__ import annotations
 
-from emulator.compute.driver import Driver, EngineInstance, ExecResult, LaunchSpec, PortForward
+from emulator.compute.driver import Driver, EngineInstance, ExecResult, LaunchSpec, PortForward, Usage
 from emulator.errors import EngineError, InvalidState, NotFound
 
 
@@ -10,7 +10,7 @@ class FakeDriver(Driver):
     def __init__(self, kind: str = "container", name: str = "fake", hypervisor: dict | None = None):
         self.kind = kind
         self.name = name
-        self.objects: dict[str, dict] = {}  # engine id -> {"id", "state", "ports", "forwards"}
+        self.objects: dict[str, dict] = {}  # engine id -> {"id", "state", "ports", "forwards"[, "usage"]}
         self.fail_launch = False
         self.up = True
         self.calls: list[tuple] = []  # (method, engine id): what the services asked of the engine
@@ -85,3 +85,7 @@ class FakeDriver(Driver):
         o = self._get(engine_id)
         published = {p.guest for p in o["ports"]}
         o["forwards"] = tuple(p for p in ports if p.guest not in published)
+
+    def usage(self, engine_id: str) -> Usage | None:
+        o = self.objects.get(engine_id)
+        return o.get("usage") if o and o["state"] == "running" else None

@@ -56,6 +56,15 @@ class ExecResult:
     stderr: str
 
 
+@dataclass(frozen=True)
+class Usage:
+    """What an instance used, as counters since it last started (a meter bills the deltas)."""
+
+    cpu_ns: int | None
+    mem_bytes: int | None  # resident now
+    tx_bytes: int | None  # sent by the instance's network interfaces
+
+
 @runtime_checkable
 class Driver(Protocol):
     """An engine's side of every instance operation the services use.
@@ -120,3 +129,8 @@ class Driver(Protocol):
 
     def restore_forwards(self) -> None:
         """Re-open, after a server restart, the forwards this engine keeps a record of."""
+
+    def usage(self, engine_id: str) -> Usage | None:
+        """The instance's usage counters from the engine; None while it does not run, or
+        when this engine cannot tell (the caller then reads what it can from the host)."""
+        return None

@@ -19,6 +19,7 @@ import pytest
 
 from emulator.compute.engines import build_drivers
 from emulator.config import Config
+from tests.conftest import stop_and_check_leaks
 
 from .cloud import Server
 from .conftest import pc_containers, run
@@ -64,18 +65,11 @@ def faulty(server, tmp_path_factory, docker_client):
         built = srv.cli("images", "build", name, check=False)
         assert built.returncode == 0, built.stdout + built.stderr
     srv.start()
-    config = Config(home=srv.home, vm_network=srv.vm_network, vm_cidr=srv.vm_cidr)
-    yield srv, config
-    srv.stop()
-    vms = build_drivers(config)["vm"]
-    left = vms.list_managed(config.instance_label)
-    for e in left.values():
-        vms.terminate(e.engine_id)
-    vms.remove_network()
+    yield srv, Config(home=srv.home, vm_network=srv.vm_network, vm_cidr=srv.vm_cidr)
     for image in docker_client.images.list(name="pocketcloud/broken"):
         docker_client.images.remove(image.id, force=True)
     shutil.rmtree(base / "cache", ignore_errors=True)
-    assert not left, f"VMs left behind: {sorted(left)}"
+    stop_and_check_leaks(srv, docker_client)
 
 
 def listening_ports(srv: Server) -> list[str]:

@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from emulator.compute.driver import Driver
+from emulator.billing.probes import EngineProbe
+from emulator.compute.driver import Driver, Usage
 from emulator.compute.engines import build_drivers
 from emulator.config import Config
 from emulator.errors import EngineError, InvalidState, NotFound, QuotaExceeded
@@ -36,6 +37,18 @@ def test_every_driver_is_a_complete_driver(tmp_path):
         assert isinstance(d, Driver), type(d)
         assert not getattr(type(d), "__abstractmethods__", None), type(d)
     assert real["container"].hypervisor() is None  # containers have no hypervisor: the default says so
+
+
+def test_the_meter_reads_a_vms_usage_through_the_driver(cloud):
+    alice, _ = cloud.accounts.create("alice")
+    vm = cloud.run_instance(alice, image="tiny", kind="vm")
+    probe = EngineProbe(cloud.drivers)
+    assert probe.sample("vm", vm.engine_id) is None, "no figures from the engine, no sample"
+    cloud.drivers["vm"].objects[vm.engine_id]["usage"] = Usage(cpu_ns=7, mem_bytes=2**20, tx_bytes=None)
+    s = probe.sample("vm", vm.engine_id)
+    assert (s.cpu_ns, s.mem_bytes, s.tx_bytes) == (7, 2**20, None)
+    cloud.stop_instance(alice, vm.id)
+    assert probe.sample("vm", vm.engine_id) is None, "a stopped VM uses nothing"
 
 
 def test_failed_launch_leaves_no_record(cloud):

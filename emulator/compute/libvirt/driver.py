@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ...errors import AlreadyExists, CloudError, EngineError, InvalidParameter, InvalidState, NotFound
 from .. import cloudinit
-from ..driver import Driver, EngineInstance, ExecResult, LaunchSpec, PortForward
+from ..driver import Driver, EngineInstance, ExecResult, LaunchSpec, PortForward, Usage
 from ..forwarder import Forwarder
 from . import domain, guest, internals
 from .conn import Connection, engine_errors, error_code, libvirt
@@ -346,6 +346,23 @@ class LibvirtDriver(Driver):
                                   meta=self._meta(dom), inst_dir=self._inst_dir(engine_id),
                                   bridge=self.network.bridge(), network_name=self.network.name,
                                   subnet=str(self.network.subnet))
+
+    def usage(self, engine_id: str) -> Usage | None:
+        """CPU time, resident memory and bytes sent, from libvirt's bulk domain stats (the
+        interface counters are the guest's side of its tap)."""
+        flags = (libvirt.VIR_DOMAIN_STATS_CPU_TOTAL | libvirt.VIR_DOMAIN_STATS_BALLOON
+                 | libvirt.VIR_DOMAIN_STATS_INTERFACE)
+        try:
+            dom = self._dom(engine_id)
+            with engine_errors(f"stats {engine_id}"):
+                if not dom.isActive():
+                    return None
+                stats = self.conn.domainListGetStats([dom], flags)[0][1]
+        except CloudError:
+            return None
+        rss, nics = stats.get("balloon.rss"), stats.get("net.count", 0)
+        return Usage(stats.get("cpu.time"), rss * 1024 if rss is not None else None,
+                     sum(stats.get(f"net.{i}.tx.bytes", 0) for i in range(nics)) if nics else None)
 
     # -- what the engine holds ------------------------------------------------------------
     def list_managed(self, cloud_label: str) -> dict[str, EngineInstance]:
