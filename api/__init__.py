@@ -6,8 +6,6 @@ unsigned) -> S3 gateway.
 """
 from __future__ import annotations
 
-import logging
-import threading
 from typing import TYPE_CHECKING
 
 # Flask, the engines' clients and the services are imported where the server is built,
@@ -17,8 +15,6 @@ if TYPE_CHECKING:
 
     from emulator.config import Config
     from emulator.services import Cloud
-
-log = logging.getLogger("pocketcloud")
 
 
 class PocketCloudApp:
@@ -42,6 +38,7 @@ def create_app(config: "Config | None" = None, cloud: "Cloud | None" = None,
     from flask import Flask
 
     from emulator.config import Config
+    from emulator.reconcile import start_background
     from emulator.services import Cloud
 
     from . import rest_billing, rest_buckets
@@ -70,43 +67,3 @@ def create_app(config: "Config | None" = None, cloud: "Cloud | None" = None,
     if background:
         start_background(cloud)
     return app
-
-
-def start_background(cloud: "Cloud", interval: float = 5.0) -> threading.Thread:
-    """Reconcile once before serving (a restarted server must not answer with stale
-    states), then keep records in line with the engines."""
-    from emulator.errors import CloudError
-
-    try:
-        cloud.storage.start()  # prints which engine serves S3, and why
-    except CloudError:
-        log.exception("the S3 storage engine did not start; S3 requests will answer ServiceUnavailable")
-    try:
-        cloud.restore_forwards()
-    except Exception:
-        log.exception("restoring port forwards failed")
-    try:
-        log.info("reconcile at start: %s", cloud.reconcile())
-    except Exception:
-        log.exception("reconcile at start failed; serving recorded states")
-
-    def loop():
-        vm = cloud.drivers.get("vm")
-        if vm is not None and hasattr(vm, "hypervisor"):
-            try:  # settle auto mode (a KVM probe can take a while) before the first VM is asked for
-                log.info("hypervisor: %s", vm.hypervisor())
-            except Exception:
-                log.exception("choosing the hypervisor failed")
-        while True:
-            threading.Event().wait(interval)
-            try:
-                changed = {k: v for k, v in cloud.reconcile().items() if v}
-                if changed:
-                    log.info("reconcile: %s", changed)
-            except Exception:  # the loop must survive an engine hiccup
-                log.exception("reconcile failed")
-
-    t = threading.Thread(target=loop, name="reconciler", daemon=True)
-    t.start()
-    cloud.billing.start()  # billing hook: the metering loop, beside the reconciler
-    return t

@@ -8,115 +8,37 @@ from __future__ import annotations
 import json
 import logging
 import platform
-import random
-import socket
 import threading
 import time
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Iterable
+from contextlib import nullcontext
+from typing import ContextManager, Iterable
 
 from . import __version__, validation
 from .accounts import Account, Accounts
 from .billing import Billing, record_state
 from .compute import hostinfo
-from .compute.docker_driver import DockerDriver
-from .compute.forwarder import Forwarder
-from .compute.libvirt_driver import LibvirtDriver
 from .compute.driver import Driver, EngineInstance, ExecResult, LaunchSpec, PortForward
-from .compute.types import DEFAULT_TYPE, INSTANCE_TYPES, InstanceType
+from .compute.engines import build_drivers
+from .compute.types import DEFAULT_TYPE, INSTANCE_TYPES
 from .config import Config
-from .errors import (AlreadyExists, BackendUnavailable, CloudError, Forbidden, InvalidParameter, InvalidState,
-                     NotFound, QuotaExceeded)
+from .errors import BackendUnavailable, CloudError, Forbidden, InvalidParameter, InvalidState, NotFound, QuotaExceeded
 from .images import Images
+from .instances import KINDS, STATES, Instance, KeyedLocks, allocate_ports
 from .keypairs import KeyPairs
+from .reconcile import Reconciling
 from .security_groups import SecurityGroups
 from .state import Store
 from .storage import Storage
 
 log = logging.getLogger("pocketcloud")
 
-STATES = ("pending", "running", "stopping", "stopped", "shutting-down", "terminated")
-KINDS = ("container", "vm")
-HOST_PORT_RANGE = (20000, 39999)
+__all__ = ["Cloud", "Instance", "KINDS", "STATES"]
 
 
-@dataclass
-class Instance:
-    id: str
-    owner: str
-    name: str
-    kind: str
-    image: str
-    type: str
-    state: str
-    state_reason: str
-    engine_id: str | None
-    ports: list[dict]
-    user_data: str
-    tags: dict[str, str]
-    private_ip: str | None
-    key_name: str | None
-    details: dict
-    created_at: float
-    updated_at: float
-    terminated_at: float | None
+class Cloud(Reconciling):
+    """Every use case, over one store and the engines' drivers. The reconcile pass lives in
+    reconcile.py, instance records and their bookkeeping in instances.py."""
 
-    @classmethod
-    def from_row(cls, row) -> "Instance":
-        d = dict(row)
-        for k, default in (("ports", "[]"), ("tags", "{}"), ("details", "{}")):
-            d[k] = json.loads(d[k] or default)
-        return cls(**d)
-
-    def to_dict(self) -> dict:
-        itype = INSTANCE_TYPES.get(self.type)
-        return {
-            "id": self.id,
-            "name": self.name,
-            "kind": self.kind,
-            "image": self.image,
-            "type": self.type,
-            "vcpus": itype.vcpus if itype else None,
-            "memory_mib": itype.memory_mib if itype else None,
-            "state": self.state,
-            "state_reason": self.state_reason,
-            "owner": self.owner,
-            "ports": self.ports,
-            "private_ip": self.private_ip,
-            "tags": self.tags,
-            "key_name": self.key_name,
-            "engine": {"name": "docker" if self.kind == "container" else "libvirt", "id": self.engine_id},
-            "created_at": _iso(self.created_at),
-            "launched_at": _iso(self.details.get("launched_at")),
-            "terminated_at": _iso(self.terminated_at),
-            "has_user_data": bool(self.user_data),
-            **({"hypervisor": {"mode": self.details.get("hypervisor"), "reason": self.details.get("hypervisor_reason")}}
-               if self.kind == "vm" else {}),
-        }
-
-
-def _iso(ts: float | None) -> str | None:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts)) if ts else None
-
-
-@contextmanager
-def _nolock():
-    yield
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
-
-
-class Cloud:
     def __init__(self, config: Config, drivers: dict[str, Driver] | None = None):
         self.config = config
         config.home.mkdir(parents=True, exist_ok=True)
@@ -124,38 +46,25 @@ class Cloud:
         self.store = Store(config.db_path)
         self.accounts = Accounts(self.store, config.secret_key_path)
         if drivers is None:
-            drivers = self._default_drivers(config)
+            tiny_vm = self.store.one("SELECT ref FROM images WHERE name='tiny' AND kind='vm'")
+            drivers = build_drivers(config, probe_image=tiny_vm["ref"] if tiny_vm else None)
         self.drivers = drivers
         self.images = Images(self.store, config.recipes_dir, config.cache_dir, drivers.get("container"))
         self.storage = Storage(self.store, self.accounts, config)
         self.keypairs = KeyPairs(self.store)
         self.security_groups = SecurityGroups(self.store)
-        self._locks: dict[str, threading.Lock] = {}
-        self._locks_guard = threading.Lock()
+        self._locks = KeyedLocks()
         self._port_lock = threading.Lock()
-        self.started_at = time.time()
         self.billing = Billing(self)  # billing hook: meter, bills, budgets (its loop starts with the server's)
-
-    def _default_drivers(self, config: Config) -> dict[str, Driver]:
-        # One forwarder for both kinds: every 127.0.0.1 forward lives in this process.
-        forwarder = Forwarder()
-        tiny_vm = self.store.one("SELECT ref FROM images WHERE name='tiny' AND kind='vm'")
-        return {
-            "container": DockerDriver(config.docker_url, config.instance_label, forwarder=forwarder),
-            "vm": LibvirtDriver(config.libvirt_uri, config.instance_label, config.home / "vms",
-                                hypervisor=config.hypervisor, network_name=config.vm_network,
-                                network_cidr=config.vm_cidr, forwarder=forwarder,
-                                probe_image=tiny_vm["ref"] if tiny_vm else None),
-        }
 
     # -- bootstrap -----------------------------------------------------------------
     def bootstrap(self) -> Account:
         return self.accounts.ensure_admin(self.config.credentials_path)
 
     # -- helpers -----------------------------------------------------------------
-    def _lock(self, instance_id: str) -> threading.Lock:
-        with self._locks_guard:
-            return self._locks.setdefault(instance_id, threading.Lock())
+    def _lock(self, key: str) -> ContextManager:
+        """Held while one operation changes an instance (or a client token's reservation)."""
+        return self._locks.hold(key)
 
     def driver(self, kind: str) -> Driver:
         d = self.drivers.get(kind)
@@ -228,8 +137,8 @@ class Cloud:
             raise InvalidParameter("at most 32 forwarded ports per instance (explicit ports and security group rules)")
         driver = self.driver(kind)
         details = {"image_ref": image_row["ref"], **(extra or {})}
-        if hasattr(driver, "hypervisor"):
-            hv = driver.hypervisor()
+        hv = driver.hypervisor()
+        if hv:
             details.update(hypervisor=hv["mode"], hypervisor_reason=hv["reason"])
         if groups:
             details["security_groups"] = [g.id for g in groups]
@@ -241,7 +150,7 @@ class Cloud:
                 raise QuotaExceeded(
                     f"account {caller.name} already has {count} instances (limit {caller.max_instances}); "
                     "terminate one or ask an admin to raise the limit", code="InstanceLimitExceeded")
-            clean_ports = self._allocate_ports(c, clean_ports)
+            clean_ports = allocate_ports(c, clean_ports)
             c.execute(
                 "INSERT INTO instances (id, owner, name, kind, image, type, state, ports, user_data, tags, key_name,"
                 " details, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -274,19 +183,6 @@ class Cloud:
                 raise
         return inst
 
-    def restore_forwards(self) -> None:
-        """Forwards live in this process: after a restart, open them again."""
-        vm = self.drivers.get("vm")
-        if vm is not None and hasattr(vm, "restore_forwards") and vm.available()[0]:
-            vm.restore_forwards()
-        for inst in [Instance.from_row(r) for r in self.store.query(
-                "SELECT * FROM instances WHERE kind='container' AND state!='terminated'")]:
-            if any(p.get("from_group") for p in inst.ports):
-                try:
-                    self._apply_forwards(inst)
-                except CloudError as e:
-                    log.warning("could not restore the forwards of %s: %s", inst.id, e)
-
     def run_instances(self, caller: Account, count: int = 1, client_token: str | None = None,
                       **kwargs) -> tuple[str, list[Instance]]:
         """Launch `count` instances as one reservation. With a client token the call is
@@ -295,7 +191,7 @@ class Cloud:
             raise InvalidParameter("the instance count must be between 1 and 20")
         if client_token is not None and (not isinstance(client_token, str) or not 0 < len(client_token) <= 64):
             raise InvalidParameter("ClientToken must be 1-64 ASCII characters", code="InvalidParameterValue")
-        with (self._lock(f"token:{caller.id}:{client_token}") if client_token else _nolock()):
+        with (self._lock(f"token:{caller.id}:{client_token}") if client_token else nullcontext()):
             if client_token:
                 rows = self.store.query(
                     "SELECT * FROM instances WHERE owner=? AND json_extract(details, '$.client_token')=? "
@@ -364,41 +260,15 @@ class Cloud:
         kept = [p for p in inst.ports if p.get("from_group") and p["guest"] in wanted]
         new = [PortForward(g) for g in wanted if g not in {p["guest"] for p in kept}]
         with self._port_lock, self.store.tx() as c:
-            added = [{**p.to_dict(), "from_group": True} for p in self._allocate_ports(c, tuple(new))]
+            added = [{**p.to_dict(), "from_group": True} for p in allocate_ports(c, tuple(new))]
         ports = explicit + kept + added
         self._save(inst.id, ports=ports)
         self._apply_forwards(self._row(inst.id))
 
     def _apply_forwards(self, inst: Instance) -> None:
-        driver = self.driver(inst.kind)
-        if hasattr(driver, "set_forwards") and inst.engine_id:
-            driver.set_forwards(inst.engine_id, tuple(PortForward(p["guest"], p["host"]) for p in inst.ports))
-
-    def _allocate_ports(self, c, ports: tuple[PortForward, ...]) -> tuple[PortForward, ...]:
-        """Fix a host port for every forward now, so it stays the same across stop/start."""
-        used = set()
-        for row in c.execute("SELECT ports FROM instances WHERE state!='terminated'"):
-            used.update(p.get("host") for p in json.loads(row[0]))
-        out = []
-        for p in ports:
-            if p.host is not None:
-                if p.host in used or not _port_free(p.host):
-                    raise AlreadyExists(f"host port {p.host} is already in use; pick another or omit it",
-                                        code="PortInUse")
-                used.add(p.host)
-                out.append(p)
-                continue
-            lo, hi = HOST_PORT_RANGE
-            start = random.randint(lo, hi)
-            for i in range(hi - lo + 1):
-                cand = lo + (start - lo + i) % (hi - lo + 1)
-                if cand not in used and _port_free(cand):
-                    used.add(cand)
-                    out.append(PortForward(p.guest, cand, p.protocol))
-                    break
-            else:
-                raise QuotaExceeded("no free host port left for a forward")
-        return tuple(out)
+        if inst.engine_id:
+            self.driver(inst.kind).set_forwards(inst.engine_id,
+                                                tuple(PortForward(p["guest"], p["host"]) for p in inst.ports))
 
     def get_instance(self, caller: Account, instance_id: str) -> Instance:
         validation.instance_id(instance_id)
@@ -539,48 +409,6 @@ class Cloud:
         return {"instance_id": inst.id, "kind": inst.kind, "state": inst.state, "type": INSTANCE_TYPES[inst.type].to_dict(),
                 "forwards": inst.ports, **data, "read_in_ms": round((time.perf_counter() - started) * 1000, 1)}
 
-    # -- reconcile -----------------------------------------------------------------
-    def reconcile(self) -> dict:
-        """Bring records in line with what the engines really hold (after a restart, or any time)."""
-        report = {"terminated": [], "stopped": [], "running": [], "orphans_removed": []}
-        for kind, driver in self.drivers.items():
-            ok, why = driver.available()
-            if not ok:
-                log.warning("reconcile: %s engine unavailable (%s); leaving its instances as recorded", kind, why)
-                continue
-            live = driver.list_managed(self.config.instance_label)
-            rows = [Instance.from_row(r) for r in self.store.query(
-                "SELECT * FROM instances WHERE kind=? AND state!='terminated'", (kind,))]
-            known = {r.id for r in rows}
-            for inst in rows:
-                with self._lock(inst.id):
-                    inst = self._row(inst.id)
-                    if inst is None or inst.state == "terminated":
-                        continue
-                    e = driver.inspect(inst.engine_id) if inst.engine_id else None
-                    if e is None:
-                        if inst.state == "pending" and not inst.engine_id and time.time() - inst.created_at < 600:
-                            continue  # a create in flight in this process
-                        if inst.engine_id:  # what the engine left (disk overlay, forwards, leases) goes too
-                            driver.terminate(inst.engine_id)
-                        self._save(inst.id, state="terminated", terminated_at=time.time(),
-                                   state_reason=f"Server.EngineRemoved: the {kind} was removed outside pocketcloud")
-                        report["terminated"].append(inst.id)
-                    elif e.state != inst.state and e.state in ("stopped", "running"):
-                        reason = ("Server.EngineStopped: stopped outside pocketcloud" if e.state == "stopped" else "")
-                        self._apply_engine(inst, e, state_reason=reason)
-                        report[e.state].append(inst.id)
-            for inst_id, engine_id in live.items():
-                if inst_id in known:
-                    continue
-                # Look again, one by one: only an engine object whose record is gone or
-                # terminated is an orphan (a crash between launch and record, or a failed rollback).
-                inst = self._row(inst_id) if inst_id else None
-                if inst is None or inst.state == "terminated":
-                    driver.terminate(engine_id)
-                    report["orphans_removed"].append(inst_id or engine_id)
-        return report
-
     # -- accounts -----------------------------------------------------------------
     def create_account(self, caller: Account, name, role="user", max_instances=20):
         if not caller.is_admin:
@@ -597,7 +425,7 @@ class Cloud:
         engines = {}
         for kind, d in self.drivers.items():
             ok, desc = d.available()
-            entry = {"available": ok, "description": desc}
+            entry = {"available": ok, "engine": d.name, "description": desc}
             if ok:
                 try:
                     entry.update(d.info())
@@ -617,6 +445,5 @@ class Cloud:
 
     def hypervisor_info(self) -> dict:
         vm = self.drivers.get("vm")
-        if vm is not None and hasattr(vm, "hypervisor"):
-            return vm.hypervisor()
-        return {"mode": self.config.hypervisor, "in_use": None, "reason": "no VM engine configured yet"}
+        hv = vm.hypervisor() if vm is not None else None
+        return hv or {"mode": self.config.hypervisor, "in_use": None, "reason": "no VM engine configured yet"}

@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import docker
 import pytest
 
-from emulator.compute.libvirt_driver import LibvirtDriver
+from emulator.compute.engines import build_drivers
 from emulator.config import Config
 
 from tests.integration.cloud import REPO, Server
@@ -48,15 +48,15 @@ def stop_and_check_leaks(srv: Server, docker_client) -> None:
     leftovers = docker_client.containers.list(all=True, filters={"label": f"pocketcloud.cloud={label}"})
     for c in leftovers:
         c.remove(force=True)
-    vms = LibvirtDriver("qemu:///system", label, home / "vms", network_name=srv.vm_network,
-                        network_cidr=srv.vm_cidr)
+    vms = build_drivers(Config(home=home, vm_network=srv.vm_network, vm_cidr=srv.vm_cidr))["vm"]
     domains = vms.list_managed(label)
-    for engine_id in domains.values():
-        vms.terminate(engine_id)
+    for e in domains.values():
+        vms.terminate(e.engine_id)
     vms.remove_network()
+    instance_dirs = list((home / "vms" / "instances").glob("*"))
     assert not leftovers, f"tests left containers behind: {[c.name for c in leftovers]}"
     assert not domains, f"tests left VMs behind: {sorted(domains)}"
-    assert not list((home / "vms" / "instances").glob("*")) if (home / "vms" / "instances").exists() else True
+    assert not instance_dirs, f"tests left VM disks and seeds behind: {instance_dirs}"
 
 
 @pytest.fixture(scope="session")

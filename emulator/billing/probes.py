@@ -2,10 +2,10 @@
 
 Containers: the container's cgroup (v1 cpuacct/memory, or v2 cpu.stat/memory.current) by its
 Docker id, and its network namespace's counters through a process in it (/proc/PID/net/dev).
-VMs: libvirt's bulk domain stats (cpu.time, balloon.rss, net.N.tx.bytes, which libvirt reports
-from the guest's side of the tap). Counters are cumulative since the instance (re)started;
-the meter keeps the last value and bills deltas. Nothing here raises: a probe that cannot read
-answers None and the meter skips that sample.
+VMs: what the VM driver reads from its engine (Driver.usage: libvirt's bulk domain stats).
+Counters are cumulative since the instance (re)started; the meter keeps the last value and
+bills deltas. Nothing here raises: a probe that cannot read answers None and the meter skips
+that sample.
 """
 from __future__ import annotations
 
@@ -121,22 +121,5 @@ class EngineProbe:
     # -- VMs -----------------------------------------------------------------------------------
     def _vm(self, name: str) -> Sample | None:
         driver = self.drivers.get("vm")
-        if driver is None or not hasattr(driver, "conn"):
-            return None
-        import libvirt  # present whenever a VM driver is (the vm extra)
-
-        try:
-            conn = driver.conn
-            dom = conn.lookupByName(name)
-            if not dom.isActive():
-                return None
-            flags = (libvirt.VIR_DOMAIN_STATS_CPU_TOTAL | libvirt.VIR_DOMAIN_STATS_BALLOON
-                     | libvirt.VIR_DOMAIN_STATS_INTERFACE)
-            stats = conn.domainListGetStats([dom], flags)[0][1]
-        except libvirt.libvirtError:
-            return None
-        at = time.time()
-        rss = stats.get("balloon.rss")
-        tx = sum(stats.get(f"net.{i}.tx.bytes", 0) for i in range(stats.get("net.count", 0)))
-        return Sample(at, stats.get("cpu.time"), rss * 1024 if rss is not None else None,
-                      tx if stats.get("net.count") else None)
+        u = driver.usage(name) if driver is not None else None
+        return Sample(time.time(), u.cpu_ns, u.mem_bytes, u.tx_bytes) if u else None

@@ -5,10 +5,7 @@ emulator.errors exception, the way docker-py itself funnels HTTP errors into its
 """
 from __future__ import annotations
 
-import io
 import platform
-import tarfile
-import time
 from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from typing import Iterator
@@ -18,14 +15,13 @@ import docker.errors
 import requests.exceptions
 
 from ..errors import AlreadyExists, BackendUnavailable, EngineError, InvalidParameter, InvalidState, NotFound
-from . import hostinfo
-from .driver import EngineInstance, ExecResult, LaunchSpec, PortForward
+from . import cloudinit, hostinfo
+from .driver import Driver, EngineInstance, ExecResult, LaunchSpec, PortForward
 from .forwarder import Forwarder
 
 LABEL_CLOUD = "pocketcloud.cloud"
 LABEL_INSTANCE = "pocketcloud.instance"
 LABEL_OWNER = "pocketcloud.owner"
-SEED_DIR = "var/lib/cloud/seed/nocloud"
 MAX_OUTPUT = 1024 * 1024
 
 _STATES = {
@@ -60,24 +56,9 @@ def _engine_errors(what: str) -> Iterator[None]:
         ) from e
 
 
-def _seed_tar(spec: LaunchSpec) -> bytes:
-    """A NoCloud seed, in the same layout cloud-init reads, so the image's init treats
-    containers and VMs alike."""
-    meta = f"instance-id: {spec.instance_id}\nlocal-hostname: {spec.hostname or spec.instance_id}\n"
-    if spec.ssh_keys:
-        meta += "public-keys:\n" + "".join(f"  - {k}\n" for k in spec.ssh_keys)
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, data in (("meta-data", meta), ("user-data", spec.user_data)):
-            raw = data.encode()
-            info = tarfile.TarInfo(f"{SEED_DIR}/{name}")
-            info.size, info.mode, info.mtime = len(raw), 0o600, int(time.time())
-            tar.addfile(info, io.BytesIO(raw))
-    return buf.getvalue()
-
-
-class DockerDriver:
+class DockerDriver(Driver):
     kind = "container"
+    name = "docker"
 
     def __init__(self, base_url: str, cloud_label: str, forwarder: Forwarder | None = None):
         self.base_url = base_url
@@ -121,7 +102,9 @@ class DockerDriver:
     # -- lifecycle ---------------------------------------------------------------
     def launch(self, spec: LaunchSpec) -> EngineInstance:
         labels = {LABEL_CLOUD: self.cloud_label, LABEL_INSTANCE: spec.instance_id, LABEL_OWNER: spec.owner}
-        labels.update(spec.labels)
+        hostname = spec.hostname or spec.instance_id
+        # The image's init reads the same NoCloud seed a VM gets, from the same place.
+        seed = cloudinit.seed_tar(cloudinit.seed_files(spec.instance_id, hostname, spec.user_data, spec.ssh_keys))
         ports = {f"{p.guest}/{p.protocol}": ("127.0.0.1", p.host) for p in spec.ports}
         container = None
         try:
@@ -129,7 +112,7 @@ class DockerDriver:
                 container = self.client.containers.create(
                     spec.image_ref,
                     name=f"pc-{spec.instance_id}",
-                    hostname=spec.hostname or spec.instance_id,
+                    hostname=hostname,
                     labels=labels,
                     mem_limit=f"{spec.type.memory_mib}m",
                     memswap_limit=f"{spec.type.memory_mib}m",
@@ -139,7 +122,7 @@ class DockerDriver:
                     detach=True,
                     stop_signal="SIGTERM",
                 )
-                container.put_archive("/", _seed_tar(spec))
+                container.put_archive("/", seed)
                 container.start()
                 container.reload()
             return self._describe(container)
@@ -223,10 +206,10 @@ class DockerDriver:
             (err or b"")[:MAX_OUTPUT].decode(errors="replace"),
         )
 
-    def list_managed(self, cloud_label: str) -> dict[str, str]:
+    def list_managed(self, cloud_label: str) -> dict[str, EngineInstance]:
         with _engine_errors("list"):
             rows = self.client.api.containers(all=True, filters={"label": f"{LABEL_CLOUD}={cloud_label}"})
-        return {r["Labels"].get(LABEL_INSTANCE, ""): r["Id"] for r in rows}
+        return {(r.get("Labels") or {}).get(LABEL_INSTANCE, ""): self._describe_row(r) for r in rows}
 
     def set_forwards(self, engine_id: str, ports: tuple[PortForward, ...]) -> None:
         """Make the forwards of a container exactly `ports`: those dockerd published at create
@@ -340,6 +323,21 @@ class DockerDriver:
                 pass
 
     # -- helpers -----------------------------------------------------------------
+    @staticmethod
+    def _describe_row(row: dict) -> EngineInstance:
+        """An instance from a container listing (no inspect): state, published ports, address."""
+        forwards = {(p["PrivatePort"], p.get("Type", "tcp")): PortForward(p["PrivatePort"], p["PublicPort"], p.get("Type", "tcp"))
+                    for p in row.get("Ports") or [] if p.get("PublicPort") and p.get("IP") in ("127.0.0.1", "", "0.0.0.0", None)}
+        networks = (row.get("NetworkSettings") or {}).get("Networks") or {}
+        ip = next((n.get("IPAddress") for n in networks.values() if n.get("IPAddress")), None)
+        return EngineInstance(
+            engine_id=row["Id"],
+            state=_STATES.get(row.get("State", ""), "pending"),
+            ports=tuple(sorted(forwards.values(), key=lambda p: p.guest)),
+            private_ip=ip,
+            details={"engine_status": row.get("State"), "status": row.get("Status")},
+        )
+
     def _describe(self, container) -> EngineInstance:
         attrs = container.attrs
         state = attrs.get("State", {})

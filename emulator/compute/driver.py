@@ -5,6 +5,7 @@ emulator.errors exceptions: engine exceptions never escape it.
 """
 from __future__ import annotations
 
+from abc import abstractmethod
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -32,7 +33,6 @@ class LaunchSpec:
     user_data: str = ""
     hostname: str = ""
     ssh_keys: tuple[str, ...] = ()
-    labels: dict = field(default_factory=dict)
     # Forward SSH without being asked when the image has it (a VM driver's convenience);
     # the services turn it off and decide the forwards themselves (security groups).
     auto_ssh: bool = True
@@ -56,36 +56,81 @@ class ExecResult:
     stderr: str
 
 
+@dataclass(frozen=True)
+class Usage:
+    """What an instance used, as counters since it last started (a meter bills the deltas)."""
+
+    cpu_ns: int | None
+    mem_bytes: int | None  # resident now
+    tx_bytes: int | None  # sent by the instance's network interfaces
+
+
 @runtime_checkable
 class Driver(Protocol):
-    kind: str
+    """An engine's side of every instance operation the services use.
 
+    Drivers subclass it: the abstract methods are what every engine must do; the others
+    have defaults for an engine that has nothing to do there (no hypervisor, forwards that
+    need no restoring)."""
+
+    kind: str  # the instance kind this engine runs: "container" or "vm"
+    name: str  # the engine's name as users see it: "docker", "libvirt"
+
+    @abstractmethod
     def available(self) -> tuple[bool, str]:
         """(usable, a one-line description or the reason it is not)."""
 
+    @abstractmethod
     def info(self) -> dict: ...
 
+    def hypervisor(self) -> dict | None:
+        """How this engine virtualizes ({'mode', 'reason', ...}); None when it does not."""
+        return None
+
+    @abstractmethod
     def launch(self, spec: LaunchSpec) -> EngineInstance:
         """Create and start; on any failure remove whatever was created, then raise."""
 
+    @abstractmethod
     def inspect(self, engine_id: str) -> EngineInstance | None:
         """None when the engine no longer has it."""
 
+    @abstractmethod
     def start(self, engine_id: str) -> EngineInstance: ...
 
+    @abstractmethod
     def stop(self, engine_id: str, timeout: int) -> EngineInstance: ...
 
+    @abstractmethod
     def reboot(self, engine_id: str, timeout: int) -> EngineInstance: ...
 
+    @abstractmethod
     def terminate(self, engine_id: str) -> None:
         """Remove everything of the instance; a missing instance is not an error."""
 
+    @abstractmethod
     def console(self, engine_id: str, tail: int) -> str: ...
 
+    @abstractmethod
     def exec(self, engine_id: str, command: list[str], timeout: int) -> ExecResult: ...
 
+    @abstractmethod
     def internals(self, engine_id: str) -> dict:
         """What really runs behind the instance, read live from the engine and the host."""
 
-    def list_managed(self, cloud_label: str) -> dict[str, str]:
-        """instance id -> engine id for every engine object this cloud created."""
+    @abstractmethod
+    def list_managed(self, cloud_label: str) -> dict[str, EngineInstance]:
+        """instance id -> what the engine says about it, for every engine object this cloud
+        created, in one pass over the engine (the reconciler's view)."""
+
+    def set_forwards(self, engine_id: str, ports: tuple[PortForward, ...]) -> None:
+        """Make the instance's 127.0.0.1 forwards exactly `ports` (host ports already
+        chosen), whether it runs or not."""
+
+    def restore_forwards(self) -> None:
+        """Re-open, after a server restart, the forwards this engine keeps a record of."""
+
+    def usage(self, engine_id: str) -> Usage | None:
+        """The instance's usage counters from the engine; None while it does not run, or
+        when this engine cannot tell (the caller then reads what it can from the host)."""
+        return None

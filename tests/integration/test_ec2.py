@@ -1,7 +1,6 @@
 """The EC2 API through boto3 and the aws CLI, unmodified, over HTTP to the running server."""
 from __future__ import annotations
 
-import base64
 import json
 import os
 import subprocess
@@ -46,7 +45,7 @@ def tiny_ami(ec2, kind: str = "container") -> str:
     return images[0]["ImageId"]
 
 
-def test_boto3_container_lifecycle_with_waiters(ec2):
+def test_boto3_container_lifecycle_with_waiters(ec2, user):
     ami = tiny_ami(ec2)
     image = ec2.describe_images(ImageIds=[ami])["Images"][0]
     assert "container" in image["Description"]
@@ -65,7 +64,11 @@ def test_boto3_container_lifecycle_with_waiters(ec2):
     assert desc["State"] == {"Code": 16, "Name": "running"}
     assert desc["PrivateIpAddress"] and desc["LaunchTime"]
     console = ec2.get_console_output(InstanceId=iid)["Output"]  # botocore decodes the base64
-    assert "pocketcloud-init: ready" in console and "running user-data" in console
+    assert f"pocketcloud-init: instance-id {iid}, hostname " in console
+    assert "running user-data" in console and "user-data finished with exit code 0" in console
+    assert console.rstrip().endswith("pocketcloud-init: ready"), console
+    marker = user.ok("POST", f"/instances/{iid}/exec", json={"command": "cat /tmp/marker"})
+    assert marker["stdout"] == "user-data-ran\n", "the UserData script really ran in the instance"
 
     stop = ec2.stop_instances(InstanceIds=[iid])["StoppingInstances"][0]
     assert stop["PreviousState"]["Name"] == "running"
@@ -113,6 +116,9 @@ def test_security_group_rule_becomes_a_forward(server, ec2):
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.3)
+    # The group's forward lives in the server process: a restart must open it again, on the same port.
+    server.restart()
+    assert requests.get(f"http://127.0.0.1:{port}/", timeout=10).text.strip() == "through-the-group"
     groups = ec2.describe_security_groups(GroupIds=[sg])["SecurityGroups"]
     assert groups[0]["IpPermissions"][0]["FromPort"] == 80
     with pytest.raises(ClientError) as e:
@@ -265,7 +271,49 @@ def test_aws_cli(server, user, ec2):
     aws(server, user, "ec2", "delete-key-pair", "--key-name", "cli")
 
 
+def others_get_not_found_and_change_nothing(server, ec2, iid: str, key_name: str, sg: str) -> None:
+    """Another account aims at this account's VM, key pair and security group: every call
+    answers as for a missing resource, and nothing changes on the engine or in the records."""
+    b = ec2_for(server, server.new_user(f"ec2-other-{iid[2:12]}"))
+    domid = subprocess.run(["virsh", "-c", "qemu:///system", "domid", f"pc-{iid}"], capture_output=True,
+                           text=True, check=True).stdout.strip()
+    before_group = ec2.describe_security_groups(GroupIds=[sg])["SecurityGroups"]
+    rule = [{"IpProtocol": "tcp", "FromPort": 23, "ToPort": 23, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]
+    for call, code in [
+        (lambda: b.stop_instances(InstanceIds=[iid]), "InvalidInstanceID.NotFound"),
+        (lambda: b.start_instances(InstanceIds=[iid]), "InvalidInstanceID.NotFound"),
+        (lambda: b.reboot_instances(InstanceIds=[iid]), "InvalidInstanceID.NotFound"),
+        (lambda: b.get_console_output(InstanceId=iid), "InvalidInstanceID.NotFound"),
+        (lambda: b.terminate_instances(InstanceIds=[iid]), "InvalidInstanceID.NotFound"),
+        (lambda: b.describe_instances(InstanceIds=[iid]), "InvalidInstanceID.NotFound"),
+        (lambda: b.describe_key_pairs(KeyNames=[key_name]), "InvalidKeyPair.NotFound"),
+        (lambda: b.run_instances(ImageId=tiny_ami(b, "vm"), MinCount=1, MaxCount=1, KeyName=key_name),
+         "InvalidKeyPair.NotFound"),
+        (lambda: b.describe_security_groups(GroupIds=[sg]), "InvalidGroupId.NotFound"),
+        (lambda: b.authorize_security_group_ingress(GroupId=sg, IpPermissions=rule), "InvalidGroupId.NotFound"),
+        (lambda: b.revoke_security_group_ingress(GroupId=sg, IpPermissions=before_group[0]["IpPermissions"]),
+         "InvalidGroupId.NotFound"),
+        (lambda: b.delete_security_group(GroupId=sg), "InvalidGroupId.NotFound"),
+        (lambda: b.run_instances(ImageId=tiny_ami(b, "vm"), MinCount=1, MaxCount=1, SecurityGroupIds=[sg]),
+         "InvalidGroupId.NotFound"),
+    ]:
+        with pytest.raises(ClientError) as e:
+            call()
+        assert error_code(e) == code, e.value.response
+    b.delete_key_pair(KeyName=key_name)  # as on AWS, deleting a key pair one does not have succeeds ...
+    assert [k["KeyName"] for k in ec2.describe_key_pairs(KeyNames=[key_name])["KeyPairs"]] == [key_name]  # ... and deletes nothing
+    assert b.describe_instances()["Reservations"] == []
+    assert ec2.describe_security_groups(GroupIds=[sg])["SecurityGroups"] == before_group
+    state = ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]["State"]["Name"]
+    after = subprocess.run(["virsh", "-c", "qemu:///system", "domid", f"pc-{iid}"], capture_output=True, text=True,
+                           check=True).stdout.strip()
+    assert (state, after) == ("running", domid), "the same boot of the same domain"
+
+
 def test_boto3_vm_ssh_through_a_security_group_rule(server, ec2):
+    """A VM through EC2: a key pair, a security group that opens SSH only once a rule is
+    added, UserData that really runs in the guest, another account refused on all three,
+    the console output, and a revoked rule that closes the way in."""
     import io
 
     import paramiko
@@ -274,8 +322,10 @@ def test_boto3_vm_ssh_through_a_security_group_rule(server, ec2):
     sg = ec2.create_security_group(GroupName="ssh", Description="ssh in")["GroupId"]
     ami = tiny_ami(ec2, "vm")
     assert "virtual machine" in ec2.describe_images(ImageIds=[ami])["Images"][0]["Description"]
+    token = os.urandom(6).hex()
+    user_data = f"#!/bin/sh\necho ec2-user-data-{token} > /root/ec2-marker\necho said-{token}\n"
     closed = ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1, KeyName="vm-lab", SecurityGroupIds=[sg],
-                               InstanceType="t2.nano")["Instances"][0]
+                               InstanceType="t2.nano", UserData=user_data)["Instances"][0]
     tags = {t["Key"]: t["Value"] for t in closed["Tags"]}
     assert not any(k.startswith("pocketcloud:forward:") for k in tags), "no rule, no forward"
     ec2.authorize_security_group_ingress(GroupId=sg, IpPermissions=[
@@ -299,11 +349,16 @@ def test_boto3_vm_ssh_through_a_security_group_rule(server, ec2):
             if time.monotonic() > deadline:
                 raise
             time.sleep(1)
-    _, out, _ = client.exec_command("uname -r")
-    assert out.read().decode().strip() != os.uname().release
+    _, out, _ = client.exec_command("uname -r; cat /root/ec2-marker")
+    guest_kernel, marker = out.read().decode().split()
     client.close()
+    assert guest_kernel != os.uname().release
+    assert marker == f"ec2-user-data-{token}", "EC2 UserData reached the VM and ran there"
     console = ec2.get_console_output(InstanceId=iid)["Output"]
-    assert "pocketcloud-init: ready" in console and "kernel 6." in console
+    assert f"pocketcloud-init: booting pocketcloud tiny (vm), kernel {guest_kernel}" in console
+    assert f"said-{token}" in console and console.rstrip().endswith("pocketcloud-init: ready"), console
+
+    others_get_not_found_and_change_nothing(server, ec2, iid, "vm-lab", sg)
 
     ec2.revoke_security_group_ingress(GroupId=sg, IpPermissions=[
         {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])

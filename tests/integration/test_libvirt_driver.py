@@ -19,8 +19,9 @@ from pathlib import Path
 import paramiko
 import pytest
 
+from emulator.compute.docker_driver import DockerDriver
 from emulator.compute.driver import LaunchSpec, PortForward
-from emulator.compute.libvirt_driver import LibvirtDriver, _mac_for
+from emulator.compute.libvirt import LibvirtDriver, mac_for
 from emulator.compute.sshkeys import generate_keypair
 from emulator.compute.types import INSTANCE_TYPES, InstanceType
 from emulator.config import Config
@@ -83,8 +84,8 @@ def driver(conn, tiny, tmp_path_factory):
     d = LibvirtDriver("qemu:///system", LABEL, base, hypervisor="qemu", network_name=f"pctest-{os.getpid()}",
                       network_cidr=f"10.213.{octets[0]}.0/24", probe_image=tiny)
     yield d
-    for engine_id in d.list_managed(LABEL).values():
-        d.terminate(engine_id)
+    for e in d.list_managed(LABEL).values():
+        d.terminate(e.engine_id)
     left = d.list_managed(LABEL)
     d.remove_network()
     d.forwarder.close_all()
@@ -138,8 +139,8 @@ def leftovers(d: LibvirtDriver, conn, instance_id: str) -> list[str]:
         found.append("instance dir (overlay, seed)")
     if any(k.startswith(f"pc-{instance_id}:") for k in d.forwarder.active()):
         found.append("port forward")
-    net_xml = conn.networkLookupByName(d.network_name).XMLDesc(0)
-    if _mac_for(instance_id) in net_xml or instance_id in net_xml:
+    net_xml = conn.networkLookupByName(d.network.name).XMLDesc(0)
+    if mac_for(instance_id) in net_xml or instance_id in net_xml:
         found.append("DHCP reservation")
     return found
 
@@ -153,7 +154,7 @@ def test_tiny_vm_lifecycle(driver, conn, keypair, docker_client, tiny):
     boot = time.monotonic() - started
     assert inst.state == "running", inst
     assert inst.engine_id == f"pc-{s.instance_id}"
-    assert ipaddress.ip_address(inst.private_ip) in driver.network
+    assert ipaddress.ip_address(inst.private_ip) in driver.network.subnet
     fwd = {p.guest: p.host for p in inst.ports}
     assert 22 in fwd and fwd[22], inst.ports
     assert inst.details["hypervisor"] == "qemu"
@@ -278,9 +279,10 @@ def test_reconcile_view_of_domains_changed_behind_our_back(driver, conn, tiny):
     inst = driver.launch(s, wait=False)
     try:
         assert inst.state in ("pending", "running")
-        assert driver.list_managed(LABEL)[s.instance_id] == inst.engine_id
+        assert driver.list_managed(LABEL)[s.instance_id].engine_id == inst.engine_id
         assert {p.guest for p in inst.ports} == {22, 80}
-        moved = driver.set_forwards(inst.engine_id, (PortForward(8080),))
+        driver.set_forwards(inst.engine_id, (PortForward(8080),))
+        moved = driver.inspect(inst.engine_id)
         assert {p.guest for p in moved.ports} == {22, 8080}, moved.ports  # SSH stays, 80 went
         dom = conn.lookupByName(inst.engine_id)
         dom.destroy()  # like `virsh destroy`
@@ -310,7 +312,6 @@ def test_debian12_boots_to_ssh_and_the_same_rootfs_runs_as_a_container(driver, c
                                                                         tmp_path):
     """The heavy image: debootstrap + systemd + cloud-init. Built once (cached), ~2 min
     to SSH under TCG; its rootfs.tar runs as a container with cloud-init as PID 1's helper."""
-    from emulator.compute.docker_driver import DockerDriver
 
     deb = build_image("debian-12", tmp_path)
     key_path, public = keypair

@@ -11,7 +11,7 @@ from .conftest import run
 
 pytestmark = pytest.mark.integration
 
-USER_DATA = "#!/bin/sh\necho made-by-user-data > /root/user-data-marker\n"
+USER_DATA = "#!/bin/sh\necho made-by-user-data > /root/user-data-marker\necho user-data-says-hello\n"
 
 
 def ssh(port: int, private_key: str, command: str, timeout: float = 60) -> tuple[int, str]:
@@ -40,7 +40,32 @@ def forward(inst: dict, guest: int) -> int:
     return next(p["host"] for p in inst["ports"] if p["guest"] == guest)
 
 
+def virsh(*args: str) -> str:
+    out = run(["virsh", "-c", "qemu:///system", *args])
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def another_account_gets_404_and_changes_nothing(server, iid: str) -> None:
+    """Every action on someone else's VM answers exactly as for a missing one, and the
+    domain keeps running the same boot (same domain id: nothing stopped or rebooted it)."""
+    other = server.new_user(f"other-{iid}")
+    domid = virsh("domid", f"pc-{iid}")
+    for method, path, body in [("GET", f"/instances/{iid}", None), ("POST", f"/instances/{iid}/stop", None),
+                               ("POST", f"/instances/{iid}/start", None), ("POST", f"/instances/{iid}/reboot", None),
+                               ("GET", f"/instances/{iid}/console", None), ("GET", f"/instances/{iid}/internals", None),
+                               ("POST", f"/instances/{iid}/exec", {"command": "poweroff -f"}),
+                               ("DELETE", f"/instances/{iid}", None)]:
+        status, answer = other(method, path, json=body)
+        assert (status, answer["error"]["code"]) == (404, "InvalidInstanceID.NotFound"), (method, path, answer)
+    assert other.ok("GET", "/instances")["instances"] == []
+    assert (virsh("domstate", f"pc-{iid}"), virsh("domid", f"pc-{iid}")) == ("running", domid)
+
+
 def test_tiny_vm_lifecycle_over_ssh(server, user, docker_client):
+    """One tiny VM through its whole life: SSH with the user's key, user-data read back,
+    another account refused, a server restart (the SSH forward comes back), a reboot and a
+    stop/start through the API, the console, exec, and nothing left after terminate."""
     key = user.ok("POST", "/keys", 201, json={"name": "vmkey"})
     inst = user.ok("POST", "/instances", 201, json={"name": "vm1", "kind": "vm", "image": "tiny",
                                                      "type": "t2.nano", "key_name": "vmkey", "user_data": USER_DATA})
@@ -49,21 +74,40 @@ def test_tiny_vm_lifecycle_over_ssh(server, user, docker_client):
         assert inst["state"] == "running" and inst["kind"] == "vm"
         assert inst["private_ip"].startswith(server.vm_cidr.rsplit(".", 2)[0])
         port = forward(inst, 22)
-        rc, out = ssh(port, key["private_key"], "cat /root/user-data-marker; hostname; uname -r")
-        marker, hostname, kernel = out.split()
+        rc, out = ssh(port, key["private_key"], "cat /root/user-data-marker; hostname; uname -r; "
+                                                "cat /proc/sys/kernel/random/boot_id")
+        marker, hostname, kernel, boot_id = out.split()
         assert (rc, marker, hostname) == (0, "made-by-user-data", "vm1")
         import platform
 
         assert kernel != platform.release(), "a VM runs its own kernel"
-        assert run(["virsh", "-c", "qemu:///system", "domstate", f"pc-{iid}"]).stdout.strip() == "running"
+        assert virsh("domstate", f"pc-{iid}") == "running"
         info = user.ok("GET", "/info")
         assert info["hypervisor"]["mode"] in ("kvm", "qemu") and info["hypervisor"]["reason"]
         assert inst["hypervisor"] == {"mode": info["hypervisor"]["mode"], "reason": info["hypervisor"]["reason"]}
 
+        another_account_gets_404_and_changes_nothing(server, iid)
+
+        # The forward lives in the server process: a restart must open it again.
+        domid = virsh("domid", f"pc-{iid}")
+        server.restart()
+        assert user.ok("GET", f"/instances/{iid}")["state"] == "running"
+        assert virsh("domid", f"pc-{iid}") == domid, "a server restart leaves the guest alone"
+        rc, out = ssh(port, key["private_key"], "cat /proc/sys/kernel/random/boot_id")
+        assert (rc, out.strip()) == (0, boot_id), "the same boot, reached through the re-opened forward"
+
+        rebooted = user.ok("POST", f"/instances/{iid}/reboot")
+        assert rebooted["state"] == "running" and forward(rebooted, 22) == port
+        assert virsh("domstate", f"pc-{iid}") == "running"
+        rc, out = ssh(port, key["private_key"], "cat /proc/sys/kernel/random/boot_id; wc -l < /root/user-data-marker")
+        new_boot_id, marker_lines = out.split()
+        assert new_boot_id != boot_id, "the guest really booted again"
+        assert marker_lines == "1", "user-data runs once per instance, not per boot"
+
         ssh(port, key["private_key"], "echo still-here > /root/persist; sync")
         stopped = user.ok("POST", f"/instances/{iid}/stop")
         assert stopped["state"] == "stopped"
-        assert run(["virsh", "-c", "qemu:///system", "domstate", f"pc-{iid}"]).stdout.strip() == "shut off"
+        assert virsh("domstate", f"pc-{iid}") == "shut off"
         started = user.ok("POST", f"/instances/{iid}/start")
         assert started["state"] == "running" and forward(started, 22) == port
         rc, out = ssh(port, key["private_key"], "cat /root/persist; wc -l < /root/user-data-marker")
@@ -71,7 +115,13 @@ def test_tiny_vm_lifecycle_over_ssh(server, user, docker_client):
         res = user.ok("POST", f"/instances/{iid}/exec", json={"command": "uname -r"})
         assert res["exit_code"] == 0 and res["stdout"].strip() == kernel
         console = user.ok("GET", f"/instances/{iid}/console")
-        assert "pocketcloud-init: ready" in console
+        # Three boots (launch, reboot, start), each to the end; user-data ran in the first only.
+        assert console.count(f"pocketcloud-init: booting pocketcloud tiny (vm), kernel {kernel}") == 3, console
+        assert console.count("pocketcloud-init: ready") == 3
+        assert console.count("pocketcloud-init: instance-id " + iid + ", hostname vm1") == 3
+        assert console.count("user-data-says-hello") == 1 and "user-data finished with exit code 0" in console
+        last = user.ok("GET", f"/instances/{iid}/console", params={"tail": "2"})
+        assert last.splitlines() == console.splitlines()[-2:]
     finally:
         gone = user.ok("DELETE", f"/instances/{iid}")
         user("DELETE", "/keys/vmkey")
@@ -103,13 +153,11 @@ def test_the_teaching_pair_same_rootfs_different_kernels(server, user, cleanup):
 
 def domains(server) -> set[str]:
     """This cloud's domains, by the label each carries (other clouds may run on the host)."""
-    from emulator.compute.libvirt_driver import LibvirtDriver
+    from emulator.compute.engines import build_drivers
     from emulator.config import Config
 
-    label = Config(home=server.home).instance_label
-    vms = LibvirtDriver("qemu:///system", label, server.home / "vms", network_name=server.vm_network,
-                        network_cidr=server.vm_cidr)
-    return set(vms.list_managed(label).values())
+    config = Config(home=server.home, vm_network=server.vm_network, vm_cidr=server.vm_cidr)
+    return {e.engine_id for e in build_drivers(config)["vm"].list_managed(config.instance_label).values()}
 
 
 def test_vm_bad_input_leaves_nothing(server, user):

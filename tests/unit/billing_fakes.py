@@ -6,7 +6,7 @@ import time
 from emulator.config import Config
 from emulator.services import Cloud
 
-from .test_services_fake import FakeDriver
+from tests.fakes import FakeDriver
 
 
 def make_cloud(tmp_path, scale: str = "60", **config) -> Cloud:

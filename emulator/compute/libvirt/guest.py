@@ -1,0 +1,158 @@
+"""Everything between the host and a guest: the seed ISO, the driver's management key,
+commands over SSH, and the signs that a guest is ready (its console, its SSH banner)."""
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+from ...errors import EngineError, InvalidParameter
+from ..cloudinit import VOLUME_LABEL
+from ..driver import ExecResult
+from ..sshkeys import generate_keypair
+
+MAX_OUTPUT = 1024 * 1024
+
+
+def write_seed_iso(inst_dir: Path, files: dict[str, str]) -> Path:
+    """The NoCloud seed as inst_dir/seed.iso (ISO9660 labelled cidata, as cloud-init looks for)."""
+    src = inst_dir / "seed"
+    src.mkdir()
+    try:
+        for name, content in files.items():
+            (src / name).write_text(content)
+        iso = inst_dir / "seed.iso"
+        subprocess.run(
+            ["genisoimage", "-quiet", "-output", str(iso), "-volid", VOLUME_LABEL, "-joliet", "-rock",
+             *(str(src / name) for name in files)],
+            check=True, capture_output=True,
+        )
+        return iso
+    finally:
+        shutil.rmtree(src, ignore_errors=True)
+
+
+class ManagementKey:
+    """The driver's own SSH key, added to every VM's seed so exec() can run commands."""
+
+    def __init__(self, base_dir: Path):
+        self.path = base_dir / "mgmt" / "id_ed25519"
+        self._lock = threading.Lock()
+
+    def public(self) -> str:
+        pub = self.path.with_suffix(".pub")
+        with self._lock:
+            if not pub.exists():
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.path.parent.chmod(0o700)
+                private, public = generate_keypair("pocketcloud-management")
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "w") as f:
+                    f.write(private)
+                pub.write_text(public + "\n")
+            return pub.read_text().strip()
+
+
+def ssh_run(ip: str, user: str, key_path: Path, command: list[str], timeout: int) -> ExecResult:
+    """Run `command` in the guest; InvalidParameter when it is still running after `timeout`."""
+    import paramiko
+
+    key = paramiko.Ed25519Key.from_private_key_file(str(key_path))
+    client = paramiko.SSHClient()
+    client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+    try:
+        client.connect(ip, 22, username=user, pkey=key, timeout=10, banner_timeout=20, auth_timeout=20,
+                       allow_agent=False, look_for_keys=False)
+        chan = client.get_transport().open_session(timeout=10)
+        chan.settimeout(timeout)
+        chan.exec_command(shlex.join(command))
+        out, err = bytearray(), bytearray()
+        deadline = time.monotonic() + timeout
+        while True:
+            if chan.recv_ready():
+                out += chan.recv(65536)
+            if chan.recv_stderr_ready():
+                err += chan.recv_stderr(65536)
+            if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
+                break
+            if time.monotonic() > deadline:
+                raise InvalidParameter(f"command still running after {timeout}s; run long jobs in the background")
+            time.sleep(0.02)
+        return ExecResult(chan.recv_exit_status(), bytes(out[:MAX_OUTPUT]).decode(errors="replace"),
+                          bytes(err[:MAX_OUTPUT]).decode(errors="replace"))
+    except (paramiko.SSHException, OSError) as e:
+        raise EngineError(f"exec over SSH to {ip} failed: {e}") from None
+    finally:
+        client.close()
+
+
+def ssh_banner(ip: str | None, timeout: float = 2.0) -> bool:
+    """Does an SSH server answer at ip:22 (the guest's sshd is up, not only its kernel)?"""
+    if not ip:
+        return False
+    try:
+        with socket.create_connection((ip, 22), timeout=timeout) as s:
+            s.settimeout(timeout)
+            return s.recv(4).startswith(b"SSH-")
+    except OSError:
+        return False
+
+
+def read_text(path: Path | None, offset: int = 0) -> str:
+    """A file's text from `offset` ('' when missing); a file shorter than the offset was
+    rotated by virtlogd and is read whole."""
+    if path is None:
+        return ""
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if offset > size:
+                offset = 0
+            f.seek(offset)
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def mark_boot(inst_dir: Path) -> None:
+    """Remember where this boot's console output starts (readiness is looked for after it)."""
+    log = inst_dir / "console.log"
+    (inst_dir / "boot.offset").write_text(str(log.stat().st_size if log.exists() else 0))
+
+
+def console_since_boot(inst_dir: Path) -> str:
+    try:
+        offset = int((inst_dir / "boot.offset").read_text())
+    except (OSError, ValueError):
+        offset = 0
+    return read_text(inst_dir / "console.log", offset)
+
+
+class Readiness:
+    """Is a running guest ready: its image's ready marker printed on the console since this
+    boot, and its SSH server answering when the image has one. Once seen ready, a domain
+    stays ready until it gets a new domain id (a new boot)."""
+
+    def __init__(self):
+        self._ready: dict[str, int] = {}  # engine id -> domain id seen ready
+
+    def check(self, engine_id: str, dom_id: int, meta: dict, inst_dir: Path, deep: bool = False) -> bool:
+        if self._ready.get(engine_id) == dom_id:
+            return True
+        marker = meta.get("ready-marker") or ""
+        ready = marker in console_since_boot(inst_dir) if marker else True
+        # Without a marker the banner is the only sign; with one, only a deep check (a
+        # launch waiting for its guest) pays for a connection.
+        if ready and meta.get("ssh") == "yes" and (deep or not marker):
+            ready = ssh_banner(meta.get("ip"))
+        if ready:
+            self._ready[engine_id] = dom_id
+        return ready
+
+    def forget(self, engine_id: str) -> None:
+        self._ready.pop(engine_id, None)

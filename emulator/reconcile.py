@@ -1,0 +1,147 @@
+"""Records kept in line with what the engines really hold: the reconcile pass (a part of
+Cloud), the forwards re-opened after a restart, and the background loop that runs both.
+
+A pass asks each engine once for everything it holds of this cloud (`list_managed`) and
+looks again, one instance at a time, only where that listing disagrees with a record.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING, Callable, ContextManager
+
+from .compute.driver import Driver, EngineInstance
+from .config import Config
+from .errors import CloudError
+from .instances import Instance
+from .state import Store
+
+if TYPE_CHECKING:
+    from .services import Cloud
+
+log = logging.getLogger("pocketcloud")
+
+# A create still in flight in this process has a pending record without an engine id.
+LAUNCH_GRACE = 600
+
+
+class Reconciling:
+    """Cloud's reconcile pass; Cloud provides the attributes and record helpers below."""
+
+    config: Config
+    store: Store
+    drivers: dict[str, Driver]
+    _lock: Callable[[str], ContextManager]
+    _row: Callable[[str], Instance | None]
+    _save: Callable[..., None]
+    _apply_engine: Callable[..., Instance]
+    _apply_forwards: Callable[[Instance], None]
+
+    def reconcile(self) -> dict:
+        """Bring records in line with what the engines really hold (after a restart, or any time)."""
+        report = {"terminated": [], "stopped": [], "running": [], "orphans_removed": []}
+        for kind, driver in self.drivers.items():
+            ok, why = driver.available()
+            if not ok:
+                log.warning("reconcile: %s engine unavailable (%s); leaving its instances as recorded", kind, why)
+                continue
+            live = driver.list_managed(self.config.instance_label)
+            rows = [Instance.from_row(r) for r in self.store.query(
+                "SELECT * FROM instances WHERE kind=? AND state!='terminated'", (kind,))]
+            for inst in rows:
+                with self._lock(inst.id):
+                    inst = self._row(inst.id)
+                    if inst is not None and inst.state != "terminated":
+                        self._reconcile_one(kind, driver, inst, live.get(inst.id), report)
+            known = {r.id for r in rows}
+            for inst_id, seen in live.items():
+                if inst_id in known:
+                    continue
+                # Look again, one by one: only an engine object whose record is gone or
+                # terminated is an orphan (a crash between launch and record, or a failed rollback).
+                inst = self._row(inst_id) if inst_id else None
+                if inst is None or inst.state == "terminated":
+                    driver.terminate(seen.engine_id)
+                    report["orphans_removed"].append(inst_id or seen.engine_id)
+        return report
+
+    def _reconcile_one(self, kind: str, driver: Driver, inst: Instance, seen: EngineInstance | None,
+                       report: dict) -> None:
+        if seen is not None and seen.engine_id == inst.engine_id:
+            if seen.state == inst.state or seen.state not in ("stopped", "running"):
+                return  # the listing agrees, or shows a transition still under way
+        # The listing disagrees, or was taken before this record last changed: look again.
+        e = driver.inspect(inst.engine_id) if inst.engine_id else None
+        if e is None:
+            if inst.state == "pending" and not inst.engine_id and time.time() - inst.created_at < LAUNCH_GRACE:
+                return
+            if inst.engine_id:  # what the engine left (disk overlay, forwards, leases) goes too
+                driver.terminate(inst.engine_id)
+            self._save(inst.id, state="terminated", terminated_at=time.time(),
+                       state_reason=f"Server.EngineRemoved: the {kind} was removed outside pocketcloud")
+            report["terminated"].append(inst.id)
+        elif e.state != inst.state and e.state in ("stopped", "running"):
+            reason = "Server.EngineStopped: stopped outside pocketcloud" if e.state == "stopped" else ""
+            self._apply_engine(inst, e, state_reason=reason)
+            report[e.state].append(inst.id)
+
+    def restore_forwards(self) -> None:
+        """Forwards live in this process: after a restart, open them again. Each engine
+        re-opens those it keeps a record of (a VM's are in its domain); a container's
+        security-group forwards are only in our records, so they are applied from there."""
+        for kind, driver in self.drivers.items():
+            if not driver.available()[0]:
+                continue
+            try:
+                driver.restore_forwards()
+            except CloudError as e:
+                log.warning("could not restore the forwards of the %s engine: %s", kind, e)
+        for inst in [Instance.from_row(r) for r in self.store.query(
+                "SELECT * FROM instances WHERE kind='container' AND state!='terminated'")]:
+            if any(p.get("from_group") for p in inst.ports):
+                try:
+                    self._apply_forwards(inst)
+                except CloudError as e:
+                    log.warning("could not restore the forwards of %s: %s", inst.id, e)
+
+
+def start_background(cloud: "Cloud", interval: float = 5.0) -> threading.Thread:
+    """Start the storage engine, re-open forwards and reconcile once before serving (a
+    restarted server must not answer with stale states), then keep records in line with
+    the engines in a daemon thread."""
+    try:
+        cloud.storage.start()  # prints which engine serves S3, and why
+    except CloudError:
+        log.exception("the S3 storage engine did not start; S3 requests will answer ServiceUnavailable")
+    try:
+        cloud.restore_forwards()
+    except Exception:
+        log.exception("restoring port forwards failed")
+    try:
+        log.info("reconcile at start: %s", cloud.reconcile())
+    except Exception:
+        log.exception("reconcile at start failed; serving recorded states")
+
+    def loop() -> None:
+        for driver in cloud.drivers.values():
+            try:  # settle auto mode (a KVM probe can take a while) before the first VM is asked for
+                hv = driver.hypervisor()
+                if hv:
+                    log.info("hypervisor: %s", hv)
+            except Exception:
+                log.exception("choosing the hypervisor failed")
+        tick = threading.Event()
+        while True:
+            tick.wait(interval)
+            try:
+                changed = {k: v for k, v in cloud.reconcile().items() if v}
+                if changed:
+                    log.info("reconcile: %s", changed)
+            except Exception:  # the loop must survive an engine hiccup
+                log.exception("reconcile failed")
+
+    t = threading.Thread(target=loop, name="reconciler", daemon=True)
+    t.start()
+    cloud.billing.start()  # billing hook: the metering loop, beside the reconciler
+    return t

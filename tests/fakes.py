@@ -1,0 +1,91 @@
+"""The one fake compute driver for unit tests: an engine held in a dict, with switches to
+make it fail. It implements the whole Driver protocol (tests/unit/test_fakes.py checks)."""
+from __future__ import annotations
+
+from emulator.compute.driver import Driver, EngineInstance, ExecResult, LaunchSpec, PortForward, Usage
+from emulator.errors import EngineError, InvalidState, NotFound
+
+
+class FakeDriver(Driver):
+    def __init__(self, kind: str = "container", name: str = "fake", hypervisor: dict | None = None):
+        self.kind = kind
+        self.name = name
+        self.objects: dict[str, dict] = {}  # engine id -> {"id", "state", "ports", "forwards"[, "usage"]}
+        self.fail_launch = False
+        self.up = True
+        self.calls: list[tuple] = []  # (method, engine id): what the services asked of the engine
+        self._hypervisor = hypervisor
+
+    def available(self) -> tuple[bool, str]:
+        return (True, "fake") if self.up else (False, "fake engine is down")
+
+    def info(self) -> dict:
+        return {"objects": len(self.objects)}
+
+    def hypervisor(self) -> dict | None:
+        return dict(self._hypervisor) if self._hypervisor else None
+
+    def launch(self, spec: LaunchSpec) -> EngineInstance:
+        self.calls.append(("launch", spec.instance_id))
+        if self.fail_launch:
+            raise EngineError("boom")
+        engine_id = "e-" + spec.instance_id
+        self.objects[engine_id] = {"id": spec.instance_id, "state": "running", "ports": spec.ports, "forwards": ()}
+        return self._describe(engine_id)
+
+    def inspect(self, engine_id: str) -> EngineInstance | None:
+        self.calls.append(("inspect", engine_id))
+        return self._describe(engine_id) if engine_id in self.objects else None
+
+    def _get(self, engine_id: str) -> dict:
+        if engine_id not in self.objects:
+            raise NotFound(f"{engine_id} is not in the fake engine")
+        return self.objects[engine_id]
+
+    def _describe(self, engine_id: str) -> EngineInstance:
+        o = self.objects[engine_id]
+        return EngineInstance(engine_id, o["state"], tuple(o["ports"]) + tuple(o["forwards"]))
+
+    def start(self, engine_id: str) -> EngineInstance:
+        self.calls.append(("start", engine_id))
+        self._get(engine_id)["state"] = "running"
+        return self._describe(engine_id)
+
+    def stop(self, engine_id: str, timeout: int) -> EngineInstance:
+        self.calls.append(("stop", engine_id))
+        self._get(engine_id)["state"] = "stopped"
+        return self._describe(engine_id)
+
+    def reboot(self, engine_id: str, timeout: int) -> EngineInstance:
+        self.calls.append(("reboot", engine_id))
+        if self._get(engine_id)["state"] != "running":
+            raise InvalidState(f"{engine_id} is not running")
+        return self._describe(engine_id)
+
+    def terminate(self, engine_id: str) -> None:
+        self.calls.append(("terminate", engine_id))
+        self.objects.pop(engine_id, None)
+
+    def console(self, engine_id: str, tail: int) -> str:
+        return f"console of {self._get(engine_id)['id']}\n"
+
+    def exec(self, engine_id: str, command: list[str], timeout: int) -> ExecResult:
+        self._get(engine_id)
+        return ExecResult(0, " ".join(command) + "\n", "")
+
+    def internals(self, engine_id: str) -> dict:
+        return {"engine": {"name": self.name, "id": engine_id}}
+
+    def list_managed(self, cloud_label: str) -> dict[str, EngineInstance]:
+        self.calls.append(("list_managed", cloud_label))
+        return {o["id"]: self._describe(eid) for eid, o in self.objects.items()}
+
+    def set_forwards(self, engine_id: str, ports: tuple[PortForward, ...]) -> None:
+        self.calls.append(("set_forwards", engine_id))
+        o = self._get(engine_id)
+        published = {p.guest for p in o["ports"]}
+        o["forwards"] = tuple(p for p in ports if p.guest not in published)
+
+    def usage(self, engine_id: str) -> Usage | None:
+        o = self.objects.get(engine_id)
+        return o.get("usage") if o and o["state"] == "running" else None
