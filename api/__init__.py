@@ -1,7 +1,7 @@
 """Front ends over emulator/: one WSGI app on one port, dispatching by protocol.
 
-/api/v1 -> JSON REST; /ui -> dashboard; SigV4 scope `ec2` -> EC2 Query API; everything
-else (signed for s3, or unsigned) -> S3 gateway.
+/api/v1 -> JSON REST; /ui -> dashboard; SigV4 scope `ec2` -> EC2 Query API, `sts` -> STS;
+everything else (signed for s3, or unsigned) -> S3 gateway.
 """
 from __future__ import annotations
 
@@ -47,6 +47,7 @@ def create_app(config: "Config | None" = None, cloud: "Cloud | None" = None,
     from .ec2 import create_ec2_app
     from .rest import bp as rest_bp
     from .s3 import create_s3_app
+    from .sts import create_sts_app
     from .web import register as register_web
 
     config = config or Config()
@@ -58,7 +59,8 @@ def create_app(config: "Config | None" = None, cloud: "Cloud | None" = None,
     flask_app.register_blueprint(rest_bp)
     flask_app.register_blueprint(rest_buckets.bp)
     register_web(flask_app)  # console at /ui, admin REST (PATCH /accounts/<name>)
-    app = PocketCloudApp(cloud, flask_app, {"ec2": create_ec2_app(cloud), "s3": create_s3_app(cloud)})
+    app = PocketCloudApp(cloud, flask_app, {"ec2": create_ec2_app(cloud), "s3": create_s3_app(cloud),
+                                            "sts": create_sts_app(cloud)})
     if background:
         start_background(cloud)
     return app

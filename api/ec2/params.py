@@ -62,3 +62,39 @@ def integer(params: dict, name: str, default: int | None = None, low: int = 0, h
     if not low <= value <= high:
         raise InvalidParameter(f"{name} must be between {low} and {high}", code="InvalidParameterValue")
     return value
+
+
+def boolean(params: dict, name: str, default: bool = False) -> bool:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in ("true", "1"):
+        return True
+    if raw.lower() in ("false", "0"):
+        return False
+    raise InvalidParameter(f"{name} must be true or false, got {raw[:20]!r}", code="InvalidParameterValue")
+
+
+def attribute_value(params: dict, name: str) -> str | None:
+    """EC2's attribute structures: `Name.Value=...` (what the SDKs send) or the older flat
+    `Attribute=name&Value=...` form."""
+    if f"{name}.Value" in params:
+        return params[f"{name}.Value"]
+    attr = params.get("Attribute")
+    if attr and attr[:1].upper() + attr[1:] == name:
+        return params.get("Value")
+    return None
+
+
+def mutating(handler):
+    """Marks a handler that validates its input, then calls `dry_run(p)` before changing
+    anything: with DryRun=true the caller learns whether the request would have succeeded."""
+    handler.handles_dry_run = True
+    return handler
+
+
+def dry_run(params: dict) -> None:
+    from ..errors import DryRunOperation
+
+    if boolean(params, "DryRun"):
+        raise DryRunOperation("Request would have succeeded, but DryRun flag is set.")

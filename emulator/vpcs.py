@@ -1,0 +1,237 @@
+"""VPCs, subnets and network interfaces: the state model (ids, CIDRs, placement).
+
+Every account has one default VPC (`vpc-` + 17 hex), made on first use, with one default
+subnet per availability zone (`/20`s, as AWS lays out 172.31.0.0/16) and one primary network
+interface (`eni-…`) per instance. Today these describe where an instance is placed; the
+VPC networking work makes the same records real (one bridge per subnet) without changing an
+id or a CIDR, so a Terraform state written now does not drift later.
+
+CIDRs: the host has one routing table and the metadata service will identify callers by
+source address, so every VPC's CIDR is distinct on this host. Default VPCs take successive
+/16s of 10.0.0.0/8 that overlap no host route, no VPC of any account of this cloud, and
+no reserved range (10.213.0.0/16: the VM networks of the test suites).
+"""
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import re
+import secrets
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import InvalidParameter, NotFound, QuotaExceeded
+from .state import Store
+
+VPC_ID = re.compile(r"vpc-[0-9a-f]{17}")
+SUBNET_ID = re.compile(r"subnet-[0-9a-f]{17}")
+ENI_ID = re.compile(r"eni-[0-9a-f]{17}")
+POOL = ipaddress.ip_network("10.0.0.0/8")
+RESERVED = (ipaddress.ip_network("10.213.0.0/16"),)
+ZONES = ("a", "b", "c")
+SUBNET_PREFIX = 20
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{secrets.token_hex(9)[:17]}"
+
+
+def host_routes(path: Path = Path("/proc/net/route")) -> list[ipaddress.IPv4Network]:
+    """The host's IPv4 routes (main table), default route excluded: it overlaps everything."""
+    out = []
+    try:
+        lines = path.read_text().splitlines()[1:]
+    except OSError:
+        return out
+    for line in lines:
+        f = line.split()
+        if len(f) < 8:
+            continue
+        dest, mask = (ipaddress.IPv4Address(int(x, 16).to_bytes(4, "little")) for x in (f[1], f[7]))
+        net = ipaddress.ip_network(f"{dest}/{mask}", strict=False)
+        if net.prefixlen:
+            out.append(net)
+    return out
+
+
+def _free_block(taken: list, size: int = 16) -> ipaddress.IPv4Network:
+    for cand in POOL.subnets(new_prefix=size):
+        if not any(cand.overlaps(t) for t in taken):
+            return cand
+    raise QuotaExceeded(f"no free /{size} left in {POOL} for a VPC on this host (host routes, other VPCs and "
+                        f"{', '.join(map(str, RESERVED))} are excluded)", code="VpcLimitExceeded")
+
+
+def _mac(eni_id: str) -> str:
+    # Locally administered, derived from the id: stable, and distinct from libvirt's 52:54:00 range.
+    h = hashlib.sha256(eni_id.encode()).digest()
+    return "0e:" + ":".join(f"{b:02x}" for b in h[:5])
+
+
+@dataclass(frozen=True)
+class Vpc:
+    id: str
+    owner: str
+    cidr: str
+    is_default: bool
+    created_at: float
+
+
+@dataclass(frozen=True)
+class Subnet:
+    id: str
+    owner: str
+    vpc_id: str
+    zone: str
+    cidr: str
+    is_default: bool
+
+    @property
+    def available_ips(self) -> int:
+        return ipaddress.ip_network(self.cidr).num_addresses - 5  # AWS reserves the first four and the last
+
+
+@dataclass(frozen=True)
+class NetworkInterface:
+    id: str
+    owner: str
+    instance_id: str
+    subnet_id: str
+    vpc_id: str
+    zone: str
+    zone_suffix: str
+    mac: str
+    attachment_id: str
+    created_at: float
+
+
+class Vpcs:
+    def __init__(self, store: Store, reserved: tuple = RESERVED, routes=host_routes):
+        self.store = store
+        self.reserved = reserved
+        self.routes = routes
+
+    # -- VPCs ------------------------------------------------------------------------
+    def default(self, owner: str) -> Vpc:
+        """The account's default VPC and its subnets, made (once) on first use."""
+        row = self.store.one("SELECT * FROM vpcs WHERE owner=? AND is_default=1", (owner,))
+        if row is None:
+            row = self._create_default(owner)
+        return self._vpc(row)
+
+    def _create_default(self, owner: str) -> sqlite3.Row:
+        routes = self.routes()
+        vpc_id = new_id("vpc")
+        now = time.time()
+        with self.store.tx() as c:
+            # Inside the write transaction: two servers sharing a home cannot pick the same /16.
+            row = c.execute("SELECT * FROM vpcs WHERE owner=? AND is_default=1", (owner,)).fetchone()
+            if row is not None:
+                return row
+            taken = [ipaddress.ip_network(r[0]) for r in c.execute("SELECT cidr FROM vpcs")]
+            block = _free_block(taken + routes + list(self.reserved))
+            c.execute("INSERT INTO vpcs (id, owner, cidr, is_default, created_at) VALUES (?,?,?,1,?)",
+                      (vpc_id, owner, str(block), now))
+            for zone, net in zip(ZONES, block.subnets(new_prefix=SUBNET_PREFIX)):
+                c.execute("INSERT INTO subnets (id, owner, vpc_id, zone_suffix, cidr, is_default, created_at) "
+                          "VALUES (?,?,?,?,?,1,?)", (new_id("subnet"), owner, vpc_id, zone, str(net), now))
+        return self.store.one("SELECT * FROM vpcs WHERE id=?", (vpc_id,))
+
+    @staticmethod
+    def _vpc(row) -> Vpc:
+        return Vpc(row["id"], row["owner"], row["cidr"], bool(row["is_default"]), row["created_at"])
+
+    def list(self, owner: str, ids: list[str] | None = None) -> list[Vpc]:
+        self.default(owner)
+        rows = [self._vpc(r) for r in self.store.query("SELECT * FROM vpcs WHERE owner=? ORDER BY created_at",
+                                                       (owner,))]
+        if ids:
+            for i in ids:
+                self._check(i, VPC_ID, "vpc", "InvalidVpcID")
+            missing = [i for i in ids if i not in {v.id for v in rows}]
+            if missing:  # another account's VPC answers like a missing one
+                raise NotFound(f"The vpc ID '{missing[0]}' does not exist", code="InvalidVpcID.NotFound")
+            rows = [v for v in rows if v.id in ids]
+        return rows
+
+    def get(self, owner: str, vpc_id: str) -> Vpc:
+        return self.list(owner, [vpc_id])[0]
+
+    # -- subnets ---------------------------------------------------------------------
+    def _subnet(self, row, region: str) -> Subnet:
+        return Subnet(row["id"], row["owner"], row["vpc_id"], region + row["zone_suffix"], row["cidr"],
+                      bool(row["is_default"]))
+
+    def subnets(self, owner: str, region: str, ids: list[str] | None = None) -> list[Subnet]:
+        self.default(owner)
+        rows = [self._subnet(r, region) for r in self.store.query(
+            "SELECT * FROM subnets WHERE owner=? ORDER BY zone_suffix, created_at", (owner,))]
+        if ids:
+            for i in ids:
+                self._check(i, SUBNET_ID, "subnet", "InvalidSubnetID")
+            missing = [i for i in ids if i not in {s.id for s in rows}]
+            if missing:
+                raise NotFound(f"The subnet ID '{missing[0]}' does not exist", code="InvalidSubnetID.NotFound")
+            rows = [s for s in rows if s.id in ids]
+        return rows
+
+    def subnet_for(self, owner: str, region: str, subnet_id: str | None = None, zone: str | None = None) -> Subnet:
+        """Where a new instance goes: the given subnet, else the default subnet of the given
+        zone, else the default subnet of the first zone."""
+        if subnet_id:
+            subnet = self.subnets(owner, region, [subnet_id])[0]
+            if zone and zone != subnet.zone:
+                raise InvalidParameter(f"subnet {subnet_id} is in {subnet.zone}, not {zone}",
+                                       code="InvalidParameterCombination")
+            return subnet
+        defaults = [s for s in self.subnets(owner, region) if s.is_default]
+        if zone:
+            match = [s for s in defaults if s.zone == zone]
+            if not match:
+                raise InvalidParameter(f"Invalid availability zone: [{zone[:40]}] (this region has "
+                                       f"{', '.join(s.zone for s in defaults)})", code="InvalidParameterValue")
+            return match[0]
+        return defaults[0]
+
+    # -- network interfaces -----------------------------------------------------------
+    def attach(self, owner: str, instance_ids: list[str], subnet: Subnet) -> None:
+        """Give each instance its primary network interface in `subnet` (idempotent)."""
+        now = time.time()
+        with self.store.tx() as c:
+            for iid in instance_ids:
+                eni = new_id("eni")
+                c.execute("INSERT OR IGNORE INTO network_interfaces (id, owner, instance_id, subnet_id, mac,"
+                          " attachment_id, created_at) VALUES (?,?,?,?,?,?,?)",
+                          (eni, owner, iid, subnet.id, _mac(eni), new_id("eni-attach"), now))
+
+    def interfaces(self, owner: str, region: str, instance_ids: list[str] | None = None) -> list[NetworkInterface]:
+        """Primary interfaces of the account's instances; an instance launched outside EC2
+        (REST, CLI, console) gets its interface in the default subnet of the first zone on
+        first sight, so every instance has one."""
+        sql = ("SELECT n.*, s.vpc_id, s.zone_suffix FROM network_interfaces n JOIN subnets s ON s.id = n.subnet_id "
+               "WHERE n.owner=?")
+        missing = []
+        if instance_ids is not None:
+            have = {r[0] for r in self.store.query(
+                f"SELECT instance_id FROM network_interfaces WHERE owner=? AND instance_id IN "
+                f"({','.join('?' * len(instance_ids))})", (owner, *instance_ids))} if instance_ids else set()
+            missing = [i for i in instance_ids if i not in have]
+        if missing:
+            self.attach(owner, missing, self.subnet_for(owner, region))
+        rows = self.store.query(sql + " ORDER BY n.created_at", (owner,))
+        out = [NetworkInterface(r["id"], r["owner"], r["instance_id"], r["subnet_id"], r["vpc_id"],
+                                region + r["zone_suffix"], r["zone_suffix"], r["mac"], r["attachment_id"],
+                                r["created_at"])
+               for r in rows]
+        if instance_ids is not None:
+            wanted = set(instance_ids)
+            out = [n for n in out if n.instance_id in wanted]
+        return out
+
+    @staticmethod
+    def _check(value, pattern: re.Pattern, what: str, code: str) -> None:
+        if not isinstance(value, str) or not pattern.fullmatch(value):
+            raise InvalidParameter(f"Invalid id: \"{str(value)[:40]}\" (expecting \"{what}-...\")",
+                                   code=f"{code}.Malformed")
