@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PC := $(VENV)/bin/pocketcloud
 PYTEST_ARGS ?=
 
-.PHONY: up test venv engines images unit bench clean
+.PHONY: up test compat venv engines images unit bench clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -27,6 +27,11 @@ up: engines venv images
 
 test: engines venv
 	@$(PY) -m pytest -ra $(PYTEST_ARGS)
+
+# Outside tools driving pocketcloud unmodified (Terraform's AWS provider, ...): needs terraform
+# and the provider mirror, which the tests name when missing.
+compat: engines venv
+	@$(PY) -m pytest -ra tests/compat $(PYTEST_ARGS)
 
 unit: venv
 	@$(PY) -m pytest -ra tests/unit $(PYTEST_ARGS)

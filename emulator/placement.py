@@ -32,7 +32,8 @@ def placements(cloud, owner: str, insts: list) -> dict[str, Placement]:
     if not live:
         return {}
     region = cloud.config.region
-    enis = {n.instance_id: n for n in cloud.vpcs.interfaces(owner, region, [i.id for i in live])}
+    enis = {n.instance_id: n for n in cloud.vpcs.interfaces(
+        owner, region, {i.id: i.details.get("subnet_id") for i in live})}
     vols = cloud.volumes.for_instances(owner, [i.id for i in live])
     missing = [i for i in live if i.id not in vols]
     if missing:

@@ -289,9 +289,10 @@ class Cloud:
                     log.warning("could not restore the forwards of %s: %s", inst.id, e)
 
     def run_instances(self, caller: Account, count: int = 1, client_token: str | None = None,
-                      **kwargs) -> tuple[str, list[Instance]]:
+                      extra: dict | None = None, **kwargs) -> tuple[str, list[Instance]]:
         """Launch `count` instances as one reservation. With a client token the call is
-        idempotent: the same token returns the first call's reservation, never a second launch."""
+        idempotent: the same token returns the first call's reservation, never a second launch.
+        `extra` goes into each record's details from the start (e.g. the chosen subnet)."""
         if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 20:
             raise InvalidParameter("the instance count must be between 1 and 20")
         if client_token is not None and (not isinstance(client_token, str) or not 0 < len(client_token) <= 64):
@@ -305,7 +306,8 @@ class Cloud:
                     found = [Instance.from_row(r) for r in rows]
                     return found[0].details.get("reservation_id", ""), found
             reservation = "r-" + validation.new_instance_id()[2:]
-            extra = {"reservation_id": reservation, **({"client_token": client_token} if client_token else {})}
+            extra = {**(extra or {}), "reservation_id": reservation,
+                     **({"client_token": client_token} if client_token else {})}
             launched: list[Instance] = []
             try:
                 for i in range(count):
@@ -637,11 +639,10 @@ class Cloud:
 
     def run_instances_in_subnet(self, caller: Account, *, subnet_id: str | None = None, zone: str | None = None,
                                 **kwargs) -> tuple[str, list[Instance]]:
-        """run_instances, placed in a subnet of the caller's (checked before anything launches)."""
+        """run_instances, placed in a subnet of the caller's (checked before anything launches;
+        recorded with the instance, so its interface is made there whoever looks first)."""
         subnet = self.vpcs.subnet_for(caller.id, self.config.region, subnet_id, zone)
-        reservation, insts = self.run_instances(caller, **kwargs)
-        self.vpcs.attach(caller.id, [i.id for i in insts], subnet)
-        return reservation, insts
+        return self.run_instances(caller, extra={"subnet_id": subnet.id}, **kwargs)
 
     def modify_instance(self, caller: Account, instance_id: str, *, type: str | None = None,
                         user_data: str | None = None) -> Instance:

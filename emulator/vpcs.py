@@ -206,29 +206,31 @@ class Vpcs:
                           " attachment_id, created_at) VALUES (?,?,?,?,?,?,?)",
                           (eni, owner, iid, subnet.id, _mac(eni), new_id("eni-attach"), now))
 
-    def interfaces(self, owner: str, region: str, instance_ids: list[str] | None = None) -> list[NetworkInterface]:
-        """Primary interfaces of the account's instances; an instance launched outside EC2
-        (REST, CLI, console) gets its interface in the default subnet of the first zone on
-        first sight, so every instance has one."""
-        sql = ("SELECT n.*, s.vpc_id, s.zone_suffix FROM network_interfaces n JOIN subnets s ON s.id = n.subnet_id "
-               "WHERE n.owner=?")
-        missing = []
-        if instance_ids is not None:
-            have = {r[0] for r in self.store.query(
-                f"SELECT instance_id FROM network_interfaces WHERE owner=? AND instance_id IN "
-                f"({','.join('?' * len(instance_ids))})", (owner, *instance_ids))} if instance_ids else set()
-            missing = [i for i in instance_ids if i not in have]
+    def interfaces(self, owner: str, region: str, instances: dict[str, str | None]) -> list[NetworkInterface]:
+        """Primary interfaces of these instances (id -> the subnet chosen at launch, if any).
+        An instance gets its interface the first time anyone looks: in its chosen subnet, or
+        (launched through REST, CLI or console) in the default subnet of the first zone."""
+        if not instances:
+            return []
+        ids = list(instances)
+        marks = ",".join("?" * len(ids))
+        have = {r[0] for r in self.store.query(
+            f"SELECT instance_id FROM network_interfaces WHERE owner=? AND instance_id IN ({marks})", (owner, *ids))}
+        missing = [i for i in ids if i not in have]
         if missing:
-            self.attach(owner, missing, self.subnet_for(owner, region))
-        rows = self.store.query(sql + " ORDER BY n.created_at", (owner,))
-        out = [NetworkInterface(r["id"], r["owner"], r["instance_id"], r["subnet_id"], r["vpc_id"],
-                                region + r["zone_suffix"], r["zone_suffix"], r["mac"], r["attachment_id"],
-                                r["created_at"])
-               for r in rows]
-        if instance_ids is not None:
-            wanted = set(instance_ids)
-            out = [n for n in out if n.instance_id in wanted]
-        return out
+            known = {s.id: s for s in self.subnets(owner, region)}
+            fallback = self.subnet_for(owner, region)
+            by_subnet: dict[str, list[str]] = {}
+            for iid in missing:
+                by_subnet.setdefault(instances[iid] if instances[iid] in known else fallback.id, []).append(iid)
+            for subnet_id, group in by_subnet.items():
+                self.attach(owner, group, known[subnet_id])
+        rows = self.store.query(
+            "SELECT n.*, s.vpc_id, s.zone_suffix FROM network_interfaces n JOIN subnets s ON s.id = n.subnet_id "
+            f"WHERE n.owner=? AND n.instance_id IN ({marks}) ORDER BY n.created_at", (owner, *ids))
+        return [NetworkInterface(r["id"], r["owner"], r["instance_id"], r["subnet_id"], r["vpc_id"],
+                                 region + r["zone_suffix"], r["zone_suffix"], r["mac"], r["attachment_id"],
+                                 r["created_at"]) for r in rows]
 
     @staticmethod
     def _check(value, pattern: re.Pattern, what: str, code: str) -> None:

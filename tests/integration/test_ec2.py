@@ -206,10 +206,10 @@ def test_errors_are_ec2_shaped_and_change_nothing(server, user, ec2):
         (lambda: ec2.run_instances(ImageId=ami, MinCount=3, MaxCount=2), "InvalidParameterValue"),
         (lambda: ec2.describe_instances(InstanceIds=["i-123"]), "InvalidInstanceID.Malformed"),
         (lambda: ec2.start_instances(InstanceIds=["i-0123456789abcdef0"]), "InvalidInstanceID.NotFound"),
-        (lambda: ec2.describe_vpcs(), "InvalidAction"),
+        (lambda: ec2.describe_spot_price_history(), "InvalidAction"),
         (lambda: ec2.describe_instances(Filters=[{"Name": "bogus", "Values": ["x"]}]), "InvalidParameterValue"),
         (lambda: ec2.authorize_security_group_ingress(GroupId="sg-00000000000000000", IpPermissions=[
-            {"IpProtocol": "tcp", "FromPort": 1, "ToPort": 1}]), "InvalidGroupId.NotFound"),
+            {"IpProtocol": "tcp", "FromPort": 1, "ToPort": 1}]), "InvalidGroup.NotFound"),
     ]
     for call, code in cases:
         with pytest.raises(ClientError) as e:
