@@ -66,7 +66,7 @@ class SecurityGroup:
                 "ingress": [r.to_dict() for r in self.rules], "egress": [r.to_dict() for r in self.egress]}
 
 
-def _description(value) -> str:
+def rule_description(value) -> str:
     if value is None:
         return ""
     if not isinstance(value, str) or not DESCRIPTION.fullmatch(value):
@@ -108,7 +108,7 @@ def rule(protocol, from_port, to_port, cidr="0.0.0.0/0", description=None) -> Ru
     if hi - lo + 1 > MAX_PORTS_PER_RULE:
         raise InvalidParameter(f"a rule may open at most {MAX_PORTS_PER_RULE} ports here (each becomes a host "
                                "listener); split the range", code="InvalidParameterValue")
-    return Rule("tcp", lo, hi, _cidr(cidr), description=_description(description))
+    return Rule("tcp", lo, hi, _cidr(cidr), description=rule_description(description))
 
 
 def egress_rule(protocol, from_port, to_port, cidr="0.0.0.0/0", description=None) -> Rule:
@@ -127,7 +127,7 @@ def egress_rule(protocol, from_port, to_port, cidr="0.0.0.0/0", description=None
         lo, hi = _int(from_port, "FromPort"), _int(to_port, "ToPort")
         if not (0 <= lo <= hi <= 65535):
             raise InvalidParameter(f"invalid port range {from_port}-{to_port}", code="InvalidParameterValue")
-    return Rule(proto, lo, hi, _cidr(cidr), description=_description(description))
+    return Rule(proto, lo, hi, _cidr(cidr), description=rule_description(description))
 
 
 ALLOW_ALL = Rule("-1", -1, -1, "0.0.0.0/0")

@@ -59,6 +59,14 @@ class Tags:
                         c.execute("DELETE FROM resource_tags WHERE owner=? AND resource_id=? AND key=? AND value=?",
                                   (owner, rid, k, v))
 
+    def prune(self, owner: str) -> None:
+        """Interfaces and root volumes go with their instance's record (an hour after it is
+        terminated); their tags go then too."""
+        with self.store.tx() as c:
+            c.execute("DELETE FROM resource_tags WHERE owner=? AND ("
+                      "(resource_id LIKE 'eni-%' AND resource_id NOT IN (SELECT id FROM network_interfaces)) OR "
+                      "(resource_id LIKE 'vol-%' AND resource_id NOT IN (SELECT id FROM volumes)))", (owner,))
+
     def forget(self, ids: list[str]) -> None:
         """Tags go with their resource."""
         if ids:

@@ -197,6 +197,7 @@ def delete_tags(cloud, caller, p) -> dict:
 
 def describe_tags(cloud, caller, p) -> dict:
     out = []
+    cloud.resource_tags.prune(caller.id)
     live = [i for i in cloud.describe_instances(caller) if i.state != "terminated"]
     for inst in live:
         out += [{"resourceId": inst.id, "resourceType": "instance", "key": k, "value": v}

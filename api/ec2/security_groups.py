@@ -5,7 +5,7 @@ Terraform's per-rule resources use them)."""
 from __future__ import annotations
 
 from emulator.errors import InvalidParameter, NotFound
-from emulator.security_groups import Rule, egress_rule, rule
+from emulator.security_groups import Rule, egress_rule, rule, rule_description
 
 from . import filtering
 from .params import dry_run, members, mutating, required, tags, values
@@ -223,7 +223,8 @@ def _update_descriptions(cloud, caller, p, egress: bool) -> dict:
     changes = {}
     for item in members(p, "SecurityGroupRuleDescription"):
         [r] = cloud.security_groups.rules_by_id(caller.id, group.id, [item.get("SecurityGroupRuleId", "")], egress)
-        changes[r.id] = Rule(r.protocol, r.from_port, r.to_port, r.cidr, r.id, item.get("Description", ""))
+        changes[r.id] = Rule(r.protocol, r.from_port, r.to_port, r.cidr, r.id,
+                             rule_description(item.get("Description")))
     if members(p, "IpPermissions"):
         for new in _rules(p, egress):
             match = [r for r in have if r == new]

@@ -14,7 +14,7 @@ from emulator.vpcs import ENI_ID
 from . import filtering
 from .catalog import zones
 from .instance_view import interface_xml
-from .params import required, values
+from .params import mutating, required, values
 from .wire import iso
 
 
@@ -61,12 +61,14 @@ def describe_vpc_attribute(cloud, caller, p) -> dict:
     return {"vpcId": vpc.id, attr: {"value": VPC_ATTRIBUTES[attr]}}
 
 
+@mutating
 def not_yet(cloud, caller, p) -> dict:
     raise InvalidParameter(f"{p.get('Action')} is not available yet: each account has one default VPC with a "
                            "default subnet per availability zone (DescribeVpcs, DescribeSubnets); creating and "
                            "deleting VPCs and subnets comes with VPC networking", code="UnsupportedOperation")
 
 
+@mutating
 def create_default_vpc(cloud, caller, p) -> dict:
     vpc = cloud.vpcs.default(caller.id)
     raise AlreadyExists(f"A Default VPC already exists for this account in this region ({vpc.id})",

@@ -332,3 +332,55 @@ def test_ec2_error_document_over_the_wire(server, user):
     assert root.tag == "Response" and root.find("./Errors/Error/Code").text == "InvalidVolumeID.Malformed"
     assert root.find("./RequestID").text == r.headers["x-amzn-RequestId"]
 
+
+
+def test_bad_input_for_the_new_actions_changes_nothing(pair):
+    ea, eb = pair
+    sg = ea.create_security_group(GroupName="bad-input", Description="x")["GroupId"]
+    [egress] = ea.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [sg]}])["SecurityGroupRules"]
+    vpc = ea.describe_vpcs()["Vpcs"][0]["VpcId"]
+    before = (ea.describe_security_groups(GroupIds=[sg])["SecurityGroups"], ea.describe_tags()["Tags"])
+    long = "x" * 300
+    cases = [
+        (lambda: ea.describe_vpc_attribute(VpcId=vpc, Attribute="enableEverything"), "InvalidParameterValue"),
+        (lambda: eb.describe_vpc_attribute(VpcId=vpc, Attribute="enableDnsSupport"), "InvalidVpcID.NotFound"),
+        (lambda: ea.describe_availability_zones(ZoneNames=["us-east-1q"]), "InvalidParameterValue"),
+        (lambda: ea.describe_account_attributes(AttributeNames=["max-everything"]), "InvalidParameterValue"),
+        (lambda: ea.describe_instance_types(InstanceTypes=["x9.huge"]), "InvalidInstanceType"),
+        (lambda: ea.describe_instance_types(Filters=[{"Name": "gpu", "Values": ["1"]}]), "InvalidParameterValue"),
+        (lambda: ea.describe_regions(RegionNames=["mars-north-1"]), "InvalidParameterValue"),
+        (lambda: ea.describe_instance_credit_specifications(InstanceIds=["i-00000000000000000"]),
+         "InvalidInstanceID.NotFound"),
+        (lambda: ea.describe_instance_attribute(InstanceId="i-123", Attribute="userData"), "InvalidInstanceID.Malformed"),
+        (lambda: ea.modify_security_group_rules(GroupId=sg, SecurityGroupRules=[{
+            "SecurityGroupRuleId": "sgr-00000000000000000", "SecurityGroupRule": {
+                "IpProtocol": "tcp", "FromPort": 1, "ToPort": 1, "CidrIpv4": "0.0.0.0/0"}}]),
+         "InvalidSecurityGroupRuleId.NotFound"),
+        (lambda: eb.modify_security_group_rules(GroupId=sg, SecurityGroupRules=[{
+            "SecurityGroupRuleId": egress["SecurityGroupRuleId"], "SecurityGroupRule": {
+                "IpProtocol": "-1", "CidrIpv4": "10.0.0.0/8"}}]), "InvalidGroup.NotFound"),
+        (lambda: ea.modify_security_group_rules(GroupId=sg, SecurityGroupRules=[{
+            "SecurityGroupRuleId": egress["SecurityGroupRuleId"], "SecurityGroupRule": {
+                "IpProtocol": "-1", "CidrIpv4": "10.0.0.300/8"}}]), "InvalidParameterValue"),
+        (lambda: ea.update_security_group_rule_descriptions_egress(GroupId=sg, SecurityGroupRuleDescriptions=[
+            {"SecurityGroupRuleId": egress["SecurityGroupRuleId"], "Description": long}]), "InvalidParameterValue"),
+        (lambda: ea.authorize_security_group_egress(GroupId=sg, IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "Ipv6Ranges": [{"CidrIpv6": "::/0"}]}]),
+         "UnsupportedOperation"),
+        (lambda: ea.authorize_security_group_egress(GroupId=sg, IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": 500, "ToPort": 400, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]),
+         "InvalidParameterValue"),
+        (lambda: ea.create_tags(Resources=[vpc], Tags=[{"Key": long, "Value": "v"}]), "InvalidParameterValue"),
+        (lambda: ea.create_tags(Resources=["ami-00000000000000000"], Tags=[{"Key": "k", "Value": "v"}]),
+         "UnsupportedOperation"),
+        (lambda: ea.create_key_pair(KeyName="rsa", KeyType="rsa"), "UnsupportedOperation"),
+        (lambda: ea.describe_key_pairs(KeyPairIds=["key-1"]), "InvalidKeyPair.Malformed"),
+        (lambda: ea.create_security_group(GroupName="other-vpc", Description="x",
+                                          VpcId=eb.describe_vpcs()["Vpcs"][0]["VpcId"]), "InvalidVpcID.NotFound"),
+    ]
+    for call, code in cases:
+        assert code_of(call) == code
+    assert (ea.describe_security_groups(GroupIds=[sg])["SecurityGroups"], ea.describe_tags()["Tags"]) == before
+    assert {g["GroupName"] for g in ea.describe_security_groups()["SecurityGroups"]} == {"default", "bad-input"}
+    assert ea.describe_key_pairs()["KeyPairs"] == []
+    ea.delete_security_group(GroupId=sg)

@@ -200,6 +200,9 @@ def test_tags_limits_and_deletes(store, owners):
         tags.set(owners[0], ["vpc-1"], {f"k{i}": "v" for i in range(50)})  # 51 with the one it has
     with pytest.raises(InvalidParameter):
         tags.set(owners[0], ["vpc-1"], {"aws:reserved": "x"})
+    tags.set(owners[0], ["eni-00000000000000001", "vol-00000000000000001"], {"k": "v"})
+    tags.prune(owners[0])  # neither exists: their instance was forgotten
+    assert set(tags.of(owners[0])) == {"vpc-1"}
 
 
 def test_root_volume_size_from_the_qcow2_header(tmp_path):
