@@ -90,7 +90,8 @@ def _int(value, what: str) -> int:
     try:
         return int(value)
     except (TypeError, ValueError):
-        raise InvalidParameter(f"{what} must be a number, got {str(value)[:20]!r}", code="InvalidParameterValue") from None
+        raise InvalidParameter(f"{what} must be a number, got {str(value)[:20]!r}",
+                               code="InvalidParameterValue") from None
 
 
 def rule(protocol, from_port, to_port, cidr="0.0.0.0/0", description=None) -> Rule:
@@ -120,7 +121,8 @@ def egress_rule(protocol, from_port, to_port, cidr="0.0.0.0/0", description=None
     if proto == "-1":
         lo = hi = -1
     elif proto == "icmp":
-        lo, hi = _int(-1 if from_port is None else from_port, "FromPort"), _int(-1 if to_port is None else to_port, "ToPort")
+        lo = _int(-1 if from_port is None else from_port, "FromPort")
+        hi = _int(-1 if to_port is None else to_port, "ToPort")
         if not (-1 <= lo <= 255 and -1 <= hi <= 255):
             raise InvalidParameter("ICMP type and code must be between -1 and 255", code="InvalidParameterValue")
     else:

@@ -54,7 +54,8 @@ class Tags:
                     c.execute("DELETE FROM resource_tags WHERE owner=? AND resource_id=?", (owner, rid))
                 for k, v in spec.items():
                     if v is None:
-                        c.execute("DELETE FROM resource_tags WHERE owner=? AND resource_id=? AND key=?", (owner, rid, k))
+                        c.execute("DELETE FROM resource_tags WHERE owner=? AND resource_id=? AND key=?",
+                                  (owner, rid, k))
                     else:
                         c.execute("DELETE FROM resource_tags WHERE owner=? AND resource_id=? AND key=? AND value=?",
                                   (owner, rid, k, v))

@@ -66,7 +66,8 @@ def _image_xml(ami: dict) -> dict:
         "rootDeviceType": "ebs",
         "rootDeviceName": root,
         "blockDeviceMapping": [{"deviceName": root, "ebs": {
-            "deleteOnTermination": True, "volumeSize": root_size_gib(ami["kind"], ami.get("ref", ""), ami, ami.get("size")),
+            "deleteOnTermination": True,
+            "volumeSize": root_size_gib(ami["kind"], ami.get("ref", ""), ami, ami.get("size")),
             "volumeType": GP3["type"], "iops": GP3["iops"], "throughput": GP3["throughput"], "encrypted": False}}],
         "virtualizationType": "hvm",
         "hypervisor": "kvm" if vm else "xen",
@@ -74,7 +75,7 @@ def _image_xml(ami: dict) -> dict:
         "platformDetails": "Linux/UNIX",
         "usageOperation": "RunInstances",
         "bootMode": "legacy-bios" if vm else None,
-        "tagSet": [{"key": "pocketcloud:image", "value": ami["name"]}, {"key": "pocketcloud:kind", "value": ami["kind"]}],
+        "tagSet": [{"key": k, "value": v} for k, v in _image_tags(ami).items()],
     }
 
 
@@ -181,7 +182,8 @@ def describe_instance_types(cloud, caller, p) -> dict:
 
 def describe_regions(cloud, caller, p) -> dict:
     region = cloud.config.region
-    regions = [{"regionName": region, "regionEndpoint": cloud.config.endpoint_url, "optInStatus": "opt-in-not-required"}]
+    regions = [{"regionName": region, "regionEndpoint": cloud.config.endpoint_url,
+                "optInStatus": "opt-in-not-required"}]
     asked = values(p, "RegionName")
     if asked and any(r != region for r in asked):
         bad = next(r for r in asked if r != region)
