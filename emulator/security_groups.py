@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 from .errors import AlreadyExists, InvalidParameter, InvalidState, NotFound
 from .state import Store
+from .validation import resource_id
 from .vpcs import Vpcs
 
 GROUP_NAME = re.compile(r"[A-Za-z0-9 ._\-:/()#,@\[\]+=&;{}!$*]{1,255}")
@@ -208,9 +209,8 @@ class SecurityGroups:
             raise InvalidParameter("a security group id or name is required", code="MissingParameter")
         if id_or_name == "default":
             return self.default(owner)
-        if id_or_name.startswith("sg-") and not GROUP_ID.fullmatch(id_or_name):
-            raise InvalidParameter(f"Invalid id: \"{id_or_name[:40]}\" (expecting \"sg-...\")",
-                                   code="InvalidGroupId.Malformed")
+        if id_or_name.startswith("sg-"):
+            resource_id(id_or_name, GROUP_ID, "sg", "InvalidGroupId")
         col = "id" if GROUP_ID.fullmatch(id_or_name) else "name"
         row = self.store.one(f"SELECT * FROM security_groups WHERE owner=? AND {col}=?", (owner, id_or_name))
         if row is None:
@@ -274,9 +274,7 @@ class SecurityGroups:
         group = self.get(owner, group_id)
         have = {r.id: r for r in (group.egress if egress else group.rules)}
         for rid in rule_ids:
-            if not isinstance(rid, str) or not RULE_ID.fullmatch(rid):
-                raise InvalidParameter(f"Invalid id: \"{str(rid)[:40]}\" (expecting \"sgr-...\")",
-                                       code="InvalidSecurityGroupRuleId.Malformed")
+            resource_id(rid, RULE_ID, "sgr", "InvalidSecurityGroupRuleId")
             if rid not in have:
                 raise NotFound(f"The security group rule ID '{rid}' does not exist",
                                code="InvalidSecurityGroupRuleId.NotFound")

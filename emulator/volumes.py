@@ -15,8 +15,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import InvalidParameter, NotFound
 from .state import Store
+from .validation import by_ids
 
 VOLUME_ID = re.compile(r"vol-[0-9a-f]{17}")
 GIB = 1024 ** 3
@@ -94,16 +94,7 @@ class Volumes:
     def list(self, owner: str, ids: list[str] | None = None) -> list[Volume]:
         rows = [self._row(r) for r in self.store.query(
             "SELECT * FROM volumes WHERE owner=? ORDER BY created_at", (owner,))]
-        if ids:
-            for i in ids:
-                if not isinstance(i, str) or not VOLUME_ID.fullmatch(i):
-                    raise InvalidParameter(f"Invalid id: \"{str(i)[:40]}\" (expecting \"vol-...\")",
-                                           code="InvalidVolumeID.Malformed")
-            missing = [i for i in ids if i not in {v.id for v in rows}]
-            if missing:
-                raise NotFound(f"The volume '{missing[0]}' does not exist.", code="InvalidVolume.NotFound")
-            rows = [v for v in rows if v.id in ids]
-        return rows
+        return by_ids(rows, ids, VOLUME_ID, "vol", "volume", ("InvalidVolumeID", "InvalidVolume.NotFound"))
 
     def for_instances(self, owner: str, instance_ids: list[str]) -> dict[str, list[Volume]]:
         out: dict[str, list[Volume]] = {}

@@ -22,8 +22,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import InvalidParameter, NotFound, QuotaExceeded
+from .errors import InvalidParameter, QuotaExceeded
 from .state import Store
+from .validation import by_ids
 
 VPC_ID = re.compile(r"vpc-[0-9a-f]{17}")
 SUBNET_ID = re.compile(r"subnet-[0-9a-f]{17}")
@@ -147,14 +148,7 @@ class Vpcs:
         self.default(owner)
         rows = [self._vpc(r) for r in self.store.query("SELECT * FROM vpcs WHERE owner=? ORDER BY created_at",
                                                        (owner,))]
-        if ids:
-            for i in ids:
-                self._check(i, VPC_ID, "vpc", "InvalidVpcID")
-            missing = [i for i in ids if i not in {v.id for v in rows}]
-            if missing:  # another account's VPC answers like a missing one
-                raise NotFound(f"The vpc ID '{missing[0]}' does not exist", code="InvalidVpcID.NotFound")
-            rows = [v for v in rows if v.id in ids]
-        return rows
+        return by_ids(rows, ids, VPC_ID, "vpc", "vpc ID", ("InvalidVpcID", "InvalidVpcID.NotFound"))
 
     def get(self, owner: str, vpc_id: str) -> Vpc:
         return self.list(owner, [vpc_id])[0]
@@ -168,14 +162,8 @@ class Vpcs:
         self.default(owner)
         rows = [self._subnet(r, region) for r in self.store.query(
             "SELECT * FROM subnets WHERE owner=? ORDER BY zone_suffix, created_at", (owner,))]
-        if ids:
-            for i in ids:
-                self._check(i, SUBNET_ID, "subnet", "InvalidSubnetID")
-            missing = [i for i in ids if i not in {s.id for s in rows}]
-            if missing:
-                raise NotFound(f"The subnet ID '{missing[0]}' does not exist", code="InvalidSubnetID.NotFound")
-            rows = [s for s in rows if s.id in ids]
-        return rows
+        return by_ids(rows, ids, SUBNET_ID, "subnet", "subnet ID",
+                      ("InvalidSubnetID", "InvalidSubnetID.NotFound"))
 
     def subnet_for(self, owner: str, region: str, subnet_id: str | None = None, zone: str | None = None) -> Subnet:
         """Where a new instance goes: the given subnet, else the default subnet of the given
@@ -231,9 +219,3 @@ class Vpcs:
         return [NetworkInterface(r["id"], r["owner"], r["instance_id"], r["subnet_id"], r["vpc_id"],
                                  region + r["zone_suffix"], r["zone_suffix"], r["mac"], r["attachment_id"],
                                  r["created_at"]) for r in rows]
-
-    @staticmethod
-    def _check(value, pattern: re.Pattern, what: str, code: str) -> None:
-        if not isinstance(value, str) or not pattern.fullmatch(value):
-            raise InvalidParameter(f"Invalid id: \"{str(value)[:40]}\" (expecting \"{what}-...\")",
-                                   code=f"{code}.Malformed")

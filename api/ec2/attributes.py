@@ -8,14 +8,13 @@ happen is an error, never a silent no-op).
 from __future__ import annotations
 
 import base64
-import binascii
 
 from emulator.errors import InvalidParameter, NotFound
 from emulator.placement import placements
 
 from . import filtering
 from .instance_view import instance_xml
-from .params import attribute_value, dry_run, mutating, required, values
+from .params import attribute_value, base64_text, dry_run, mutating, required, values
 
 # wire attribute name -> the value pocketcloud always has (for the boolean/text ones)
 FIXED = {
@@ -61,14 +60,6 @@ def describe_instance_attribute(cloud, caller, p) -> dict:
     return out
 
 
-def _user_data(raw: str) -> str:
-    try:
-        return base64.b64decode(raw, validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError):
-        raise InvalidParameter("UserData.Value must be base64-encoded UTF-8 text",
-                               code="InvalidParameterValue") from None
-
-
 @mutating
 def modify_instance_attribute(cloud, caller, p) -> dict:
     iid = required(p, "InstanceId")
@@ -92,7 +83,7 @@ def modify_instance_attribute(cloud, caller, p) -> dict:
         dry_run(p)
         return {"return": True}
     if name in ("InstanceType", "UserData"):
-        kwargs = {"type": value} if name == "InstanceType" else {"user_data": _user_data(value)}
+        kwargs = {"type": value} if name == "InstanceType" else {"user_data": base64_text(value, "UserData.Value", "InvalidParameterValue")}
         dry_run(p)
         cloud.modify_instance(caller, iid, **kwargs)
         return {"return": True}

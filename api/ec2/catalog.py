@@ -13,6 +13,7 @@ import re
 
 from emulator.compute.types import INSTANCE_TYPES
 from emulator.errors import InvalidParameter, NotFound
+from emulator.validation import resource_id
 from emulator.volumes import GP3, ROOT_DEVICE, root_size_gib
 
 from . import filtering
@@ -38,9 +39,7 @@ def all_amis(cloud) -> list[dict]:
 
 
 def resolve_ami(cloud, image_id: str) -> dict:
-    if not isinstance(image_id, str) or not AMI.fullmatch(image_id):
-        raise InvalidParameter(f"Invalid id: \"{str(image_id)[:40]}\" (expecting \"ami-...\")",
-                               code="InvalidAMIID.Malformed")
+    resource_id(image_id, AMI, "ami", "InvalidAMIID")
     for ami in all_amis(cloud):
         if ami["id"] == image_id:
             return ami

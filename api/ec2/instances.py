@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import time
 
 from emulator.errors import InvalidParameter, NotFound
@@ -14,7 +13,7 @@ from . import filtering
 from .catalog import ami_id, resolve_ami
 from .instance_view import STATE_CODES, instance_xml, state
 from .launch_options import check_launch_options
-from .params import dry_run, integer, members, mutating, required, tags, values
+from .params import base64_text, dry_run, integer, mutating, required, tag_specifications, values
 from .wire import iso, private_dns
 
 
@@ -25,16 +24,6 @@ def reservation_xml(cloud, caller, reservation_id: str, insts: list[Instance]) -
             "instancesSet": [instance_xml(cloud, caller.id, i, names, where.get(i.id)) for i in insts]}
 
 
-def _user_data(raw: str | None) -> str | None:
-    if not raw:
-        return None
-    try:
-        return base64.b64decode(raw, validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError):
-        raise InvalidParameter("Invalid BASE64 encoding of user data: UserData must be base64-encoded UTF-8 text",
-                               code="InvalidUserData.Malformed") from None
-
-
 @mutating
 def run_instances(cloud, caller, p) -> dict:
     ami = resolve_ami(cloud, required(p, "ImageId"))
@@ -42,15 +31,9 @@ def run_instances(cloud, caller, p) -> dict:
     max_count = integer(p, "MaxCount", 1, 1, 20)
     if min_count > max_count:
         raise InvalidParameter("MinCount must not exceed MaxCount", code="InvalidParameterValue")
-    user_data = _user_data(p.get("UserData"))
+    user_data = base64_text(p["UserData"], "UserData", "InvalidUserData.Malformed") if p.get("UserData") else None
     launch = check_launch_options(cloud, p, ami)
-    tag_sets: dict[str, dict] = {}
-    for spec in members(p, "TagSpecification"):
-        kind = spec.get("ResourceType", "instance")
-        if kind not in ("instance", "volume", "network-interface"):
-            raise InvalidParameter(f"'{kind[:40]}' is not a valid taggable resource type for this operation",
-                                   code="InvalidParameterValue")
-        tag_sets.setdefault(kind, {}).update(tags(spec, "Tag"))
+    tag_sets = tag_specifications(p, ("instance", "volume", "network-interface"))
     instance_tags = tag_sets.get("instance", {})
     groups = launch.groups or values(p, "SecurityGroupId") + values(p, "SecurityGroup")
     if launch.subnet_id is not None:

@@ -1,6 +1,8 @@
 """Reading the EC2 Query protocol's flattened parameters (Name.N, Name.N.Sub, ...)."""
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 
 from emulator.errors import InvalidParameter
@@ -42,6 +44,25 @@ def tags(params: dict, prefix: str = "Tag") -> dict[str, str]:
             raise InvalidParameter("each Tag needs a Key", code="InvalidParameterValue")
         out[t["Key"]] = t.get("Value", "")
     return out
+
+
+def tag_specifications(params: dict, allowed: tuple[str, ...]) -> dict[str, dict[str, str]]:
+    """TagSpecification.N: resource type -> tags, for the types this action creates."""
+    out: dict[str, dict[str, str]] = {}
+    for spec in members(params, "TagSpecification"):
+        kind = spec.get("ResourceType", allowed[0])
+        if kind not in allowed:
+            raise InvalidParameter(f"'{str(kind)[:40]}' is not a valid taggable resource type for this operation",
+                                   code="InvalidParameterValue")
+        out.setdefault(kind, {}).update(tags(spec, "Tag"))
+    return out
+
+
+def base64_text(raw: str, what: str, code: str) -> str:
+    try:
+        return base64.b64decode(raw, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise InvalidParameter(f"{what} must be base64-encoded UTF-8 text", code=code) from None
 
 
 def required(params: dict, name: str) -> str:

@@ -8,9 +8,10 @@ import re
 from emulator.errors import InvalidParameter, NotFound
 from emulator.placement import placements
 from emulator.tags import resource_type
+from emulator.validation import by_ids
 
 from . import filtering
-from .params import boolean, dry_run, members, mutating, required, tags, values
+from .params import boolean, dry_run, members, mutating, required, tag_specifications, tags, values
 
 KEY_PAIR_ID = re.compile(r"key-[0-9a-f]{17}")
 
@@ -23,13 +24,7 @@ def _key_xml(kp, tag_map: dict, with_public: bool) -> dict:
 
 
 def _key_tags(p) -> dict:
-    out = {}
-    for spec in members(p, "TagSpecification"):
-        if spec.get("ResourceType") != "key-pair":
-            raise InvalidParameter(f"'{str(spec.get('ResourceType'))[:40]}' is not a valid taggable resource type "
-                                   "for this operation", code="InvalidParameterValue")
-        out.update(tags(spec, "Tag"))
-    return out
+    return tag_specifications(p, ("key-pair",)).get("key-pair", {})
 
 
 @mutating
@@ -65,17 +60,8 @@ def import_key_pair(cloud, caller, p) -> dict:
 
 
 def _key_pairs(cloud, caller, names: list[str] | None = None, ids: list[str] | None = None) -> list:
-    keys = cloud.keypairs.list(caller.id, names or None)
-    if ids:
-        for i in ids:
-            if not KEY_PAIR_ID.fullmatch(i):
-                raise InvalidParameter(f"Invalid id: \"{i[:40]}\" (expecting \"key-...\")",
-                                       code="InvalidKeyPair.Malformed")
-        missing = [i for i in ids if i not in {k.id for k in keys}]
-        if missing:
-            raise NotFound(f"The key pair '{missing[0]}' does not exist", code="InvalidKeyPair.NotFound")
-        keys = [k for k in keys if k.id in ids]
-    return keys
+    return by_ids(cloud.keypairs.list(caller.id, names or None), ids, KEY_PAIR_ID, "key", "key pair",
+                  ("InvalidKeyPair", "InvalidKeyPair.NotFound"))
 
 
 def describe_key_pairs(cloud, caller, p) -> dict:

@@ -8,7 +8,7 @@ from emulator.errors import InvalidParameter, NotFound
 from emulator.security_groups import Rule, egress_rule, rule, rule_description
 
 from . import filtering
-from .params import dry_run, members, mutating, required, tags, values
+from .params import dry_run, members, mutating, required, tag_specifications, values
 
 
 def _arn(cloud, caller, kind: str, rid: str) -> str:
@@ -40,13 +40,7 @@ def _group_xml(cloud, caller, g, tag_map) -> dict:
 
 
 def _tag_specs(p, allowed: str) -> dict:
-    out = {}
-    for spec in members(p, "TagSpecification"):
-        if spec.get("ResourceType") != allowed:
-            raise InvalidParameter(f"'{str(spec.get('ResourceType'))[:40]}' is not a valid taggable resource type "
-                                   "for this operation", code="InvalidParameterValue")
-        out.update(tags(spec, "Tag"))
-    return out
+    return tag_specifications(p, (allowed,)).get(allowed, {})
 
 
 @mutating

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from emulator.errors import AlreadyExists, InvalidParameter, NotFound
 from emulator.placement import placements
+from emulator.validation import resource_id
 from emulator.vpcs import ENI_ID
 
 from . import filtering
@@ -113,18 +114,13 @@ def _live(cloud, caller):
     return {i.id: i for i in insts}, placements(cloud, caller.id, insts)
 
 
-def _check_ids(ids: list[str], pattern, what: str, code: str) -> None:
-    for i in ids:
-        if not pattern.fullmatch(i):
-            raise InvalidParameter(f"Invalid id: \"{i[:40]}\" (expecting \"{what}-...\")", code=f"{code}.Malformed")
-
-
 def describe_network_interfaces(cloud, caller, p) -> dict:
     insts, where = _live(cloud, caller)
     enis = [(insts[iid], w) for iid, w in where.items()]
     ids = values(p, "NetworkInterfaceId")
     if ids:
-        _check_ids(ids, ENI_ID, "eni", "InvalidNetworkInterfaceID")
+        for i in ids:
+            resource_id(i, ENI_ID, "eni", "InvalidNetworkInterfaceID")
         missing = [i for i in ids if i not in {w.interface.id for _, w in enis}]
         if missing:  # another account's interface answers like a missing one
             raise NotFound(f"The networkInterface ID '{missing[0]}' does not exist",
