@@ -45,13 +45,16 @@ def interface_xml(owner: str, inst: Instance, where: Placement, group_names: dic
 
 
 def instance_xml(cloud, owner: str, inst: Instance, group_names: dict[str, str],
-                 where: Placement | None) -> dict:
+                 where: Placement | None, zones: dict[str, str] | None = None) -> dict:
+    """`where` is None once the instance is terminated (its interface and root volume went
+    with it); `zones` (subnet id -> zone) still places it where it ran."""
     forwards = [p for p in inst.ports if p.get("host")]
     tags = [{"key": k, "value": v} for k, v in inst.tags.items()]
     tags += [{"key": f"aws:pocketcloud:forward:{p['guest']}", "value": f"127.0.0.1:{p['host']}"} for p in forwards]
     vm = inst.kind == "vm"
     reason = inst.state_reason
-    zone = where.interface.zone if where else f"{cloud.config.region}a"
+    zone = where.interface.zone if where else (zones or {}).get(inst.details.get("subnet_id"),
+                                                                  f"{cloud.config.region}a")
     vcpus = INSTANCE_TYPES[inst.type].vcpus if inst.type in INSTANCE_TYPES else 1
     return {
         "instanceId": inst.id,

@@ -20,8 +20,9 @@ from .wire import iso, private_dns
 def reservation_xml(cloud, caller, reservation_id: str, insts: list[Instance]) -> dict:
     names = cloud.security_groups.names(caller.id)
     where = placements(cloud, caller.id, insts)
+    zones = {s.id: s.zone for s in cloud.vpcs.subnets(caller.id, cloud.config.region)}
     return {"reservationId": reservation_id, "ownerId": caller.id, "groupSet": [],
-            "instancesSet": [instance_xml(cloud, caller.id, i, names, where.get(i.id)) for i in insts]}
+            "instancesSet": [instance_xml(cloud, caller.id, i, names, where.get(i.id), zones) for i in insts]}
 
 
 @mutating

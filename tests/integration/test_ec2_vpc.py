@@ -135,6 +135,7 @@ def test_instance_placement_interface_and_root_volume(pair, docker_client):
     assert ea.describe_tags(Filters=[{"Name": "resource-type", "Values": ["volume", "network-interface"]}])["Tags"] == []
     gone = ea.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
     assert gone["NetworkInterfaces"] == [] and gone["BlockDeviceMappings"] == []
+    assert gone["Placement"]["AvailabilityZone"] == "us-east-1b"  # where it ran
     assert not docker_client.containers.list(all=True, filters={"name": f"pc-{iid}"})
 
 
