@@ -19,3 +19,8 @@ def test_routing():
     assert protocol_of(env("/bucket/key")) == "s3"
     assert protocol_of(env("/", qs="Action=DescribeInstances")) == "ec2"
     assert protocol_of(env("/", method="POST", ctype="application/x-www-form-urlencoded")) == "ec2"
+
+
+def test_query_services_route_by_their_signing_scope():
+    assert protocol_of(env("/", auth=SIG.format("sts"), method="POST",
+                           ctype="application/x-www-form-urlencoded")) == "sts"
