@@ -351,7 +351,9 @@ class Cloud:
         for inst in self.describe_instances(caller):
             if inst.state != "terminated" and group_id in inst.details.get("security_groups", []):
                 with self._lock(inst.id):
-                    self._sync_forwards(self._row(inst.id))
+                    current = self._row(inst.id)  # it may have been terminated while we waited for its lock
+                    if current is not None and current.state != "terminated":
+                        self._sync_forwards(current)
 
     def _sync_forwards(self, inst: Instance) -> None:
         """Make the instance's forwards match its explicit ports plus its groups' rules:
