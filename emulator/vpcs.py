@@ -8,61 +8,41 @@ id or a CIDR, so a Terraform state written now does not drift later.
 
 CIDRs: the host has one routing table and the metadata service will identify callers by
 source address, so every VPC's CIDR is distinct on this host. Default VPCs take successive
-/16s of 10.0.0.0/8 that overlap no host route, no VPC of any account of this cloud, and
-no reserved range (10.213.0.0/16: the VM networks of the test suites).
+/16s of 10.0.0.0/8 (the networking library's IPAM) that overlap nothing the host uses, no VPC
+of any account of this cloud, and no reserved range (10.213.0.0/16: the VM networks of the
+test suites).
 """
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import re
 import secrets
 import sqlite3
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
-from .errors import InvalidParameter, QuotaExceeded
+from .errors import InvalidParameter
+from .networks import ipam
 from .state import Store
 from .validation import by_ids
 
 VPC_ID = re.compile(r"vpc-[0-9a-f]{17}")
 SUBNET_ID = re.compile(r"subnet-[0-9a-f]{17}")
 ENI_ID = re.compile(r"eni-[0-9a-f]{17}")
-POOL = ipaddress.ip_network("10.0.0.0/8")
-RESERVED = (ipaddress.ip_network("10.213.0.0/16"),)
+RESERVED = ("10.213.0.0/16",)
 ZONES = ("a", "b", "c")
-SUBNET_PREFIX = 20
 
 
 def new_id(prefix: str) -> str:
     return f"{prefix}-{secrets.token_hex(9)[:17]}"
 
 
-def host_routes(path: Path = Path("/proc/net/route")) -> list[ipaddress.IPv4Network]:
-    """The host's IPv4 routes (main table), default route excluded: it overlaps everything."""
-    out = []
-    try:
-        lines = path.read_text().splitlines()[1:]
-    except OSError:
-        return out
-    for line in lines:
-        f = line.split()
-        if len(f) < 8:
-            continue
-        dest, mask = (ipaddress.IPv4Address(int(x, 16).to_bytes(4, "little")) for x in (f[1], f[7]))
-        net = ipaddress.ip_network(f"{dest}/{mask}", strict=False)
-        if net.prefixlen:
-            out.append(net)
-    return out
+def host_taken() -> set[str]:
+    """CIDRs this host uses already (routes, addresses, Docker and libvirt networks, other
+    clouds' VPCs): read by the networking library, which owns that knowledge."""
+    from .networks.ipam import host_taken_cidrs
 
-
-def _free_block(taken: list, size: int = 16) -> ipaddress.IPv4Network:
-    for cand in POOL.subnets(new_prefix=size):
-        if not any(cand.overlaps(t) for t in taken):
-            return cand
-    raise QuotaExceeded(f"no free /{size} left in {POOL} for a VPC on this host (host routes, other VPCs and "
-                        f"{', '.join(map(str, RESERVED))} are excluded)", code="VpcLimitExceeded")
+    return host_taken_cidrs()
 
 
 def _mac(eni_id: str) -> str:
@@ -91,7 +71,7 @@ class Subnet:
 
     @property
     def available_ips(self) -> int:
-        return ipaddress.ip_network(self.cidr).num_addresses - 5  # AWS reserves the first four and the last
+        return ipam.describe(self.cidr)["available"]  # AWS reserves the first four and the last
 
 
 @dataclass(frozen=True)
@@ -109,10 +89,10 @@ class NetworkInterface:
 
 
 class Vpcs:
-    def __init__(self, store: Store, reserved: tuple = RESERVED, routes=host_routes):
+    def __init__(self, store: Store, reserved: tuple = RESERVED, taken=None):
         self.store = store
         self.reserved = reserved
-        self.routes = routes
+        self.taken = taken or (lambda: host_taken())  # looked up when called: tests replace it
 
     # -- VPCs ------------------------------------------------------------------------
     def default(self, owner: str) -> Vpc:
@@ -123,7 +103,7 @@ class Vpcs:
         return self._vpc(row)
 
     def _create_default(self, owner: str) -> sqlite3.Row:
-        routes = self.routes()
+        on_host = set(self.taken())
         vpc_id = new_id("vpc")
         now = time.time()
         with self.store.tx() as c:
@@ -131,13 +111,15 @@ class Vpcs:
             row = c.execute("SELECT * FROM vpcs WHERE owner=? AND is_default=1", (owner,)).fetchone()
             if row is not None:
                 return row
-            taken = [ipaddress.ip_network(r[0]) for r in c.execute("SELECT cidr FROM vpcs")]
-            block = _free_block(taken + routes + list(self.reserved))
+            in_cloud = [r[0] for r in c.execute("SELECT cidr FROM vpcs")]
+            block = ipam.allocate_vpc_cidr([*in_cloud, *on_host, *self.reserved])
             c.execute("INSERT INTO vpcs (id, owner, cidr, is_default, created_at) VALUES (?,?,?,1,?)",
-                      (vpc_id, owner, str(block), now))
-            for zone, net in zip(ZONES, block.subnets(new_prefix=SUBNET_PREFIX)):
+                      (vpc_id, owner, block, now))
+            subnets: list[str] = []
+            for zone in ZONES:  # one /20 per zone, as AWS lays out a default VPC
+                subnets.append(ipam.allocate_subnet_cidr(block, subnets))
                 c.execute("INSERT INTO subnets (id, owner, vpc_id, zone_suffix, cidr, is_default, created_at) "
-                          "VALUES (?,?,?,?,?,1,?)", (new_id("subnet"), owner, vpc_id, zone, str(net), now))
+                          "VALUES (?,?,?,?,?,1,?)", (new_id("subnet"), owner, vpc_id, zone, subnets[-1], now))
         return self.store.one("SELECT * FROM vpcs WHERE id=?", (vpc_id,))
 
     @staticmethod

@@ -16,6 +16,7 @@ from typing import Callable, Iterable
 from urllib.parse import unquote
 from xml.sax.saxutils import escape
 
+from emulator.billing import s3_request as bill_s3_request
 from emulator.errors import CloudError, Forbidden, InvalidParameter, NotFound
 from emulator.storage.service import S3_NS, children, parse_xml, validate_key, _xml_text
 from emulator.storage.signing import uri_encode
@@ -185,6 +186,7 @@ class S3Gateway:
             req = S3Request(environ)
             resource = req.resource
             account, auth = self.authenticate(environ)
+            bill_s3_request(self.cloud, req.method, req.bucket, req.key, req.sub)  # billing hook: count the request
             resp = self.dispatch(req, account, auth)
         except CloudError as exc:
             resp = self.error(exc, resource, request_id, environ)

@@ -16,7 +16,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from emulator.vpcs import host_routes
+from emulator.networks.ipam import host_taken_cidrs
 
 from .test_ec2 import ec2_for, error_code, tiny_ami
 
@@ -54,7 +54,7 @@ def test_default_vpcs_are_distinct_per_account_and_off_host_routes(pair):
     assert not nets[0].overlaps(nets[1])
     for n in nets:
         assert not n.overlaps(ipaddress.ip_network("10.213.0.0/16"))
-        assert not any(n.overlaps(r) for r in host_routes())
+        assert not any(n.overlaps(ipaddress.ip_network(c)) for c in host_taken_cidrs())
     subnets = ea.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [va["VpcId"]]},
                                            {"Name": "default-for-az", "Values": ["true"]}])["Subnets"]
     assert sorted(s["AvailabilityZone"] for s in subnets) == ["us-east-1a", "us-east-1b", "us-east-1c"]

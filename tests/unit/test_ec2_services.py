@@ -49,7 +49,8 @@ class Engine:
 
 
 @pytest.fixture
-def cloud(tmp_path):
+def cloud(tmp_path, monkeypatch):
+    monkeypatch.setattr("emulator.vpcs.host_taken", lambda: {"10.0.0.0/16"})  # no host scan in unit tests
     c = Cloud(Config(home=tmp_path / "home", recipes_dir=tmp_path / "none"), drivers={"container": Engine()})
     c.images.register("tiny", "container", "fake:tiny", "test")
     c.account = c.accounts.create("student")[0]
@@ -60,7 +61,7 @@ def test_the_subnet_chosen_at_launch_holds_whoever_looks_first(cloud):
     me = cloud.account
     zone_c = cloud.vpcs.subnet_for(me.id, cloud.config.region, zone=f"{cloud.config.region}c")
     _, [inst] = cloud.run_instances_in_subnet(me, zone=zone_c.zone, image="tiny", kind="container")
-    assert inst.details["subnet_id"] == zone_c.id
+    assert inst.details["subnet_id"] == zone_c.id and zone_c.cidr == "10.1.32.0/20"
     where = placements(cloud, me.id, cloud.describe_instances(me))[inst.id]
     assert where.interface.subnet_id == zone_c.id and where.interface.zone.endswith("c")
     [root] = where.volumes
