@@ -11,9 +11,9 @@ import logging
 import uuid
 from dataclasses import dataclass
 from typing import Callable
-from urllib.parse import parse_qsl
 
 from emulator.errors import CloudError, InvalidParameter, Unauthorized
+from emulator.sigv4 import query_pairs
 
 from . import sigv4
 
@@ -45,9 +45,10 @@ def _read_body(environ) -> bytes:
 
 
 def params_of(environ, body: bytes) -> dict[str, str]:
-    params = dict(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True))
+    """The parameters, read with the parser the signature was verified with."""
+    params = dict(query_pairs(environ.get("QUERY_STRING", "")))
     if environ.get("REQUEST_METHOD") == "POST":
-        params.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        params.update(query_pairs(body.decode("utf-8", "replace")))
     return params
 
 
@@ -61,7 +62,8 @@ def create_query_app(cloud, service: QueryService):
             if not sigv4.is_signed(environ):
                 raise service.unsigned()
             try:
-                verified = sigv4.verify(environ, cloud.accounts.secret_for, body=body)
+                verified = sigv4.verify(environ, cloud.accounts.secret_for, body=body, region=cloud.config.region,
+                                        service=service.name)
             except CloudError as e:
                 if e.code == "InvalidAccessKeyId":
                     raise Unauthorized("The security token included in the request is invalid: pocketcloud "

@@ -17,9 +17,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import uuid
-import xml.etree.ElementTree as ET
 
 from emulator.errors import Forbidden, InvalidParameter
+from emulator.xmldoc import render
 
 from ..errors import query_error
 from ..query import QueryService, create_query_app
@@ -59,13 +59,10 @@ ACTIONS = {"GetCallerIdentity": get_caller_identity, **{a: _not_implemented(a) f
 
 
 def response(action: str, result: dict, request_id: str | None = None) -> str:
-    root = ET.Element(f"{action}Response", xmlns=NAMESPACE)
-    res = ET.SubElement(root, f"{action}Result")
-    for k, v in result.items():
-        ET.SubElement(res, k).text = str(v)
-    meta = ET.SubElement(root, "ResponseMetadata")
-    ET.SubElement(meta, "RequestId").text = request_id or str(uuid.uuid4())
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode")
+    """The Query protocol's answer: the result, then the request id; lists as <member>s."""
+    return render(f"{action}Response", {f"{action}Result": result,
+                                        "ResponseMetadata": {"RequestId": request_id or str(uuid.uuid4())}},
+                  namespace=NAMESPACE, list_item="member")
 
 
 def create_sts_app(cloud):

@@ -65,7 +65,7 @@ def test_a_crash_inside_the_metering_transaction_never_double_counts(cloud, alic
     inst = cloud.run_instance(alice, image="tiny", type="m5.large")
     add_bucket(cloud, "b1", alice.id)
     wall.advance(20)
-    cloud.storage.record_object("b1", "k", 1 << 30)
+    cloud.storage.index.record_object("b1", "k", 1 << 30)
     for _ in range(7):
         cloud.billing.meter.s3_request("PUT", "b1", "k", set())
     wall.advance(40)
@@ -133,8 +133,8 @@ def test_requests_are_billed_to_the_bucket_owner_and_unknown_buckets_to_nobody(c
 
 def test_multipart_parts_hold_storage_until_completed_or_aborted(cloud, alice, wall):
     add_bucket(cloud, "mp", alice.id)
-    cloud.storage.record_upload("u1", "mp", "big", alice.id)
-    cloud.storage.record_part("u1", 1, 1 << 30, "etag")
+    cloud.storage.index.record_upload("u1", "mp", "big", alice.id)
+    cloud.storage.index.record_part("u1", 1, 1 << 30, "etag")
     cloud.billing.meter_now()
     wall.advance(60)                      # one billed hour
     cloud.billing.meter_now()

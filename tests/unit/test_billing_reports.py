@@ -21,7 +21,7 @@ def cloud(tmp_path, wall):
     a = c.run_instance(c.alice, image="tiny", type="m5.large", tags={"team": "red"})
     b = c.run_instance(c.bob, image="tiny", type="t2.micro")
     add_bucket(c, "bkt", c.alice.id)
-    c.storage.record_object("bkt", "k", 1 << 30)
+    c.storage.index.record_object("bkt", "k", 1 << 30)
     wall.advance(10)                           # 10 billed hours
     c.stop_instance(c.alice, a.id)
     c.stop_instance(c.bob, b.id)
