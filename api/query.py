@@ -34,13 +34,14 @@ class QueryService:
     wrap: Callable[[Handler], Handler] | None = None      # e.g. EC2's DryRun around every handler
 
 
-def _read_body(environ) -> bytes:
+def read_body(environ, code: str = "InvalidParameterValue") -> bytes:
+    """The whole body of a small API request (at most MAX_BODY); `code`: the service's error."""
     try:
         length = int(environ.get("CONTENT_LENGTH") or 0)
     except ValueError:
-        raise InvalidParameter("invalid Content-Length", code="InvalidParameterValue") from None
+        raise InvalidParameter("invalid Content-Length", code=code) from None
     if length > MAX_BODY:
-        raise InvalidParameter(f"request body larger than {MAX_BODY} bytes", code="InvalidParameterValue")
+        raise InvalidParameter(f"request body larger than {MAX_BODY} bytes", code=code)
     return environ["wsgi.input"].read(length) if length else b""
 
 
@@ -57,7 +58,7 @@ def create_query_app(cloud, service: QueryService):
         request_id = str(uuid.uuid4())
         params: dict[str, str] = {}
         try:
-            body = _read_body(environ)
+            body = read_body(environ)
             params = params_of(environ, body)
             if not sigv4.is_signed(environ):
                 raise service.unsigned()
