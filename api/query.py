@@ -25,7 +25,7 @@ Handler = Callable[..., dict]
 
 @dataclass(frozen=True)
 class QueryService:
-    name: str                                             # SigV4 service name, for logs
+    name: str                                             # the SigV4 service requests must be signed for
     actions: dict[str, Handler]                           # wire action -> handler(cloud, caller, params)
     render: Callable[[str, dict, str], str]               # (action, result, request id) -> XML
     error: Callable[[Exception, str], tuple[str, int]]    # (exception, request id) -> (XML, status)
