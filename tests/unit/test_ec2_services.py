@@ -12,46 +12,13 @@ from emulator.placement import placements
 from emulator.security_groups import rule
 from emulator.services import Cloud
 
-
-class Engine:
-    """A container engine in memory; forwards on a removed object fail as on a real one."""
-
-    kind = "container"
-
-    def __init__(self):
-        self.objects: dict[str, dict] = {}
-
-    def available(self):
-        return True, "fake"
-
-    def launch(self, spec):
-        self.objects["e-" + spec.instance_id] = {"id": spec.instance_id, "state": "running"}
-        return self.inspect("e-" + spec.instance_id)
-
-    def inspect(self, engine_id):
-        o = self.objects.get(engine_id)
-        return EngineInstance(engine_id, o["state"], private_ip="172.17.0.9") if o else None
-
-    def stop(self, engine_id, timeout):
-        self.objects[engine_id]["state"] = "stopped"
-        return self.inspect(engine_id)
-
-    def start(self, engine_id):
-        self.objects[engine_id]["state"] = "running"
-        return self.inspect(engine_id)
-
-    def terminate(self, engine_id):
-        self.objects.pop(engine_id, None)
-
-    def set_forwards(self, engine_id, ports):
-        if engine_id not in self.objects:
-            raise NotFound(f"{engine_id} is gone")
+from tests.fakes import FakeDriver
 
 
 @pytest.fixture
 def cloud(tmp_path, monkeypatch):
     monkeypatch.setattr("emulator.vpcs.host_taken", lambda: {"10.0.0.0/16"})  # no host scan in unit tests
-    c = Cloud(Config(home=tmp_path / "home", recipes_dir=tmp_path / "none"), drivers={"container": Engine()})
+    c = Cloud(Config(home=tmp_path / "home", recipes_dir=tmp_path / "none"), drivers={"container": FakeDriver()})
     c.images.register("tiny", "container", "fake:tiny", "test")
     c.account = c.accounts.create("student")[0]
     return c
