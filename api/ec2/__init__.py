@@ -11,7 +11,7 @@ from emulator.errors import CloudError, InvalidParameter, Unauthorized
 
 from .. import sigv4
 from ..errors import ec2_error
-from . import catalog, instances, resources
+from . import catalog, instances, launch_templates, resources
 from .xml import response
 
 log = logging.getLogger("pocketcloud.ec2")
@@ -42,6 +42,13 @@ ACTIONS = {
     "AuthorizeSecurityGroupIngress": resources.authorize_security_group_ingress,
     "RevokeSecurityGroupIngress": resources.revoke_security_group_ingress,
     "DeleteSecurityGroup": resources.delete_security_group,
+    # launch templates (issue 16)
+    "CreateLaunchTemplate": launch_templates.create_launch_template,
+    "CreateLaunchTemplateVersion": launch_templates.create_launch_template_version,
+    "DescribeLaunchTemplates": launch_templates.describe_launch_templates,
+    "DescribeLaunchTemplateVersions": launch_templates.describe_launch_template_versions,
+    "ModifyLaunchTemplate": launch_templates.modify_launch_template,
+    "DeleteLaunchTemplate": launch_templates.delete_launch_template,
 }
 
 

@@ -10,6 +10,7 @@ from emulator.services import Instance
 from emulator.validation import NAME
 
 from .catalog import ami_id, resolve_ami
+from .launch_templates import with_launch_template
 from .params import filters, integer, members, required, tags, values
 
 STATE_CODES = {"pending": 0, "running": 16, "shutting-down": 32, "terminated": 48, "stopping": 64, "stopped": 80}
@@ -73,6 +74,7 @@ def _reservation(cloud, caller, reservation_id: str, insts: list[Instance],
 
 
 def run_instances(cloud, caller, p) -> dict:
+    p = with_launch_template(cloud, caller, p)  # LaunchTemplate=...: the template's values fill the gaps
     ami = resolve_ami(cloud, required(p, "ImageId"))
     min_count = integer(p, "MinCount", 1, 1, 20)
     max_count = integer(p, "MaxCount", 1, 1, 20)
