@@ -40,10 +40,12 @@ def create_app(config: "Config | None" = None, cloud: "Cloud | None" = None,
                background: bool = False) -> PocketCloudApp:
     from flask import Flask
 
+    from emulator.autoscaling import AutoScaling
     from emulator.config import Config
     from emulator.services import Cloud
 
-    from . import rest_buckets
+    from . import rest_buckets, rest_groups
+    from .autoscaling import create_autoscaling_app
     from .ec2 import create_ec2_app
     from .rest import bp as rest_bp
     from .s3 import create_s3_app
@@ -58,9 +60,13 @@ def create_app(config: "Config | None" = None, cloud: "Cloud | None" = None,
     flask_app.register_blueprint(rest_bp)
     flask_app.register_blueprint(rest_buckets.bp)
     register_web(flask_app)  # console at /ui, admin REST (PATCH /accounts/<name>)
-    app = PocketCloudApp(cloud, flask_app, {"ec2": create_ec2_app(cloud), "s3": create_s3_app(cloud)})
+    autoscaling = flask_app.config["AUTOSCALING"] = AutoScaling(cloud)
+    flask_app.register_blueprint(rest_groups.bp)
+    app = PocketCloudApp(cloud, flask_app, {"ec2": create_ec2_app(cloud), "s3": create_s3_app(cloud),
+                                            "autoscaling": create_autoscaling_app(cloud, autoscaling)})
     if background:
         start_background(cloud)
+        autoscaling.start()  # the healer: groups kept at their desired capacity (issue 16)
     return app
 
 

@@ -1,7 +1,8 @@
 """The ONE mapping from emulator exceptions to each protocol's error.
 
 REST: {"error": {"code", "message"}} JSON. EC2: <Response><Errors><Error>… XML.
-S3: <Error><Code>… XML. Status codes come from this table, nothing else.
+S3: <Error><Code>… XML. The other AWS Query services (STS, Auto Scaling): <ErrorResponse><Error>… XML.
+Status codes come from this table, nothing else.
 """
 from __future__ import annotations
 
@@ -11,22 +12,29 @@ from xml.sax.saxutils import escape
 
 from emulator import errors as e
 
-# exception class -> (HTTP status for REST, for EC2, for S3)
-STATUS: dict[type, tuple[int, int, int]] = {
-    e.InvalidParameter: (400, 400, 400),
-    e.NotFound: (404, 400, 404),
-    e.AlreadyExists: (409, 400, 409),
-    e.InvalidState: (409, 400, 409),
-    e.QuotaExceeded: (403, 400, 403),
-    e.Unauthorized: (401, 401, 403),
-    e.Forbidden: (403, 403, 403),
-    e.BackendUnavailable: (503, 503, 503),
-    e.EngineError: (502, 500, 500),
+class DryRunOperation(e.CloudError):
+    """EC2's answer to a request with DryRun=true that would have succeeded (a wire concept only)."""
+
+    code = "DryRunOperation"
+
+
+# exception class -> (HTTP status for REST, for EC2, for S3, for the other Query services)
+STATUS: dict[type, tuple[int, int, int, int]] = {
+    e.InvalidParameter: (400, 400, 400, 400),
+    e.NotFound: (404, 400, 404, 400),
+    e.AlreadyExists: (409, 400, 409, 400),
+    e.InvalidState: (409, 400, 409, 400),
+    e.QuotaExceeded: (403, 400, 403, 400),
+    e.Unauthorized: (401, 401, 403, 403),
+    e.Forbidden: (403, 403, 403, 403),
+    e.BackendUnavailable: (503, 503, 503, 503),
+    e.EngineError: (502, 500, 500, 500),
+    DryRunOperation: (412, 412, 412, 412),
 }
 
 
 def status_for(exc: Exception, protocol: str) -> int:
-    idx = {"rest": 0, "ec2": 1, "s3": 2}[protocol]
+    idx = {"rest": 0, "ec2": 1, "s3": 2, "query": 3}[protocol]
     for cls in type(exc).__mro__:
         if cls in STATUS:
             return STATUS[cls][idx]
@@ -66,3 +74,16 @@ def s3_error(exc: Exception, resource: str = "", request_id: str | None = None) 
         f"<Resource>{escape(resource)}</Resource><RequestId>{rid}</RequestId></Error>"
     )
     return body, status_for(exc, "s3")
+
+
+def query_error(exc: Exception, namespace: str, request_id: str | None = None) -> tuple[str, int]:
+    """The error document of the AWS Query services other than EC2 (STS, Auto Scaling)."""
+    rid = request_id or str(uuid.uuid4())
+    status = status_for(exc, "query")
+    kind = "Receiver" if status >= 500 else "Sender"
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f'<ErrorResponse xmlns="{escape(namespace)}"><Error><Type>{kind}</Type><Code>{escape(_code(exc))}</Code>'
+        f"<Message>{escape(_message(exc))}</Message></Error><RequestId>{rid}</RequestId></ErrorResponse>"
+    )
+    return body, status

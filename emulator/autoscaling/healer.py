@@ -136,8 +136,6 @@ class Healer:
                     self._submit_termination(group, m)  # a job a previous process did not finish
             self.svc.refreshes.step(group, self.svc.members(group))
             self._capacity(self.svc.group(*group.key), self.svc.members(group))
-        # Sampling CPU asks every engine: done outside the lock so requests never wait for it.
-        self.svc.policies.evaluate(group, members, records)
 
     def unhealthy(self, inst) -> str | None:
         """Why a member is unhealthy by EC2's measure, looking at the engine itself: a record says
@@ -168,9 +166,12 @@ class Healer:
             with self.svc.store.tx() as c:
                 c.execute("DELETE FROM autoscaling_groups WHERE owner=? AND name=?", group.key)
             return
+        if have == target and group.runtime.get("cause"):
+            # The request that moved the capacity has been carried out: later activities have causes of their own.
+            self.svc.save(group, runtime={k: v for k, v in group.runtime.items() if k not in ("cause", "cause_at")})
         if have < target and not group.suspended("Launch") and now >= group.runtime.get("next_launch_at", 0):
-            for i in range(target - have):
-                self.begin_launch(group, members, have + i, target)
+            for _ in range(target - have):
+                self.begin_launch(group, members, have, target)
         elif have > target and not group.suspended("Terminate"):
             victims = self.choose_victims(group, counted, min(len(counted), have - target))
             for n, m in enumerate(victims):

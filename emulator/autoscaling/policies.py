@@ -9,18 +9,23 @@ policies run when `ExecutePolicy` is called (on AWS a CloudWatch alarm would cal
 from __future__ import annotations
 
 import json
+import logging
 import math
+import threading
 import time
 import uuid
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from statistics import mean
 from typing import TYPE_CHECKING
 
-from ..errors import InvalidState
+from ..errors import InvalidState, NotFound
 from . import config as cfg
 from .activities import at
 from .metrics import CpuMeter
-from .model import HEALTHY, IN_SERVICE, Group, Member
+from .model import HEALTHY, IN_SERVICE, Group
+
+log = logging.getLogger("pocketcloud.autoscaling")
 
 if TYPE_CHECKING:
     from ..accounts import Account
@@ -123,6 +128,8 @@ class Policies:
         self.meter = CpuMeter(svc.cloud.config.docker_url, svc.cloud.config.libvirt_uri)
         self._history: dict[tuple[str, str], deque] = {}
         self._sampled: dict[tuple[str, str], dict] = {}
+        self._pool = ThreadPoolExecutor(4, thread_name_prefix="asg-cpu")
+        self._stop = threading.Event()
 
     # -- the API -----------------------------------------------------------------------------------
     def arn(self, group: Group, name: str, uid: str) -> str:
@@ -175,14 +182,14 @@ class Policies:
             gone = c.execute("DELETE FROM autoscaling_policies WHERE owner=? AND group_name=? AND name=?",
                              (*group.key, name)).rowcount
         if not gone:
-            raise cfg.invalid(f"Policy {str(name)[:255]} of group {group_name} not found")
+            raise NotFound(f"Policy {str(name)[:255]} of group {group_name} not found", code="ValidationError")
 
     def execute(self, caller: "Account", group_name: str, name: str, honor_cooldown: bool = False,
                 metric_value=None, breach_threshold=None) -> None:
         group = self.svc.group(caller.id, group_name)
         found = [p for p in self.list(caller, group_name, [name])]
         if not found:
-            raise cfg.invalid(f"Policy {str(name)[:255]} of group {group_name} not found")
+            raise NotFound(f"Policy {str(name)[:255]} of group {group_name} not found", code="ValidationError")
         policy = found[0]
         if policy["PolicyType"] == "TargetTrackingScaling":
             raise cfg.invalid("ExecutePolicy is for simple and step scaling policies, not target tracking")
@@ -217,18 +224,41 @@ class Policies:
         """The last sample of the group: average and per instance (for the console and the CLI)."""
         return self._sampled.get(group.key)
 
-    def evaluate(self, group: Group, members: list[Member], records: dict) -> None:
+    def start(self) -> threading.Thread:
+        """Sample CPU and evaluate target tracking in a thread of its own: Docker answers a
+        stats request only at its next collection (up to a second), which must not delay healing."""
+        thread = threading.Thread(target=self._run, name="autoscaling-metrics", daemon=True)
+        thread.start()
+        return thread
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        while not self._stop.wait(SAMPLE_EVERY):
+            try:
+                self.tick()
+            except Exception:  # noqa: BLE001 - the sampler must survive an engine hiccup
+                log.exception("autoscaling metrics tick failed")
+
+    def tick(self) -> None:
+        for group in self.svc.groups(None):
+            if group.deleting:
+                continue
+            try:
+                self.evaluate(group)
+            except Exception:  # noqa: BLE001 - one group's trouble must not starve the others
+                log.exception("autoscaling metrics: group %s of %s", group.name, group.owner)
+
+    def evaluate(self, group: Group) -> None:
         now = time.time()
-        last = self._sampled.get(group.key)
-        if last and now - last["at"] < SAMPLE_EVERY:
-            return
+        members = self.svc.members(group)
         serving = [m for m in members if m.lifecycle == IN_SERVICE and m.health == HEALTHY]
-        per_instance = {}
-        for m in serving:
-            inst = records.get(m.instance_id)
-            value = self.meter.utilization(inst) if inst is not None else None
-            if value is not None:
-                per_instance[m.instance_id] = value
+        records = {i.id: i for i in self.svc.cloud.describe_instances(
+            self.svc.cloud.accounts.get(group.owner), ids=[m.instance_id for m in serving])} if serving else {}
+        values = list(self._pool.map(lambda m: (m.instance_id, self.meter.utilization(records[m.instance_id])
+                                                if m.instance_id in records else None), serving))
+        per_instance = {i: v for i, v in values if v is not None}
         self._sampled[group.key] = {"at": now, "per_instance": per_instance,
                                     "average": round(mean(per_instance.values()), 1) if per_instance else None}
         policies = [json.loads(r["config"]) | {"name": r["name"], "uuid": r["uuid"]} for r in self.svc.store.query(

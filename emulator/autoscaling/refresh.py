@@ -14,7 +14,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING
 
-from ..errors import InvalidParameter, InvalidState
+from ..errors import InvalidState, NotFound
 from . import config as cfg
 from .activities import at, join
 from .model import IN_SERVICE, TERMINATING, Group, Member, Refresh
@@ -122,8 +122,8 @@ class Refreshes:
             group = self.svc.group(caller.id, group_name)
             r = self.active(group)
             if r is None:
-                raise InvalidParameter("No in progress or pending Instance Refresh found for Auto Scaling group "
-                                       f"{group_name}", code="ActiveInstanceRefreshNotFound")
+                raise NotFound("No in progress or pending Instance Refresh found for Auto Scaling group "
+                               f"{group_name}", code="ActiveInstanceRefreshNotFound")
             self._end(r, "Cancelled", "Instance Refresh was cancelled by a user request.")
         self.svc.healer.wake()
         return r.id

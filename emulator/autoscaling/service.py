@@ -12,7 +12,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING
 
-from ..errors import AlreadyExists, InvalidParameter, InvalidState
+from ..errors import AlreadyExists, InvalidParameter, InvalidState, NotFound
 from ..launch_templates import LaunchTemplates
 from . import config as cfg
 from .activities import Activities, at
@@ -28,9 +28,10 @@ if TYPE_CHECKING:
 MAX_GROUPS = 200  # per account (AWS allows 500 per region; this is a laptop)
 
 
-def not_found(name: str) -> InvalidParameter:
-    return InvalidParameter(f"AutoScalingGroup name not found - AutoScalingGroup {name[:255]} not found",
-                            code="ValidationError")
+def not_found(name: str) -> NotFound:
+    """Auto Scaling says ValidationError (400) for a missing group; REST says 404."""
+    return NotFound(f"AutoScalingGroup name not found - AutoScalingGroup {name[:255]} not found",
+                    code="ValidationError")
 
 
 class AutoScaling:
@@ -49,11 +50,14 @@ class AutoScaling:
         self.refreshes = Refreshes(self)
 
     def start(self) -> threading.Thread:
-        """Recover what a previous process left half-done, then heal in a thread of its own."""
+        """Recover what a previous process left half-done, then heal in a thread of its own
+        (and sample CPU for target tracking in another)."""
+        self.policies.start()
         return self.healer.start()
 
     def stop(self) -> None:
         self.healer.stop()
+        self.policies.stop()
 
     # -- reading -----------------------------------------------------------------------------
     def group(self, owner: str, name) -> Group:
@@ -81,8 +85,8 @@ class AutoScaling:
         row = self.store.one("SELECT * FROM autoscaling_members WHERE owner=? AND instance_id=?",
                              (owner, instance_id))
         if row is None:
-            raise InvalidParameter(f"Instance Id not found - No managed instance found for instance ID: "
-                                   f"{str(instance_id)[:40]}", code="ValidationError")
+            raise NotFound(f"Instance Id not found - No managed instance found for instance ID: "
+                           f"{str(instance_id)[:40]}", code="ValidationError")
         return Member.from_row(row)
 
     def instances(self, owner: str, ids: list[str] | None = None) -> list[Member]:

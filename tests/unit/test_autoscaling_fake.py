@@ -10,7 +10,7 @@ import pytest
 from emulator.autoscaling import AutoScaling
 from emulator.autoscaling import healer as healer_mod
 from emulator.config import Config
-from emulator.errors import AlreadyExists, InvalidParameter, InvalidState
+from emulator.errors import AlreadyExists, InvalidParameter, InvalidState, NotFound
 from emulator.launch_templates import LaunchTemplates, ami_id
 from emulator.services import Cloud
 
@@ -160,10 +160,10 @@ def test_bad_input_changes_nothing_and_other_accounts_see_nothing(cloud, asg, al
         group(asg, alice, tid)
     for call in (lambda: asg.set_desired(bob, "g", 2), lambda: asg.delete_group(bob, "g", True),
                  lambda: asg.update_group(bob, "g", {"MaxSize": 1})):
-        with pytest.raises(InvalidParameter, match="not found"):
+        with pytest.raises(NotFound, match="not found"):
             call()
     run(asg)
-    with pytest.raises(InvalidParameter, match="No managed instance"):
+    with pytest.raises(NotFound, match="No managed instance"):
         asg.terminate_instance(bob, live(asg, alice)[0].instance_id, decrement=False)
     with pytest.raises(InvalidState):
         asg.delete_group(alice, "g")  # members left and no ForceDelete: ResourceInUse
@@ -255,12 +255,17 @@ def test_target_tracking_follows_the_measured_cpu(cloud, asg, alice, monkeypatch
     assert policy["Alarms"][0]["AlarmName"].startswith("TargetTracking-g-AlarmHigh-")
     cpu = {"value": 90.0}
     monkeypatch.setattr(asg.policies.meter, "utilization", lambda inst: cpu["value"])
-    monkeypatch.setattr("emulator.autoscaling.policies.SAMPLE_EVERY", 0)
-    run(asg, 4)
+
+    def run_sampled(ticks: int) -> None:
+        for _ in range(ticks):
+            asg.policies.tick()
+            run(asg)
+
+    run_sampled(4)
     assert asg.group(alice.id, "g").desired == 3  # ceil(1 * 90 / 40)
     assert len(live(asg, alice)) == 3
     cause = [a for a in asg.activities.list(alice.id, "g") if "monitor alarm" in a.cause][0].cause
     assert "triggered policy cpu changing the desired capacity from 1 to 3" in cause
     cpu["value"] = 5.0
-    run(asg, 8)
+    run_sampled(8)
     assert asg.group(alice.id, "g").desired == 1
