@@ -5,7 +5,7 @@ the service is `app.config["AUTOSCALING"]`. Auth, error shape and helpers are ap
 
     GET    /api/v1/groups                                 the caller's groups (summary)
     POST   /api/v1/groups  {"name", "launch_template": {"name"|"id", "version"?}, "min", "max",
-                            "desired"?, "zones"?, "grace"?, "tags"?: {k: v} (propagated)}
+                            "desired"?, "zones"?: ["a", ...], "grace"?, "tags"?: {k: v} (propagated)}
     GET    /api/v1/groups/NAME                            instances, activities, policies, refreshes, CPU
     PATCH  /api/v1/groups/NAME  {"min"?, "max"?, "desired"?}
     DELETE /api/v1/groups/NAME[?force=true]
@@ -56,9 +56,10 @@ def group_summary(asg: AutoScaling, grp: Group) -> dict:
             "tags": {t["Key"]: t["Value"] for t in c.get("Tags", [])}, "created_at": iso(grp.created_at)}
 
 
-def member_dict(m: Member, state: str | None = None) -> dict:
+def member_dict(m: Member, inst=None) -> dict:
     return {"id": m.instance_id, "zone": m.az, "lifecycle": m.lifecycle, "health": m.health,
-            "health_reason": m.health_reason or None, "state": state,
+            "health_reason": m.health_reason or None, "state": inst.state if inst else None,
+            "engine_id": inst.engine_id if inst else None,
             "template_version": m.template.get("Version"), "type": m.template.get("InstanceType"),
             "protected": m.protected, "launched_at": iso(m.launched_at), "in_service_at": iso(m.in_service_at)}
 
@@ -71,11 +72,11 @@ def activity_dict(a: Activity) -> dict:
 
 def group_detail(asg: AutoScaling, account, grp: Group, limit: int = 50) -> dict:
     members = asg.members(grp)
-    states = {i.id: i.state for i in cloud().describe_instances(account, ids=[m.instance_id for m in members])} \
+    records = {i.id: i for i in cloud().describe_instances(account, ids=[m.instance_id for m in members])} \
         if members else {}
     refreshes = asg.refreshes.describe(account, grp.name)
     return {**group_summary(asg, grp),
-            "members": [member_dict(m, states.get(m.instance_id)) for m in members],
+            "members": [member_dict(m, records.get(m.instance_id)) for m in members],
             "activities": [activity_dict(a) for a in asg.activities.list(grp.owner, grp.name)[:limit]],
             "policies": asg.policies.list(account, grp.name),
             "refreshes": [{"id": r.id, "status": r.status, "percentage": r.percentage, "reason": r.status_reason,
@@ -97,6 +98,16 @@ def _int(data: dict, key: str):
     return value
 
 
+def _zones(value) -> list[str]:
+    """Zone names, or just their letters (a, b, c); default all three."""
+    region = cloud().config.region
+    if value is None:
+        return [f"{region}{z}" for z in "abc"]
+    if not isinstance(value, list) or not all(isinstance(z, str) for z in value):
+        raise InvalidParameter('zones must be a list like ["a", "b"] or ["us-east-1a"]')
+    return [f"{region}{z}" if len(z) == 1 else z for z in value]
+
+
 @bp.post("/groups")
 @authenticated
 def create_group():
@@ -110,7 +121,7 @@ def create_group():
         raise InvalidParameter("tags must be an object of string keys to string values")
     spec = {"AutoScalingGroupName": data.get("name"), "MinSize": _int(data, "min"), "MaxSize": _int(data, "max"),
             "DesiredCapacity": _int(data, "desired"), "HealthCheckGracePeriod": _int(data, "grace"),
-            "AvailabilityZones": data.get("zones") or [f"{cloud().config.region}{z}" for z in "abc"],
+            "AvailabilityZones": _zones(data.get("zones")),
             "LaunchTemplate": {k: v for k, v in (("LaunchTemplateId", lt.get("id")),
                                                  ("LaunchTemplateName", lt.get("name")),
                                                  ("Version", lt.get("version"))) if v},
