@@ -335,6 +335,11 @@ class Healer:
             with self.svc.lock:
                 self._settle(row, report)
         report["removed"] += self.sweep()
+        if report["removed"]:
+            # A half-launched instance may have an engine object its record never learnt of; now
+            # that the record is terminated, reconcile removes it as an orphan (at once, not at
+            # the reconcile loop's next pass, which can be a hypervisor probe away).
+            self.cloud.reconcile()
         if any(report.values()):
             log.info("autoscaling recovery: %s", report)
         return report
