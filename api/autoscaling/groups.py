@@ -88,6 +88,8 @@ def group_xml(asg: AutoScaling, g: Group) -> dict:
         "CapacityRebalance": False, "TrafficSources": [], "Context": c.get("Context"),
         "DefaultInstanceWarmup": c.get("DefaultInstanceWarmup"),
         "InstanceMaintenancePolicy": c.get("InstanceMaintenancePolicy"),
+        "AvailabilityZoneDistribution": c.get("AvailabilityZoneDistribution") or {
+            "CapacityDistributionStrategy": "balanced-best-effort"},
     }
 
 

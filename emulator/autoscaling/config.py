@@ -29,7 +29,6 @@ REFUSED = {
     "LifecycleHookSpecificationList": "lifecycle hooks are not supported",
     "PlacementGroup": "placement groups are not supported",
     "AvailabilityZoneIds": "give AvailabilityZones (names)",
-    "AvailabilityZoneDistribution": "only the default balanced distribution is supported",
     "AvailabilityZoneImpairmentPolicy": "zonal shift is not supported",
     "CapacityReservationSpecification": "capacity reservations are not supported",
     "InstanceLifecyclePolicy": "instance retention policies are not supported",
@@ -39,7 +38,11 @@ ONLY_DEFAULT = {"CapacityRebalance": False, "MaxInstanceLifetime": 0, "DesiredCa
 KNOWN = {"AutoScalingGroupName", "LaunchTemplate", "MinSize", "MaxSize", "DesiredCapacity", "DefaultCooldown",
          "AvailabilityZones", "VPCZoneIdentifier", "HealthCheckType", "HealthCheckGracePeriod",
          "TerminationPolicies", "NewInstancesProtectedFromScaleIn", "Tags", "ServiceLinkedRoleARN", "Context",
-         "DefaultInstanceWarmup", "InstanceMaintenancePolicy", *REFUSED, *ONLY_DEFAULT}
+         "DefaultInstanceWarmup", "InstanceMaintenancePolicy", "AvailabilityZoneDistribution", *REFUSED,
+         *ONLY_DEFAULT}
+# A failed launch is not a zone's fault here (every zone is this host), so both strategies
+# behave alike: launch into the zone with the fewest members.
+DISTRIBUTIONS = ("balanced-best-effort", "balanced-only")
 
 # (owner, subnet ids) -> {subnet id: (vpc id, availability zone)}; raises for unknown subnets.
 SubnetLookup = Callable[[str, list[str]], dict[str, tuple[str, str]]]
@@ -196,6 +199,13 @@ def _common(spec: dict, config: dict, owner: str, region: str, templates: Launch
             if not isinstance(spec[key], str) or len(spec[key]) > 1600:
                 raise invalid(f"{key} must be a string of at most 1600 characters")
             config[key] = spec[key]
+    if spec.get("AvailabilityZoneDistribution") is not None:
+        dist = spec["AvailabilityZoneDistribution"]
+        strategy = dist.get("CapacityDistributionStrategy") if isinstance(dist, dict) else None
+        if strategy not in DISTRIBUTIONS:
+            raise invalid(f"AvailabilityZoneDistribution.CapacityDistributionStrategy must be one of "
+                          f"{', '.join(DISTRIBUTIONS)}")
+        config["AvailabilityZoneDistribution"] = {"CapacityDistributionStrategy": strategy}
     if spec.get("InstanceMaintenancePolicy") is not None:
         imp = spec["InstanceMaintenancePolicy"]
         if not isinstance(imp, dict):
@@ -226,7 +236,8 @@ def create(spec: dict, owner: str, region: str, templates: LaunchTemplates,
     config: dict = {"HealthCheckType": "EC2", "HealthCheckGracePeriod": 0, "DefaultCooldown": 300,
                     "TerminationPolicies": ["Default"], "NewInstancesProtectedFromScaleIn": False,
                     "DefaultInstanceWarmup": None, "Tags": tags(spec.get("Tags")), "SuspendedProcesses": [],
-                    "Context": None, "ServiceLinkedRoleARN": None, "InstanceMaintenancePolicy": None}
+                    "Context": None, "ServiceLinkedRoleARN": None, "InstanceMaintenancePolicy": None,
+                    "AvailabilityZoneDistribution": {"CapacityDistributionStrategy": "balanced-best-effort"}}
     if not spec.get("AvailabilityZones") and not spec.get("VPCZoneIdentifier"):
         raise invalid("At least one Availability Zone or VPC Subnet is required.")
     _common(spec, config, owner, region, templates, subnets)
