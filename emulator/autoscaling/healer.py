@@ -251,6 +251,13 @@ class Healer:
             inst = self.cloud.run_instance(account, tags=tags or None, name=name, extra={
                 "availability_zone": az,
                 "autoscaling": {"group": group.name, "launch": launch_id, "template": template}}, **args)
+            if self.svc.placement is not None:
+                subnet = next((s for s, z in group.config.get("Subnets", {}).items() if z == az), None)
+                try:
+                    self.svc.placement.place(group.owner, inst.id, az, subnet)
+                except CloudError:
+                    self._remove(account, inst.id)  # a member outside its subnet is no member
+                    raise
         except Exception as e:  # noqa: BLE001 - any failure is the launch's, recorded as AWS records it
             message = e.message if isinstance(e, CloudError) else "internal error; see the server log"
             if not isinstance(e, CloudError):

@@ -24,6 +24,7 @@ from .refresh import Refreshes
 if TYPE_CHECKING:
     from ..accounts import Account
     from ..services import Cloud
+    from .placement import VpcPlacement
 
 MAX_GROUPS = 200  # per account (AWS allows 500 per region; this is a laptop)
 
@@ -35,11 +36,12 @@ def not_found(name: str) -> NotFound:
 
 
 class AutoScaling:
-    def __init__(self, cloud: "Cloud", subnets: cfg.SubnetLookup | None = None):
+    def __init__(self, cloud: "Cloud", placement: "VpcPlacement | None" = None):
         self.cloud = cloud
         self.store = cloud.store
         self.region = cloud.config.region
-        self.subnets = subnets
+        self.placement = placement
+        self.subnets = placement.subnets if placement is not None else None
         self.templates = LaunchTemplates(cloud.store)
         self.activities = Activities(cloud.store)
         # One lock for every decision that changes membership, taken briefly by requests and by

@@ -152,6 +152,8 @@ def test_bad_input_changes_nothing_and_other_accounts_see_nothing(cloud, asg, al
         group(asg, alice, tid, zones=["us-east-1z"])
     with pytest.raises(InvalidParameter, match="load balancers"):
         group(asg, alice, tid, LoadBalancerNames=["lb"])
+    with pytest.raises(InvalidParameter, match="no subnets yet"):  # no VPC registry wired in
+        group(asg, alice, tid, zones=[], VPCZoneIdentifier="subnet-a")
     with pytest.raises(InvalidParameter, match="does not exist"):
         group(asg, bob, tid)  # alice's template is not bob's
     assert asg.groups(None) == []
@@ -269,3 +271,46 @@ def test_target_tracking_follows_the_measured_cpu(cloud, asg, alice, monkeypatch
     cpu["value"] = 5.0
     run_sampled(8)
     assert asg.group(alice.id, "g").desired == 1
+
+
+class FakeVpcs:
+    """The VPC registry's calls the placement makes (issue 13's emulator/vpcs.py)."""
+
+    def __init__(self):
+        from types import SimpleNamespace as S
+
+        self.all = {"subnet-a": S(id="subnet-a", vpc_id="vpc-1", zone="us-east-1a"),
+                    "subnet-b": S(id="subnet-b", vpc_id="vpc-1", zone="us-east-1b"),
+                    "subnet-x": S(id="subnet-x", vpc_id="vpc-2", zone="us-east-1a")}
+        self.attached: dict[str, str] = {}
+
+    def subnets(self, owner, region, ids):
+        for i in ids:
+            if i not in self.all:
+                raise NotFound(f"The subnet ID '{i}' does not exist", code="InvalidSubnetID.NotFound")
+        return [self.all[i] for i in ids]
+
+    def subnet_for(self, owner, region, subnet_id=None, zone=None):
+        return self.all[subnet_id]
+
+    def attach(self, owner, instance_ids, subnet):
+        self.attached.update({i: subnet.id for i in instance_ids})
+
+
+def test_subnets_of_one_vpc_place_members_in_their_zone(cloud, alice):
+    from emulator.autoscaling.placement import VpcPlacement
+
+    vpcs = FakeVpcs()
+    asg = AutoScaling(cloud, VpcPlacement(vpcs, "us-east-1"))
+    tid = template(cloud, alice)
+    for subnets, message in (("subnet-a,subnet-x", "same VPC"), ("subnet-zz", "does not exist")):
+        with pytest.raises(InvalidParameter, match=message):
+            group(asg, alice, tid, zones=[], VPCZoneIdentifier=subnets)
+    g = group(asg, alice, tid, zones=[], VPCZoneIdentifier="subnet-a,subnet-b", DesiredCapacity=2)
+    assert g.config["AvailabilityZones"] == ["us-east-1a", "us-east-1b"]
+    run(asg)
+    members = live(asg, alice)
+    assert {vpcs.attached[m.instance_id] for m in members} == {"subnet-a", "subnet-b"}
+    assert all(vpcs.attached[m.instance_id] == {"us-east-1a": "subnet-a", "us-east-1b": "subnet-b"}[m.az]
+               for m in members)
+    asg.healer.settle(10)
