@@ -1,8 +1,9 @@
 """The loop that keeps every group at its desired capacity, in a thread of its own.
 
-Each tick (a second, or sooner when a request wakes it) it looks at every member's record
-*and* its engine object, so a container killed with `docker kill` or a domain destroyed with
-`virsh destroy` is noticed within a tick, not at the next reconcile. Unhealthy members are
+Each tick (a second; at once when dockerd reports a container dying or a request wakes it)
+it looks at every member's record *and* its engine object, so a container killed with
+`docker kill` is noticed in about 0.1 s and a domain destroyed with `virsh destroy` within
+the second, not at the next reconcile. Unhealthy members are
 terminated and replaced, surplus ones terminated, missing ones launched in the emptiest zone.
 
 Launches and terminations run in worker threads. Each launch first writes a journal row
@@ -67,7 +68,24 @@ class Healer:
     def start(self) -> threading.Thread:
         self._thread = threading.Thread(target=self._run, name="autoscaling", daemon=True)
         self._thread.start()
+        threading.Thread(target=self._watch_containers, name="autoscaling-docker-events", daemon=True).start()
         return self._thread
+
+    def _watch_containers(self) -> None:
+        """Wake the loop the moment dockerd reports a container dying, instead of at the next
+        tick: a killed container is noticed in tens of milliseconds. (VMs wait for the tick.)"""
+        while not self._stop.is_set():
+            try:
+                import docker
+
+                client = docker.DockerClient(base_url=self.cloud.config.docker_url, timeout=None)
+                for _ in client.events(decode=True, filters={"type": "container", "event": ["die", "destroy"]}):
+                    self.wake()
+                    if self._stop.is_set():
+                        return
+            except Exception as e:  # noqa: BLE001 - dockerd restarting or away: the tick still heals
+                log.debug("docker events stream ended (%s); reconnecting", e)
+            self._stop.wait(5)
 
     def stop(self) -> None:
         self._stop.set()
@@ -106,6 +124,8 @@ class Healer:
         for group in self.svc.groups(None):
             try:
                 self.tick_group(group)
+            except NotFound:
+                continue  # deleted since the list was read
             except Exception:  # noqa: BLE001 - one group's trouble must not starve the others
                 log.exception("autoscaling: group %s of %s", group.name, group.owner)
         if self._ticks % SWEEP_EVERY == 0:

@@ -247,6 +247,8 @@ class Policies:
                 continue
             try:
                 self.evaluate(group)
+            except NotFound:
+                continue  # deleted since the list was read
             except Exception:  # noqa: BLE001 - one group's trouble must not starve the others
                 log.exception("autoscaling metrics: group %s of %s", group.name, group.owner)
 
