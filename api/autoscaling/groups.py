@@ -51,7 +51,8 @@ def spec_of(p: dict) -> dict:
         value = nested(p, name)
         if value is not None:
             spec[name] = value
-    unknown = sorted({k.split(".")[0] for k in p} - set(GROUP_FIELDS) - {"Action", "Version"})
+    unknown = sorted({k.split(".")[0] for k in p if not k.startswith("X-Amz-")} - set(GROUP_FIELDS)
+                     - {"Action", "Version"})
     if unknown:
         raise InvalidParameter(f"{unknown[0][:64]} is not a parameter of this action", code="ValidationError")
     return spec

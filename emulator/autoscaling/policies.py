@@ -146,7 +146,7 @@ class Policies:
         if not isinstance(name, str) or not 1 <= len(name) <= 255 or ":" in name:
             raise cfg.invalid("PolicyName must be 1-255 characters without ':'")
         config = clean(spec)
-        with self.svc.lock, self.svc.store.tx() as c:
+        with self.svc.request(), self.svc.store.tx() as c:
             row = c.execute("SELECT uuid FROM autoscaling_policies WHERE owner=? AND group_name=? AND name=?",
                             (*group.key, name)).fetchone()
             uid = row[0] if row else str(uuid.uuid4())
@@ -193,7 +193,7 @@ class Policies:
         policy = found[0]
         if policy["PolicyType"] == "TargetTrackingScaling":
             raise cfg.invalid("ExecutePolicy is for simple and step scaling policies, not target tracking")
-        with self.svc.lock:
+        with self.svc.request():
             group = self.svc.group(*group.key)
             cooldown = policy.get("Cooldown", group.config["DefaultCooldown"])
             if honor_cooldown and time.time() - group.runtime.get("scaled_at", 0) < cooldown:

@@ -83,8 +83,8 @@ class Refreshes:
         if (strategy or "Rolling") != "Rolling":
             raise cfg.invalid(f"Strategy {str(strategy)[:40]!r} is not supported (pocketcloud: Rolling)")
         prefs = preferences(prefs)
-        with self.svc.lock:
-            group = self.svc._live(caller.id, group_name)
+        with self.svc.request():
+            group = self.svc.live(caller.id, group_name)
             if self.active(group):
                 raise InvalidState("An Instance Refresh is already in progress and blocks the execution of this "
                                    "Instance Refresh.", code="InstanceRefreshInProgress")
@@ -118,7 +118,7 @@ class Refreshes:
         return self._rows(*group.key, ids)
 
     def cancel(self, caller: "Account", group_name: str) -> str:
-        with self.svc.lock:
+        with self.svc.request():
             group = self.svc.group(caller.id, group_name)
             r = self.active(group)
             if r is None:

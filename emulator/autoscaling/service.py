@@ -10,6 +10,7 @@ import json
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from ..errors import AlreadyExists, InvalidParameter, InvalidState, NotFound
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from .placement import VpcPlacement
 
 MAX_GROUPS = 200  # per account (AWS allows 500 per region; this is a laptop)
+REQUEST_WAIT = 10.0  # seconds a request waits for the group lock before ResourceContention
 
 
 def not_found(name: str) -> NotFound:
@@ -50,6 +52,18 @@ class AutoScaling:
         self.healer = Healer(self)
         self.policies = Policies(self)
         self.refreshes = Refreshes(self)
+
+    @contextmanager
+    def request(self):
+        """The lock, for a request: one that waits too long answers as AWS does when another
+        update of the group is under way, instead of hanging the caller."""
+        if not self.lock.acquire(timeout=REQUEST_WAIT):
+            raise InvalidState("You already have a pending update to an Auto Scaling resource (for example, a "
+                               "group, instance, or load balancer).", code="ResourceContention")
+        try:
+            yield
+        finally:
+            self.lock.release()
 
     def start(self) -> threading.Thread:
         """Recover what a previous process left half-done, then heal in a thread of its own
@@ -122,7 +136,7 @@ class AutoScaling:
         name = cfg.group_name(spec.get("AutoScalingGroupName"))
         config = cfg.create(spec, caller.id, self.region, self.templates, self.subnets)
         now = time.time()
-        with self.lock, self.store.tx() as c:
+        with self.request(), self.store.tx() as c:
             if c.execute("SELECT 1 FROM autoscaling_groups WHERE owner=? AND name=?", (caller.id, name)).fetchone():
                 raise AlreadyExists(f"AutoScalingGroup by this name already exists - A group with the name {name} "
                                     "already exists", code="AlreadyExists")
@@ -139,8 +153,8 @@ class AutoScaling:
         return self.group(caller.id, name)
 
     def update_group(self, caller: "Account", name: str, spec: dict) -> Group:
-        with self.lock:
-            group = self._live(caller.id, name)
+        with self.request():
+            group = self.live(caller.id, name)
             config = cfg.update(spec, group.config, caller.id, self.region, self.templates, self.subnets)
             old, new = group.desired, config["DesiredCapacity"]
             cause = at(time.time(), f"a user request update of AutoScalingGroup constraints to min: "
@@ -154,8 +168,8 @@ class AutoScaling:
         return self.group(caller.id, name)
 
     def set_desired(self, caller: "Account", name: str, desired, honor_cooldown: bool = False) -> Group:
-        with self.lock:
-            group = self._live(caller.id, name)
+        with self.request():
+            group = self.live(caller.id, name)
             desired = cfg.integer(desired, "DesiredCapacity")
             if not group.min_size <= desired <= group.max_size:
                 raise cfg.invalid(f"New SetDesiredCapacity value {desired} is "
@@ -173,14 +187,14 @@ class AutoScaling:
         if desired != group.desired:
             self._desired_changed(group, {**group.config, "DesiredCapacity": desired}, cause)
 
-    def _live(self, owner: str, name: str) -> Group:
+    def live(self, owner: str, name: str) -> Group:
         group = self.group(owner, name)
         if group.deleting:
             raise InvalidState(f"AutoScalingGroup {name} is pending delete.", code="ValidationError")
         return group
 
     def delete_group(self, caller: "Account", name: str, force: bool = False) -> None:
-        with self.lock:
+        with self.request():
             group = self.group(caller.id, name)
             if group.deleting:
                 return
@@ -202,7 +216,7 @@ class AutoScaling:
     def terminate_instance(self, caller: "Account", instance_id: str, decrement: bool) -> str:
         """Take one member out (the healer replaces it unless the capacity is decremented);
         returns the activity id."""
-        with self.lock:
+        with self.request():
             m = self.member(caller.id, instance_id)
             group = self.group(caller.id, m.group_name)
             if m.lifecycle == TERMINATING:
@@ -224,7 +238,7 @@ class AutoScaling:
                             respect_grace: bool = False) -> None:
         if status not in (HEALTHY, UNHEALTHY):
             raise cfg.invalid("HealthStatus must be Healthy or Unhealthy")
-        with self.lock:
+        with self.request():
             m = self.member(caller.id, instance_id)
             group = self.group(caller.id, m.group_name)
             since = m.in_service_at or m.launched_at
@@ -236,7 +250,7 @@ class AutoScaling:
         self.healer.wake()
 
     def set_instance_protection(self, caller: "Account", name: str, ids: list[str], protected: bool) -> None:
-        with self.lock:
+        with self.request():
             group = self.group(caller.id, name)
             for i in ids:
                 m = self.member(caller.id, i)
@@ -247,7 +261,7 @@ class AutoScaling:
                     c.execute("UPDATE autoscaling_members SET protected=? WHERE instance_id=?", (int(protected), i))
 
     def set_processes(self, caller: "Account", name: str, processes: list[str], suspend: bool) -> None:
-        with self.lock:
+        with self.request():
             group = self.group(caller.id, name)
             current = group.config.get("SuspendedProcesses", [])
             names = cfg.processes(processes)
@@ -267,7 +281,7 @@ class AutoScaling:
         return by_group
 
     def put_tags(self, caller: "Account", tags: list[dict]) -> None:
-        with self.lock:
+        with self.request():
             for name, new in self._tagged_groups(caller, tags).items():
                 group = self.group(caller.id, name)
                 merged = {t["Key"]: t for t in group.config.get("Tags", [])}
@@ -275,7 +289,7 @@ class AutoScaling:
                 self.save(group, config={**group.config, "Tags": cfg.tags(list(merged.values()))})
 
     def delete_tags(self, caller: "Account", tags: list[dict]) -> None:
-        with self.lock:
+        with self.request():
             for name, gone in self._tagged_groups(caller, tags).items():
                 group = self.group(caller.id, name)
                 keys = {t.get("Key") for t in gone}

@@ -314,3 +314,26 @@ def test_subnets_of_one_vpc_place_members_in_their_zone(cloud, alice):
     assert all(vpcs.attached[m.instance_id] == {"us-east-1a": "subnet-a", "us-east-1b": "subnet-b"}[m.az]
                for m in members)
     asg.healer.settle(10)
+
+
+def test_a_request_that_waits_too_long_for_the_group_is_resource_contention(cloud, asg, alice, monkeypatch):
+    import threading
+
+    group(asg, alice, template(cloud, alice))
+    monkeypatch.setattr("emulator.autoscaling.service.REQUEST_WAIT", 0.1)
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        with asg.lock:
+            held.set()
+            release.wait(5)
+
+    threading.Thread(target=hold).start()
+    held.wait(5)
+    try:
+        with pytest.raises(InvalidState) as e:
+            asg.set_desired(alice, "g", 2)
+        assert e.value.code == "ResourceContention"
+    finally:
+        release.set()
+    assert asg.set_desired(alice, "g", 2).desired == 2
