@@ -1,11 +1,14 @@
-# pocketcloud: `make up` starts the cloud, `make test` runs every test against real engines.
+# pocketcloud: `make up` starts the cloud, `make test` runs every test against real engines,
+# `make compat` the suites that drive it with outside tools (tests/compat), `make bench` the
+# benchmarks (outside CI). On a machine without make: `sudo bash scripts/engines.sh` first.
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PC := $(VENV)/bin/pocketcloud
 PYTEST_ARGS ?=
+COMPAT_ARGS ?=
 
-.PHONY: up test venv engines images unit bench clean
+.PHONY: up test compat venv engines images unit bench clean
 
 $(VENV)/.installed: pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -26,13 +29,21 @@ up: engines venv images
 	@$(PC) serve
 
 test: engines venv
-	@$(PY) -m pytest -ra $(PYTEST_ARGS)
+	@$(PY) -m pytest -ra --ignore=tests/compat $(PYTEST_ARGS)
+
+# pytest exits 5 when it collects no tests: an empty compat suite passes; any other failure fails.
+compat: engines venv
+	@if [ ! -d tests/compat ]; then echo "[compat] no tests/compat yet: nothing to run"; exit 0; fi; \
+	rc=0; $(PY) -m pytest -ra tests/compat $(COMPAT_ARGS) || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "[compat] tests/compat has no tests yet: nothing to run"; exit 0; fi; \
+	exit $$rc
 
 unit: venv
 	@$(PY) -m pytest -ra tests/unit $(PYTEST_ARGS)
 
+# All four benchmarks, one table: artifacts/bench.md and artifacts/bench.json.
 bench: engines venv images
-	@$(PY) bench/container_start.py
+	@$(PY) bench/run_all.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

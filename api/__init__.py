@@ -47,9 +47,11 @@ def create_app(config: "Config | None" = None, cloud: "Cloud | None" = None,
     from . import rest_buckets, rest_groups
     from .autoscaling import create_autoscaling_app
     from .ec2 import create_ec2_app
+    from .errors import register_flask_handlers
     from .rest import bp as rest_bp
     from .s3 import create_s3_app
     from .web import register as register_web
+    from .web.views import error_page
 
     config = config or Config()
     cloud = cloud or Cloud(config)
@@ -60,6 +62,7 @@ def create_app(config: "Config | None" = None, cloud: "Cloud | None" = None,
     flask_app.register_blueprint(rest_bp)
     flask_app.register_blueprint(rest_buckets.bp)
     register_web(flask_app)  # console at /ui, admin REST (PATCH /accounts/<name>)
+    register_flask_handlers(flask_app, console_page=error_page)
     autoscaling = flask_app.config["AUTOSCALING"] = AutoScaling(cloud)
     flask_app.register_blueprint(rest_groups.bp)
     app = PocketCloudApp(cloud, flask_app, {"ec2": create_ec2_app(cloud), "s3": create_s3_app(cloud),

@@ -1,16 +1,30 @@
 """The ONE mapping from emulator exceptions to each protocol's error.
 
 REST: {"error": {"code", "message"}} JSON. EC2: <Response><Errors><Error>… XML.
-S3: <Error><Code>… XML. The other AWS Query services (STS, Auto Scaling): <ErrorResponse><Error>… XML.
-Status codes come from this table, nothing else.
+S3: <Error><Code>… XML. The other AWS Query services (STS, Auto Scaling): <ErrorResponse><Error>…
+XML. The console: its error page. Status codes come from this table, nothing else.
+
+REST and the console share one Flask app; `register_flask_handlers` gives it one handler
+at app level that answers in the caller's protocol (by path), so no blueprint carries a
+copy of its own. EC2, S3 and the Query services are WSGI apps of their own and render their
+errors at their single entry point with `ec2_error` / `s3_error` / `query_error`.
 """
 from __future__ import annotations
 
 import json
+import logging
 import uuid
+from typing import TYPE_CHECKING, Callable
 from xml.sax.saxutils import escape
 
 from emulator import errors as e
+
+if TYPE_CHECKING:
+    from flask import Flask
+    from flask.typing import ResponseReturnValue
+
+log = logging.getLogger("pocketcloud.api")
+
 
 class DryRunOperation(e.CloudError):
     """EC2's answer to a request with DryRun=true that would have succeeded (a wire concept only)."""
@@ -87,3 +101,57 @@ def query_error(exc: Exception, namespace: str, request_id: str | None = None) -
         f"<Message>{escape(_message(exc))}</Message></Error><RequestId>{rid}</RequestId></ErrorResponse>"
     )
     return body, status
+
+
+# -- the Flask app: REST under /api, the console under /ui ----------------------------------
+HTTP_CODES = {404: "NotFound", 405: "MethodNotAllowed", 413: "RequestTooLarge"}
+ConsolePage = Callable[[int, str, str], "ResponseReturnValue"]
+
+
+def _is_console(path: str) -> bool:
+    return path == "/ui" or path.startswith("/ui/")
+
+
+def rest_response(exc: Exception):
+    """The REST JSON error for any exception, routing errors (unknown path, wrong method)
+    included, in the same shape."""
+    from flask import Response, request
+    from werkzeug.exceptions import HTTPException
+
+    if isinstance(exc, HTTPException):
+        message = {404: f"no such endpoint: {request.method} {request.path}; see the README for the API",
+                   405: f"{request.method} is not allowed on {request.path}"}.get(exc.code, exc.description)
+        body = json.dumps({"error": {"code": HTTP_CODES.get(exc.code, "BadRequest"), "message": message}})
+        status = exc.code or 500
+    else:
+        body, status = rest_error(exc)
+    resp = Response(body, status=status, mimetype="application/json")
+    if status == 401:
+        resp.headers["WWW-Authenticate"] = 'Basic realm="pocketcloud"'
+    return resp
+
+
+def console_error(exc: Exception) -> tuple[int, str, str]:
+    """(status, message, code) for the console's error page."""
+    from werkzeug.exceptions import HTTPException
+
+    if isinstance(exc, e.CloudError):
+        return status_for(exc, "rest"), str(exc), exc.code
+    if isinstance(exc, HTTPException):
+        return exc.code or 500, exc.description or exc.name, ""
+    return 500, "Internal error; see the server log.", ""
+
+
+def register_flask_handlers(app: "Flask", console_page: ConsolePage) -> None:
+    """One app-level handler for every exception a REST or console view raises."""
+    from flask import request
+    from werkzeug.exceptions import HTTPException
+
+    def handle(exc: Exception):
+        if not isinstance(exc, (e.CloudError, HTTPException)):
+            log.exception("unhandled error on %s %s", request.method, request.path)
+        if _is_console(request.path):
+            return console_page(*console_error(exc))
+        return rest_response(exc)
+
+    app.register_error_handler(Exception, handle)

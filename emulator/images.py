@@ -19,6 +19,7 @@ from typing import Callable
 from . import validation
 from .errors import CloudError, EngineError, InvalidParameter, NotFound
 from .state import Store
+from .timefmt import now_iso_utc
 
 Progress = Callable[[str], None]
 
@@ -173,7 +174,7 @@ class Images:
         if proc.wait() != 0:
             shutil.rmtree(tmp, ignore_errors=True)
             raise EngineError(f"recipe {name} failed (exit {proc.returncode}); last lines:\n" + "\n".join(tail))
-        (tmp / ".done").write_text(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        (tmp / ".done").write_text(now_iso_utc())
         shutil.rmtree(out, ignore_errors=True)
         tmp.rename(out)
         progress(f"{name}: built in {time.monotonic() - started:.1f}s")

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from .compute.sshkeys import fingerprint, generate_keypair, validate_public_key
 from .errors import AlreadyExists, InvalidParameter, NotFound
 from .state import Store
+from .timefmt import iso_utc
 
 KEY_NAME = re.compile(r"[A-Za-z0-9 ._:/@-]{1,255}")
 
@@ -27,7 +28,7 @@ class KeyPair:
     def to_dict(self) -> dict:
         return {"id": self.id, "name": self.name, "fingerprint": self.fingerprint, "type": self.key_type,
                 "public_key": self.public_key,
-                "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.created_at))}
+                "created_at": iso_utc(self.created_at)}
 
 
 def _name(value) -> str:

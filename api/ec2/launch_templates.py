@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import base64
-import time
 
 from emulator.errors import InvalidParameter
 from emulator.launch_templates import LaunchTemplate, LaunchTemplates, TemplateVersion
+from emulator.timefmt import iso_utc
 
 from ..autoscaling.params import nested
 from .params import filters, integer, members, tags, values
@@ -24,10 +24,6 @@ def _templates(cloud) -> LaunchTemplates:
     return LaunchTemplates(cloud.store)
 
 
-def _iso(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(ts))
-
-
 def _xml_data(value):
     if isinstance(value, dict):
         return {RESPONSE_NAMES.get(k, k[:1].lower() + k[1:]): _xml_data(v) for k, v in value.items()}
@@ -37,7 +33,7 @@ def _xml_data(value):
 
 
 def template_xml(caller, t: LaunchTemplate) -> dict:
-    return {"launchTemplateId": t.id, "launchTemplateName": t.name, "createTime": _iso(t.created_at),
+    return {"launchTemplateId": t.id, "launchTemplateName": t.name, "createTime": iso_utc(t.created_at, millis=True),
             "createdBy": f"arn:aws:iam::{caller.id}:user/{caller.name}",
             "defaultVersionNumber": t.default_version, "latestVersionNumber": t.latest_version,
             "tagSet": [{"key": k, "value": v} for k, v in t.tags.items()]}
@@ -45,7 +41,7 @@ def template_xml(caller, t: LaunchTemplate) -> dict:
 
 def version_xml(caller, v: TemplateVersion) -> dict:
     return {"launchTemplateId": v.template.id, "launchTemplateName": v.template.name, "versionNumber": v.version,
-            "versionDescription": v.description or None, "createTime": _iso(v.created_at),
+            "versionDescription": v.description or None, "createTime": iso_utc(v.created_at, millis=True),
             "createdBy": f"arn:aws:iam::{caller.id}:user/{caller.name}", "defaultVersion": v.is_default,
             "launchTemplateData": _xml_data(v.data)}
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
-from flask import Flask
+if TYPE_CHECKING:  # flask is imported by the server only: the CLI imports web.layers
+    from flask import Flask
 
 
 def session_key(cloud) -> bytes:
@@ -23,7 +25,7 @@ def session_key(cloud) -> bytes:
     return hmac.new(master, b"pocketcloud web session v1", hashlib.sha256).digest()
 
 
-def register(app: Flask) -> None:
+def register(app: "Flask") -> None:
     """Register the console (/ui) and the admin REST endpoints it and the CLI use."""
     from ..admin_rest import bp as admin_bp
     from . import groups  # noqa: F401 - the Auto Scaling pages join the console's blueprint (issue 16)

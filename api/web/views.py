@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
-import logging
 import mimetypes
 import os
 import secrets
@@ -14,19 +13,17 @@ from urllib.parse import quote, urlparse
 
 from flask import (Blueprint, Response, abort, current_app, flash, g, jsonify, redirect, render_template, request,
                    session, stream_with_context, url_for)
-from werkzeug.exceptions import HTTPException
 
 from emulator.errors import CloudError, Forbidden, InvalidParameter, NotFound, Unauthorized
+from emulator.timefmt import human_utc
 
 from ..text import fmt_size
 from .layers import extras, layers
 
-log = logging.getLogger("pocketcloud.web")
 bp = Blueprint("web", __name__, url_prefix="/ui", template_folder="templates", static_folder="static",
                static_url_path="/static")
 
 PUBLIC_ENDPOINTS = {"web.login", "web.static"}
-STATES = ("pending", "running", "stopping", "stopped", "shutting-down", "terminated")
 
 
 def cloud():
@@ -58,11 +55,11 @@ def _load_account():
     if request.method == "POST":
         sent = request.form.get("csrf", "") or request.headers.get("X-CSRF-Token", "")
         if not hmac.compare_digest(sent.encode(), session["csrf"].encode()):
-            return _error_page(400, "This form has expired or did not come from this console (CSRF check failed). "
-                                    "Reload the page and try again.")
+            return error_page(400, "This form has expired or did not come from this console (CSRF check failed). "
+                                   "Reload the page and try again.")
         origin = request.headers.get("Origin")
         if origin and origin != "null" and urlparse(origin).netloc != request.host:
-            return _error_page(400, "Cross-origin form posts are refused.")
+            return error_page(400, "Cross-origin form posts are refused.")
     if g.account is None and request.endpoint not in PUBLIC_ENDPOINTS:
         if request.path.endswith(".json"):
             return jsonify(error={"code": "AuthFailure", "message": "signed out"}), 401
@@ -85,7 +82,7 @@ def _security_headers(resp: Response) -> Response:
 @bp.app_context_processor
 def _template_globals():
     return {"csrf_token": lambda: session.get("csrf", ""), "me": g.get("account"),
-            "fmt_size": fmt_size, "fmt_time": fmt_time}
+            "fmt_size": fmt_size, "fmt_time": human_utc}
 
 
 def _safe_next(target: str | None, default: str) -> str:
@@ -124,31 +121,9 @@ def logout():
 
 
 # -- errors ------------------------------------------------------------------------------
-def _error_page(status: int, message: str, code: str = ""):
+def error_page(status: int, message: str, code: str = ""):
+    """The console's error page; api/errors.py renders every exception raised under /ui with it."""
     return render_template("error.html", status=status, message=message, code=code), status
-
-
-@bp.errorhandler(NotFound)
-def _not_found(exc: NotFound):
-    return _error_page(404, str(exc), exc.code)
-
-
-@bp.errorhandler(CloudError)
-def _cloud_error(exc: CloudError):
-    from ..errors import status_for
-
-    return _error_page(status_for(exc, "rest"), str(exc), exc.code)
-
-
-@bp.errorhandler(HTTPException)
-def _http_error(exc: HTTPException):
-    return _error_page(exc.code or 500, exc.description or exc.name)
-
-
-@bp.errorhandler(Exception)
-def _unexpected(exc: Exception):
-    log.exception("console error on %s %s", request.method, request.path)
-    return _error_page(500, "Internal error; see the server log.")
 
 
 def action(fn):
@@ -167,14 +142,6 @@ def action(fn):
 
 
 # -- helpers -------------------------------------------------------------------------------
-def fmt_time(ts) -> str:
-    if not ts:
-        return "-"
-    if isinstance(ts, str):
-        return ts.replace("T", " ").replace("Z", " UTC")
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts))
-
-
 def storage():
     """The object storage service (buckets, sharing, usage)."""
     return current_app.config["CLOUD"].storage
@@ -480,11 +447,10 @@ def _accounts_rows() -> list[dict]:
     rows = []
     for a in cloud().list_accounts(g.account):
         d = {**a.to_dict(), "instances": counts.get(a.id, 0)}
-        if st is not None:
-            try:
-                d["storage_usage"] = st.account_usage(a.id)
-            except CloudError:
-                pass
+        try:
+            d["storage_usage"] = st.account_usage(a.id)
+        except CloudError:
+            pass
         rows.append(d)
     return rows
 
@@ -534,4 +500,4 @@ def system():
 
 @bp.get("/<path:unknown>")
 def unknown_page(unknown: str):
-    return _error_page(404, f"There is no console page at /ui/{unknown}.")
+    return error_page(404, f"There is no console page at /ui/{unknown}.")

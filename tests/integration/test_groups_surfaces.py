@@ -3,34 +3,19 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 
 import pytest
 import requests
 
 from .asg import wait
-from .cloud import REPO
 from .test_cli import Cli
 
 pytestmark = pytest.mark.integration
 
 
-class GroupsCli(Cli):
-    """The pocketcloud CLI with the groups commands added (`python -m api.cli_groups`, until
-    the CLI package hooks them in; then plain `pocketcloud` runs the same commands)."""
-
-    def __call__(self, *args: str, rc: int | None = 0, timeout: float = 300, **kw) -> subprocess.CompletedProcess:
-        proc = subprocess.run([sys.executable, "-m", "api.cli_groups", *args], env=self.env, cwd=REPO,
-                              capture_output=True, text=True, timeout=timeout)
-        if rc is not None:
-            assert proc.returncode == rc, (args, proc.returncode, proc.stdout, proc.stderr)
-        return proc
-
-
 @pytest.fixture
 def cli(server, user, tmp_path):
-    yield GroupsCli(server, user, tmp_path / "cli-home")
+    yield Cli(server, user, tmp_path / "cli-home")
     for g in user.ok("GET", "/groups")["groups"]:  # whatever a failed test left
         user("DELETE", f"/groups/{g['name']}?force=true")
     wait("groups deleted", lambda: user.ok("GET", "/groups")["groups"] == [], 120)

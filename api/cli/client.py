@@ -5,14 +5,15 @@ every keystroke of a shell loop, so its start-up time is part of the user experi
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-import requests
-
 from emulator.config import Config
+
+if TYPE_CHECKING:
+    import requests
 
 
 class ApiError(Exception):
@@ -44,7 +45,7 @@ def read_credentials_file(path: Path) -> tuple[str, str]:
 
 
 def find_credentials(config: Config) -> Credentials:
-    key, secret = os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
+    key, secret = config.aws_access_key_id, config.aws_secret_access_key
     if key and secret:
         return Credentials(key, secret, "environment (AWS_ACCESS_KEY_ID)")
     path = Path(config.credentials_path)
@@ -61,12 +62,14 @@ def find_credentials(config: Config) -> Credentials:
 
 
 def endpoint_of(config: Config) -> str:
-    return (os.environ.get("POCKETCLOUD_ENDPOINT") or os.environ.get("AWS_ENDPOINT_URL")
-            or config.endpoint_url).rstrip("/")
+    """POCKETCLOUD_ENDPOINT, else AWS_ENDPOINT_URL, else the local server's address."""
+    return (config.api_endpoint or config.endpoint_url).rstrip("/")
 
 
 class Client:
     def __init__(self, endpoint: str, key_id: str, secret: str, timeout: float = 900):
+        import requests  # here, not at the top: `env`, `completion` and `--help` never need it
+
         self.endpoint = endpoint.rstrip("/")
         self.key_id, self.secret = key_id, secret
         self.session = requests.Session()
@@ -83,8 +86,10 @@ class Client:
     def host(self) -> str:
         return urlparse(self.endpoint).hostname or "127.0.0.1"
 
-    def request(self, method: str, path: str, timeout: float | None = None, **kwargs) -> requests.Response:
+    def request(self, method: str, path: str, timeout: float | None = None, **kwargs) -> "requests.Response":
         """The raw response (for streaming); errors raised as ApiError like call()."""
+        import requests
+
         url = f"{self.endpoint}/api/v1{path}"
         try:
             r = self.session.request(method, url, timeout=timeout or self.timeout, **kwargs)

@@ -1,15 +1,14 @@
-"""`pocketcloud groups ...` (Auto Scaling groups) and `pocketcloud lab cattle`.
-
-Hook into the main CLI with `main.add_command(groups)` and `lab.add_command(lab_cattle)`;
-until then `python -m api.cli_groups groups ls` runs the pocketcloud CLI with them added.
-"""
+"""`pocketcloud groups ...` (Auto Scaling groups) and `pocketcloud lab cattle`; root.py
+attaches them with `register(main, lab)`."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import click
 
-from .cli import _client, _json_mode, _need_matplotlib, _note, _output_everywhere, _print_json, emit
+from .context import client_of, json_mode
+from .labs import _need_matplotlib
+from .output import emit, note, print_json
 
 GROUP_COLUMNS = ["name", "in_service", "desired", "min", "max", "status", "zones"]
 MEMBER_COLUMNS = ["id", "zone", "lifecycle", "health", "state", "template_version", "launched_at"]
@@ -25,7 +24,7 @@ def groups():
 @click.pass_context
 def groups_ls(ctx):
     """List your groups."""
-    data = _client(ctx).call("GET", "/groups")
+    data = client_of(ctx).call("GET", "/groups")
     for g in data["groups"]:
         g["zones"] = ",".join(z[-1] for z in g["zones"])
     emit(ctx, data, GROUP_COLUMNS, key="groups", empty="no groups yet: `pocketcloud groups create NAME --image tiny`")
@@ -45,13 +44,13 @@ def groups_ls(ctx):
 @click.pass_context
 def groups_create(ctx, name, image, kind, itype, user_data, template, min_size, max_size, desired, zones):
     """Create group NAME (and its launch template, unless --template names one)."""
-    c = _client(ctx)
+    c = client_of(ctx)
     if template is None:
         body = {"name": name, "image": image, "kind": kind, "type": itype,
                 **({"user_data": user_data.read_text()} if user_data else {})}
         c.call("POST", "/launch-templates", json=body)
         template = name
-        _note(ctx, f"launch template {name}: {image} as a {kind}, {itype}")
+        note(ctx, f"launch template {name}: {image} as a {kind}, {itype}")
     try:
         g = c.call("POST", "/groups", json={"name": name, "launch_template": {"name": template, "version": "$Latest"},
                                             "min": min_size, "max": max_size, "desired": desired,
@@ -60,8 +59,8 @@ def groups_create(ctx, name, image, kind, itype, user_data, template, min_size, 
         if template == name and not ctx.params.get("template"):
             c.call("DELETE", f"/launch-templates/{name}")  # a failed create leaves nothing behind
         raise
-    if _json_mode(ctx):
-        return _print_json(g)
+    if json_mode(ctx):
+        return print_json(g)
     click.echo(f"{g['name']}: desired {g['desired']} (min {g['min']}, max {g['max']}) in {', '.join(g['zones'])}; "
                "launching now (`pocketcloud groups show NAME`)")
 
@@ -71,9 +70,9 @@ def groups_create(ctx, name, image, kind, itype, user_data, template, min_size, 
 @click.pass_context
 def groups_show(ctx, name):
     """One group: its members and its latest activities."""
-    g = _client(ctx).call("GET", f"/groups/{name}")
-    if _json_mode(ctx):
-        return _print_json(g)
+    g = client_of(ctx).call("GET", f"/groups/{name}")
+    if json_mode(ctx):
+        return print_json(g)
     cpu = g.get("cpu") or {}
     click.echo(f"{g['name']}: {g['in_service']} in service, desired {g['desired']} (min {g['min']}, max {g['max']}), "
                f"template {g['launch_template']['LaunchTemplateName']} {g['launch_template']['Version']}"
@@ -89,9 +88,9 @@ def groups_show(ctx, name):
 @click.pass_context
 def groups_set_desired(ctx, name, desired):
     """Set the desired capacity; the group launches or terminates to match."""
-    g = _client(ctx).call("PATCH", f"/groups/{name}", json={"desired": desired})
-    if _json_mode(ctx):
-        return _print_json(g)
+    g = client_of(ctx).call("PATCH", f"/groups/{name}", json={"desired": desired})
+    if json_mode(ctx):
+        return print_json(g)
     click.echo(f"{name}: desired {g['desired']} (in service now: {g['in_service']})")
 
 
@@ -104,14 +103,14 @@ def groups_rm(ctx, name, force, keep_template):
     """Delete group NAME (and the launch template `groups create` made for it)."""
     import time
 
-    c = _client(ctx)
+    c = client_of(ctx)
     c.call("DELETE", f"/groups/{name}", params={"force": "true" if force else "false"})
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline and name in [g["name"] for g in c.call("GET", "/groups")["groups"]]:
         time.sleep(0.5)
     if not keep_template and name in [t["name"] for t in c.call("GET", "/launch-templates")["launch_templates"]]:
         c.call("DELETE", f"/launch-templates/{name}")
-    _note(ctx, f"deleted group {name}")
+    note(ctx, f"deleted group {name}")
 
 
 @groups.command("activities")
@@ -120,7 +119,7 @@ def groups_rm(ctx, name, force, keep_template):
 @click.pass_context
 def groups_activities(ctx, name, limit):
     """What the group did and why, newest first (AWS's wording)."""
-    data = _client(ctx).call("GET", f"/groups/{name}/activities", params={"limit": limit})
+    data = client_of(ctx).call("GET", f"/groups/{name}/activities", params={"limit": limit})
     emit(ctx, data, ACTIVITY_COLUMNS, key="activities", empty="no activity yet")
 
 
@@ -136,26 +135,17 @@ def lab_cattle(ctx, kind, image, itype, out):
     from . import lab_cattle as labs
 
     _need_matplotlib()
-    res = labs.cattle(_client(ctx), out, kind=kind, image=image, itype=itype, progress=lambda m: _note(ctx, m))
-    if _json_mode(ctx):
-        return _print_json({k: v for k, v in res.items() if k != "samples"})
+    res = labs.cattle(client_of(ctx), out, kind=kind, image=image, itype=itype, progress=lambda m: note(ctx, m))
+    if json_mode(ctx):
+        return print_json({k: v for k, v in res.items() if k != "samples"})
     tl = res["timeline"]
     click.echo(f"cattle {res['victim']}: detected after {tl['cattle_detected_s']}s, replacement "
                f"{tl['replacement']} running after {tl['replacement_running_s']}s")
     click.echo(f"pet {res['pet']}: seen down after {tl['pet_seen_down_s']}s and stays dead: "
                f"{res['pet_explained']['why']}")
-    _note(ctx, f"report: {res['report']}  chart: {res['chart']}")
+    note(ctx, f"report: {res['report']}  chart: {res['chart']}")
 
 
-def main() -> None:
-    """The pocketcloud CLI with these commands added (until the package hooks them in)."""
-    from .cli import lab, main as root
-
-    _output_everywhere(groups)
-    root.add_command(groups)
+def register(main: click.Group, lab: click.Group) -> None:
+    main.add_command(groups)
     lab.add_command(lab_cattle)
-    root()
-
-
-if __name__ == "__main__":
-    main()

@@ -1,0 +1,29 @@
+"""Shell completion of live names (instance ids, images, key pairs) from the server.
+
+Quiet by design: a completion must never print errors into the user's prompt, and never
+wait long for a server that is down."""
+from __future__ import annotations
+
+from typing import Callable
+
+
+def _complete(path: str, key: str, field: str) -> Callable:
+    def complete(ctx, param, incomplete):
+        try:
+            from emulator.config import Config
+
+            from .client import Client, endpoint_of, find_credentials
+
+            config = Config()
+            creds = find_credentials(config)
+            c = Client(endpoint_of(config), creds.key_id, creds.secret, timeout=2)
+            return [r[field] for r in c.call("GET", path)[key] if str(r[field]).startswith(incomplete)]
+        except Exception:  # noqa: BLE001
+            return []
+
+    return complete
+
+
+complete_instance = _complete("/instances", "instances", "id")
+complete_image = _complete("/images", "images", "name")
+complete_key = _complete("/keys", "keys", "name")

@@ -1,0 +1,59 @@
+"""The `pocketcloud` group: global options, and every command group attached to it."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from emulator.config import Config
+
+from . import accounts, buckets, groups, images, instances, keys, labs, service
+from .context import ApiGroup
+
+
+@click.group(cls=ApiGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--home", type=click.Path(path_type=Path), help="state directory (POCKETCLOUD_HOME, default ~/.pocketcloud)")
+@click.option("--output", "-o", type=click.Choice(["table", "json"]), default="table", show_default=True,
+              envvar="POCKETCLOUD_OUTPUT", help="output format (POCKETCLOUD_OUTPUT)")
+@click.version_option(package_name="pocketcloud", prog_name="pocketcloud")
+@click.pass_context
+def main(ctx, home, output):
+    """pocketcloud: a personal cloud with real VMs, containers and S3 on one machine.
+
+    \b
+    Start:    make up                      (or: pocketcloud serve)
+    Keys:     eval "$(pocketcloud env)"
+    Try:      pocketcloud instances run tiny --name web --port 80 --wait
+              pocketcloud instances exec web-ID uname -r
+              pocketcloud explain ID
+    The server is POCKETCLOUD_ENDPOINT (or AWS_ENDPOINT_URL), default http://127.0.0.1:4566.
+    """
+    ctx.ensure_object(dict)
+    ctx.obj["config"] = Config().with_(home=home)
+    ctx.obj["output"] = output
+
+
+for _cmd in [*service.COMMANDS, images.images, instances.instances, *labs.COMMANDS, keys.keys,
+             accounts.accounts, buckets.buckets]:
+    main.add_command(_cmd)
+groups.register(main, labs.lab)  # groups ..., lab cattle (issue 16)
+
+
+def _set_output(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None:
+        ctx.find_root().obj["output"] = value
+    return value
+
+
+def _output_everywhere(group: click.Group) -> None:
+    """`-o json` works after any subcommand too (pocketcloud instances ls -o json)."""
+    for cmd in group.commands.values():
+        if not any(p.name == "output" for p in cmd.params):
+            cmd.params.append(click.Option(["--output", "-o"], type=click.Choice(["table", "json"]), default=None,
+                                           expose_value=False, is_eager=True, callback=_set_output,
+                                           help="output format (same as the global -o)"))
+        if isinstance(cmd, click.Group):
+            _output_everywhere(cmd)
+
+
+_output_everywhere(main)

@@ -1,0 +1,98 @@
+"""The cloud itself: `serve` (run it here), `env` (its admin keys as exports), `status`
+(what is up, who you are) and `completion` (the shell script)."""
+from __future__ import annotations
+
+import click
+
+from .client import read_credentials_file
+from .context import LocalError, client_of, config_of, json_mode
+from .output import console, print_json
+
+
+@click.command()
+@click.option("--host", help="address to bind (default 127.0.0.1)")
+@click.option("--port", type=int, help="port (default 4566)")
+@click.option("--threads", type=int, default=32, show_default=True)
+@click.pass_context
+def serve(ctx, host, port, threads):
+    """Run the cloud server in the foreground."""
+    import socket
+
+    from emulator.services import Cloud
+
+    from ..server import serve as run
+
+    config = config_of(ctx).with_(host=host, port=port)
+    ctx.find_root().obj["config"] = config
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((config.host, config.port))
+        except OSError as e:
+            raise click.ClickException(
+                f"cannot listen on {config.host}:{config.port} ({e.strerror}): is pocketcloud already running? "
+                "Stop it, or pick another port with --port or POCKETCLOUD_PORT")
+    boot = Cloud(config)
+    boot.bootstrap()  # create the admin and its credentials before the first request
+    boot.store.close()  # gunicorn forks the worker next
+    click.echo(f"pocketcloud on {config.endpoint_url}  (home {config.home})", err=True)
+    click.echo(f"console:     {config.endpoint_url}/ui", err=True)
+    click.echo(f'credentials: {config.credentials_path}   use them with: eval "$(pocketcloud env)"', err=True)
+    run(config, threads=threads)
+
+
+@click.command()
+@click.pass_context
+def env(ctx):
+    """Print export lines for the aws CLI and boto3: eval "$(pocketcloud env)"."""
+    config = config_of(ctx)
+    if not config.credentials_path.exists():
+        raise LocalError(f"{config.credentials_path} does not exist yet: start the server once (make up)")
+    key, secret = read_credentials_file(config.credentials_path)
+    if json_mode(ctx):
+        return print_json({"AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret,
+                           "AWS_DEFAULT_REGION": config.region, "AWS_ENDPOINT_URL": config.endpoint_url})
+    click.echo(f"export AWS_ACCESS_KEY_ID={key}")
+    click.echo(f"export AWS_SECRET_ACCESS_KEY={secret}")
+    click.echo(f"export AWS_DEFAULT_REGION={config.region}")
+    click.echo(f"export AWS_ENDPOINT_URL={config.endpoint_url}")
+
+
+@click.command()
+@click.pass_context
+def status(ctx):
+    """Show the server, its engines and who you are."""
+    c = client_of(ctx)
+    info = c.call("GET", "/info")
+    me = c.call("GET", "/accounts/me")
+    if json_mode(ctx):
+        return print_json({"info": info, "account": me})
+    con = console()
+    con.print(f"pocketcloud [bold]{info['pocketcloud']}[/] at {c.endpoint} (region {info['region']}); "
+              f"console at {c.endpoint}/ui")
+    con.print(f"signed in as [bold]{me['name']}[/] ({me['role']}, up to {me['max_instances']} instances)")
+    for kind, e in info["engines"].items():
+        mark = "[green]up  [/]" if e["available"] else "[red]DOWN[/]"
+        con.print(f"  {kind:10} {mark} {e['description']}")
+    hv = info.get("hypervisor") or {}
+    con.print(f"  {'hypervisor':10} {hv.get('in_use') or '-'} (mode {hv.get('mode')}; {hv.get('reason', '')})")
+    st = info.get("storage") or {}
+    con.print(f"  {'storage':10} {st.get('engine') or '-'} ({st.get('status', '')})")
+    host = info.get("host") or {}
+    if host:
+        con.print(f"  {'host':10} {host.get('os')} kernel {host.get('kernel')}, "
+                  f"{(host.get('cpu') or {}).get('count')} CPUs{' (itself a VM)' if host.get('runs_in_vm') else ''}")
+
+
+@click.command()
+@click.argument("shell", type=click.Choice(["bash", "zsh", "fish"]))
+@click.pass_context
+def completion(ctx, shell):
+    """Print the shell completion script: eval "$(pocketcloud completion bash)"."""
+    from click.shell_completion import get_completion_class
+
+    cls = get_completion_class(shell)
+    click.echo(cls(ctx.find_root().command, {}, "pocketcloud", "_POCKETCLOUD_COMPLETE").source())
+
+
+COMMANDS = [serve, env, status, completion]
