@@ -11,7 +11,7 @@ import re
 from typing import Callable
 
 from ..errors import InvalidParameter, NotFound
-from ..launch_templates import LaunchTemplates
+from ..launch_templates import LaunchTemplates, TemplateVersion
 from .model import PROCESSES, zones
 
 GROUP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._\-]{0,254}")
@@ -98,12 +98,18 @@ def launch_template(value, owner: str, templates: LaunchTemplates) -> dict:
         raise invalid("Valid requests must contain either LaunchTemplateId or LaunchTemplateName")
     if set(value) - {"LaunchTemplateId", "LaunchTemplateName", "Version"}:
         raise invalid("LaunchTemplate takes LaunchTemplateId or LaunchTemplateName, and Version")
-    try:
-        v = templates.resolve(owner, tid, name, version)
-    except (NotFound, InvalidParameter) as e:
-        raise invalid(f"You must use a valid fully-formed launch template. {e.message}") from None
+    v = launch_template_version(value, owner, templates)
     return {"LaunchTemplateId": v.template.id, "LaunchTemplateName": v.template.name,
             "Version": version or "$Default"}
+
+
+def launch_template_version(spec: dict, owner: str, templates: LaunchTemplates) -> TemplateVersion:
+    """The version a LaunchTemplateSpecification names, or Auto Scaling's ValidationError."""
+    try:
+        return templates.resolve(owner, spec.get("LaunchTemplateId"), spec.get("LaunchTemplateName"),
+                                 spec.get("Version"))
+    except (NotFound, InvalidParameter) as e:
+        raise invalid(f"You must use a valid fully-formed launch template. {e.message}") from None
 
 
 def tags(value) -> list[dict]:

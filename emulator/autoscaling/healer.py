@@ -209,8 +209,10 @@ class Healer:
         members not on the current template version, then the oldest (or newest) instance."""
         policies = group.config.get("TerminationPolicies") or ["Default"]
         lt = group.config["LaunchTemplate"]
-        current = self.svc.templates.resolve(group.owner, lt["LaunchTemplateId"], None, lt["Version"]).version \
-            if policies != ["OldestInstance"] and policies != ["NewestInstance"] else None
+        try:
+            current = self.svc.templates.resolve(group.owner, lt["LaunchTemplateId"], None, lt["Version"]).version
+        except CloudError:
+            current = None  # the template is gone: no member is "on an older version" than nothing
         pool = [m for m in counted if not m.protected]
         chosen: list[Member] = []
         while pool and len(chosen) < n:

@@ -94,7 +94,7 @@ class Refreshes:
                     raise cfg.invalid("DesiredConfiguration takes a LaunchTemplate (mixed instances are not supported)")
                 spec = cfg.launch_template(desired.get("LaunchTemplate"), caller.id, self.svc.templates)
             target = spec or group.config["LaunchTemplate"]
-            version = self.svc.templates.resolve(caller.id, target["LaunchTemplateId"], None, target["Version"])
+            version = cfg.launch_template_version(target, caller.id, self.svc.templates)
             members = [m for m in self.svc.members(group) if m.lifecycle in ("Pending", IN_SERVICE)]
             if prefs["SkipMatching"]:
                 members = [m for m in members if not m.matches(version.template.id, version.version)]

@@ -314,10 +314,10 @@ class AutoScaling:
                           "(start it again) or launch it from a launch template in a group of its own (cattle).")
             return out
         out["role"] = "cattle"
-        later = [a for a in self.activities.list(caller.id, group) if a.description.startswith("Launching")
-                 and history and a.start_time >= history[-1].start_time and instance_id not in a.description]
-        replaced = [a.description.rsplit(" ", 1)[-1] for a in later if a.status == "Successful"]
-        out["replaced_by"] = replaced[-1] if replaced else None
+        ended = history[-1] if history and history[-1].description.startswith("Terminating") else None
+        later = [a for a in self.activities.list(caller.id, group) if ended and a.start_time >= ended.start_time
+                 and a.description.startswith("Launching a new EC2 instance: i-") and a.status == "Successful"]
+        out["replaced_by"] = later[-1].description.rsplit(" ", 1)[-1] if later else None
         out["why"] = (f"{instance_id} is a member of Auto Scaling group {group}: the group keeps its desired "
                       "capacity, so an unhealthy member is terminated and a clean one is launched from the "
                       "launch template" + (f" ({out['replaced_by']})." if out["replaced_by"] else "."))
