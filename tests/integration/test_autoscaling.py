@@ -184,6 +184,10 @@ def test_bad_input_other_accounts_and_the_query_protocol(server, user, clients):
     with pytest.raises(ClientError) as e:
         asg.create_auto_scaling_group(**good)
     assert code(e) == "AlreadyExists"
+    asg.create_auto_scaling_group(**{**good, "AutoScalingGroupName": "empty", "MinSize": 0, "DesiredCapacity": 0})
+    pages = list(asg.get_paginator("describe_auto_scaling_groups").paginate(PaginationConfig={"PageSize": 1}))
+    assert [[g["AutoScalingGroupName"] for g in p["AutoScalingGroups"]] for p in pages] == [["g"], ["empty"]]
+    asg.delete_auto_scaling_group(AutoScalingGroupName="empty")  # no members: no ForceDelete needed
     other_api = server.new_user(f"asg-other-{server.port}")
     other = client(server, other_api, "autoscaling")
     assert other.describe_auto_scaling_groups(AutoScalingGroupNames=["g"])["AutoScalingGroups"] == []

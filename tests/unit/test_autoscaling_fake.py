@@ -337,3 +337,24 @@ def test_a_request_that_waits_too_long_for_the_group_is_resource_contention(clou
     finally:
         release.set()
     assert asg.set_desired(alice, "g", 2).desired == 2
+
+
+def test_refresh_with_max_healthy_above_100_launches_before_it_terminates(cloud, asg, alice):
+    tid = template(cloud, alice)
+    group(asg, alice, tid, DesiredCapacity=2, LaunchTemplate={"LaunchTemplateId": tid, "Version": "$Latest"})
+    run(asg)
+    old = {m.instance_id for m in live(asg, alice)}
+    rid = asg.refreshes.start(alice, "g", prefs={"MinHealthyPercentage": 100, "MaxHealthyPercentage": 150,
+                                                 "InstanceWarmup": 0})
+    lowest, highest = 2, 2
+    for _ in range(20):
+        run(asg)
+        serving = len([m for m in live(asg, alice) if m.counts])
+        lowest, highest = min(lowest, serving), max(highest, serving)
+        if asg.refreshes.describe(alice, "g", [rid])[0].status == "Successful":
+            break
+    assert asg.refreshes.describe(alice, "g", [rid])[0].status == "Successful"
+    assert lowest == 2 and highest == 3  # never below desired, never above 150% of it
+    assert not old & {m.instance_id for m in live(asg, alice)} and len(live(asg, alice)) == 2
+    with pytest.raises(InvalidParameter, match="above 100"):
+        asg.refreshes.start(alice, "g", prefs={"MinHealthyPercentage": 100})
