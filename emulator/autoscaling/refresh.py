@@ -171,7 +171,9 @@ class Refreshes:
         progress = {**r.progress, "pending": pending, "replaced": r.progress["total"] - len(pending)}
         warmup = prefs.get("InstanceWarmup", group.warmup() or group.config["HealthCheckGracePeriod"])
         counted = [m for m in members if m.counts]
-        ready = [m for m in counted if m.lifecycle == IN_SERVICE and now - (m.in_service_at or now) >= warmup]
+        # Members in service before the refresh began count as warm; replacements must warm up.
+        ready = [m for m in counted if m.lifecycle == IN_SERVICE and m.in_service_at is not None
+                 and (m.in_service_at <= r.start_time or now - m.in_service_at >= warmup)]
         busy = (self.svc.launches_in_flight(group) or any(m.lifecycle == TERMINATING for m in members)
                 or len(ready) < len(counted) or len(counted) < group.desired + progress["extra"])
         if busy:

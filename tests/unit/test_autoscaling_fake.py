@@ -358,3 +358,19 @@ def test_refresh_with_max_healthy_above_100_launches_before_it_terminates(cloud,
     assert not old & {m.instance_id for m in live(asg, alice)} and len(live(asg, alice)) == 2
     with pytest.raises(InvalidParameter, match="above 100"):
         asg.refreshes.start(alice, "g", prefs={"MinHealthyPercentage": 100})
+
+
+def test_a_cancelled_refresh_stops_and_the_group_settles_at_its_desired_capacity(cloud, asg, alice):
+    tid = template(cloud, alice)
+    group(asg, alice, tid, DesiredCapacity=3)
+    run(asg)
+    rid = asg.refreshes.start(alice, "g", prefs={"MinHealthyPercentage": 100, "MaxHealthyPercentage": 200,
+                                                 "InstanceWarmup": 3600})
+    run(asg, 2)  # launches the first batch above desired, then waits for it to warm up (an hour)
+    assert len(live(asg, alice)) > 3
+    assert asg.refreshes.cancel(alice, "g") == rid
+    assert asg.refreshes.describe(alice, "g", [rid])[0].status == "Cancelled"
+    run(asg, 2)
+    assert len([m for m in live(asg, alice) if m.counts]) == 3  # the surplus went again
+    with pytest.raises(NotFound):
+        asg.refreshes.cancel(alice, "g")
