@@ -15,7 +15,8 @@ from emulator.billing import clock as clk
 from emulator.billing.reports import month_to_date
 from emulator.errors import CloudError
 
-from .views import _error_page, _load_account, _security_headers
+from .views import _load_account, _security_headers
+from .views import error_page as _error_page
 
 bp = Blueprint("web_billing", __name__, url_prefix="/ui/billing", template_folder="templates")
 bp.before_request(_load_account)
