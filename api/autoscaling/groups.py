@@ -9,7 +9,7 @@ from emulator.autoscaling.model import PROCESSES, Activity, Group, Member
 from emulator.errors import InvalidParameter
 
 from .params import nested
-from .xml import Timestamp, page
+from .xml import page, stamp
 
 # Members of CreateAutoScalingGroup/UpdateAutoScalingGroup read as nested values.
 GROUP_FIELDS = ("AutoScalingGroupName", "LaunchTemplate", "MinSize", "MaxSize", "DesiredCapacity", "DefaultCooldown",
@@ -78,7 +78,7 @@ def group_xml(asg: AutoScaling, g: Group) -> dict:
         "DesiredCapacity": c["DesiredCapacity"], "DefaultCooldown": c["DefaultCooldown"],
         "AvailabilityZones": c["AvailabilityZones"], "LoadBalancerNames": [], "TargetGroupARNs": [],
         "HealthCheckType": c["HealthCheckType"], "HealthCheckGracePeriod": c["HealthCheckGracePeriod"],
-        "Instances": [member_xml(m) for m in asg.members(g)], "CreatedTime": Timestamp(g.created_at),
+        "Instances": [member_xml(m) for m in asg.members(g)], "CreatedTime": stamp(g.created_at),
         "SuspendedProcesses": [{"ProcessName": p, "SuspensionReason": "User suspended"}
                                for p in c.get("SuspendedProcesses", [])],
         "VPCZoneIdentifier": c.get("VPCZoneIdentifier") or None, "EnabledMetrics": [], "Status": g.status,
@@ -96,7 +96,7 @@ def group_xml(asg: AutoScaling, g: Group) -> dict:
 
 def activity_xml(asg: AutoScaling, a: Activity, deleted: bool = False) -> dict:
     return {"ActivityId": a.id, "AutoScalingGroupName": a.group_name, "Description": a.description, "Cause": a.cause,
-            "StartTime": Timestamp(a.start_time), "EndTime": Timestamp(a.end_time) if a.end_time else None,
+            "StartTime": stamp(a.start_time), "EndTime": stamp(a.end_time),
             "StatusCode": a.status, "StatusMessage": a.status_message or None, "Progress": a.progress,
             "Details": json.dumps(a.details), "AutoScalingGroupState": "Deleted" if deleted else None}
 

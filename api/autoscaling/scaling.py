@@ -8,7 +8,7 @@ from emulator.errors import InvalidParameter
 
 from .groups import flag, required
 from .params import nested
-from .xml import Timestamp, page
+from .xml import page, stamp
 
 POLICY_FIELDS = ("PolicyType", "AdjustmentType", "MinAdjustmentStep", "MinAdjustmentMagnitude", "ScalingAdjustment",
                  "Cooldown", "MetricAggregationType", "StepAdjustments", "EstimatedInstanceWarmup",
@@ -91,8 +91,8 @@ def describe_termination_policy_types(asg: AutoScaling, cloud, caller, p) -> dic
 def refresh_xml(r: Refresh) -> dict:
     prefs = r.config["Preferences"]
     return {"InstanceRefreshId": r.id, "AutoScalingGroupName": r.group_name, "Status": r.status,
-            "StatusReason": r.status_reason or None, "StartTime": Timestamp(r.start_time),
-            "EndTime": Timestamp(r.end_time) if r.end_time else None, "PercentageComplete": r.percentage,
+            "StatusReason": r.status_reason or None, "StartTime": stamp(r.start_time),
+            "EndTime": stamp(r.end_time), "PercentageComplete": r.percentage,
             "InstancesToUpdate": len(r.progress.get("pending", [])),
             "Preferences": {**prefs, "AutoRollback": False},
             "DesiredConfiguration": r.config.get("DesiredConfiguration"), "Strategy": r.config["Strategy"]}

@@ -8,37 +8,25 @@ import uuid
 import xml.etree.ElementTree as ET
 
 from emulator.errors import InvalidParameter
+from emulator.xmldoc import DECLARATION, fill
 
 NAMESPACE = "http://autoscaling.amazonaws.com/doc/2011-01-01/"
 
 
-class Timestamp(float):
-    """A time to render as ISO 8601 (plain floats stay numbers)."""
-
-
-def _fill(parent: ET.Element, value) -> None:
-    if isinstance(value, dict):
-        for k, v in value.items():
-            if v is not None:
-                _fill(ET.SubElement(parent, k), v)
-    elif isinstance(value, list):
-        for item in value:
-            _fill(ET.SubElement(parent, "member"), item)
-    elif isinstance(value, bool):
-        parent.text = "true" if value else "false"
-    elif isinstance(value, Timestamp):
-        parent.text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(value)) + f".{int(value % 1 * 1000):03d}Z"
-    else:
-        parent.text = str(value)
+def stamp(ts: float | None) -> str | None:
+    """A time as Auto Scaling writes it: UTC with milliseconds (activities are ordered by them)."""
+    if not ts:
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"
 
 
 def response(action: str, result: dict | None, request_id: str | None = None) -> str:
     root = ET.Element(f"{action}Response", xmlns=NAMESPACE)
     if result is not None:
-        _fill(ET.SubElement(root, f"{action}Result"), result)
+        fill(ET.SubElement(root, f"{action}Result"), result, list_item="member")
     meta = ET.SubElement(root, "ResponseMetadata")
     ET.SubElement(meta, "RequestId").text = request_id or str(uuid.uuid4())
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode")
+    return DECLARATION + ET.tostring(root, encoding="unicode")
 
 
 def page(p: dict, items: list, default: int, high: int) -> tuple[list, str | None]:
