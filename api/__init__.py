@@ -37,11 +37,14 @@ def create_app(config: "Config | None" = None, cloud: "Cloud | None" = None,
                background: bool = False) -> PocketCloudApp:
     from flask import Flask
 
+    from emulator.autoscaling import AutoScaling
+    from emulator.autoscaling.placement import VpcPlacement
     from emulator.config import Config
     from emulator.reconcile import start_background
     from emulator.services import Cloud
 
-    from . import rest_billing, rest_buckets
+    from . import rest_billing, rest_buckets, rest_groups
+    from .autoscaling import create_autoscaling_app
     from .budgets import create_budgets_app
     from .ce import create_ce_app
     from .ec2 import create_ec2_app
@@ -63,9 +66,13 @@ def create_app(config: "Config | None" = None, cloud: "Cloud | None" = None,
     flask_app.register_blueprint(rest_billing.bp)
     register_web(flask_app)  # console at /ui, admin REST (PATCH /accounts/<name>)
     register_flask_handlers(flask_app, console_page=error_page)
+    autoscaling = flask_app.config["AUTOSCALING"] = AutoScaling(cloud, VpcPlacement(cloud.vpcs, cloud.config.region))
+    flask_app.register_blueprint(rest_groups.bp)
     app = PocketCloudApp(cloud, flask_app, {"ec2": create_ec2_app(cloud), "s3": create_s3_app(cloud),
                                             "sts": create_sts_app(cloud), "ce": create_ce_app(cloud),
-                                            "budgets": create_budgets_app(cloud)})
+                                            "budgets": create_budgets_app(cloud),
+                                            "autoscaling": create_autoscaling_app(cloud, autoscaling)})
     if background:
         start_background(cloud)
+        autoscaling.start()  # the healer: groups kept at their desired capacity (issue 16)
     return app

@@ -312,6 +312,100 @@ MIGRATIONS: list[str] = [
     ALTER TABLE security_groups DROP COLUMN rules;
     ALTER TABLE security_groups ADD COLUMN vpc_id TEXT REFERENCES vpcs(id)
     """,
+    # 6: launch templates (EC2) and Auto Scaling groups. Members, the launch journal and the
+    # activity history are rows, so a group survives a restart and a launch cut short by one
+    # is found again (the journal row names the launch; the instance carries its id).
+    """
+    CREATE TABLE launch_templates (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        default_version INTEGER NOT NULL,
+        latest_version INTEGER NOT NULL,
+        tags TEXT NOT NULL DEFAULT '{}',
+        created_at REAL NOT NULL,
+        UNIQUE (owner, name)
+    );
+    CREATE TABLE launch_template_versions (
+        template_id TEXT NOT NULL REFERENCES launch_templates(id) ON DELETE CASCADE,
+        version INTEGER NOT NULL,
+        description TEXT NOT NULL DEFAULT '',
+        data TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (template_id, version)
+    );
+    CREATE TABLE autoscaling_groups (
+        owner TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        uuid TEXT NOT NULL,
+        config TEXT NOT NULL,
+        runtime TEXT NOT NULL DEFAULT '{}',
+        status TEXT,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (owner, name)
+    );
+    CREATE TABLE autoscaling_members (
+        instance_id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        group_name TEXT NOT NULL,
+        az TEXT NOT NULL,
+        lifecycle TEXT NOT NULL,
+        health TEXT NOT NULL DEFAULT 'Healthy',
+        health_reason TEXT NOT NULL DEFAULT '',
+        template TEXT NOT NULL DEFAULT '{}',
+        protected INTEGER NOT NULL DEFAULT 0,
+        activity_id TEXT,
+        launched_at REAL NOT NULL,
+        in_service_at REAL,
+        FOREIGN KEY (owner, group_name) REFERENCES autoscaling_groups(owner, name) ON DELETE CASCADE
+    );
+    CREATE INDEX autoscaling_members_group ON autoscaling_members(owner, group_name);
+    CREATE TABLE autoscaling_launches (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        group_name TEXT NOT NULL,
+        az TEXT NOT NULL,
+        activity_id TEXT NOT NULL,
+        incarnation TEXT NOT NULL,
+        started_at REAL NOT NULL
+    );
+    CREATE TABLE autoscaling_activities (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        group_name TEXT NOT NULL,
+        description TEXT NOT NULL,
+        cause TEXT NOT NULL,
+        status TEXT NOT NULL,
+        status_message TEXT NOT NULL DEFAULT '',
+        progress INTEGER NOT NULL DEFAULT 0,
+        details TEXT NOT NULL DEFAULT '{}',
+        start_time REAL NOT NULL,
+        end_time REAL
+    );
+    CREATE INDEX autoscaling_activities_group ON autoscaling_activities(owner, group_name, start_time);
+    CREATE TABLE autoscaling_policies (
+        owner TEXT NOT NULL,
+        group_name TEXT NOT NULL,
+        name TEXT NOT NULL,
+        uuid TEXT NOT NULL,
+        config TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (owner, group_name, name),
+        FOREIGN KEY (owner, group_name) REFERENCES autoscaling_groups(owner, name) ON DELETE CASCADE
+    );
+    CREATE TABLE autoscaling_refreshes (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        group_name TEXT NOT NULL,
+        status TEXT NOT NULL,
+        status_reason TEXT NOT NULL DEFAULT '',
+        config TEXT NOT NULL,
+        progress TEXT NOT NULL DEFAULT '{}',
+        start_time REAL NOT NULL,
+        end_time REAL,
+        FOREIGN KEY (owner, group_name) REFERENCES autoscaling_groups(owner, name) ON DELETE CASCADE
+    );
+    """,
 ]
 
 

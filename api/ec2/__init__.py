@@ -7,7 +7,7 @@ from emulator.errors import Unauthorized
 
 from ..errors import DryRunOperation, ec2_error
 from ..query import QueryService, create_query_app
-from . import attributes, catalog, instances, resources, security_groups, vpcs
+from . import attributes, catalog, instances, launch_templates, resources, security_groups, vpcs
 from .params import boolean
 from .xml import response
 
@@ -56,6 +56,13 @@ ACTIONS = {
     "CreateSubnet": vpcs.not_yet,
     "DeleteSubnet": vpcs.not_yet,
     "CreateDefaultVpc": vpcs.create_default_vpc,
+    # launch templates (issue 16)
+    "CreateLaunchTemplate": launch_templates.create_launch_template,
+    "CreateLaunchTemplateVersion": launch_templates.create_launch_template_version,
+    "DescribeLaunchTemplates": launch_templates.describe_launch_templates,
+    "DescribeLaunchTemplateVersions": launch_templates.describe_launch_template_versions,
+    "ModifyLaunchTemplate": launch_templates.modify_launch_template,
+    "DeleteLaunchTemplate": launch_templates.delete_launch_template,
 }
 
 

@@ -15,6 +15,7 @@ from .instance_view import STATE_CODES, instance_xml, state
 from .launch_options import check_launch_options
 from .params import base64_text, dry_run, integer, mutating, required, tag_specifications, values
 from .wire import iso, private_dns
+from .launch_templates import with_launch_template
 
 
 def reservation_xml(cloud, caller, reservation_id: str, insts: list[Instance]) -> dict:
@@ -27,6 +28,7 @@ def reservation_xml(cloud, caller, reservation_id: str, insts: list[Instance]) -
 
 @mutating
 def run_instances(cloud, caller, p) -> dict:
+    p = with_launch_template(cloud, caller, p)  # LaunchTemplate=...: the template's values fill the gaps
     ami = resolve_ami(cloud, required(p, "ImageId"))
     min_count = integer(p, "MinCount", 1, 1, 20)
     max_count = integer(p, "MaxCount", 1, 1, 20)
