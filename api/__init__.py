@@ -28,11 +28,12 @@ class PocketCloudApp:
         self.cloud = cloud
         self.flask = flask_app
         self.protocols = protocols
+        self.s3_domains = tuple(getattr(cloud.config, "s3_domains", ()) or ())
 
     def __call__(self, environ, start_response):
         from .routing import protocol_of
 
-        proto = protocol_of(environ)
+        proto = protocol_of(environ, self.s3_domains)
         app = self.flask if proto == "web" else self.protocols.get(proto, self.protocols["s3"])
         return app(environ, start_response)
 
@@ -81,6 +82,7 @@ def start_background(cloud: "Cloud", interval: float = 5.0) -> threading.Thread:
         cloud.storage.start()  # prints which engine serves S3, and why
     except CloudError:
         log.exception("the S3 storage engine did not start; S3 requests will answer ServiceUnavailable")
+    cloud.storage.start_lifecycle()  # S3 lifecycle rules honoured in the background
     try:
         cloud.restore_forwards()
     except Exception:

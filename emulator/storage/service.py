@@ -13,22 +13,24 @@ ever left behind.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from ..accounts import Account
-from ..errors import BackendUnavailable, EngineError, Forbidden, InvalidParameter, InvalidState, NotFound
+from ..errors import BackendUnavailable, EngineError, Forbidden, InvalidParameter, InvalidState
 from ..sigv4 import presign_query, uri_encode
 from . import policy
+from .access import AccessOperations
 from .backend import Backend, Choice
 from .buckets import Bucket, BucketRecords, validate_key
 from .client import BackendClient
+from .configuration import SettingsOperations
 from .engine import Engine
+from .expiry import LifecycleWorker
 from .index import ObjectIndex
+from .multipart import MultipartOperations
 from .objects import ObjectOperations
 from .quotas import Quotas
 
@@ -37,15 +39,7 @@ log = logging.getLogger("pocketcloud.storage")
 MAX_POLICY = 20 * 1024
 
 
-@dataclass(frozen=True)
-class BucketAcl:
-    """A bucket's access as S3 ACL grants show it."""
-    owner: Account
-    public_read: bool
-    grants: dict[str, str]        # account id -> level ('read', 'read-write')
-
-
-class Storage(ObjectOperations):
+class Storage(ObjectOperations, MultipartOperations, AccessOperations, SettingsOperations):
     def __init__(self, store, accounts, config, *, backend: Backend | None = None, choice: Choice | None = None):
         self.store = store
         self.accounts = accounts
@@ -57,9 +51,13 @@ class Storage(ObjectOperations):
         self._start_error: str | None = None
         self._start_failed_at = 0.0
         self.buckets = BucketRecords(store)
+        self.settings = self.buckets.settings
         self.index = ObjectIndex(store)
         self.quotas = Quotas(self.index, accounts)
         self.engine = Engine(self._engine_client)
+        self.lifecycle_day = float(getattr(config, "lifecycle_day", 86400) or 86400)
+        self.lifecycle = LifecycleWorker(self, interval=float(getattr(config, "lifecycle_interval", 60) or 60),
+                                         day=self.lifecycle_day)
 
     # -- engine -------------------------------------------------------------------------------
     @property
@@ -92,7 +90,12 @@ class Storage(ObjectOperations):
         self.backend  # noqa: B018 - starts it
         return self
 
+    def start_lifecycle(self) -> None:
+        """Honour lifecycle rules from now on, in the background (expiry.py)."""
+        self.lifecycle.start()
+
     def close(self) -> None:
+        self.lifecycle.stop()
         if self._backend is not None:
             self._backend.stop()
 
@@ -119,9 +122,6 @@ class Storage(ObjectOperations):
         policy.check(bucket, account, need)
         return bucket
 
-    def _owner(self, account: Account | None, name: str) -> Bucket:
-        return self.authorize(account, name, "owner")
-
     def list_buckets(self, account: Account | None) -> list[Bucket]:
         """Owned and shared buckets; anonymous callers have none to list."""
         if account is None:
@@ -135,15 +135,27 @@ class Storage(ObjectOperations):
         return self.authorize(account, name, "list")
 
     def create_bucket(self, account: Account | None, name: str, access: str = "private",
-                      configuration: Callable[[], object] | None = None) -> Bucket:
+                      configuration: Callable[[], object] | None = None, acl: str | None = None,
+                      ownership: str | None = None) -> Bucket:
         """A new bucket owned by `account`; `configuration` reads what the request says about it
-        (S3's CreateBucketConfiguration) once the caller is known."""
+        (S3's CreateBucketConfiguration) once the caller is known; `acl` (canned) and
+        `ownership` (ObjectOwnership) as x-amz-acl and x-amz-object-ownership set them."""
         if account is None:
             raise Forbidden("Access Denied", code="AccessDenied")
+        if ownership is not None and ownership not in policy.OWNERSHIP:
+            raise InvalidParameter(f"x-amz-object-ownership must be one of {', '.join(policy.OWNERSHIP)}",
+                                   code="InvalidArgument")
+        if ownership == "BucketOwnerEnforced" and acl not in (None, *policy.ENFORCED_OK):
+            raise InvalidParameter("Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting",
+                                   code="InvalidBucketAclWithObjectOwnership")
         if configuration:
             configuration()
         self.buckets.claim(name, account.id, access)
         try:
+            if acl not in (None, "private"):
+                self.settings.put(name, "acl", {"canned": acl})
+            if ownership:
+                self.settings.put(name, "ownership_controls", {"ObjectOwnership": ownership})
             if not self.engine.create_bucket(name):
                 # Only the cloud holds the engine's keys, so an existing engine bucket is an earlier
                 # cloud's (e.g. the state was reset): adopt it and index what it holds.
@@ -176,60 +188,6 @@ class Storage(ObjectOperations):
             raise EngineError(f"the storage engine refused to delete {name}: {code} {msg}")
         self.buckets.remove(name)
         log.info("bucket %s deleted by %s", name, account.name)
-
-    # -- access, sharing, policy, ACL -------------------------------------------------------------
-    def set_access(self, account: Account | None, name: str, access: str) -> Bucket:
-        self._owner(account, name)
-        self.buckets.set_access(name, access)
-        return self.buckets.get(name)
-
-    def _resolve_account(self, ref) -> str:
-        ref = policy.account_ref(ref)
-        try:
-            return (self.accounts.get(ref) if re.fullmatch(r"\d{12}", ref) else self.accounts.by_name(ref)).id
-        except NotFound:
-            raise InvalidParameter(f"no account {ref[:70]!r} to share with", code="InvalidArgument") from None
-
-    def grant(self, account: Account | None, name: str, grantee: str, level: str | None) -> Bucket:
-        """Share `name` with another account (by name, 12-digit id or IAM ARN); level None revokes."""
-        bucket = self._owner(account, name)
-        other = self._resolve_account(grantee)
-        if other == bucket.owner:
-            raise InvalidParameter("the owner already has full access to its bucket", code="InvalidArgument")
-        self.buckets.set_grant(name, other, level)
-        return self.buckets.get(name)
-
-    def get_policy(self, account: Account | None, name: str) -> str:
-        doc = policy.document(self._owner(account, name))
-        if doc is None:
-            raise NotFound("The bucket policy does not exist", code="NoSuchBucketPolicy")
-        return doc
-
-    def policy_document(self, bucket: Bucket) -> str | None:
-        return policy.document(bucket)
-
-    def put_policy(self, account: Account | None, name: str, document: Callable[[], str]) -> Bucket:
-        """Set access and shares from a bucket policy (see policy.parse); `document` is read
-        only once the caller is known to own the bucket."""
-        bucket = self._owner(account, name)
-        access, grants = policy.parse(document(), bucket, self._resolve_account)
-        self.buckets.replace_access(name, access, grants)
-        return self.buckets.get(name)
-
-    def delete_policy(self, account: Account | None, name: str) -> Bucket:
-        self._owner(account, name)
-        self.buckets.replace_access(name, "private", {})
-        return self.buckets.get(name)
-
-    def get_acl(self, account: Account | None, name: str) -> BucketAcl:
-        bucket = self._owner(account, name)
-        return BucketAcl(self.accounts.get(bucket.owner), bucket.access == "public-read", dict(bucket.grants))
-
-    def put_acl(self, account: Account | None, name: str, acl: Callable[[], str]) -> Bucket:
-        """A canned ACL (policy.canned_access); `acl` reads the request once ownership is checked."""
-        self._owner(account, name)
-        self.buckets.set_access(name, acl())
-        return self.buckets.get(name)
 
     # -- usage ------------------------------------------------------------------------------------
     def usage(self, name: str) -> dict:
