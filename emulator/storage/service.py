@@ -177,9 +177,7 @@ class Storage(ObjectOperations, MultipartOperations, AccessOperations, SettingsO
             self.engine.abort(name, key, upload_id)
         reply = self.engine.delete_bucket(name)
         if (reply.status == 409 and not self.engine.list_page(name, max_keys=1)["objects"]
-                and self.backend.prune_empty_dirs(name)):
-            # The stand-in keeps a key's folders after its last object goes and then calls the
-            # bucket not empty; with no object left, those empty folders are all that remains.
+                and self._clear_leftovers(name)):
             reply = self.engine.delete_bucket(name)
         if reply.status not in (200, 204, 404):
             code, msg = reply.error()
@@ -188,6 +186,22 @@ class Storage(ObjectOperations, MultipartOperations, AccessOperations, SettingsO
             raise EngineError(f"the storage engine refused to delete {name}: {code} {msg}")
         self.buckets.remove(name)
         log.info("bucket %s deleted by %s", name, account.name)
+
+    def _clear_leftovers(self, name: str) -> bool:
+        """The stand-in keeps a key's folders after its last object or upload goes and then
+        calls the bucket not empty; with no object left, those empty folders (and temp files
+        of failed uploads) are all that remains. They go on disk, and through the engine too:
+        its directory cache would otherwise still see them. True if anything went."""
+        data_dir = self.describe().get("data_dir")
+        root = Path(data_dir) / name if data_dir else None
+        folders = sorted((p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_dir()),
+                         key=lambda rel: rel.count("/"), reverse=True) if root and root.is_dir() else []
+        for rel in folders:         # the engine drops an empty folder when asked to delete it
+            self.engine.delete(name, rel + "/")
+        if self.backend.prune_empty_dirs(name):
+            for rel in folders:     # a folder emptied on disk only now: tell the engine
+                self.engine.delete(name, rel + "/")
+        return bool(folders)
 
     # -- usage ------------------------------------------------------------------------------------
     def usage(self, name: str) -> dict:
