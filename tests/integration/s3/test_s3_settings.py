@@ -282,3 +282,28 @@ def test_lifecycle_expires_what_its_rules_select(s3_of, alice, bucket):
     time.sleep(LIFECYCLE_DAY + 2.5)
     assert "tmp/later.txt" not in keys_of(s3, bucket)
     assert keys_of(s3, bucket) == {"keep/a.txt", "scratch/small.bin", "scratch/untagged.bin"}
+
+
+@pytest.mark.parametrize("sub, good", [
+    ("tagging", b"<Tagging><TagSet><Tag><Key>k</Key><Value>v</Value></Tag></TagSet></Tagging>"),
+    ("cors", b"<CORSConfiguration><CORSRule><AllowedOrigin>*</AllowedOrigin><AllowedMethod>GET</AllowedMethod>"
+             b"</CORSRule></CORSConfiguration>"),
+    ("lifecycle", b"<LifecycleConfiguration><Rule><ID>r</ID><Filter/><Status>Enabled</Status>"
+                  b"<Expiration><Days>9</Days></Expiration></Rule></LifecycleConfiguration>"),
+    ("ownershipControls", b"<OwnershipControls><Rule><ObjectOwnership>ObjectWriter</ObjectOwnership></Rule>"
+                          b"</OwnershipControls>"),
+])
+def test_malformed_and_oversized_settings_change_nothing(s3_of, alice, bucket, signed, sub, good):
+    """Each settings document: broken XML, entities, a wrong root or 5 MiB are refused, and
+    the stored setting stays as it was."""
+    put = lambda body: signed(alice, "PUT", f"/{bucket}", [(sub, "")], body)  # noqa: E731
+    assert put(good).status_code in (200, 204)
+    before = signed(alice, "GET", f"/{bucket}", [(sub, "")]).text
+    bad = [b"<unclosed", b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY e "boom">]><x>&e;</x>',
+           b"<Other><Rule/></Other>" if sub != "tagging" else b"<Tagging><NoTagSet/></Tagging>",
+           good[:-20] + b" " * (5 * 1024 * 1024)]
+    for body in bad:
+        r = put(body)
+        assert r.status_code == 400 and "<Code>" in r.text, (body[:40], r.status_code, r.text[:300])
+    after = signed(alice, "GET", f"/{bucket}", [(sub, "")])
+    assert after.status_code == 200 and after.text == before
