@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable
 
 from ..errors import InvalidParameter, NotFound
-from . import cors, lifecycle, tagging
+from . import cors, lifecycle, markers, tagging
 from .buckets import Bucket
 from .engine import Reply
 from .versions import list_null_versions
@@ -144,7 +144,8 @@ class SettingsOperations:
         bucket = self.authorize(account, name, "list")
         if self.engine_versioned(bucket):
             return self.engine.listing(name, None, [("versions", "")] + list(params.items()))
-        page = list_null_versions(self.engine, name, params)
+        extra = markers.listed(self.index, name) if self.keys_are_paths else []
+        page = list_null_versions(self.engine, name, params, extra)
         page["owner"] = self._who(bucket.owner)
         return page
 

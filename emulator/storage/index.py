@@ -63,8 +63,10 @@ class ObjectIndex:
         return [(r["key"], r["size"], r["updated_at"]) for r in
                 self.store.query("SELECT key, size, updated_at FROM objects WHERE bucket=?", (bucket,))]
 
-    def count(self, bucket: str) -> int:
-        return self.store.one("SELECT COUNT(*) AS n FROM objects WHERE bucket=?", (bucket,))["n"]
+    def count(self, bucket: str, folder_markers: bool = True) -> int:
+        """Objects in `bucket`; without `folder_markers`, empty keys ending in '/' do not count."""
+        extra = "" if folder_markers else " AND NOT (key LIKE '%/' AND size = 0)"
+        return self.store.one("SELECT COUNT(*) AS n FROM objects WHERE bucket=?" + extra, (bucket,))["n"]
 
     def usage(self, bucket: str) -> dict:
         row = self.store.one("SELECT COUNT(*) AS n, COALESCE(SUM(size), 0) AS b FROM objects WHERE bucket=?",

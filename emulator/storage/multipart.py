@@ -15,6 +15,7 @@ import time
 from typing import TYPE_CHECKING, Callable
 
 from ..errors import EngineError, InvalidParameter, NotFound
+from . import markers
 from .buckets import Bucket, validate_key
 from .engine import Reply
 from .objects import Body, gathered
@@ -75,6 +76,8 @@ class MultipartOperations:
         """A new upload; `attrs` are what the completed object will carry."""
         bucket = self.authorize(account, name, "write")
         validate_key(key)
+        if markers.is_marker(self.keys_are_paths, key):
+            raise markers.refuse(self.engine_name, key, "a multipart upload")
         attrs = self._new_attrs(bucket, attrs)
         if request_body:
             request_body()

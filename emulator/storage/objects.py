@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable, Iterable, Union
 
 from ..errors import EngineError, Forbidden, InvalidParameter, NotFound
-from . import lifecycle, policy
+from . import lifecycle, markers, policy
 from .buckets import Bucket, validate_key
 from .engine import Reply
 from .settings import ObjectAttrs
@@ -80,7 +80,11 @@ class ObjectOperations:
                    method: str = "GET", query: Iterable[tuple[str, str]] = (), version_id: str | None = None) -> Reply:
         """The object, streamed (HEAD: its headers); Range and conditionals as S3 has them."""
         bucket = self.readable(account, name, key)
-        reply = self.engine.get(method, name, key, list(query) + self.check_version(bucket, version_id), headers)
+        if markers.is_marker(self.keys_are_paths, key):
+            self.check_version(bucket, version_id)
+            reply = markers.get(self.index, name, key)
+        else:
+            reply = self.engine.get(method, name, key, list(query) + self.check_version(bucket, version_id), headers)
         if reply.ok:
             attrs = self.settings.object_attrs(name, key)
             if attrs.tags:
@@ -101,6 +105,10 @@ class ObjectOperations:
         bucket = self.authorize(account, name, "write")
         validate_key(key)
         attrs = self._new_attrs(bucket, attrs)
+        if markers.is_marker(self.keys_are_paths, key):
+            if length:
+                raise markers.refuse(self.engine_name, key)
+            return markers.put(self.index, name, key, body, length, attrs)
         with self.quotas.reserve(bucket, length, replacing=key):
             reply = self.engine.put(name, key, headers, gathered(body, length), length)
             if reply.status == 200:
@@ -115,6 +123,8 @@ class ObjectOperations:
         x-amz-tagging-directive COPY)."""
         bucket = self.authorize(account, name, "write")
         validate_key(key)
+        if markers.is_marker(self.keys_are_paths, key):
+            raise markers.refuse(self.engine_name, key, "a copy")
         self.readable(account, source_bucket, source_key)
         size = self.index.object_size(source_bucket, source_key)
         if size is None:
@@ -135,6 +145,11 @@ class ObjectOperations:
     def delete_object(self, account: "Account | None", name: str, key: str, version_id: str | None = None) -> Reply:
         bucket = self.authorize(account, name, "write")
         validate_key(key)
+        if markers.is_marker(self.keys_are_paths, key):
+            self.check_version(bucket, version_id)
+            self.index.forget_objects(name, [key])
+            self.engine.delete(name, key)  # the folder, if the engine kept an empty one
+            return Reply(204)
         reply = self.engine.delete(name, key, self.check_version(bucket, version_id))
         if reply.status not in (200, 204, 404):
             code, msg = reply.error()

@@ -99,6 +99,15 @@ class Storage(ObjectOperations, MultipartOperations, AccessOperations, SettingsO
         if self._backend is not None:
             self._backend.stop()
 
+    @property
+    def engine_name(self) -> str:
+        return self.describe().get("name") or "unknown"
+
+    @property
+    def keys_are_paths(self) -> bool:
+        """Whether the engine stores keys as file paths (so 'a/' and 'a/b' cannot both be objects)."""
+        return self.describe().get("engine") == "rclone"
+
     def describe(self) -> dict:
         """For /api/v1/info: which engine serves objects, and why."""
         if self._backend is None:
@@ -171,7 +180,7 @@ class Storage(ObjectOperations, MultipartOperations, AccessOperations, SettingsO
         bucket = self._owner(account, name)
         if force:
             self.empty_bucket(bucket.name)
-        elif self.index.count(name):
+        elif self.index.count(name, folder_markers=not self.keys_are_paths):
             raise InvalidState("The bucket you tried to delete is not empty", code="BucketNotEmpty")
         for upload_id, key in self.index.uploads_in(name):
             self.engine.abort(name, key, upload_id)

@@ -26,9 +26,9 @@ def _max_keys(value: str | None) -> int:
     return min(n, MAX_KEYS)
 
 
-def list_null_versions(engine, name: str, params: dict[str, str]) -> dict:
+def list_null_versions(engine, name: str, params: dict[str, str], extra: list[dict] = ()) -> dict:
     """One page as data: versions [{key, size, etag, last_modified}], prefixes, truncation and
-    the next markers."""
+    the next markers. `extra`: objects the engine does not list (folder markers, markers.py)."""
     prefix = params.get("prefix") or ""
     delimiter = params.get("delimiter") or ""
     marker = params.get("key-marker") or ""
@@ -56,6 +56,16 @@ def list_null_versions(engine, name: str, params: dict[str, str]) -> dict:
         token = page.get("next_token")
         if not token:
             break
+    for o in extra:
+        key = o["key"]
+        if not key.startswith(prefix) or key <= marker:
+            continue
+        cut = key.find(delimiter, len(prefix)) if delimiter else -1
+        if cut < 0:
+            entries.append((key, "version", o))
+        elif (common := key[:cut + len(delimiter)]) not in {e[0] for e in entries if e[1] == "prefix"} \
+                and not marker.startswith(common):
+            entries.append((common, "prefix", None))
     entries.sort(key=lambda e: e[0].encode("utf-8"))
     page_entries, truncated = entries[:limit], len(entries) > limit
     out = {

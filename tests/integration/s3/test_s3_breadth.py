@@ -241,3 +241,31 @@ def test_every_s3_answer_says_nosniff(s3_of, alice, bucket, s3_endpoint):
     r = requests.get(f"{s3_endpoint}/{bucket}/x.html", timeout=30)  # an error document too
     assert r.status_code == 403 and r.headers["X-Content-Type-Options"] == "nosniff"
     assert "Content-Security-Policy" not in r.headers
+
+
+def test_folder_markers_coexist_with_the_keys_under_them(s3_of, alice, bucket, engine):
+    """Empty 'dir/' objects, as pyarrow and consoles make them, next to 'dir/file'."""
+    s3 = s3_of(alice)
+    s3.put_object(Bucket=bucket, Key="data/", Body=b"")
+    s3.put_object(Bucket=bucket, Key="data/file.csv", Body=b"a,b\n")
+    s3.put_object(Bucket=bucket, Key="data/sub/", Body=b"")
+    head = s3.head_object(Bucket=bucket, Key="data/")
+    assert head["ContentLength"] == 0 and head["ETag"] == '"' + hashlib.md5(b"").hexdigest() + '"'
+    assert s3.get_object(Bucket=bucket, Key="data/")["Body"].read() == b""
+    assert s3.get_object(Bucket=bucket, Key="data/file.csv")["Body"].read() == b"a,b\n"
+    versions = [v["Key"] for v in s3.list_object_versions(Bucket=bucket)["Versions"]]
+    assert versions == ["data/", "data/file.csv", "data/sub/"]
+    assert [p["Prefix"] for p in s3.list_object_versions(Bucket=bucket, Prefix="data/", Delimiter="/")
+            .get("CommonPrefixes", [])] == ["data/sub/"]
+    if engine["engine"] == "rclone":   # a path-keyed engine: a '/' key can only be an empty marker
+        with pytest.raises(ClientError) as e:
+            s3.put_object(Bucket=bucket, Key="notes/", Body=b"not empty")
+        assert code_of(e) == ("InvalidArgument", 400) and engine["name"] in e.value.response["Error"]["Message"]
+    s3.delete_object(Bucket=bucket, Key="data/")
+    with pytest.raises(ClientError) as e:
+        s3.head_object(Bucket=bucket, Key="data/")
+    assert code_of(e)[1] == 404
+    assert s3.get_object(Bucket=bucket, Key="data/file.csv")["Body"].read() == b"a,b\n"
+    s3.delete_object(Bucket=bucket, Key="data/file.csv")
+    s3.delete_object(Bucket=bucket, Key="data/sub/")
+    s3.delete_bucket(Bucket=bucket)
