@@ -1,8 +1,8 @@
 """Front ends over emulator/: one WSGI app on one port, dispatching by protocol.
 
-/api/v1 -> JSON REST; /ui -> dashboard; SigV4 scope `ec2` -> EC2 Query API; `ce` and
-`budgets` -> Cost Explorer and Budgets (AWS JSON 1.1); everything else (signed for s3, or
-unsigned) -> S3 gateway.
+/api/v1 -> JSON REST; /ui -> dashboard; SigV4 scope `ec2` -> EC2 Query API, `sts` -> STS (Query);
+`ce` and `budgets` -> Cost Explorer and Budgets (AWS JSON 1.1); everything else (signed for s3,
+or unsigned) -> S3 gateway.
 """
 from __future__ import annotations
 
@@ -52,6 +52,7 @@ def create_app(config: "Config | None" = None, cloud: "Cloud | None" = None,
     from .errors import register_flask_handlers
     from .rest import bp as rest_bp
     from .s3 import create_s3_app
+    from .sts import create_sts_app
     from .web import register as register_web
     from .web.views import error_page
 
@@ -67,7 +68,8 @@ def create_app(config: "Config | None" = None, cloud: "Cloud | None" = None,
     register_web(flask_app)  # console at /ui, admin REST (PATCH /accounts/<name>)
     register_flask_handlers(flask_app, console_page=error_page)
     app = PocketCloudApp(cloud, flask_app, {"ec2": create_ec2_app(cloud), "s3": create_s3_app(cloud),
-                                            "ce": create_ce_app(cloud), "budgets": create_budgets_app(cloud)})
+                                            "sts": create_sts_app(cloud), "ce": create_ce_app(cloud),
+                                            "budgets": create_budgets_app(cloud)})
     if background:
         start_background(cloud)
     return app

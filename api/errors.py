@@ -2,13 +2,15 @@
 
 REST: {"error": {"code", "message"}} JSON. EC2: <Response><Errors><Error>… XML.
 S3: <Error><Code>… XML. AWS JSON 1.1 (Cost Explorer, Budgets): {"__type", "message"}, where
-client errors are 400 (as those services answer). The console: its error page. Status codes
-come from this table, nothing else.
+client errors are 400 (as those services answer). The other AWS Query services (STS, Auto
+Scaling): <ErrorResponse><Error>… XML. The console: its error page. Status codes come from
+this table, nothing else.
 
 REST and the console share one Flask app; `register_flask_handlers` gives it one handler
 at app level that answers in the caller's protocol (by path), so no blueprint carries a
-copy of its own. EC2, S3 and the JSON 1.1 services are WSGI apps of their own and render
-their errors at their single entry point with `ec2_error` / `s3_error` / `json11_error`.
+copy of its own. EC2, S3, the Query and the JSON 1.1 services are WSGI apps of their own and
+render their errors at their single entry point with `ec2_error` / `s3_error` /
+`query_error` / `json11_error`.
 """
 from __future__ import annotations
 
@@ -26,17 +28,25 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pocketcloud.api")
 
-# exception class -> (HTTP status for REST, for EC2, for S3, for JSON 1.1)
-STATUS: dict[type, tuple[int, int, int, int]] = {
-    e.InvalidParameter: (400, 400, 400, 400),
-    e.NotFound: (404, 400, 404, 400),
-    e.AlreadyExists: (409, 400, 409, 400),
-    e.InvalidState: (409, 400, 409, 400),
-    e.QuotaExceeded: (403, 400, 403, 400),
-    e.Unauthorized: (401, 401, 403, 400),
-    e.Forbidden: (403, 403, 403, 400),
-    e.BackendUnavailable: (503, 503, 503, 503),
-    e.EngineError: (502, 500, 500, 500),
+
+class DryRunOperation(e.CloudError):
+    """EC2's answer to a request with DryRun=true that would have succeeded (a wire concept only)."""
+
+    code = "DryRunOperation"
+
+
+# exception class -> HTTP status for (REST, EC2, S3, JSON 1.1, the other Query services)
+STATUS: dict[type, tuple[int, int, int, int, int]] = {
+    e.InvalidParameter: (400, 400, 400, 400, 400),
+    e.NotFound: (404, 400, 404, 400, 400),
+    e.AlreadyExists: (409, 400, 409, 400, 400),
+    e.InvalidState: (409, 400, 409, 400, 400),
+    e.QuotaExceeded: (403, 400, 403, 400, 400),
+    e.Unauthorized: (401, 401, 403, 400, 403),
+    e.Forbidden: (403, 403, 403, 400, 403),
+    e.BackendUnavailable: (503, 503, 503, 503, 503),
+    e.EngineError: (502, 500, 500, 500, 500),
+    DryRunOperation: (412, 412, 412, 412, 412),
 }
 # JSON 1.1 codes that AWS answers with another status than the class's.
 JSON_STATUS = {"MissingAuthenticationTokenException": 403}
@@ -45,7 +55,7 @@ JSON_STATUS = {"MissingAuthenticationTokenException": 403}
 def status_for(exc: Exception, protocol: str) -> int:
     if protocol == "json" and isinstance(exc, e.CloudError) and exc.code in JSON_STATUS:
         return JSON_STATUS[exc.code]
-    idx = {"rest": 0, "ec2": 1, "s3": 2, "json": 3}[protocol]
+    idx = {"rest": 0, "ec2": 1, "s3": 2, "json": 3, "query": 4}[protocol]
     for cls in type(exc).__mro__:
         if cls in STATUS:
             return STATUS[cls][idx]
@@ -85,6 +95,19 @@ def s3_error(exc: Exception, resource: str = "", request_id: str | None = None) 
         f"<Resource>{escape(resource)}</Resource><RequestId>{rid}</RequestId></Error>"
     )
     return body, status_for(exc, "s3")
+
+
+def query_error(exc: Exception, namespace: str, request_id: str | None = None) -> tuple[str, int]:
+    """The error document of the AWS Query services other than EC2 (STS, Auto Scaling)."""
+    rid = request_id or str(uuid.uuid4())
+    status = status_for(exc, "query")
+    kind = "Receiver" if status >= 500 else "Sender"
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f'<ErrorResponse xmlns="{escape(namespace)}"><Error><Type>{kind}</Type><Code>{escape(_code(exc))}</Code>'
+        f"<Message>{escape(_message(exc))}</Message></Error><RequestId>{rid}</RequestId></ErrorResponse>"
+    )
+    return body, status
 
 
 # -- the Flask app: REST under /api, the console under /ui ----------------------------------

@@ -12,21 +12,15 @@ from emulator.errors import CloudError, InvalidParameter, Unauthorized
 
 from . import sigv4
 from .errors import json11_error
+from .query import read_body
 
 log = logging.getLogger("pocketcloud.json11")
-MAX_BODY = 1024 * 1024
 CONTENT_TYPE = "application/x-amz-json-1.1"
 Handler = Callable[[Any, Any, dict], dict]
 
 
 def _body(environ) -> bytes:
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        raise InvalidParameter("invalid Content-Length", code="SerializationException") from None
-    if length > MAX_BODY:
-        raise InvalidParameter(f"request body larger than {MAX_BODY} bytes", code="SerializationException")
-    return environ["wsgi.input"].read(length) if length else b""
+    return read_body(environ, code="SerializationException")
 
 
 def _verify(cloud, environ, body: bytes, service: str):

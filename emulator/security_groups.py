@@ -1,35 +1,55 @@
-"""Security groups: named sets of ingress rules. An ingress rule for TCP port P on a
-group of a running instance becomes a forward 127.0.0.1:HOST -> instance:P; a port with
-no rule gets no forward, so nothing reaches it from the host."""
+"""Security groups: named sets of ingress and egress rules, in a VPC.
+
+An ingress rule for TCP port P on a group of a running instance becomes a forward
+127.0.0.1:HOST -> instance:P; a port with no rule gets no forward, so nothing reaches it from
+the host. That is why ingress rules are TCP only and open at most 32 ports each (each port is
+a real listener on the host). Egress rules (every group starts with AWS's allow-all rule) are
+recorded as AWS shows them but not enforced yet: instances reach anything today, and the VPC
+networking work turns both directions into kernel rules. Every rule has a stable `sgr-` id
+(DescribeSecurityGroupRules, ModifySecurityGroupRules, Terraform's per-rule resources).
+"""
 from __future__ import annotations
 
 import ipaddress
-import json
 import re
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .errors import AlreadyExists, InvalidParameter, InvalidState, NotFound
 from .state import Store
+from .validation import resource_id
+from .vpcs import Vpcs
 
 GROUP_NAME = re.compile(r"[A-Za-z0-9 ._\-:/()#,@\[\]+=&;{}!$*]{1,255}")
 GROUP_ID = re.compile(r"sg-[0-9a-f]{17}")
-MAX_PORTS_PER_RULE = 32  # each port is a real listening socket on the host
+RULE_ID = re.compile(r"sgr-[0-9a-f]{17}")
+DESCRIPTION = re.compile(r"[A-Za-z0-9 ._\-:/()#,@\[\]+=&;{}!$*]{0,255}")
+MAX_PORTS_PER_RULE = 32  # each ingress port is a real listening socket on the host
+PROTOCOLS = {"6": "tcp", "tcp": "tcp", "17": "udp", "udp": "udp", "1": "icmp", "icmp": "icmp", "-1": "-1", "all": "-1"}
 
 
 @dataclass(frozen=True)
 class Rule:
+    """Ports are -1/-1 for every port (protocol -1); for ICMP they are the type and code."""
+
     protocol: str
     from_port: int
     to_port: int
     cidr: str
+    id: str = field(default="", compare=False)
+    description: str = field(default="", compare=False)
 
     def ports(self) -> range:
-        return range(self.from_port, self.to_port + 1)
+        return range(self.from_port, self.to_port + 1) if self.protocol == "tcp" else range(0)
 
     def to_dict(self) -> dict:
-        return {"protocol": self.protocol, "from_port": self.from_port, "to_port": self.to_port, "cidr": self.cidr}
+        return {"id": self.id, "protocol": self.protocol, "from_port": self.from_port, "to_port": self.to_port,
+                "cidr": self.cidr, "description": self.description}
+
+    def text(self) -> str:
+        ports = "" if self.protocol == "-1" else f" {self.from_port}-{self.to_port}"
+        return f"{'all' if self.protocol == '-1' else self.protocol}{ports} {self.cidr}"
 
 
 @dataclass(frozen=True)
@@ -38,46 +58,111 @@ class SecurityGroup:
     owner: str
     name: str
     description: str
-    rules: tuple[Rule, ...]
+    vpc_id: str
+    rules: tuple[Rule, ...]          # ingress
+    egress: tuple[Rule, ...] = ()
 
     def to_dict(self) -> dict:
-        return {"id": self.id, "name": self.name, "description": self.description,
-                "ingress": [r.to_dict() for r in self.rules]}
+        return {"id": self.id, "name": self.name, "description": self.description, "vpc_id": self.vpc_id,
+                "ingress": [r.to_dict() for r in self.rules], "egress": [r.to_dict() for r in self.egress]}
 
 
-def rule(protocol, from_port, to_port, cidr="0.0.0.0/0") -> Rule:
-    protocol = str(protocol).lower()
-    if protocol in ("6", "tcp"):
-        protocol = "tcp"
-    elif protocol in ("-1", "all"):
+def rule_description(value) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str) or not DESCRIPTION.fullmatch(value):
+        raise InvalidParameter("a rule description is at most 255 characters: letters, digits, spaces and "
+                               "._-:/()#,@[]+=&;{}!$*", code="InvalidParameterValue")
+    return value
+
+
+def _cidr(cidr) -> str:
+    try:
+        net = ipaddress.ip_network(cidr or "0.0.0.0/0", strict=False)
+    except (TypeError, ValueError):
+        raise InvalidParameter(f"invalid CIDR {str(cidr)[:50]!r}", code="InvalidParameterValue") from None
+    if net.version != 4:
+        raise InvalidParameter("IPv6 rules are not supported: pocketcloud's networks are IPv4 only",
+                               code="InvalidParameterValue")
+    return str(net)
+
+
+def _int(value, what: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise InvalidParameter(f"{what} must be a number, got {str(value)[:20]!r}",
+                               code="InvalidParameterValue") from None
+
+
+def rule(protocol, from_port, to_port, cidr="0.0.0.0/0", description=None) -> Rule:
+    """An ingress rule: TCP ports that become host forwards."""
+    protocol = PROTOCOLS.get(str(protocol).lower(), str(protocol)[:20])
+    if protocol == "-1":
         raise InvalidParameter("pocketcloud forwards TCP ports only; give IpProtocol tcp and a port range",
                                code="InvalidParameterValue")
-    else:
-        raise InvalidParameter(f"unsupported protocol {protocol!r}: only tcp is forwarded",
+    if protocol != "tcp":
+        raise InvalidParameter(f"unsupported protocol {protocol!r} for ingress: only tcp is forwarded",
                                code="InvalidParameterValue")
-    try:
-        lo, hi = int(from_port), int(to_port)
-    except (TypeError, ValueError):
-        raise InvalidParameter("FromPort and ToPort must be numbers", code="InvalidParameterValue") from None
+    lo, hi = _int(from_port, "FromPort"), _int(to_port, "ToPort")
     if not (1 <= lo <= hi <= 65535):
         raise InvalidParameter(f"invalid port range {from_port}-{to_port}", code="InvalidParameterValue")
     if hi - lo + 1 > MAX_PORTS_PER_RULE:
         raise InvalidParameter(f"a rule may open at most {MAX_PORTS_PER_RULE} ports here (each becomes a host "
                                "listener); split the range", code="InvalidParameterValue")
-    try:
-        cidr = str(ipaddress.ip_network(cidr or "0.0.0.0/0", strict=False))
-    except ValueError:
-        raise InvalidParameter(f"invalid CIDR {cidr!r}", code="InvalidParameterValue") from None
-    return Rule(protocol, lo, hi, cidr)
+    return Rule("tcp", lo, hi, _cidr(cidr), description=rule_description(description))
+
+
+def egress_rule(protocol, from_port, to_port, cidr="0.0.0.0/0", description=None) -> Rule:
+    """An egress rule: any of tcp, udp, icmp or all (-1), as AWS accepts them."""
+    proto = PROTOCOLS.get(str(protocol).lower())
+    if proto is None:
+        raise InvalidParameter(f"unsupported protocol {str(protocol)[:20]!r}: use tcp, udp, icmp or -1",
+                               code="InvalidParameterValue")
+    if proto == "-1":
+        lo = hi = -1
+    elif proto == "icmp":
+        lo = _int(-1 if from_port is None else from_port, "FromPort")
+        hi = _int(-1 if to_port is None else to_port, "ToPort")
+        if not (-1 <= lo <= 255 and -1 <= hi <= 255):
+            raise InvalidParameter("ICMP type and code must be between -1 and 255", code="InvalidParameterValue")
+    else:
+        lo, hi = _int(from_port, "FromPort"), _int(to_port, "ToPort")
+        if not (0 <= lo <= hi <= 65535):
+            raise InvalidParameter(f"invalid port range {from_port}-{to_port}", code="InvalidParameterValue")
+    return Rule(proto, lo, hi, _cidr(cidr), description=rule_description(description))
+
+
+ALLOW_ALL = Rule("-1", -1, -1, "0.0.0.0/0")
 
 
 class SecurityGroups:
     def __init__(self, store: Store):
         self.store = store
+        self.vpcs = Vpcs(store)
 
-    def _row(self, row) -> SecurityGroup:
-        return SecurityGroup(row["id"], row["owner"], row["name"], row["description"],
-                             tuple(Rule(**r) for r in json.loads(row["rules"])))
+    def _rules(self, group_ids: list[str]) -> dict[tuple[str, bool], list[Rule]]:
+        out: dict[tuple[str, bool], list[Rule]] = {}
+        if not group_ids:
+            return out
+        for r in self.store.query(f"SELECT * FROM security_group_rules WHERE group_id IN "
+                                  f"({','.join('?' * len(group_ids))}) ORDER BY created_at, rowid", tuple(group_ids)):
+            out.setdefault((r["group_id"], bool(r["egress"])), []).append(
+                Rule(r["protocol"], r["from_port"], r["to_port"], r["cidr"], r["id"], r["description"]))
+        return out
+
+    def _groups(self, rows) -> list[SecurityGroup]:
+        rules = self._rules([r["id"] for r in rows])
+        default_vpc = None
+        out = []
+        for row in rows:
+            vpc = row["vpc_id"]
+            if vpc is None:  # a group made before VPCs existed belongs to its account's default VPC
+                default_vpc = default_vpc or self.vpcs.default(row["owner"]).id
+                vpc = default_vpc
+            out.append(SecurityGroup(row["id"], row["owner"], row["name"], row["description"], vpc,
+                                     tuple(rules.get((row["id"], False), ())), tuple(rules.get((row["id"], True), ()))))
+        return out
 
     def create(self, owner: str, name, description) -> SecurityGroup:
         if not isinstance(name, str) or not GROUP_NAME.fullmatch(name) or name.lower().startswith("sg-"):
@@ -85,83 +170,156 @@ class SecurityGroups:
                                    code="InvalidParameterValue")
         if not isinstance(description, str) or not 0 < len(description) <= 255:
             raise InvalidParameter("a group description of 1-255 characters is required", code="MissingParameter")
+        vpc = self.vpcs.default(owner)
         gid = "sg-" + secrets.token_hex(9)[:17]
+        now = time.time()
         with self.store.tx() as c:
             if c.execute("SELECT 1 FROM security_groups WHERE owner=? AND name=?", (owner, name)).fetchone():
-                raise AlreadyExists(f"the security group {name!r} already exists",
+                raise AlreadyExists(f"The security group '{name}' already exists for VPC '{vpc.id}'",
                                     code="InvalidGroup.Duplicate")
-            c.execute("INSERT INTO security_groups (id, owner, name, description, rules, created_at) "
-                      "VALUES (?,?,?,?,?,?)", (gid, owner, name, description, "[]", time.time()))
+            c.execute("INSERT INTO security_groups (id, owner, name, description, vpc_id, created_at) "
+                      "VALUES (?,?,?,?,?,?)", (gid, owner, name, description, vpc.id, now))
+            self._insert(c, gid, owner, True, [ALLOW_ALL], now)  # every new group may send anywhere, as on AWS
         return self.get(owner, gid)
 
+    @staticmethod
+    def _insert(c, group_id: str, owner: str, egress: bool, rules: list[Rule], now: float) -> list[str]:
+        ids = []
+        for r in rules:
+            rid = "sgr-" + secrets.token_hex(9)[:17]
+            c.execute("INSERT INTO security_group_rules (id, group_id, owner, egress, protocol, from_port, to_port,"
+                      " cidr, description, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                      (rid, group_id, owner, int(egress), r.protocol, r.from_port, r.to_port, r.cidr, r.description,
+                       now))
+            ids.append(rid)
+        return ids
+
     def default(self, owner: str) -> SecurityGroup:
-        """Every account has a group named 'default' (no ingress), made on first use."""
+        """Every account has a group named 'default' in its default VPC, made on first use."""
         row = self.store.one("SELECT * FROM security_groups WHERE owner=? AND name='default'", (owner,))
         if row is not None:
-            return self._row(row)
+            return self._groups([row])[0]
         try:
             return self.create(owner, "default", "default VPC security group")
         except AlreadyExists:
             return self.default(owner)
 
     def get(self, owner: str, id_or_name) -> SecurityGroup:
-        if not isinstance(id_or_name, str):
+        if not isinstance(id_or_name, str) or not id_or_name:
             raise InvalidParameter("a security group id or name is required", code="MissingParameter")
         if id_or_name == "default":
             return self.default(owner)
+        if id_or_name.startswith("sg-"):
+            resource_id(id_or_name, GROUP_ID, "sg", "InvalidGroupId")
         col = "id" if GROUP_ID.fullmatch(id_or_name) else "name"
         row = self.store.one(f"SELECT * FROM security_groups WHERE owner=? AND {col}=?", (owner, id_or_name))
         if row is None:
-            code = "InvalidGroupId.NotFound" if col == "id" or id_or_name.startswith("sg-") else "InvalidGroup.NotFound"
-            raise NotFound(f"the security group {id_or_name!r} does not exist", code=code)
-        return self._row(row)
+            # Another account's group answers exactly like a missing one.
+            raise NotFound(f"The security group '{id_or_name[:255]}' does not exist", code="InvalidGroup.NotFound")
+        return self._groups([row])[0]
 
     def list(self, owner: str, ids_or_names: list[str] | None = None) -> list[SecurityGroup]:
         self.default(owner)
         if ids_or_names:
             return [self.get(owner, g) for g in ids_or_names]
-        return [self._row(r) for r in self.store.query(
-            "SELECT * FROM security_groups WHERE owner=? ORDER BY created_at", (owner,))]
+        return self._groups(self.store.query("SELECT * FROM security_groups WHERE owner=? ORDER BY created_at",
+                                             (owner,)))
 
     def names(self, owner: str) -> dict[str, str]:
         """id -> name of every group of an account, in one query."""
         return {r["id"]: r["name"] for r in self.store.query(
             "SELECT id, name FROM security_groups WHERE owner=?", (owner,))}
 
-    def _set_rules(self, group: SecurityGroup, rules: tuple[Rule, ...]) -> SecurityGroup:
+    # -- rules -------------------------------------------------------------------------
+    def _add(self, owner: str, group_id: str, rules: list[Rule], egress: bool) -> tuple[SecurityGroup, list[str]]:
+        group = self.get(owner, group_id)
+        have = group.egress if egress else group.rules
+        for i, r in enumerate(rules):
+            if r in have or r in rules[:i]:
+                raise AlreadyExists(f"the specified rule \"peer: {r.cidr}, {r.text()}, ALLOW\" already exists",
+                                    code="InvalidPermission.Duplicate")
         with self.store.tx() as c:
-            c.execute("UPDATE security_groups SET rules=? WHERE id=?",
-                      (json.dumps([r.to_dict() for r in rules]), group.id))
-        return self.get(group.owner, group.id)
+            ids = self._insert(c, group.id, owner, egress, rules, time.time())
+        return self.get(owner, group.id), ids
+
+    def _remove(self, owner: str, group_id: str, rules: list[Rule], egress: bool) -> SecurityGroup:
+        group = self.get(owner, group_id)
+        have = list(group.egress if egress else group.rules)
+        gone = []
+        for r in rules:
+            match = [h for h in have if (h.id == r.id if r.id else h == r)]
+            if not match:
+                what = r.id or r.text()
+                raise NotFound(f"The specified rule {what} does not exist in this security group",
+                               code="InvalidPermission.NotFound")
+            gone.append(match[0].id)
+        with self.store.tx() as c:
+            c.executemany("DELETE FROM security_group_rules WHERE id=?", [(i,) for i in gone])
+            c.executemany("DELETE FROM resource_tags WHERE resource_id=?", [(i,) for i in gone])
+        return self.get(owner, group.id)
 
     def authorize(self, owner: str, group_id: str, rules: list[Rule]) -> SecurityGroup:
-        group = self.get(owner, group_id)
-        for r in rules:
-            if r in group.rules:
-                raise AlreadyExists(f"the rule {r.protocol} {r.from_port}-{r.to_port} {r.cidr} already exists",
-                                    code="InvalidPermission.Duplicate")
-        return self._set_rules(group, group.rules + tuple(rules))
+        return self._add(owner, group_id, rules, egress=False)[0]
 
     def revoke(self, owner: str, group_id: str, rules: list[Rule]) -> SecurityGroup:
+        return self._remove(owner, group_id, rules, egress=False)
+
+    def authorize_egress(self, owner: str, group_id: str, rules: list[Rule]) -> tuple[SecurityGroup, list[str]]:
+        return self._add(owner, group_id, rules, egress=True)
+
+    def revoke_egress(self, owner: str, group_id: str, rules: list[Rule]) -> SecurityGroup:
+        return self._remove(owner, group_id, rules, egress=True)
+
+    def rules_by_id(self, owner: str, group_id: str, rule_ids: list[str], egress: bool) -> list[Rule]:
         group = self.get(owner, group_id)
-        for r in rules:
-            if r not in group.rules:
-                raise NotFound(f"the rule {r.protocol} {r.from_port}-{r.to_port} {r.cidr} does not exist",
-                               code="InvalidPermission.NotFound")
-        return self._set_rules(group, tuple(r for r in group.rules if r not in rules))
+        have = {r.id: r for r in (group.egress if egress else group.rules)}
+        for rid in rule_ids:
+            resource_id(rid, RULE_ID, "sgr", "InvalidSecurityGroupRuleId")
+            if rid not in have:
+                raise NotFound(f"The security group rule ID '{rid}' does not exist",
+                               code="InvalidSecurityGroupRuleId.NotFound")
+        return [have[r] for r in rule_ids]
+
+    def all_rules(self, owner: str) -> list[tuple[SecurityGroup, bool, Rule]]:
+        """(group, is egress, rule) for every rule of the account."""
+        out = []
+        for g in self.list(owner):
+            out += [(g, False, r) for r in g.rules] + [(g, True, r) for r in g.egress]
+        return out
+
+    def replace_rules(self, owner: str, group_id: str, changes: dict[str, Rule]) -> SecurityGroup:
+        """ModifySecurityGroupRules: each rule id keeps its id and direction, takes the new content."""
+        group = self.get(owner, group_id)
+        by_id = {r.id: (False, r) for r in group.rules} | {r.id: (True, r) for r in group.egress}
+        for rid, new in changes.items():
+            if rid not in by_id:
+                raise NotFound(f"The security group rule ID '{str(rid)[:40]}' does not exist",
+                               code="InvalidSecurityGroupRuleId.NotFound")
+            egress = by_id[rid][0]
+            others = [r for i, (e, r) in by_id.items() if e == egress and i != rid]
+            if new in others:
+                raise AlreadyExists(f"the specified rule \"{new.text()}\" already exists",
+                                    code="InvalidPermission.Duplicate")
+        with self.store.tx() as c:
+            for rid, r in changes.items():
+                c.execute("UPDATE security_group_rules SET protocol=?, from_port=?, to_port=?, cidr=?, description=? "
+                          "WHERE id=?", (r.protocol, r.from_port, r.to_port, r.cidr, r.description, rid))
+        return self.get(owner, group.id)
 
     def delete(self, owner: str, group_id: str, in_use: bool) -> None:
         group = self.get(owner, group_id)
         if group.name == "default":
             raise InvalidState("the default security group cannot be deleted", code="CannotDelete")
         if in_use:
-            raise InvalidState(f"{group.id} is in use by an instance", code="DependencyViolation")
+            raise InvalidState(f"resource {group.id} has a dependent object", code="DependencyViolation")
+        ids = [group.id] + [r.id for r in group.rules + group.egress]
         with self.store.tx() as c:
-            c.execute("DELETE FROM security_groups WHERE id=?", (group.id,))
+            c.execute("DELETE FROM security_groups WHERE id=?", (group.id,))  # its rules go by cascade
+            c.execute(f"DELETE FROM resource_tags WHERE resource_id IN ({','.join('?' * len(ids))})", ids)
 
     @staticmethod
     def ports(groups: list[SecurityGroup]) -> list[int]:
-        """Guest ports the groups open, in order, each once."""
+        """Guest ports the groups' ingress rules open, in order, each once."""
         out: list[int] = []
         for g in groups:
             for r in g.rules:

@@ -14,6 +14,7 @@ import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Iterable
 
@@ -31,9 +32,13 @@ from .errors import (AlreadyExists, BackendUnavailable, CloudError, Forbidden, I
                      NotFound, QuotaExceeded)
 from .images import Images
 from .keypairs import KeyPairs
+from .resize import resize
 from .security_groups import SecurityGroups
 from .state import Store
 from .storage import Storage
+from .tags import Tags
+from .volumes import Volumes
+from .vpcs import Vpcs
 
 log = logging.getLogger("pocketcloud")
 
@@ -288,9 +293,10 @@ class Cloud:
                     log.warning("could not restore the forwards of %s: %s", inst.id, e)
 
     def run_instances(self, caller: Account, count: int = 1, client_token: str | None = None,
-                      **kwargs) -> tuple[str, list[Instance]]:
+                      extra: dict | None = None, **kwargs) -> tuple[str, list[Instance]]:
         """Launch `count` instances as one reservation. With a client token the call is
-        idempotent: the same token returns the first call's reservation, never a second launch."""
+        idempotent: the same token returns the first call's reservation, never a second launch.
+        `extra` goes into each record's details from the start (e.g. the chosen subnet)."""
         if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 20:
             raise InvalidParameter("the instance count must be between 1 and 20")
         if client_token is not None and (not isinstance(client_token, str) or not 0 < len(client_token) <= 64):
@@ -304,7 +310,8 @@ class Cloud:
                     found = [Instance.from_row(r) for r in rows]
                     return found[0].details.get("reservation_id", ""), found
             reservation = "r-" + validation.new_instance_id()[2:]
-            extra = {"reservation_id": reservation, **({"client_token": client_token} if client_token else {})}
+            extra = {**(extra or {}), "reservation_id": reservation,
+                     **({"client_token": client_token} if client_token else {})}
             launched: list[Instance] = []
             try:
                 for i in range(count):
@@ -348,7 +355,9 @@ class Cloud:
         for inst in self.describe_instances(caller):
             if inst.state != "terminated" and group_id in inst.details.get("security_groups", []):
                 with self._lock(inst.id):
-                    self._sync_forwards(self._row(inst.id))
+                    current = self._row(inst.id)  # it may have been terminated while we waited for its lock
+                    if current is not None and current.state != "terminated":
+                        self._sync_forwards(current)
 
     def _sync_forwards(self, inst: Instance) -> None:
         """Make the instance's forwards match its explicit ports plus its groups' rules:
@@ -620,3 +629,52 @@ class Cloud:
         if vm is not None and hasattr(vm, "hypervisor"):
             return vm.hypervisor()
         return {"mode": self.config.hypervisor, "in_use": None, "reason": "no VM engine configured yet"}
+
+    # -- EC2 breadth (issue 13): placement, tags on every resource, instance attributes -------
+    @cached_property
+    def vpcs(self) -> Vpcs:
+        return Vpcs(self.store)
+
+    @cached_property
+    def volumes(self) -> Volumes:
+        return Volumes(self.store)
+
+    @cached_property
+    def resource_tags(self) -> Tags:
+        return Tags(self.store)
+
+    def run_instances_in_subnet(self, caller: Account, *, subnet_id: str | None = None, zone: str | None = None,
+                                **kwargs) -> tuple[str, list[Instance]]:
+        """run_instances, placed in a subnet of the caller's (checked before anything launches;
+        recorded with the instance, so its interface is made there whoever looks first)."""
+        subnet = self.vpcs.subnet_for(caller.id, self.config.region, subnet_id, zone)
+        return self.run_instances(caller, extra={"subnet_id": subnet.id}, **kwargs)
+
+    def modify_instance(self, caller: Account, instance_id: str, *, type: str | None = None,
+                        user_data: str | None = None) -> Instance:
+        """Change a stopped instance's type (on its engine too) or its user data, as EC2 allows.
+        User data runs once per instance, as on AWS: the new value is what the instance's
+        metadata serves, not a second run."""
+        itype = None
+        if type is not None:
+            itype = INSTANCE_TYPES.get(type) if isinstance(type, str) else None
+            if itype is None:
+                raise InvalidParameter(f"unknown instance type {str(type)[:40]!r}", code="InvalidInstanceType")
+        clean_ud = validation.user_data(user_data) if user_data is not None else None
+        self.get_instance(caller, instance_id)
+        with self._lock(instance_id):
+            inst = self._row(instance_id)
+            if inst.state != "stopped":
+                raise InvalidState(f"The instance '{inst.id}' is not in the 'stopped' state (it is {inst.state})",
+                                   code="IncorrectInstanceState")
+            if itype is not None and itype.name != inst.type:
+                resize(self.driver(inst.kind), inst.engine_id, itype)
+                self._save(inst.id, type=itype.name)
+            if clean_ud is not None:
+                self._save(inst.id, user_data=clean_ud)
+        return self._row(instance_id)
+
+    def modify_security_group_rules(self, caller: Account, group: str, changes: dict) -> None:
+        """Rules keep their ids and take new content; forwards follow changed ingress ports."""
+        g = self.security_groups.replace_rules(caller.id, group, changes)
+        self._resync_group(caller, g.id)

@@ -229,7 +229,90 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX IF NOT EXISTS billing_alerts_account ON billing_alerts(account, id)
     """,
-    # 5: S3 settings that are pocketcloud's own on every engine (issue "Terraform"): one row per
+    # 5: describe-level VPC state (issue "Terraform"), adopted unchanged by VPC networking and
+    # block storage: default VPCs and subnets (CIDRs distinct on the host), a primary network
+    # interface and a root volume per instance, tags on every non-instance resource, and
+    # security-group rules as rows with stable sgr- ids, egress included (each existing group
+    # gets AWS's default allow-all egress rule). Zones are stored as the suffix (a, b, c):
+    # the region is configuration.
+    """
+    CREATE TABLE vpcs (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        cidr TEXT NOT NULL UNIQUE,
+        is_default INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL
+    );
+    CREATE UNIQUE INDEX vpcs_one_default ON vpcs(owner) WHERE is_default = 1;
+    CREATE TABLE subnets (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        vpc_id TEXT NOT NULL REFERENCES vpcs(id) ON DELETE CASCADE,
+        zone_suffix TEXT NOT NULL,
+        cidr TEXT NOT NULL,
+        is_default INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL,
+        UNIQUE (vpc_id, cidr)
+    );
+    CREATE INDEX subnets_owner ON subnets(owner);
+    CREATE TABLE network_interfaces (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        instance_id TEXT NOT NULL UNIQUE REFERENCES instances(id) ON DELETE CASCADE,
+        subnet_id TEXT NOT NULL REFERENCES subnets(id),
+        mac TEXT NOT NULL,
+        attachment_id TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX network_interfaces_owner ON network_interfaces(owner);
+    CREATE TABLE volumes (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        instance_id TEXT REFERENCES instances(id) ON DELETE CASCADE,
+        zone_suffix TEXT NOT NULL,
+        size_gib INTEGER NOT NULL,
+        volume_type TEXT NOT NULL,
+        iops INTEGER NOT NULL,
+        throughput INTEGER NOT NULL,
+        device TEXT,
+        delete_on_termination INTEGER NOT NULL DEFAULT 1,
+        created_at REAL NOT NULL,
+        UNIQUE (instance_id, device)
+    );
+    CREATE INDEX volumes_owner ON volumes(owner);
+    CREATE TABLE resource_tags (
+        resource_id TEXT NOT NULL,
+        owner TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (resource_id, key)
+    );
+    CREATE INDEX resource_tags_owner ON resource_tags(owner);
+    CREATE TABLE security_group_rules (
+        id TEXT PRIMARY KEY,
+        group_id TEXT NOT NULL REFERENCES security_groups(id) ON DELETE CASCADE,
+        owner TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        egress INTEGER NOT NULL,
+        protocol TEXT NOT NULL,
+        from_port INTEGER NOT NULL,
+        to_port INTEGER NOT NULL,
+        cidr TEXT NOT NULL,
+        description TEXT NOT NULL DEFAULT '',
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX security_group_rules_group ON security_group_rules(group_id);
+    INSERT INTO security_group_rules (id, group_id, owner, egress, protocol, from_port, to_port, cidr, created_at)
+        SELECT 'sgr-' || substr(lower(hex(randomblob(9))), 1, 17), g.id, g.owner, 0,
+               json_extract(r.value, '$.protocol'), json_extract(r.value, '$.from_port'),
+               json_extract(r.value, '$.to_port'), json_extract(r.value, '$.cidr'), g.created_at
+        FROM security_groups g, json_each(g.rules) r;
+    INSERT INTO security_group_rules (id, group_id, owner, egress, protocol, from_port, to_port, cidr, created_at)
+        SELECT 'sgr-' || substr(lower(hex(randomblob(9))), 1, 17), id, owner, 1, '-1', -1, -1, '0.0.0.0/0', created_at
+        FROM security_groups;
+    ALTER TABLE security_groups DROP COLUMN rules;
+    ALTER TABLE security_groups ADD COLUMN vpc_id TEXT REFERENCES vpcs(id)
+    """,
+    # 6: S3 settings that are pocketcloud's own on every engine (issue "Terraform"): one row per
     # bucket and kind (tagging, cors, lifecycle, acl, policy, public_access_block,
     # ownership_controls, versioning) holding the document as JSON; per object its tags and
     # canned ACL (gone with the object's index row); what a multipart upload will give its object.

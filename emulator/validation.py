@@ -10,7 +10,7 @@ import secrets
 from typing import Any
 
 from .compute.driver import PortForward
-from .errors import InvalidParameter
+from .errors import InvalidParameter, NotFound
 
 INSTANCE_ID = re.compile(r"^i-[0-9a-f]{17}$")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
@@ -120,3 +120,27 @@ def command(value: Any) -> list[str]:
     if isinstance(value, list) and value and all(isinstance(a, str) and "\x00" not in a for a in value) and len(value) <= 256:
         return value
     raise InvalidParameter("command must be a non-empty string (run by /bin/sh -c) or a list of strings")
+
+
+def resource_id(value: Any, pattern: re.Pattern, prefix: str, code: str) -> str:
+    """An EC2-shaped id (`vpc-…`, `vol-…`, …) or the AWS `<code>.Malformed` error."""
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        raise InvalidParameter(f"Invalid id: \"{str(value)[:40]}\" (expecting \"{prefix}-...\")",
+                               code=f"{code}.Malformed")
+    return value
+
+
+def by_ids(items: list, ids: list[str] | None, pattern: re.Pattern, prefix: str, what: str,
+           codes: tuple[str, str]) -> list:
+    """The items (anything with an `id`) whose ids are asked for, each id well-formed and
+    present, else the AWS codes (`codes`: the Malformed prefix, the NotFound code). Callers
+    pass only the caller's own items, so another account's id answers like a missing one."""
+    if not ids:
+        return items
+    have = {i.id for i in items}
+    for i in ids:
+        resource_id(i, pattern, prefix, codes[0])
+    for i in ids:
+        if i not in have:
+            raise NotFound(f"The {what} '{i}' does not exist", code=codes[1])
+    return [i for i in items if i.id in ids]

@@ -3,19 +3,13 @@ answered in EC2 XML. Handlers are named after the wire actions and only parse, c
 emulator.services and render."""
 from __future__ import annotations
 
-import logging
-import uuid
+from emulator.errors import Unauthorized
 
-from emulator.errors import CloudError, InvalidParameter, Unauthorized
-from emulator.sigv4 import query_pairs
-
-from .. import sigv4
-from ..errors import ec2_error
-from . import catalog, instances, resources
+from ..errors import DryRunOperation, ec2_error
+from ..query import QueryService, create_query_app
+from . import attributes, catalog, instances, resources, security_groups, vpcs
+from .params import boolean
 from .xml import response
-
-log = logging.getLogger("pocketcloud.ec2")
-MAX_BODY = 1024 * 1024
 
 ACTIONS = {
     "RunInstances": instances.run_instances,
@@ -26,10 +20,14 @@ ACTIONS = {
     "RebootInstances": instances.reboot_instances,
     "TerminateInstances": instances.terminate_instances,
     "GetConsoleOutput": instances.get_console_output,
+    "DescribeInstanceAttribute": attributes.describe_instance_attribute,
+    "ModifyInstanceAttribute": attributes.modify_instance_attribute,
+    "DescribeInstanceCreditSpecifications": attributes.describe_instance_credit_specifications,
     "DescribeImages": catalog.describe_images,
     "DescribeInstanceTypes": catalog.describe_instance_types,
     "DescribeRegions": catalog.describe_regions,
     "DescribeAvailabilityZones": catalog.describe_availability_zones,
+    "DescribeAccountAttributes": catalog.describe_account_attributes,
     "CreateKeyPair": resources.create_key_pair,
     "ImportKeyPair": resources.import_key_pair,
     "DescribeKeyPairs": resources.describe_key_pairs,
@@ -37,61 +35,48 @@ ACTIONS = {
     "CreateTags": resources.create_tags,
     "DeleteTags": resources.delete_tags,
     "DescribeTags": resources.describe_tags,
-    "CreateSecurityGroup": resources.create_security_group,
-    "DescribeSecurityGroups": resources.describe_security_groups,
-    "AuthorizeSecurityGroupIngress": resources.authorize_security_group_ingress,
-    "RevokeSecurityGroupIngress": resources.revoke_security_group_ingress,
-    "DeleteSecurityGroup": resources.delete_security_group,
+    "CreateSecurityGroup": security_groups.create_security_group,
+    "DescribeSecurityGroups": security_groups.describe_security_groups,
+    "DescribeSecurityGroupRules": security_groups.describe_security_group_rules,
+    "AuthorizeSecurityGroupIngress": security_groups.authorize_security_group_ingress,
+    "RevokeSecurityGroupIngress": security_groups.revoke_security_group_ingress,
+    "AuthorizeSecurityGroupEgress": security_groups.authorize_security_group_egress,
+    "RevokeSecurityGroupEgress": security_groups.revoke_security_group_egress,
+    "ModifySecurityGroupRules": security_groups.modify_security_group_rules,
+    "UpdateSecurityGroupRuleDescriptionsIngress": security_groups.update_security_group_rule_descriptions_ingress,
+    "UpdateSecurityGroupRuleDescriptionsEgress": security_groups.update_security_group_rule_descriptions_egress,
+    "DeleteSecurityGroup": security_groups.delete_security_group,
+    "DescribeVpcs": vpcs.describe_vpcs,
+    "DescribeVpcAttribute": vpcs.describe_vpc_attribute,
+    "DescribeSubnets": vpcs.describe_subnets,
+    "DescribeNetworkInterfaces": vpcs.describe_network_interfaces,
+    "DescribeVolumes": vpcs.describe_volumes,
+    "CreateVpc": vpcs.not_yet,
+    "DeleteVpc": vpcs.not_yet,
+    "CreateSubnet": vpcs.not_yet,
+    "DeleteSubnet": vpcs.not_yet,
+    "CreateDefaultVpc": vpcs.create_default_vpc,
 }
 
 
-def _read_body(environ) -> bytes:
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        raise InvalidParameter("invalid Content-Length", code="InvalidParameterValue") from None
-    if length > MAX_BODY:
-        raise InvalidParameter(f"request body larger than {MAX_BODY} bytes", code="InvalidParameterValue")
-    return environ["wsgi.input"].read(length) if length else b""
+def _dry_run(handler):
+    """EC2's DryRun: a handler that validates its input first says so (`handles_dry_run`) and
+    raises DryRunOperation itself; for the others (reads), a signed caller is always allowed,
+    so the answer is DryRunOperation straight away."""
+    if getattr(handler, "handles_dry_run", False):
+        return handler
+
+    def run(cloud, caller, p):
+        if boolean(p, "DryRun"):
+            raise DryRunOperation("Request would have succeeded, but DryRun flag is set.")
+        return handler(cloud, caller, p)
+
+    return run
 
 
 def create_ec2_app(cloud):
-    def app(environ, start_response):
-        request_id = str(uuid.uuid4())
-        try:
-            body = _read_body(environ)
-            params = dict(query_pairs(environ.get("QUERY_STRING", "")))
-            if environ.get("REQUEST_METHOD") == "POST":
-                params.update(query_pairs(body.decode("utf-8", "replace")))
-            if not sigv4.is_signed(environ):
-                raise Unauthorized("the request must be signed with AWS Signature Version 4 using a pocketcloud "
-                                   "access key (eval \"$(pocketcloud env)\")", code="AuthFailure")
-            try:
-                verified = sigv4.verify(environ, cloud.accounts.secret_for, body=body, region=cloud.config.region,
-                                        service="ec2")
-            except CloudError as e:
-                if e.code == "InvalidAccessKeyId":
-                    raise Unauthorized("AWS was not able to validate the provided access credentials",
-                                       code="AuthFailure") from e
-                raise
-            action = params.get("Action")
-            if not action:
-                raise InvalidParameter("the request must contain the parameter Action", code="MissingAction")
-            handler = ACTIONS.get(action)
-            if handler is None:
-                raise InvalidParameter(f"the action {action[:64]} is not valid for this web service "
-                                       f"(pocketcloud implements: {', '.join(sorted(ACTIONS))})",
-                                       code="InvalidAction")
-            xml = response(action, handler(cloud, verified.account, params), request_id)
-            status = "200 OK"
-        except Exception as exc:  # every failure is an EC2 error document, never a bare 500 page
-            if not isinstance(exc, CloudError):
-                log.exception("EC2 %s failed", params.get("Action") if "params" in locals() else "?")
-            xml, code = ec2_error(exc, request_id)
-            status = f"{code} Error"
-        data = xml.encode()
-        start_response(status, [("Content-Type", "text/xml;charset=UTF-8"), ("Content-Length", str(len(data))),
-                                ("x-amzn-RequestId", request_id)])
-        return [data]
-
-    return app
+    return create_query_app(cloud, QueryService(
+        name="ec2", actions=ACTIONS, render=response, error=ec2_error, wrap=_dry_run,
+        unsigned=lambda: Unauthorized("the request must be signed with AWS Signature Version 4 using a "
+                                      "pocketcloud access key (eval \"$(pocketcloud env)\")", code="AuthFailure"),
+        unknown_key_code="AuthFailure"))

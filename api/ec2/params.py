@@ -1,6 +1,8 @@
 """Reading the EC2 Query protocol's flattened parameters (Name.N, Name.N.Sub, ...)."""
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 
 from emulator.errors import InvalidParameter
@@ -44,6 +46,25 @@ def tags(params: dict, prefix: str = "Tag") -> dict[str, str]:
     return out
 
 
+def tag_specifications(params: dict, allowed: tuple[str, ...]) -> dict[str, dict[str, str]]:
+    """TagSpecification.N: resource type -> tags, for the types this action creates."""
+    out: dict[str, dict[str, str]] = {}
+    for spec in members(params, "TagSpecification"):
+        kind = spec.get("ResourceType", allowed[0])
+        if kind not in allowed:
+            raise InvalidParameter(f"'{str(kind)[:40]}' is not a valid taggable resource type for this operation",
+                                   code="InvalidParameterValue")
+        out.setdefault(kind, {}).update(tags(spec, "Tag"))
+    return out
+
+
+def base64_text(raw: str, what: str, code: str) -> str:
+    try:
+        return base64.b64decode(raw, validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise InvalidParameter(f"{what} must be base64-encoded UTF-8 text", code=code) from None
+
+
 def required(params: dict, name: str) -> str:
     value = params.get(name)
     if value is None or value == "":
@@ -62,3 +83,39 @@ def integer(params: dict, name: str, default: int | None = None, low: int = 0, h
     if not low <= value <= high:
         raise InvalidParameter(f"{name} must be between {low} and {high}", code="InvalidParameterValue")
     return value
+
+
+def boolean(params: dict, name: str, default: bool = False) -> bool:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in ("true", "1"):
+        return True
+    if raw.lower() in ("false", "0"):
+        return False
+    raise InvalidParameter(f"{name} must be true or false, got {raw[:20]!r}", code="InvalidParameterValue")
+
+
+def attribute_value(params: dict, name: str) -> str | None:
+    """EC2's attribute structures: `Name.Value=...` (what the SDKs send) or the older flat
+    `Attribute=name&Value=...` form."""
+    if f"{name}.Value" in params:
+        return params[f"{name}.Value"]
+    attr = params.get("Attribute")
+    if attr and attr[:1].upper() + attr[1:] == name:
+        return params.get("Value")
+    return None
+
+
+def mutating(handler):
+    """Marks a handler that validates its input, then calls `dry_run(p)` before changing
+    anything: with DryRun=true the caller learns whether the request would have succeeded."""
+    handler.handles_dry_run = True
+    return handler
+
+
+def dry_run(params: dict) -> None:
+    from ..errors import DryRunOperation
+
+    if boolean(params, "DryRun"):
+        raise DryRunOperation("Request would have succeeded, but DryRun flag is set.")

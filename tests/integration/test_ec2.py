@@ -101,9 +101,9 @@ def test_security_group_rule_becomes_a_forward(server, ec2):
     inst = ec2.run_instances(ImageId=tiny_ami(ec2), MinCount=1, MaxCount=1, SecurityGroupIds=[sg],
                              UserData=user_data)["Instances"][0]
     tags = {t["Key"]: t["Value"] for t in inst["Tags"]}
-    host, port = tags["pocketcloud:forward:80"].split(":")
+    host, port = tags["aws:pocketcloud:forward:80"].split(":")
     assert host == "127.0.0.1" and inst["PublicIpAddress"] == "127.0.0.1"
-    assert "pocketcloud:forward:81" not in tags  # no rule, no way in
+    assert "aws:pocketcloud:forward:81" not in tags  # no rule, no way in
     deadline = time.monotonic() + 20
     while True:
         try:
@@ -206,10 +206,10 @@ def test_errors_are_ec2_shaped_and_change_nothing(server, user, ec2):
         (lambda: ec2.run_instances(ImageId=ami, MinCount=3, MaxCount=2), "InvalidParameterValue"),
         (lambda: ec2.describe_instances(InstanceIds=["i-123"]), "InvalidInstanceID.Malformed"),
         (lambda: ec2.start_instances(InstanceIds=["i-0123456789abcdef0"]), "InvalidInstanceID.NotFound"),
-        (lambda: ec2.describe_vpcs(), "InvalidAction"),
+        (lambda: ec2.describe_spot_price_history(), "InvalidAction"),
         (lambda: ec2.describe_instances(Filters=[{"Name": "bogus", "Values": ["x"]}]), "InvalidParameterValue"),
         (lambda: ec2.authorize_security_group_ingress(GroupId="sg-00000000000000000", IpPermissions=[
-            {"IpProtocol": "tcp", "FromPort": 1, "ToPort": 1}]), "InvalidGroupId.NotFound"),
+            {"IpProtocol": "tcp", "FromPort": 1, "ToPort": 1}]), "InvalidGroup.NotFound"),
     ]
     for call, code in cases:
         with pytest.raises(ClientError) as e:
@@ -277,14 +277,14 @@ def test_boto3_vm_ssh_through_a_security_group_rule(server, ec2):
     closed = ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1, KeyName="vm-lab", SecurityGroupIds=[sg],
                                InstanceType="t2.nano")["Instances"][0]
     tags = {t["Key"]: t["Value"] for t in closed["Tags"]}
-    assert not any(k.startswith("pocketcloud:forward:") for k in tags), "no rule, no forward"
+    assert not any(k.startswith("aws:pocketcloud:forward:") for k in tags), "no rule, no forward"
     ec2.authorize_security_group_ingress(GroupId=sg, IpPermissions=[
         {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
     iid = closed["InstanceId"]
     ec2.get_waiter("instance_running").wait(InstanceIds=[iid], WaiterConfig={"Delay": 2})
     inst = ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
     tags = {t["Key"]: t["Value"] for t in inst["Tags"]}
-    host, port = tags["pocketcloud:forward:22"].split(":")
+    host, port = tags["aws:pocketcloud:forward:22"].split(":")
     assert inst["PublicIpAddress"] == "127.0.0.1" and inst["Hypervisor"] in ("kvm", "qemu")
     pkey = paramiko.Ed25519Key.from_private_key(io.StringIO(key["KeyMaterial"]))
     client = paramiko.SSHClient()
@@ -330,7 +330,7 @@ def test_rule_added_to_a_running_containers_group_opens_a_forward(ec2):
     rule = [{"IpProtocol": "tcp", "FromPort": 8080, "ToPort": 8080, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]
     ec2.authorize_security_group_ingress(GroupId=sg, IpPermissions=rule)
     inst = ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
-    port = {t["Key"]: t["Value"] for t in inst["Tags"]}["pocketcloud:forward:8080"].split(":")[1]
+    port = {t["Key"]: t["Value"] for t in inst["Tags"]}["aws:pocketcloud:forward:8080"].split(":")[1]
     deadline = time.monotonic() + 20
     while True:
         try:
@@ -344,6 +344,6 @@ def test_rule_added_to_a_running_containers_group_opens_a_forward(ec2):
     with pytest.raises(requests.RequestException):
         requests.get(f"http://127.0.0.1:{port}/", timeout=2)
     inst = ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
-    assert "pocketcloud:forward:8080" not in {t["Key"] for t in inst["Tags"]}
+    assert "aws:pocketcloud:forward:8080" not in {t["Key"] for t in inst["Tags"]}
     ec2.terminate_instances(InstanceIds=[iid])
     ec2.delete_security_group(GroupId=sg)

@@ -21,6 +21,11 @@ def test_routing():
     assert protocol_of(env("/", method="POST", ctype="application/x-www-form-urlencoded")) == "ec2"
 
 
+def test_query_services_route_by_their_signing_scope():
+    assert protocol_of(env("/", auth=SIG.format("sts"), method="POST",
+                           ctype="application/x-www-form-urlencoded")) == "sts"
+
+
 def test_json11_services_route_by_scope_and_unsigned_by_target():
     assert protocol_of(env("/", auth=SIG.format("ce"), method="POST")) == "ce"
     assert protocol_of(env("/", auth=SIG.format("budgets"), method="POST")) == "budgets"

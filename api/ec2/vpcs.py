@@ -1,0 +1,188 @@
+"""DescribeVpcs, DescribeVpcAttribute, DescribeSubnets, DescribeNetworkInterfaces, DescribeVolumes.
+
+Each account has its default VPC with one default subnet per availability zone; instances get
+a primary network interface and a root volume. These describe where things are placed and
+have stable ids; VPC networking and block storage make them real networks and disks later.
+Creating or deleting VPCs and subnets is refused clearly until then.
+"""
+from __future__ import annotations
+
+from emulator.errors import AlreadyExists, InvalidParameter, NotFound
+from emulator.placement import placements
+from emulator.validation import resource_id
+from emulator.vpcs import ENI_ID
+
+from . import filtering
+from .catalog import zones
+from .instance_view import interface_xml
+from .params import mutating, required, values
+from .wire import iso
+
+
+def _tag_set(tags: dict[str, str]) -> list[dict]:
+    return [{"key": k, "value": v} for k, v in tags.items()]
+
+
+def _zone_ids(cloud) -> dict[str, str]:
+    return {z["zoneName"]: z["zoneId"] for z in zones(cloud.config.region)}
+
+
+# -- VPCs -----------------------------------------------------------------------------------
+def _vpc_xml(cloud, caller, v, tags) -> dict:
+    return {
+        "vpcId": v.id, "ownerId": caller.id, "state": "available", "cidrBlock": v.cidr,
+        "cidrBlockAssociationSet": [{"associationId": "vpc-cidr-assoc-" + v.id[4:], "cidrBlock": v.cidr,
+                                     "cidrBlockState": {"state": "associated"}}],
+        "ipv6CidrBlockAssociationSet": [], "dhcpOptionsId": "default", "instanceTenancy": "default",
+        "isDefault": v.is_default, "tagSet": _tag_set(tags.get(v.id, {})),
+    }
+
+
+def describe_vpcs(cloud, caller, p) -> dict:
+    vpcs = cloud.vpcs.list(caller.id, values(p, "VpcId") or None)
+    tags = cloud.resource_tags.of(caller.id, [v.id for v in vpcs])
+    table = {"vpc-id": lambda v: v.id, "cidr": lambda v: v.cidr, "cidr-block-association.cidr-block": lambda v: v.cidr,
+             "cidr-block-association.state": lambda v: "associated", "dhcp-options-id": lambda v: "default",
+             "is-default": lambda v: v.is_default, "isDefault": lambda v: v.is_default,
+             "state": lambda v: "available", "owner-id": lambda v: caller.id, "instance-tenancy": lambda v: "default"}
+    vpcs = filtering.apply(p, vpcs, table, tags=lambda v: tags.get(v.id, {}))
+    vpcs, token = filtering.page(p, vpcs)
+    return {"vpcSet": [_vpc_xml(cloud, caller, v, tags) for v in vpcs], "nextToken": token}
+
+
+VPC_ATTRIBUTES = {"enableDnsSupport": True, "enableDnsHostnames": True, "enableNetworkAddressUsageMetrics": False}
+
+
+def describe_vpc_attribute(cloud, caller, p) -> dict:
+    attr = required(p, "Attribute")
+    if attr not in VPC_ATTRIBUTES:
+        raise InvalidParameter(f"Value ({attr[:40]}) for parameter attribute is invalid "
+                               f"(valid: {', '.join(VPC_ATTRIBUTES)})", code="InvalidParameterValue")
+    vpc = cloud.vpcs.get(caller.id, required(p, "VpcId"))
+    return {"vpcId": vpc.id, attr: {"value": VPC_ATTRIBUTES[attr]}}
+
+
+@mutating
+def not_yet(cloud, caller, p) -> dict:
+    raise InvalidParameter(f"{p.get('Action')} is not available yet: each account has one default VPC with a "
+                           "default subnet per availability zone (DescribeVpcs, DescribeSubnets); creating and "
+                           "deleting VPCs and subnets comes with VPC networking", code="UnsupportedOperation")
+
+
+@mutating
+def create_default_vpc(cloud, caller, p) -> dict:
+    vpc = cloud.vpcs.default(caller.id)
+    raise AlreadyExists(f"A Default VPC already exists for this account in this region ({vpc.id})",
+                        code="DefaultVpcAlreadyExists")
+
+
+# -- subnets --------------------------------------------------------------------------------
+def _subnet_xml(cloud, caller, s, tags, zone_ids) -> dict:
+    return {
+        "subnetId": s.id, "subnetArn": f"arn:aws:ec2:{cloud.config.region}:{caller.id}:subnet/{s.id}",
+        "state": "available", "vpcId": s.vpc_id, "ownerId": caller.id, "cidrBlock": s.cidr,
+        "ipv6CidrBlockAssociationSet": [], "availableIpAddressCount": s.available_ips,
+        "availabilityZone": s.zone, "availabilityZoneId": zone_ids.get(s.zone, ""),
+        "defaultForAz": s.is_default, "mapPublicIpOnLaunch": True, "mapCustomerOwnedIpOnLaunch": False,
+        "assignIpv6AddressOnCreation": False, "enableDns64": False, "ipv6Native": False,
+        "privateDnsNameOptionsOnLaunch": {"hostnameType": "ip-name", "enableResourceNameDnsARecord": False,
+                                          "enableResourceNameDnsAAAARecord": False},
+        "tagSet": _tag_set(tags.get(s.id, {})),
+    }
+
+
+def describe_subnets(cloud, caller, p) -> dict:
+    subnets = cloud.vpcs.subnets(caller.id, cloud.config.region, values(p, "SubnetId") or None)
+    tags = cloud.resource_tags.of(caller.id, [s.id for s in subnets])
+    zone_ids = _zone_ids(cloud)
+    table = {"subnet-id": lambda s: s.id, "vpc-id": lambda s: s.vpc_id, "availability-zone": lambda s: s.zone,
+             "availabilityZone": lambda s: s.zone, "availability-zone-id": lambda s: zone_ids.get(s.zone),
+             "cidr-block": lambda s: s.cidr, "cidrBlock": lambda s: s.cidr, "cidr": lambda s: s.cidr,
+             "default-for-az": lambda s: s.is_default, "defaultForAz": lambda s: s.is_default,
+             "state": lambda s: "available", "owner-id": lambda s: caller.id,
+             "map-public-ip-on-launch": lambda s: True,
+             "available-ip-address-count": lambda s: s.available_ips,
+             "subnet-arn": lambda s: f"arn:aws:ec2:{cloud.config.region}:{caller.id}:subnet/{s.id}"}
+    subnets = filtering.apply(p, subnets, table, tags=lambda s: tags.get(s.id, {}))
+    subnets, token = filtering.page(p, subnets)
+    return {"subnetSet": [_subnet_xml(cloud, caller, s, tags, zone_ids) for s in subnets], "nextToken": token}
+
+
+# -- network interfaces and volumes ------------------------------------------------------
+def _live(cloud, caller):
+    insts = [i for i in cloud.describe_instances(caller) if i.state != "terminated"]
+    return {i.id: i for i in insts}, placements(cloud, caller.id, insts)
+
+
+def describe_network_interfaces(cloud, caller, p) -> dict:
+    insts, where = _live(cloud, caller)
+    enis = [(insts[iid], w) for iid, w in where.items()]
+    ids = values(p, "NetworkInterfaceId")
+    if ids:
+        for i in ids:
+            resource_id(i, ENI_ID, "eni", "InvalidNetworkInterfaceID")
+        missing = [i for i in ids if i not in {w.interface.id for _, w in enis}]
+        if missing:  # another account's interface answers like a missing one
+            raise NotFound(f"The networkInterface ID '{missing[0]}' does not exist",
+                           code="InvalidNetworkInterfaceID.NotFound")
+        enis = [(i, w) for i, w in enis if w.interface.id in ids]
+    tags = cloud.resource_tags.of(caller.id, [w.interface.id for _, w in enis])
+    names = cloud.security_groups.names(caller.id)
+    zone_ids = _zone_ids(cloud)
+    table = {"network-interface-id": lambda e: e[1].interface.id, "attachment.instance-id": lambda e: e[0].id,
+             "attachment.attachment-id": lambda e: e[1].interface.attachment_id,
+             "attachment.status": lambda e: "attached", "attachment.device-index": lambda e: 0,
+             "attachment.delete-on-termination": lambda e: True, "vpc-id": lambda e: e[1].interface.vpc_id,
+             "subnet-id": lambda e: e[1].interface.subnet_id, "availability-zone": lambda e: e[1].interface.zone,
+             "availability-zone-id": lambda e: zone_ids.get(e[1].interface.zone), "status": lambda e: "in-use",
+             "mac-address": lambda e: e[1].interface.mac, "private-ip-address": lambda e: e[0].private_ip,
+             "addresses.private-ip-address": lambda e: e[0].private_ip,
+             "group-id": lambda e: e[0].details.get("security_groups", []),
+             "group-name": lambda e: [names.get(g, "") for g in e[0].details.get("security_groups", [])],
+             "description": lambda e: "Primary network interface", "owner-id": lambda e: caller.id,
+             "interface-type": lambda e: "interface", "source-dest-check": lambda e: True,
+             "requester-managed": lambda e: False}
+    enis = filtering.apply(p, enis, table, tags=lambda e: tags.get(e[1].interface.id, {}))
+    enis, token = filtering.page(p, enis, ids_param="NetworkInterfaceId")
+    out = []
+    for inst, w in enis:
+        x = interface_xml(caller.id, inst, w, names, True)
+        x["tagSet"] = _tag_set(tags.get(w.interface.id, {}))
+        x["availabilityZoneId"] = zone_ids.get(w.interface.zone)
+        out.append(x)
+    return {"networkInterfaceSet": out, "nextToken": token}
+
+
+def _volume_xml(cloud, v, tags) -> dict:
+    return {
+        "volumeId": v.id, "size": v.size_gib, "snapshotId": "", "availabilityZone": v.zone(cloud.config.region),
+        "status": "in-use", "createTime": iso(v.created_at),
+        "attachmentSet": [{"volumeId": v.id, "instanceId": v.instance_id, "device": v.device, "status": "attached",
+                           "attachTime": iso(v.created_at), "deleteOnTermination": v.delete_on_termination}],
+        "volumeType": v.volume_type, "iops": v.iops, "throughput": v.throughput, "encrypted": False,
+        "multiAttachEnabled": False, "tagSet": _tag_set(tags.get(v.id, {})),
+    }
+
+
+def describe_volumes(cloud, caller, p) -> dict:
+    _, where = _live(cloud, caller)
+    vols = [v for w in where.values() for v in w.volumes]
+    ids = values(p, "VolumeId")
+    if ids:
+        cloud.volumes.list(caller.id, ids)  # malformed / unknown / another account's -> the AWS error
+        missing = [i for i in ids if i not in {v.id for v in vols}]
+        if missing:  # its instance was terminated: a DeleteOnTermination volume is gone with it
+            raise NotFound(f"The volume '{missing[0]}' does not exist.", code="InvalidVolume.NotFound")
+        vols = [v for v in vols if v.id in ids]
+    tags = cloud.resource_tags.of(caller.id, [v.id for v in vols])
+    region = cloud.config.region
+    table = {"volume-id": lambda v: v.id, "attachment.instance-id": lambda v: v.instance_id,
+             "attachment.device": lambda v: v.device, "attachment.status": lambda v: "attached",
+             "attachment.delete-on-termination": lambda v: v.delete_on_termination,
+             "attachment.attach-time": lambda v: iso(v.created_at), "create-time": lambda v: iso(v.created_at),
+             "availability-zone": lambda v: v.zone(region), "status": lambda v: "in-use",
+             "volume-type": lambda v: v.volume_type, "size": lambda v: v.size_gib, "encrypted": lambda v: False,
+             "snapshot-id": lambda v: "", "multi-attach-enabled": lambda v: False}
+    vols = filtering.apply(p, vols, table, tags=lambda v: tags.get(v.id, {}))
+    vols, token = filtering.page(p, vols, low=5, high=500, ids_param="VolumeId")
+    return {"volumeSet": [_volume_xml(cloud, v, tags) for v in vols], "nextToken": token}

@@ -1,0 +1,107 @@
+"""Volumes, describe-level for now: the root device of every instance as an EBS-shaped volume.
+
+Each instance gets one `vol-…` record for its root device (a VM's qcow2 overlay, a container's
+writable layer), sized from its image, attached at the image's root device name, deleted with
+the instance (`DeleteOnTermination` true, as AWS's default for root volumes). The block-storage
+work makes volumes real (create, attach, snapshot) and adopts these records and ids unchanged.
+"""
+from __future__ import annotations
+
+import math
+import re
+import secrets
+import struct
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .state import Store
+from .validation import by_ids
+
+VOLUME_ID = re.compile(r"vol-[0-9a-f]{17}")
+GIB = 1024 ** 3
+# Where the root device is attached: a VM's virtio disk; a container has no block device, its
+# root is the filesystem itself (the images name it the same way).
+ROOT_DEVICE = {"vm": "/dev/vda", "container": "/"}
+# gp3's baseline, what AWS reports for a gp3 volume created without explicit figures.
+GP3 = {"type": "gp3", "iops": 3000, "throughput": 125}
+
+
+@dataclass(frozen=True)
+class Volume:
+    id: str
+    owner: str
+    instance_id: str | None
+    zone_suffix: str
+    size_gib: int
+    volume_type: str
+    iops: int
+    throughput: int
+    device: str | None
+    delete_on_termination: bool
+    created_at: float
+
+    def zone(self, region: str) -> str:
+        return region + self.zone_suffix
+
+
+def qcow2_virtual_size(path: Path) -> int | None:
+    """The disk size a guest sees (bytes 24-31 of the qcow2 header), without qemu-img."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(32)
+    except OSError:
+        return None
+    if len(head) < 32 or head[:4] != b"QFI\xfb":
+        return None
+    return struct.unpack(">Q", head[24:32])[0]
+
+
+def root_size_gib(kind: str, ref: str, details: dict, image_bytes: int | None) -> int:
+    """A VM's root volume is as large as its image's disk; a container's is its image rounded
+    up to whole GiB (its writable layer has no size of its own)."""
+    size = None
+    if kind == "vm" and details.get("disk"):
+        size = qcow2_virtual_size(Path(ref) / details["disk"])
+    if size is None:
+        size = image_bytes or 0
+    return max(1, math.ceil(size / GIB))
+
+
+class Volumes:
+    def __init__(self, store: Store):
+        self.store = store
+
+    @staticmethod
+    def _row(r) -> Volume:
+        return Volume(r["id"], r["owner"], r["instance_id"], r["zone_suffix"], r["size_gib"], r["volume_type"],
+                      r["iops"], r["throughput"], r["device"], bool(r["delete_on_termination"]), r["created_at"])
+
+    def ensure_roots(self, owner: str, wanted: list[tuple[str, str, str, int]]) -> None:
+        """(instance id, zone suffix, device, size GiB) for instances that need a root volume
+        record; existing ones are kept as they are (ids never change)."""
+        if not wanted:
+            return
+        now = time.time()
+        with self.store.tx() as c:
+            for iid, zone_suffix, device, size in wanted:
+                c.execute("INSERT OR IGNORE INTO volumes (id, owner, instance_id, zone_suffix, size_gib, volume_type,"
+                          " iops, throughput, device, delete_on_termination, created_at)"
+                          " VALUES (?,?,?,?,?,?,?,?,?,1,?)",
+                          ("vol-" + secrets.token_hex(9)[:17], owner, iid, zone_suffix, size, GP3["type"],
+                           GP3["iops"], GP3["throughput"], device, now))
+
+    def list(self, owner: str, ids: list[str] | None = None) -> list[Volume]:
+        rows = [self._row(r) for r in self.store.query(
+            "SELECT * FROM volumes WHERE owner=? ORDER BY created_at", (owner,))]
+        return by_ids(rows, ids, VOLUME_ID, "vol", "volume", ("InvalidVolumeID", "InvalidVolume.NotFound"))
+
+    def for_instances(self, owner: str, instance_ids: list[str]) -> dict[str, list[Volume]]:
+        out: dict[str, list[Volume]] = {}
+        if not instance_ids:
+            return out
+        for r in self.store.query(f"SELECT * FROM volumes WHERE owner=? AND instance_id IN "
+                                  f"({','.join('?' * len(instance_ids))}) ORDER BY created_at",
+                                  (owner, *instance_ids)):
+            out.setdefault(r["instance_id"], []).append(self._row(r))
+        return out

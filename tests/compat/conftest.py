@@ -1,0 +1,31 @@
+"""The compat suite: pocketcloud driven by the tools people already use, unmodified.
+
+Terraform and its AWS provider are not Python packages: the machine provides them
+(`terraform` on PATH, `hashicorp/aws` in a local filesystem mirror). When either is missing
+the tests FAIL with the commands that install them; nothing is skipped.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from .tf import INSTALL, MIRRORS, PROVIDER, find_mirror
+
+
+@pytest.fixture(scope="session")
+def terraform_bin() -> str:
+    path = shutil.which("terraform")
+    if path is None:
+        pytest.fail("terraform is not on PATH.\n" + INSTALL, pytrace=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def provider_mirror(terraform_bin) -> Path:
+    mirror = find_mirror()
+    if mirror is None:
+        pytest.fail(f"the hashicorp/aws {PROVIDER[3]} provider is in none of {', '.join(filter(None, MIRRORS))}.\n"
+                    + INSTALL, pytrace=False)
+    return mirror
