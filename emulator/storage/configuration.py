@@ -131,7 +131,7 @@ class SettingsOperations:
         reply = self.engine.put_versioning(name, status)
         if reply.status == 501 or (not reply.ok and reply.error()[0] == "NotImplemented"):
             raise InvalidParameter(f"Versioning is kept by the storage engine, and this cloud's engine "
-                                   f"({self.describe().get('name') or 'unknown'}) does not keep object versions: "
+                                   f"({self.engine_name}) does not keep object versions: "
                                    f"only Suspended (one `null` version per key) is possible here",
                                    code="NotImplemented")
         reply.raise_for_status(f"setting versioning of {name} to {status}")

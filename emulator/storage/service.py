@@ -23,7 +23,7 @@ from ..errors import BackendUnavailable, EngineError, Forbidden, InvalidParamete
 from ..sigv4 import presign_query, uri_encode
 from . import policy
 from .access import AccessOperations
-from .backend import Backend, Choice
+from .backend import ENGINE_NAMES, Backend, Choice
 from .buckets import Bucket, BucketRecords, validate_key
 from .client import BackendClient
 from .configuration import SettingsOperations
@@ -100,13 +100,19 @@ class Storage(ObjectOperations, MultipartOperations, AccessOperations, SettingsO
             self._backend.stop()
 
     @property
+    def engine_kind(self) -> str | None:
+        """Which engine serves ('rclone', 'ceph', ...), without asking it anything."""
+        choice = self._backend.choice if self._backend is not None else self._choice
+        return choice.engine if choice is not None else None
+
+    @property
     def engine_name(self) -> str:
-        return self.describe().get("name") or "unknown"
+        return ENGINE_NAMES.get(self.engine_kind or "", "unknown")
 
     @property
     def keys_are_paths(self) -> bool:
         """Whether the engine stores keys as file paths (so 'a/' and 'a/b' cannot both be objects)."""
-        return self.describe().get("engine") == "rclone"
+        return self.engine_kind == "rclone"
 
     def describe(self) -> dict:
         """For /api/v1/info: which engine serves objects, and why."""
@@ -201,7 +207,7 @@ class Storage(ObjectOperations, MultipartOperations, AccessOperations, SettingsO
         calls the bucket not empty; with no object left, those empty folders (and temp files
         of failed uploads) are all that remains. They go on disk, and through the engine too:
         its directory cache would otherwise still see them. True if anything went."""
-        data_dir = self.describe().get("data_dir")
+        data_dir = self.describe().get("data_dir") if self.keys_are_paths else None
         root = Path(data_dir) / name if data_dir else None
         folders = sorted((p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_dir()),
                          key=lambda rel: rel.count("/"), reverse=True) if root and root.is_dir() else []
