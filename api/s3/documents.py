@@ -202,5 +202,7 @@ def ownership(value: str) -> dict:
 
 
 def read_versioning(data: bytes) -> dict:
+    """{'Status', 'MFADelete'} as given (on the wire MFA delete is spelled MfaDelete)."""
     root = parse(data, "VersioningConfiguration")
-    return {k: (text(root, k) or "").strip() for k in ("Status", "MFADelete") if text(root, k) is not None}
+    out = {"Status": text(root, "Status"), "MFADelete": text(root, "MfaDelete") or text(root, "MFADelete")}
+    return {k: v.strip() for k, v in out.items() if v is not None}

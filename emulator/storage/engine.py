@@ -149,6 +149,14 @@ class Engine:
         reply.raise_for_status(f"reading versioning of {name}")
         return xmldoc.text(xmldoc.parse(reply.body(), "VersioningConfiguration"), "Status") or None
 
+    def versions_page(self, name: str, max_keys: int = 1000) -> list[tuple[str, str]]:
+        """(key, version id) of the first versions and delete markers ListObjectVersions gives."""
+        reply = self._call("GET", name, None, [("versions", ""), ("max-keys", str(max_keys))])
+        reply.raise_for_status(f"listing the versions of {name}")
+        root = xmldoc.parse(reply.body(), "ListVersionsResult")
+        return [(xmldoc.text(v, "Key"), xmldoc.text(v, "VersionId")) for tag in ("Version", "DeleteMarker")
+                for v in xmldoc.children(root, tag)]
+
     def listing(self, name: str, key: str | None, query: list[tuple[str, str]]) -> Reply:
         """A listing (objects v1/v2, uploads, parts) as the engine renders it, streamed."""
         return Reply.streamed(self.client().request("GET", name, key, query))

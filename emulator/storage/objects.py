@@ -190,8 +190,18 @@ class ObjectOperations:
 
     # -- whole buckets ---------------------------------------------------------------------------
     def empty_bucket(self, name: str) -> int:
-        """Delete every object of a bucket in the engine (for forced deletes); returns the count."""
+        """Delete every object of a bucket in the engine (for forced deletes), every version
+        and delete marker too where the engine keeps them; returns the count of objects."""
         deleted = 0
+        if self.engine_versioned(self.buckets.get(name)):
+            while True:
+                versions = self.engine.versions_page(name, MAX_DELETE)
+                if not versions:
+                    break
+                reply, gone = self.engine.delete_many(name, versions, quiet=True)
+                reply.raise_for_status(f"emptying bucket {name}")
+                if not gone:
+                    raise EngineError(f"could not empty bucket {name}: the engine deleted none of its versions")
         while True:
             keys = [o["key"] for o in self.engine.list_page(name, max_keys=MAX_DELETE)["objects"]]
             if not keys:

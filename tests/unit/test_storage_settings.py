@@ -155,6 +155,8 @@ def test_small_documents():
     assert doc.read_ownership(xml_of("OwnershipControls", doc.ownership("ObjectWriter"))) == "ObjectWriter"
     assert doc.read_versioning(b"<VersioningConfiguration><Status>Suspended</Status></VersioningConfiguration>") == \
         {"Status": "Suspended"}
+    assert doc.read_versioning(b"<VersioningConfiguration><MfaDelete>Enabled</MfaDelete><Status>Enabled</Status>"
+                               b"</VersioningConfiguration>") == {"Status": "Enabled", "MFADelete": "Enabled"}
     for bad in (b"<Tagging/>", b"<OwnershipControls/>", b"<PublicAccessBlockConfiguration><X>true</X>"
                 b"</PublicAccessBlockConfiguration>"):
         with pytest.raises(InvalidParameter):
