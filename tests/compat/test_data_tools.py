@@ -1,7 +1,7 @@
 """Data tools over pocketcloud's S3, unmodified, configured by nothing but what
 `pocketcloud env` prints: pandas through s3fs (aiobotocore), pyarrow's own S3 filesystem
 (the AWS C++ SDK), and rclone as a client copying a tree in and out (multipart uploads and
-server-side copies included). Against the session's real server and its S3 engine."""
+server-side copies included). Against a real server (per S3 engine, see conftest) and its engine."""
 from __future__ import annotations
 
 import filecmp
@@ -16,9 +16,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def env_of_pocketcloud(server, monkeypatch, tmp_path) -> dict:
+def env_of_pocketcloud(s3_server, monkeypatch, tmp_path) -> dict:
     """This process's environment as after `eval "$(pocketcloud env)"` (and no AWS config files)."""
-    out = server.cli("env").stdout
+    out = s3_server.cli("env").stdout
     exported = dict(line[len("export "):].split("=", 1) for line in out.splitlines() if line.startswith("export "))
     assert set(exported) >= {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL"}
     for k in [k for k in os.environ if k.startswith("AWS_")]:
@@ -30,13 +30,13 @@ def env_of_pocketcloud(server, monkeypatch, tmp_path) -> dict:
 
 
 @pytest.fixture
-def data_bucket(server, env_of_pocketcloud):
+def data_bucket(s3_server, env_of_pocketcloud):
     import boto3
 
     name = f"pc-data-{secrets.token_hex(4)}"
     boto3.client("s3").create_bucket(Bucket=name)
     yield name
-    status, body = server.admin("DELETE", f"/buckets/{name}?force=true")
+    status, body = s3_server.admin("DELETE", f"/buckets/{name}?force=true")
     assert status in (204, 404), body
 
 

@@ -33,7 +33,7 @@ def s3_client(server):
                         aws_secret_access_key=creds.secret, config=BotoConfig(retries={"max_attempts": 1}))
 
 
-def check_site(s3, server, site: str, page: str, expire_days: int, versioning: str) -> None:
+def check_site(s3, s3_server, site: str, page: str, expire_days: int, versioning: str) -> None:
     """Everything the stack says about the site bucket, read back from the cloud."""
     assert s3.get_bucket_tagging(Bucket=site)["TagSet"] == [{"Key": "stack", "Value": "compat-s3"}]
     assert s3.get_bucket_ownership_controls(Bucket=site)["OwnershipControls"]["Rules"] == [
@@ -47,34 +47,34 @@ def check_site(s3, server, site: str, page: str, expire_days: int, versioning: s
     assert rules["tmp"]["Expiration"] == {"Days": expire_days} and rules["old-drafts"]["Status"] == "Disabled"
     assert [r.get("ID") for r in s3.get_bucket_cors(Bucket=site)["CORSRules"]] == ["app", None]
     # what those settings do: the page is public (policy), the listing too (ACL), CORS answers
-    r = requests.get(f"{server.url}/{site}/index.html", timeout=30)
+    r = requests.get(f"{s3_server.url}/{site}/index.html", timeout=30)
     assert r.status_code == 200 and r.text == page and r.headers["Content-Type"] == "text/html"
-    assert requests.get(f"{server.url}/{site}", timeout=30).status_code == 200
-    pre = requests.options(f"{server.url}/{site}/index.html", timeout=30, headers={
+    assert requests.get(f"{s3_server.url}/{site}", timeout=30).status_code == 200
+    pre = requests.options(f"{s3_server.url}/{site}/index.html", timeout=30, headers={
         "Origin": "https://app.example", "Access-Control-Request-Method": "PUT"})
     assert pre.status_code == 200 and pre.headers["Access-Control-Max-Age"] == "3000"
     assert s3.get_object_tagging(Bucket=site, Key="index.html")["TagSet"] == [{"Key": "kind", "Value": "page"}]
     assert s3.get_object(Bucket=site, Key="src/main.tf")["Body"].read() == (STACK / "main.tf").read_bytes()
 
 
-def test_terraform_s3_resources(server, terraform_bin, provider_mirror, tmp_path):
+def test_terraform_s3_resources(s3_server, terraform_bin, provider_mirror, tmp_path):
     work = tmp_path / "stack"
     shutil.copytree(STACK, work)
-    prefix = f"tfs3-{server.port}"
+    prefix = f"tfs3-{s3_server.port}"
     site, logs = f"{prefix}-site", f"{prefix}-logs"
-    engine = server.admin.ok("GET", "/info")["storage"]["engine"]
+    engine = s3_server.admin.ok("GET", "/info")["storage"]["engine"]
     versioning = "Enabled" if engine in ("ceph", "minio", "minio-docker") else "Suspended"
     tfvars = {"prefix": prefix, "versioning": versioning}
     (work / "terraform.tfvars.json").write_text(json.dumps(tfvars))
-    tf = Terraform(terraform_bin, work, terraform_env(server.cli("env").stdout, work, provider_mirror))
-    s3 = s3_client(server)
+    tf = Terraform(terraform_bin, work, terraform_env(s3_server.cli("env").stdout, work, provider_mirror))
+    s3 = s3_client(s3_server)
     try:
         tf.run("init", "-input=false", label="init")
         tf.run("apply", "-auto-approve", "-input=false", label="apply")
         out = tf.outputs()
         assert out["site_bucket"] == site and out["site_arn"] == f"arn:aws:s3:::{site}"
         assert out["site_region"] == "us-east-1" and len(out["account_id"]) == 12
-        check_site(s3, server, site, "<h1>hello from terraform</h1>", 30, versioning)
+        check_site(s3, s3_server, site, "<h1>hello from terraform</h1>", 30, versioning)
         assert "Status" not in s3.get_bucket_versioning(Bucket=logs)  # Disabled: never versioned
         assert s3.get_object(Bucket=logs, Key="2026/11/30/app.log")["Body"].read() == b"started\n"
 
@@ -101,7 +101,7 @@ def test_terraform_s3_resources(server, terraform_bin, provider_mirror, tmp_path
         tf.run("apply", "-auto-approve", "-input=false", label="apply_imports")
         (work / "imports.tf").unlink()
         tf.run("plan", "-detailed-exitcode", "-input=false", label="plan_after_import")
-        check_site(s3, server, site, "<h1>hello from terraform</h1>", 30, versioning)
+        check_site(s3, s3_server, site, "<h1>hello from terraform</h1>", 30, versioning)
     finally:
         destroyed = tf.run("destroy", "-auto-approve", "-input=false", label="destroy", ok=(0, 1))
         times = {"stack": "tests/compat/terraform/s3", "engine": engine, **tf.times}
@@ -114,5 +114,5 @@ def test_terraform_s3_resources(server, terraform_bin, provider_mirror, tmp_path
         with pytest.raises(ClientError) as e:
             s3.head_bucket(Bucket=bucket)
         assert e.value.response["Error"]["Code"] in ("404", "NoSuchBucket")
-        assert server.admin("GET", f"/buckets/{bucket}")[0] == 404
-    assert not (server.home / "storage" / "data" / site).exists()
+        assert s3_server.admin("GET", f"/buckets/{bucket}")[0] == 404
+    assert not (s3_server.home / "storage" / "data" / site).exists()

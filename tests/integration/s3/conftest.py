@@ -17,7 +17,6 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -32,38 +31,25 @@ from emulator.config import Config
 from emulator.state import Store
 from emulator.storage.backend import find_rclone
 from tests.conftest import ARTIFACTS, stop_and_check_leaks
-from tests.integration.cloud import Api, Server
+from tests.integration.cloud import Api, s3_engines, start_s3_server
 
 pytestmark = pytest.mark.integration
 AWS = str(Path(sys.executable).with_name("aws"))
-ENGINES = [e.strip() for e in os.environ.get("POCKETCLOUD_TEST_S3_ENGINES", "default").split(",") if e.strip()]
 LIFECYCLE_DAY = 2.0
 ENGINES_KEEPING_VERSIONS = ("ceph", "minio", "minio-docker")
 
 
-@pytest.fixture(scope="session", params=ENGINES)
+@pytest.fixture(scope="session", params=s3_engines())
 def server(request, tmp_path_factory, docker_client):
     """The S3 tests' server, on one engine (overrides the session-wide one for this package)."""
-    engine = request.param
     ARTIFACTS.mkdir(exist_ok=True)
-    srv = Server(tmp_path_factory.mktemp(f"pc-s3-{engine}"), ARTIFACTS)
-    srv.env.update(POCKETCLOUD_LIFECYCLE_INTERVAL="1", POCKETCLOUD_LIFECYCLE_DAY=str(LIFECYCLE_DAY))
-    if engine != "default":
-        srv.env["POCKETCLOUD_S3_ENGINE"] = engine
-    srv.start()
     try:
-        deadline = time.monotonic() + 300
-        while srv.admin.ok("GET", "/info")["storage"].get("status") != "running":
-            if time.monotonic() > deadline:
-                pytest.fail(f"the {engine} S3 engine did not start: {srv.log_path.read_text()[-2000:]}")
-            try:
-                requests.get(f"{srv.url}/", timeout=10)  # the first S3 request starts the engine
-            except requests.RequestException:
-                pass
-            time.sleep(0.5)
-        yield srv
-    finally:
-        stop_and_check_leaks(srv, docker_client)
+        srv = start_s3_server(tmp_path_factory.mktemp(f"pc-s3-{request.param}"), ARTIFACTS, request.param,
+                              POCKETCLOUD_LIFECYCLE_INTERVAL="1", POCKETCLOUD_LIFECYCLE_DAY=str(LIFECYCLE_DAY))
+    except RuntimeError as e:
+        pytest.fail(str(e))
+    yield srv
+    stop_and_check_leaks(srv, docker_client)
 
 
 @pytest.fixture(scope="session")
