@@ -122,7 +122,8 @@ def check(rules: list[dict]) -> list[dict]:
                 exp["Date"] = _date(exp["Date"])
         nve = rule.get("NoncurrentVersionExpiration")
         if nve is not None:
-            nve["NoncurrentDays"] = _positive(nve.get("NoncurrentDays"), "NoncurrentDays' in NoncurrentVersionExpiration action")
+            nve["NoncurrentDays"] = _positive(nve.get("NoncurrentDays"),
+                                              "NoncurrentDays' in NoncurrentVersionExpiration action")
             if nve.get("NewerNoncurrentVersions") is not None:
                 nve["NewerNoncurrentVersions"] = _positive(nve["NewerNoncurrentVersions"], "NewerNoncurrentVersions")
         abort = rule.get("AbortIncompleteMultipartUpload")

@@ -247,6 +247,9 @@ class Storage(ObjectOperations, MultipartOperations, AccessOperations, SettingsO
             "bucket": bucket.name,
             "owner": bucket.owner,
             "access": bucket.access,
+            "settings": {"kept_by": "pocketcloud's state database, enforced by its gateway: the same on every engine",
+                         "kinds": sorted(k for k in bucket.settings if k != "versioning"),
+                         "versioning": "kept by the engine" if self.engine_versioned(bucket) else "never enabled"},
             "engine": engine,
             "usage": self.usage(bucket.name),
             "bytes_on_host": on_disk or {"path": None, "note": f"held by the engine at {engine.get('endpoint')}, "
