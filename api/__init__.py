@@ -24,11 +24,12 @@ class PocketCloudApp:
         self.cloud = cloud
         self.flask = flask_app
         self.protocols = protocols
+        self.s3_domains = tuple(getattr(cloud.config, "s3_domains", ()) or ())
 
     def __call__(self, environ, start_response):
         from .routing import protocol_of
 
-        proto = protocol_of(environ)
+        proto = protocol_of(environ, self.s3_domains)
         app = self.flask if proto == "web" else self.protocols.get(proto, self.protocols["s3"])
         return app(environ, start_response)
 

@@ -49,6 +49,14 @@ class Config:
     ceph_osd_size: int = field(default_factory=lambda: int(_env("POCKETCLOUD_CEPH_OSD_SIZE", str(4 << 30))))
     # Seconds a Ceph bootstrap (or a start of an existing cluster) may take before it is a failure.
     ceph_start_timeout: float = field(default_factory=lambda: float(_env("POCKETCLOUD_CEPH_TIMEOUT", "240")))
+    # S3 lifecycle rules are honoured by a pass every this many seconds; a lifecycle "day"
+    # lasts POCKETCLOUD_LIFECYCLE_DAY seconds (86400; shorter for a class demo or a test).
+    lifecycle_interval: float = field(default_factory=lambda: float(_env("POCKETCLOUD_LIFECYCLE_INTERVAL", "60")))
+    lifecycle_day: float = field(default_factory=lambda: float(_env("POCKETCLOUD_LIFECYCLE_DAY", "86400")))
+    # Virtual-hosted S3 addressing: BUCKET.DOMAIN[:port] is a bucket's host for each of these
+    # domains (names under .localhost resolve to 127.0.0.1 where the resolver follows RFC 6761).
+    s3_domains: tuple = field(default_factory=lambda: tuple(
+        d.strip().lower().strip(".") for d in _env("POCKETCLOUD_S3_DOMAINS", "localhost").split(",") if d.strip()))
     # A terminated instance stays listed this long, as on EC2, then is forgotten.
     terminated_ttl: int = field(default_factory=lambda: int(_env("POCKETCLOUD_TERMINATED_TTL", "3600")))
     # The client side (the CLI): which server to call, as whom. Empty means the local

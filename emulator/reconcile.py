@@ -114,6 +114,7 @@ def start_background(cloud: "Cloud", interval: float = 5.0) -> threading.Thread:
         cloud.storage.start()  # prints which engine serves S3, and why
     except CloudError:
         log.exception("the S3 storage engine did not start; S3 requests will answer ServiceUnavailable")
+    cloud.storage.start_lifecycle()  # S3 lifecycle rules honoured in the background
     try:
         cloud.restore_forwards()
     except Exception:

@@ -406,6 +406,33 @@ MIGRATIONS: list[str] = [
         FOREIGN KEY (owner, group_name) REFERENCES autoscaling_groups(owner, name) ON DELETE CASCADE
     );
     """,
+    # 7: S3 settings that are pocketcloud's own on every engine (issue "Terraform"): one row per
+    # bucket and kind (tagging, cors, lifecycle, acl, policy, public_access_block,
+    # ownership_controls, versioning) holding the document as JSON; per object its tags and
+    # canned ACL (gone with the object's index row); what a multipart upload will give its object.
+    # IF NOT EXISTS: the entry may be renumbered when branches merge.
+    """
+    CREATE TABLE IF NOT EXISTS bucket_settings (
+        bucket TEXT NOT NULL REFERENCES buckets(name) ON DELETE CASCADE,
+        kind TEXT NOT NULL,
+        body TEXT NOT NULL,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (bucket, kind)
+    );
+    CREATE TABLE IF NOT EXISTS object_attrs (
+        bucket TEXT NOT NULL,
+        key TEXT NOT NULL,
+        tags TEXT NOT NULL DEFAULT '[]',
+        acl TEXT,
+        PRIMARY KEY (bucket, key),
+        FOREIGN KEY (bucket, key) REFERENCES objects(bucket, key) ON DELETE CASCADE
+    );
+    CREATE TABLE IF NOT EXISTS upload_attrs (
+        upload_id TEXT PRIMARY KEY REFERENCES multipart_uploads(upload_id) ON DELETE CASCADE,
+        tags TEXT NOT NULL DEFAULT '[]',
+        acl TEXT
+    )
+    """,
 ]
 
 

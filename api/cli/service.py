@@ -56,6 +56,32 @@ def env(ctx):
     click.echo(f"export AWS_SECRET_ACCESS_KEY={secret}")
     click.echo(f"export AWS_DEFAULT_REGION={config.region}")
     click.echo(f"export AWS_ENDPOINT_URL={config.endpoint_url}")
+    for line in s3_addressing_note(config):
+        click.echo(f"# {line}")
+
+
+def s3_addressing_note(config) -> list[str]:
+    """Which S3 addressing style the tools will pick, and where virtual-hosted style works."""
+    import socket
+
+    from urllib.parse import urlsplit
+
+    host = urlsplit(config.endpoint_url).hostname or ""
+    try:
+        socket.inet_aton(host)
+        picked = "an IP address, so the aws CLI, boto3 and terraform use path style (ENDPOINT/BUCKET/KEY) by themselves"
+    except OSError:
+        picked = "a host name: clients may use virtual-hosted style (BUCKET.HOST); path style works as well"
+    try:
+        socket.getaddrinfo("pocketcloud-check.localhost", None)
+        resolves = "this system resolves *.localhost"
+    except OSError:
+        resolves = "curl resolves *.localhost by itself; this system's resolver does not (add nss-myhostname)"
+    domains = getattr(config, "s3_domains", ()) or ()
+    vhosts = ", ".join(f"http://BUCKET.{d}:{config.port}" for d in domains)
+    return [f"S3: the endpoint is {picked}.",
+            f"S3: virtual-hosted style also works at {vhosts} ({resolves})." if vhosts else
+            "S3: virtual-hosted style is off (POCKETCLOUD_S3_DOMAINS is empty)."]
 
 
 @click.command()

@@ -1,56 +1,34 @@
 """The S3 gateway: a plain WSGI app, thin over the `Storage` facade.
 
 Each request: verify the SigV4 signature with pocketcloud's keys (or accept it unsigned,
-which only a public-read bucket's object GET/HEAD survives) -> parse it -> one `Storage`
-call, which authorizes, holds quota, talks to the engine and keeps the size index -> render
-the answer: our own XML for what the cloud owns (buckets, policies, ACLs), the engine's
-answer relayed for objects and listings. Bodies stream both ways; an object never sits
-whole in memory.
+which only what ACLs and policies open to anyone survives) -> parse it (bucket from the
+Host for virtual-hosted style, else from the path) -> one `Storage` call, which authorizes,
+holds quota, talks to the engine and keeps the index -> render the answer: our own XML for
+what the cloud owns (buckets, policies, ACLs, settings, listings it keeps), the engine's
+answer relayed for objects and object listings. Bodies stream both ways; an object never
+sits whole in memory.
+
+Browsers: an OPTIONS preflight is answered from the bucket's CORS rules, and a request that
+carries an Origin gets the CORS headers of the rule that allows it. Every answer says
+`X-Content-Type-Options: nosniff`: user content is served as the type it was stored with,
+never sniffed into something else.
 """
 from __future__ import annotations
 
 import secrets
-import time
 
 from werkzeug.wrappers import Response
 
 from emulator.billing import s3_request as bill_s3_request
 from emulator.errors import InvalidParameter
-from emulator.storage import PERMISSIONS, S3_NS, Reply, canned_access
-from emulator.xmldoc import render
+from emulator.storage import cors
 
 from .. import sigv4
+from .buckets import BucketHandlers
 from .errors import error_response
-from .request import (EMPTY_BODY, LIST_PARAMS, LIST_PARTS_PARAMS, LIST_UPLOADS_PARAMS, MAX_POLICY, MAX_XML_BODY,
-                      S3Request, bucket_configuration, completion_parts, delete_request)
-
-XSI = "http://www.w3.org/2001/XMLSchema-instance"
-ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
-
-
-class S3Response(Response):
-    default_mimetype = None     # an S3 answer has a Content-Type only when it has a body that says what it is
-
-
-def _iso(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(ts))
-
-
-def xml(root: str, body, status: int = 200) -> S3Response:
-    return S3Response(render(root, body, namespace=S3_NS, list_item=None), status=status,
-                      content_type="application/xml")
-
-
-def empty(status: int = 200, headers: list[tuple[str, str]] | None = None) -> S3Response:
-    return S3Response(b"", status=status, headers=headers)
-
-
-def relay(reply: Reply) -> S3Response:
-    """The engine's answer as the client's, streamed; the engine connection is released
-    (or dropped) when the client's response is closed."""
-    resp = S3Response(reply.iter(), status=reply.status, headers=reply.headers)
-    resp.call_on_close(reply.close)
-    return resp
+from .objects import ObjectHandlers
+from .request import S3Request
+from .responses import empty
 
 
 def _one(sub: set[str]) -> str | None:
@@ -59,25 +37,59 @@ def _one(sub: set[str]) -> str | None:
     return next(iter(sub)) if len(sub) == 1 else None
 
 
-class S3Gateway:
+class S3Gateway(BucketHandlers, ObjectHandlers):
     def __init__(self, cloud):
         self.cloud = cloud
         self.storage = cloud.storage
         self.accounts = cloud.accounts
+        self.domains = tuple(getattr(cloud.config, "s3_domains", ()) or ())
+        b = self
+        self.bucket_routes = {
+            "PUT": {"": b.create_bucket, "policy": b.put_bucket_policy, "acl": b.put_bucket_acl,
+                    "tagging": b.put_bucket_tagging, "cors": b.put_bucket_cors, "lifecycle": b.put_bucket_lifecycle,
+                    "publicAccessBlock": b.put_public_access_block, "ownershipControls": b.put_ownership_controls,
+                    "versioning": b.put_bucket_versioning},
+            "GET": {"": b.list_objects, "location": b.get_bucket_location, "policy": b.get_bucket_policy,
+                    "acl": b.get_bucket_acl, "tagging": b.get_bucket_tagging, "cors": b.get_bucket_cors,
+                    "lifecycle": b.get_bucket_lifecycle, "publicAccessBlock": b.get_public_access_block,
+                    "ownershipControls": b.get_ownership_controls, "versioning": b.get_bucket_versioning,
+                    "versions": b.list_object_versions, "uploads": b.list_multipart_uploads},
+            "DELETE": {"": b.delete_bucket, "policy": b.delete_bucket_policy, "tagging": b.delete_bucket_tagging,
+                       "cors": b.delete_bucket_cors, "lifecycle": b.delete_bucket_lifecycle,
+                       "publicAccessBlock": b.delete_public_access_block,
+                       "ownershipControls": b.delete_ownership_controls},
+            "HEAD": {"": b.head_bucket},
+            "POST": {"delete": b.delete_objects},
+        }
+        self.object_routes = {
+            "GET": {"": b.get_object, "partNumber": b.get_object, "tagging": b.get_object_tagging,
+                    "acl": b.get_object_acl, "uploadId": b.list_parts},
+            "HEAD": {"": b.get_object, "partNumber": b.get_object},
+            "PUT": {"tagging": b.put_object_tagging, "acl": b.put_object_acl},
+            "DELETE": {"": b.delete_object, "tagging": b.delete_object_tagging, "uploadId": b.abort_multipart_upload},
+            "POST": {"uploads": b.create_multipart_upload, "uploadId": b.complete_multipart_upload},
+        }
 
     # -- WSGI ---------------------------------------------------------------------------------------
     def __call__(self, environ, start_response):
         request_id = secrets.token_hex(8).upper()
         resource = ""
+        req = None
         try:
-            req = S3Request(environ)
+            req = S3Request(environ, self.domains)
             resource = req.resource
-            self.authenticate(req)
-            bill_s3_request(self.cloud, req.method, req.bucket, req.key, req.sub)  # billing hook: count the request
-            resp = self.dispatch(req)
+            if req.method == "OPTIONS":
+                resp = self.preflight(req)
+            else:
+                self.authenticate(req)
+                bill_s3_request(self.cloud, req.method, req.bucket, req.key, req.sub)  # billing hook
+                resp = self.dispatch(req)
         except Exception as exc:  # noqa: BLE001 - every failure is an S3 error document
             resp = error_response(exc, resource, request_id)
         resp.headers["x-amz-request-id"] = request_id
+        resp.headers["X-Content-Type-Options"] = "nosniff"
+        if req is not None and req.method != "OPTIONS":
+            self.add_cors(req, resp)
         return resp(environ, start_response)
 
     def authenticate(self, req: S3Request) -> None:
@@ -86,6 +98,23 @@ class S3Gateway:
             req.auth = sigv4.verify(req.environ, self.accounts.secret_for, region=self.storage.region,
                                     service="s3")
             req.account = req.auth.account
+
+    # -- CORS ---------------------------------------------------------------------------------------
+    def preflight(self, req: S3Request) -> Response:
+        """A browser asking whether it may send the real request (never signed)."""
+        rules = self.storage.cors_rules(req.bucket)
+        return empty(200, cors.preflight(rules, req.header("origin"), req.header("access-control-request-method"),
+                                         req.header("access-control-request-headers")))
+
+    def add_cors(self, req: S3Request, resp: Response) -> None:
+        origin = req.header("origin")
+        if origin and req.bucket:
+            try:
+                rules = self.storage.cors_rules(req.bucket)
+            except Exception:  # noqa: BLE001 - CORS headers never turn an answer into a failure
+                return
+            for name, value in cors.actual(rules, origin, req.method):
+                resp.headers[name] = value
 
     # -- routing ------------------------------------------------------------------------------------
     def dispatch(self, req: S3Request) -> Response:
@@ -96,162 +125,22 @@ class S3Gateway:
             raise InvalidParameter("The specified method is not allowed against this resource.",
                                    code="MethodNotAllowed")
         if req.key is None:
-            handler = {
-                ("PUT", ""): self.create_bucket, ("PUT", "policy"): self.put_bucket_policy,
-                ("PUT", "acl"): self.put_bucket_acl,
-                ("DELETE", ""): self.delete_bucket, ("DELETE", "policy"): self.delete_bucket_policy,
-                ("HEAD", ""): self.head_bucket,
-                ("GET", ""): self.list_objects, ("GET", "location"): self.get_bucket_location,
-                ("GET", "policy"): self.get_bucket_policy, ("GET", "acl"): self.get_bucket_acl,
-                ("GET", "uploads"): self.list_multipart_uploads, ("GET", "versioning"): self.get_bucket_versioning,
-                ("POST", "delete"): self.delete_objects,
-            }.get((m, _one(sub)))
+            handler = self.bucket_routes.get(m, {}).get(_one(sub))
         else:
             copy = req.header("x-amz-copy-source")
             if m == "PUT" and sub == {"partNumber", "uploadId"}:
-                handler = None if copy else self.upload_part
+                handler = self.upload_part_copy if copy else self.upload_part
             elif m == "PUT" and not sub:
                 handler = self.copy_object if copy else self.put_object
             else:
-                handler = {
-                    ("GET", ""): self.get_object, ("HEAD", ""): self.get_object,
-                    ("GET", "partNumber"): self.get_object, ("HEAD", "partNumber"): self.get_object,
-                    ("DELETE", ""): self.delete_object,
-                    ("POST", "uploads"): self.create_multipart_upload,
-                    ("POST", "uploadId"): self.complete_multipart_upload,
-                    ("DELETE", "uploadId"): self.abort_multipart_upload, ("GET", "uploadId"): self.list_parts,
-                }.get((m, _one(sub)))
+                handler = self.object_routes.get(m, {}).get(_one(sub))
         if handler is None:
             what = ", ".join(sorted(sub)) or m
             raise InvalidParameter(f"pocketcloud's S3 gateway does not implement this operation ({m} {what})",
                                    code="NotImplemented")
         return handler(req)
 
-    # -- buckets --------------------------------------------------------------------------------------
-    def list_buckets(self, req: S3Request) -> Response:
-        buckets = self.storage.list_buckets(req.account)
-        prefix = req.q.get("prefix")
-        owner = req.account
-        return xml("ListAllMyBucketsResult", {
-            "Owner": {"ID": owner.id, "DisplayName": owner.name},
-            "Buckets": {"Bucket": [{"Name": b.name, "CreationDate": _iso(b.created_at),
-                                    "BucketRegion": self.storage.region}
-                                   for b in buckets if not prefix or b.name.startswith(prefix)]}})
-
-    def create_bucket(self, req: S3Request) -> Response:
-        acl = (req.header("x-amz-acl") or "private").lower()
-        if acl not in ("private", "public-read"):
-            raise InvalidParameter(f"canned ACL {acl[:40]!r} is not supported (private or public-read)",
-                                   code="NotImplemented")
-        self.storage.create_bucket(req.account, req.bucket, access=acl,
-                                   configuration=lambda: bucket_configuration(req.read_body(MAX_XML_BODY)))
-        return empty(200, [("Location", "/" + req.bucket)])
-
-    def delete_bucket(self, req: S3Request) -> Response:
-        self.storage.delete_bucket(req.account, req.bucket)
-        return empty(204)
-
-    def head_bucket(self, req: S3Request) -> Response:
-        self.storage.head_bucket(req.account, req.bucket)
-        return empty(200, [("x-amz-bucket-region", self.storage.region)])
-
-    def get_bucket_location(self, req: S3Request) -> Response:
-        self.storage.head_bucket(req.account, req.bucket)
-        return xml("LocationConstraint", "" if self.storage.region == "us-east-1" else self.storage.region)
-
-    def get_bucket_versioning(self, req: S3Request) -> Response:
-        self.storage.head_bucket(req.account, req.bucket)
-        return xml("VersioningConfiguration", None)
-
-    def get_bucket_policy(self, req: S3Request) -> Response:
-        doc = self.storage.get_policy(req.account, req.bucket)
-        return S3Response(doc.encode(), content_type="application/json")
-
-    def put_bucket_policy(self, req: S3Request) -> Response:
-        self.storage.put_policy(req.account, req.bucket,
-                                lambda: req.read_body(MAX_POLICY).decode("utf-8", "replace"))
-        return empty(204)
-
-    def delete_bucket_policy(self, req: S3Request) -> Response:
-        self.storage.delete_policy(req.account, req.bucket)
-        return empty(204)
-
-    def get_bucket_acl(self, req: S3Request) -> Response:
-        acl = self.storage.get_acl(req.account, req.bucket)
-
-        def grant(grantee: dict, permission: str) -> dict:
-            return {"Grantee": {"@xmlns:xsi": XSI, **grantee}, "Permission": permission}
-
-        owner = {"ID": acl.owner.id, "DisplayName": acl.owner.name}
-        grants = [grant({"@xsi:type": "CanonicalUser", **owner}, "FULL_CONTROL")]
-        if acl.public_read:
-            grants.append(grant({"@xsi:type": "Group", "URI": ALL_USERS}, "READ"))
-        for account_id, level in sorted(acl.grants.items()):
-            grants += [grant({"@xsi:type": "CanonicalUser", "ID": account_id}, p) for p in PERMISSIONS[level]]
-        return xml("AccessControlPolicy", {"Owner": owner, "AccessControlList": {"Grant": grants}})
-
-    def put_bucket_acl(self, req: S3Request) -> Response:
-        self.storage.put_acl(req.account, req.bucket, lambda: canned_access(
-            req.header("x-amz-acl") or "", bool(req.read_body(MAX_XML_BODY).strip())))
-        return empty(200)
-
-    # -- listings --------------------------------------------------------------------------------------
-    def list_objects(self, req: S3Request) -> Response:
-        return relay(self.storage.list_objects_s3(req.account, req.bucket, req.pick(LIST_PARAMS)))
-
-    def list_multipart_uploads(self, req: S3Request) -> Response:
-        return relay(self.storage.list_uploads(req.account, req.bucket, req.pick(LIST_UPLOADS_PARAMS)))
-
-    def list_parts(self, req: S3Request) -> Response:
-        return relay(self.storage.list_parts(req.account, req.bucket, req.key, req.q["uploadId"],
-                                             req.pick(LIST_PARTS_PARAMS)))
-
-    # -- objects ---------------------------------------------------------------------------------------
-    def get_object(self, req: S3Request) -> Response:
-        return relay(self.storage.get_object(req.account, req.bucket, req.key, req.forward_headers(),
-                                             method=req.method, query=req.response_params()))
-
-    def put_object(self, req: S3Request) -> Response:
-        body = req.object_body()
-        reply = self.storage.put_object(req.account, req.bucket, req.key, body, body.length, req.forward_headers())
-        if reply.ok and body.checksum:
-            reply.add_header(*body.checksum)
-        return relay(reply)
-
-    def copy_object(self, req: S3Request) -> Response:
-        src_bucket, src_key = req.copy_source()
-        return relay(self.storage.copy_object(req.account, req.bucket, req.key, src_bucket, src_key,
-                                              req.forward_headers(), lambda: req.read_body(EMPTY_BODY)))
-
-    def delete_object(self, req: S3Request) -> Response:
-        return relay(self.storage.delete_object(req.account, req.bucket, req.key))
-
-    def delete_objects(self, req: S3Request) -> Response:
-        return relay(self.storage.delete_objects(req.account, req.bucket,
-                                                 lambda: delete_request(req.read_body(MAX_XML_BODY))))
-
-    # -- multipart ---------------------------------------------------------------------------------------
-    def create_multipart_upload(self, req: S3Request) -> Response:
-        return relay(self.storage.create_upload(req.account, req.bucket, req.key, req.forward_headers(),
-                                                lambda: req.read_body(EMPTY_BODY)))
-
-    def upload_part(self, req: S3Request) -> Response:
-        number = req.part_number()
-        body = req.object_body()
-        reply = self.storage.upload_part(req.account, req.bucket, req.key, req.q["uploadId"], number, body,
-                                         body.length, req.forward_headers())
-        if reply.ok and body.checksum:
-            reply.add_header(*body.checksum)
-        return relay(reply)
-
-    def complete_multipart_upload(self, req: S3Request) -> Response:
-        return relay(self.storage.complete_upload(req.account, req.bucket, req.key, req.q["uploadId"],
-                                                  lambda: completion_parts(req.read_body(MAX_XML_BODY))))
-
-    def abort_multipart_upload(self, req: S3Request) -> Response:
-        return relay(self.storage.abort_upload(req.account, req.bucket, req.key, req.q["uploadId"]))
-
 
 def create_s3_app(cloud) -> S3Gateway:
-    """The S3 gateway as a WSGI callable; needs cloud.storage, cloud.accounts."""
+    """The S3 gateway as a WSGI callable; needs cloud.storage, cloud.accounts, cloud.config."""
     return S3Gateway(cloud)

@@ -1,6 +1,6 @@
-"""Reading an S3 request: bucket and key from the path, sub-resources and parameters from
-the query, the headers that travel to the engine, the body as a verified stream, and the
-small XML documents some operations send."""
+"""Reading an S3 request: bucket and key from the Host (virtual-hosted style) or the path
+(path style), sub-resources and parameters from the query, the headers that travel to the
+engine, the body as a verified stream, and the small XML documents some operations send."""
 from __future__ import annotations
 
 from typing import Iterable
@@ -8,9 +8,12 @@ from urllib.parse import unquote
 
 from emulator.errors import InvalidParameter
 from emulator.sigv4 import Payload, Verified, query_pairs
-from emulator.xmldoc import children, parse, text
+from emulator.storage import ALL_USERS, AUTHENTICATED_USERS, CANNED, ObjectAttrs, canned_acl
+from emulator.storage.tagging import from_header as tags_from_header
+from emulator.xmldoc import children, local, parse, text
 
 from .. import sigv4
+from ..routing import virtual_host_bucket
 
 SUBRESOURCES = {
     "accelerate", "acl", "analytics", "attributes", "cors", "delete", "encryption", "intelligent-tiering",
@@ -23,6 +26,9 @@ LIST_PARAMS = ("list-type", "prefix", "delimiter", "marker", "max-keys", "encodi
                "start-after", "fetch-owner")
 LIST_UPLOADS_PARAMS = ("prefix", "delimiter", "key-marker", "upload-id-marker", "max-uploads", "encoding-type")
 LIST_PARTS_PARAMS = ("max-parts", "part-number-marker")
+LIST_VERSIONS_PARAMS = ("prefix", "delimiter", "key-marker", "version-id-marker", "max-keys", "encoding-type")
+GRANT_HEADERS = ("x-amz-grant-read", "x-amz-grant-write", "x-amz-grant-read-acp", "x-amz-grant-write-acp",
+                 "x-amz-grant-full-control")
 # request headers that describe or condition the object, forwarded to the engine
 FORWARD_HEADERS = ("content-type", "content-md5", "cache-control", "content-disposition", "content-language",
                    "expires", "range", "if-match", "if-none-match", "if-modified-since", "if-unmodified-since",
@@ -36,12 +42,18 @@ EMPTY_BODY = 1024 * 1024            # what operations that take no body accept (
 
 
 class S3Request:
-    def __init__(self, environ: dict):
+    def __init__(self, environ: dict, domains: Iterable[str] = ()):
         self.environ = environ
         self.method = environ.get("REQUEST_METHOD", "GET").upper()
-        parts = sigv4.raw_path(environ).lstrip("/").split("/", 1)
-        self.bucket = unquote(parts[0]) if parts[0] else None
-        self.key = unquote(parts[1]) if len(parts) > 1 and parts[1] != "" else None
+        path = sigv4.raw_path(environ).lstrip("/")
+        self.virtual_host = virtual_host_bucket(environ, domains)
+        if self.virtual_host:
+            self.bucket, key = self.virtual_host, path
+        else:
+            parts = path.split("/", 1)
+            self.bucket = unquote(parts[0]) if parts[0] else None
+            key = parts[1] if len(parts) > 1 else ""
+        self.key = unquote(key) if key != "" else None
         self.query = query_pairs(environ.get("QUERY_STRING", ""))
         self.q: dict[str, str] = {}
         for k, v in self.query:
@@ -82,6 +94,24 @@ class S3Request:
     def pick(self, names: Iterable[str]) -> list[tuple[str, str]]:
         return [(k, v) for k, v in self.query if k in names]
 
+    def params(self, names: Iterable[str]) -> dict[str, str]:
+        return dict(self.pick(names))
+
+    @property
+    def version_id(self) -> str | None:
+        return self.q.get("versionId")
+
+    def canned_acl(self) -> str | None:
+        """x-amz-acl; explicit grants (x-amz-grant-*) are not taken (yet)."""
+        if any(self.header(h) for h in GRANT_HEADERS):
+            raise InvalidParameter("explicit grants (x-amz-grant-*) are not supported: use a canned ACL "
+                                   "(x-amz-acl)", code="NotImplemented")
+        return canned_acl(self.header("x-amz-acl"))
+
+    def object_attrs(self) -> ObjectAttrs:
+        """What a new object carries: its tags (x-amz-tagging) and canned ACL (x-amz-acl)."""
+        return ObjectAttrs(tags_from_header(self.header("x-amz-tagging")), self.canned_acl())
+
     def response_params(self) -> list[tuple[str, str]]:
         return [(k, v) for k, v in self.query if k.startswith("response-") or k == "partNumber"]
 
@@ -116,7 +146,7 @@ class S3Request:
     def copy_source(self) -> tuple[str, str]:
         """(bucket, key) of x-amz-copy-source: URL-encoded 'bucket/key', maybe '?versionId=' after it."""
         source, _, version = (self.header("x-amz-copy-source") or "").partition("?")
-        if version:
+        if version and version != "versionId=null":
             raise InvalidParameter("copying a specific object version is not supported", code="NotImplemented")
         src_bucket, _, src_key = unquote(source).lstrip("/").partition("/")
         if not src_bucket or not src_key:
@@ -124,11 +154,38 @@ class S3Request:
         return src_bucket, src_key
 
 
-def delete_request(data: bytes) -> tuple[list[str], bool]:
-    """DeleteObjects' <Delete>: (keys, quiet)."""
+def delete_request(data: bytes) -> tuple[list[tuple[str, str | None]], bool]:
+    """DeleteObjects' <Delete>: ([(key, version id or None)], quiet)."""
     root = parse(data, "Delete")
-    keys = [text(o, "Key") for o in children(root, "Object")]
-    return keys, (text(root, "Quiet") or "").lower() == "true"
+    objects = [(text(o, "Key"), text(o, "VersionId")) for o in children(root, "Object")]
+    return objects, (text(root, "Quiet") or "").lower() == "true"
+
+
+def acl_request(header_acl: str | None, body: bytes, owner_id: str) -> str:
+    """The canned ACL a PutBucketAcl/PutObjectAcl sets: x-amz-acl, or an AccessControlPolicy
+    whose grants are exactly one canned ACL's (what a client that read an ACL back sends).
+    Other explicit grants are not taken (yet)."""
+    if header_acl:
+        if body.strip():
+            raise InvalidParameter("Specify either x-amz-acl or an AccessControlPolicy, not both",
+                                   code="UnexpectedContent")
+        return header_acl
+    if not body.strip():
+        raise InvalidParameter("an ACL request needs x-amz-acl or an AccessControlPolicy body",
+                               code="MissingSecurityHeader")
+    root = parse(body, "AccessControlPolicy")
+    grants = set()
+    for acl in children(root, "AccessControlList"):
+        for g in children(acl, "Grant"):
+            grantee = next((c for c in g if local(c.tag) == "Grantee"), None)
+            who = (text(grantee, "URI") or text(grantee, "ID") or "").strip() if grantee is not None else ""
+            grants.add((who, (text(g, "Permission") or "").strip()))
+    for name, extra in CANNED.items():
+        if grants == {(owner_id, "FULL_CONTROL"), *extra} and all(u in (ALL_USERS, AUTHENTICATED_USERS)
+                                                                    for u, _ in extra):
+            return name
+    raise InvalidParameter("only grants that make up a canned ACL (private, public-read, public-read-write, "
+                           "authenticated-read) are supported", code="NotImplemented")
 
 
 def completion_parts(data: bytes) -> list[tuple[int, str]]:

@@ -1,6 +1,7 @@
 """Buckets as the cloud records them: names, owners, public access and shares (table
-`buckets`, `bucket_grants`). Who may do what with them is policy.py's; the engine only
-ever holds the data.
+`buckets`, `bucket_grants`), and their settings (settings.py: ACL, policy document, public
+access block, ownership, tags, CORS, lifecycle, versioning). Who may do what with them is
+policy.py's; the engine only ever holds the data.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 
 from ..errors import AlreadyExists, InvalidParameter, NotFound
 from . import policy
+from .settings import Settings
 
 ACCESS = ("private", "public-read")
 LEVELS = ("read", "read-write")
@@ -62,6 +64,12 @@ class Bucket:
     access: str
     created_at: float
     grants: dict[str, str] = field(default_factory=dict)   # account id -> level
+    settings: dict = field(default_factory=dict)           # kind -> document (settings.py)
+
+    @property
+    def acl(self) -> str:
+        """The bucket's canned ACL."""
+        return (self.settings.get("acl") or {}).get("canned") or "private"
 
     def level_of(self, account) -> str | None:
         """'owner', 'read-write', 'read', 'public' or None."""
@@ -73,6 +81,7 @@ class Bucket:
             "owner": self.owner,
             "access": self.access,
             "grants": [{"account": a, "level": lvl} for a, lvl in sorted(self.grants.items())],
+            "acl": self.acl,
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.created_at)),
         }
 
@@ -82,11 +91,13 @@ class BucketRecords:
 
     def __init__(self, store):
         self.store = store
+        self.settings = Settings(store)
 
     def _from_row(self, row) -> Bucket:
         grants = {r["grantee"]: r["level"] for r in
                   self.store.query("SELECT grantee, level FROM bucket_grants WHERE bucket=?", (row["name"],))}
-        return Bucket(row["name"], row["owner"], row["access"], row["created_at"], grants)
+        return Bucket(row["name"], row["owner"], row["access"], row["created_at"], grants,
+                      self.settings.all_of(row["name"]))
 
     def find(self, name: str) -> Bucket | None:
         row = self.store.one("SELECT * FROM buckets WHERE name=?", (name,))

@@ -138,6 +138,25 @@ class Engine:
         return {"objects": objects, "prefixes": prefixes,
                 "next_token": text(root, "NextContinuationToken") if truncated else None}
 
+    def put_versioning(self, name: str, status: str) -> Reply:
+        doc = xmldoc.render("VersioningConfiguration", {"Status": status}, namespace=S3_NS, list_item=None)
+        return self._call("PUT", name, None, [("versioning", "")], {"content-type": "application/xml"},
+                          doc.encode())
+
+    def get_versioning(self, name: str) -> str | None:
+        """The engine's own view: 'Enabled', 'Suspended' or None (never versioned)."""
+        reply = self._call("GET", name, None, [("versioning", "")])
+        reply.raise_for_status(f"reading versioning of {name}")
+        return xmldoc.text(xmldoc.parse(reply.body(), "VersioningConfiguration"), "Status") or None
+
+    def versions_page(self, name: str, max_keys: int = 1000) -> list[tuple[str, str]]:
+        """(key, version id) of the first versions and delete markers ListObjectVersions gives."""
+        reply = self._call("GET", name, None, [("versions", ""), ("max-keys", str(max_keys))])
+        reply.raise_for_status(f"listing the versions of {name}")
+        root = xmldoc.parse(reply.body(), "ListVersionsResult")
+        return [(xmldoc.text(v, "Key"), xmldoc.text(v, "VersionId")) for tag in ("Version", "DeleteMarker")
+                for v in xmldoc.children(root, tag)]
+
     def listing(self, name: str, key: str | None, query: list[tuple[str, str]]) -> Reply:
         """A listing (objects v1/v2, uploads, parts) as the engine renders it, streamed."""
         return Reply.streamed(self.client().request("GET", name, key, query))
@@ -168,13 +187,14 @@ class Engine:
         reply = self._call("PUT", name, key, (), headers, b"")
         return reply, reply.status == 200 and b"CopyObjectResult" in reply.body()[:300]
 
-    def delete(self, name: str, key: str) -> Reply:
-        return self._call("DELETE", name, key)
+    def delete(self, name: str, key: str, query: list[tuple[str, str]] = ()) -> Reply:
+        return self._call("DELETE", name, key, query)
 
-    def delete_many(self, name: str, keys: list[str], quiet: bool) -> tuple[Reply, list[str]]:
-        """(reply, keys deleted)."""
-        doc = xmldoc.render("Delete", {"Quiet": True if quiet else None, "Object": [{"Key": k} for k in keys]},
-                            list_item=None)
+    def delete_many(self, name: str, objects: list[tuple[str, str | None]],
+                    quiet: bool) -> tuple[Reply, list[tuple[str, str | None]]]:
+        """(reply, the (key, version id) pairs deleted)."""
+        doc = xmldoc.render("Delete", {"Quiet": True if quiet else None,
+                                       "Object": [{"Key": k, "VersionId": v} for k, v in objects]}, list_item=None)
         reply = self._call("POST", name, None, [("delete", "")], {"content-type": "application/xml"}, doc.encode())
         if reply.status != 200:
             return reply, []
@@ -184,7 +204,7 @@ class Engine:
             failed = {xmldoc.text(e, "Key") for e in xmldoc.children(result, "Error")}
         except InvalidParameter:
             pass
-        return reply, [k for k in keys if k not in failed]
+        return reply, [(k, v) for k, v in objects if k not in failed]
 
     # -- multipart -------------------------------------------------------------------------------
     def create_upload(self, name: str, key: str, headers) -> tuple[Reply, str | None]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from ..errors import InvalidParameter, NotFound
+from .settings import ObjectAttrs, write_object_attrs
 
 
 @dataclass
@@ -24,30 +25,48 @@ class ObjectIndex:
         self.store = store
 
     # -- objects -------------------------------------------------------------------------------
-    def record_object(self, bucket: str, key: str, size: int) -> None:
+    def record_object(self, bucket: str, key: str, size: int, attrs: ObjectAttrs | None = None) -> None:
+        """A write the engine took: its size, and its tags and ACL (an overwrite replaces them,
+        none given: it has none, as S3 has it)."""
         with self.store.tx() as c:
             c.execute("INSERT INTO objects (bucket, key, size, updated_at) VALUES (?,?,?,?) "
                       "ON CONFLICT(bucket, key) DO UPDATE SET size=excluded.size, updated_at=excluded.updated_at",
                       (bucket, key, size, time.time()))
+            write_object_attrs(c, bucket, key, attrs or ObjectAttrs())
 
     def forget_objects(self, bucket: str, keys: Iterable[str]) -> None:
         with self.store.tx() as c:
             c.executemany("DELETE FROM objects WHERE bucket=? AND key=?", [(bucket, k) for k in keys])
 
     def replace_bucket(self, bucket: str, sizes: dict[str, int]) -> None:
-        """The whole index of one bucket at once (after listing the engine)."""
+        """The whole index of one bucket at once (after listing the engine); keys that stay
+        keep their write time and attributes."""
         now = time.time()
         with self.store.tx() as c:
-            c.execute("DELETE FROM objects WHERE bucket=?", (bucket,))
-            c.executemany("INSERT INTO objects (bucket, key, size, updated_at) VALUES (?,?,?,?)",
-                          [(bucket, k, s, now) for k, s in sizes.items()])
+            known = {r["key"]: r["size"] for r in c.execute("SELECT key, size FROM objects WHERE bucket=?", (bucket,))}
+            c.executemany("DELETE FROM objects WHERE bucket=? AND key=?",
+                          [(bucket, k) for k in known if k not in sizes])
+            c.executemany("INSERT INTO objects (bucket, key, size, updated_at) VALUES (?,?,?,?) "
+                          "ON CONFLICT(bucket, key) DO UPDATE SET size=excluded.size",
+                          [(bucket, k, s, now) for k, s in sizes.items() if known.get(k) != s])
 
     def object_size(self, bucket: str, key: str) -> int | None:
         row = self.store.one("SELECT size FROM objects WHERE bucket=? AND key=?", (bucket, key))
         return row["size"] if row else None
 
-    def count(self, bucket: str) -> int:
-        return self.store.one("SELECT COUNT(*) AS n FROM objects WHERE bucket=?", (bucket,))["n"]
+    def written_at(self, bucket: str, key: str) -> float | None:
+        row = self.store.one("SELECT updated_at FROM objects WHERE bucket=? AND key=?", (bucket, key))
+        return row["updated_at"] if row else None
+
+    def objects_in(self, bucket: str) -> list[tuple[str, int, float]]:
+        """(key, size, written at) of every indexed object of `bucket`."""
+        return [(r["key"], r["size"], r["updated_at"]) for r in
+                self.store.query("SELECT key, size, updated_at FROM objects WHERE bucket=?", (bucket,))]
+
+    def count(self, bucket: str, folder_markers: bool = True) -> int:
+        """Objects in `bucket`; without `folder_markers`, empty keys ending in '/' do not count."""
+        extra = "" if folder_markers else " AND NOT (key LIKE '%/' AND size = 0)"
+        return self.store.one("SELECT COUNT(*) AS n FROM objects WHERE bucket=?" + extra, (bucket,))["n"]
 
     def usage(self, bucket: str) -> dict:
         row = self.store.one("SELECT COUNT(*) AS n, COALESCE(SUM(size), 0) AS b FROM objects WHERE bucket=?",
@@ -88,6 +107,18 @@ class ObjectIndex:
         """(upload id, key) of every unfinished upload into `bucket`."""
         return [(r["upload_id"], r["key"]) for r in
                 self.store.query("SELECT upload_id, key FROM multipart_uploads WHERE bucket=?", (bucket,))]
+
+    def uploads(self, bucket: str) -> list[Upload]:
+        """Every unfinished upload into `bucket`, in S3's listing order: by key, then by
+        initiation time."""
+        rows = self.store.query("SELECT * FROM multipart_uploads WHERE bucket=? ORDER BY key, created_at, upload_id",
+                                (bucket,))
+        return [Upload(r["upload_id"], r["bucket"], r["key"], r["initiator"], r["created_at"]) for r in rows]
+
+    def parts(self, upload_id: str) -> list[dict]:
+        return [dict(r) for r in self.store.query(
+            "SELECT part_number, size, etag, updated_at FROM multipart_parts WHERE upload_id=? ORDER BY part_number",
+            (upload_id,))]
 
     def record_part(self, upload_id: str, number: int, size: int, etag: str) -> None:
         with self.store.tx() as c:

@@ -1,21 +1,24 @@
-"""Object and multipart operations of the `Storage` facade.
+"""Object operations of the `Storage` facade (multipart ones are multipart.py's).
 
 Each method authorizes the caller, holds quota for what it writes, calls the engine once
 (engine.py) and updates the size index (index.py) when the engine says it worked; the
 engine's answer comes back as a `Reply` to relay. Bodies are iterables of bytes, never
 whole objects; request documents the caller still has to read (XML of DeleteObjects,
 CompleteMultipartUpload) are passed as callables, read only once the caller is known to
-be allowed.
+be allowed. An object's tags and canned ACL (settings.py) are written with its index row.
 
-A mixin of Storage, which provides `authorize`, `engine`, `index` and `quotas`.
+A mixin of Storage, which provides `authorize`, `buckets`, `settings`, `engine`, `index`,
+`quotas` and `check_version`.
 """
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable, Iterable, Union
 
-from ..errors import EngineError, InvalidParameter, NotFound
+from ..errors import EngineError, Forbidden, InvalidParameter, NotFound
+from . import lifecycle, markers, policy
 from .buckets import Bucket, validate_key
 from .engine import Reply
+from .settings import ObjectAttrs
 
 if TYPE_CHECKING:
     from ..accounts import Account
@@ -28,21 +31,12 @@ MAX_DELETE = 1000
 Body = Union[bytes, Iterable[bytes]]
 
 
-def _gathered(body, length: int):
+def gathered(body, length: int):
     """Small bodies whole, so that one failing verification never reaches the engine; larger
     ones stream (a failure then cuts the upload short and the engine discards it)."""
     if isinstance(body, (bytes, bytearray)) or length > GATHER:
         return body
     return b"".join(body)
-
-
-def _parts_in_order(parts: list[tuple[int, str]]) -> list[tuple[int, str]]:
-    if not parts:
-        raise InvalidParameter("You must specify at least one part", code="MalformedXML")
-    numbers = [n for n, _ in parts]
-    if numbers != sorted(set(numbers)):
-        raise InvalidParameter("The list of parts was not in ascending order.", code="InvalidPartOrder")
-    return parts
 
 
 class ObjectOperations:
@@ -62,42 +56,76 @@ class ObjectOperations:
         self.authorize(account, name, "list")
         return self.engine.listing(name, None, query)
 
-    def list_uploads(self, account: "Account | None", name: str, query: list[tuple[str, str]]) -> Reply:
-        self.authorize(account, name, "list")
-        return self.engine.listing(name, None, [("uploads", "")] + query)
-
-    def list_parts(self, account: "Account | None", name: str, key: str, upload_id: str,
-                   query: list[tuple[str, str]]) -> Reply:
-        self.authorize(account, name, "list")
-        upload = self.index.get_upload(upload_id, name, key)
-        return self.engine.listing(name, key, [("uploadId", upload.upload_id)] + query)
-
     # -- objects -------------------------------------------------------------------------------
-    def get_object(self, account: "Account | None", name: str, key: str, headers: dict[str, str] | None = None,
-                   method: str = "GET", query: Iterable[tuple[str, str]] = ()) -> Reply:
-        """The object, streamed (HEAD: its headers); Range and conditionals as S3 has them."""
-        self.authorize(account, name, "read-object")
+    def readable(self, account: "Account | None", name: str, key: str) -> Bucket:
+        """The bucket, if `account` may read the object: through the bucket (shares, policy) or
+        the object's own canned ACL."""
+        bucket = self.buckets.get(name)
         validate_key(key)
-        return self.engine.get(method, name, key, query, headers)
+        try:
+            policy.check(bucket, account, "read-object")
+        except Forbidden:
+            policy.check(bucket, account, "read-object", object_acl=self.settings.object_attrs(name, key).acl)
+        return bucket
+
+    def _new_attrs(self, bucket: Bucket, attrs: ObjectAttrs | None) -> ObjectAttrs:
+        attrs = attrs or ObjectAttrs()
+        if attrs.acl is not None:
+            policy.check_acl_allowed(bucket, attrs.acl)
+            if attrs.acl == "private":
+                attrs.acl = None
+        return attrs
+
+    def get_object(self, account: "Account | None", name: str, key: str, headers: dict[str, str] | None = None,
+                   method: str = "GET", query: Iterable[tuple[str, str]] = (), version_id: str | None = None) -> Reply:
+        """The object, streamed (HEAD: its headers); Range and conditionals as S3 has them."""
+        bucket = self.readable(account, name, key)
+        if markers.is_marker(self.keys_are_paths, key):
+            self.check_version(bucket, version_id)
+            reply = markers.get(self.index, name, key)
+        else:
+            reply = self.engine.get(method, name, key, list(query) + self.check_version(bucket, version_id), headers)
+        if reply.ok:
+            attrs = self.settings.object_attrs(name, key)
+            if attrs.tags:
+                reply.add_header("x-amz-tagging-count", str(len(attrs.tags)))
+            rules = bucket.settings.get("lifecycle")
+            written = self.index.written_at(name, key) if rules else None
+            if written is not None:
+                expiry = lifecycle.expiry_header(rules, key, self.index.object_size(name, key) or 0, attrs.tags,
+                                                 written, self.lifecycle_day)
+                if expiry:
+                    reply.add_header("x-amz-expiration", expiry)
+        return reply
 
     def put_object(self, account: "Account | None", name: str, key: str, body: Body, length: int,
-                   headers: dict[str, str] | None = None) -> Reply:
-        """Stream an object into the engine under the owner's quota."""
+                   headers: dict[str, str] | None = None, attrs: ObjectAttrs | None = None) -> Reply:
+        """Stream an object into the engine under the owner's quota; `attrs`: its tags and
+        canned ACL (x-amz-tagging, x-amz-acl)."""
         bucket = self.authorize(account, name, "write")
         validate_key(key)
+        attrs = self._new_attrs(bucket, attrs)
+        if markers.is_marker(self.keys_are_paths, key):
+            if length:
+                raise markers.refuse(self.engine_name, key)
+            return markers.put(self.index, name, key, body, length, attrs)
         with self.quotas.reserve(bucket, length, replacing=key):
-            reply = self.engine.put(name, key, headers, _gathered(body, length), length)
+            reply = self.engine.put(name, key, headers, gathered(body, length), length)
             if reply.status == 200:
-                self.index.record_object(name, key, length)
+                self.index.record_object(name, key, length, attrs)
         return reply
 
     def copy_object(self, account: "Account | None", name: str, key: str, source_bucket: str, source_key: str,
-                    headers: dict[str, str] | None = None, request_body: Callable[[], object] | None = None) -> Reply:
-        """Copy inside the engine: the caller must be able to write here and read the source."""
+                    headers: dict[str, str] | None = None, request_body: Callable[[], object] | None = None,
+                    acl: str | None = None, tags: list[tuple[str, str]] | None = None) -> Reply:
+        """Copy inside the engine: the caller must be able to write here and read the source.
+        The copy gets `acl` and `tags`, or the source's tags when `tags` is None (S3's
+        x-amz-tagging-directive COPY)."""
         bucket = self.authorize(account, name, "write")
         validate_key(key)
-        self.authorize(account, source_bucket, "read-object")
-        validate_key(source_key)
+        if markers.is_marker(self.keys_are_paths, key):
+            raise markers.refuse(self.engine_name, key, "a copy")
+        self.readable(account, source_bucket, source_key)
         size = self.index.object_size(source_bucket, source_key)
         if size is None:
             size = self.engine.size(source_bucket, source_key)
@@ -105,105 +133,82 @@ class ObjectOperations:
                 raise NotFound("The specified key does not exist.", code="NoSuchKey")
         if request_body:
             request_body()  # normally empty; read (and verified) all the same
+        if tags is None:
+            tags = self.settings.object_attrs(source_bucket, source_key).tags
+        attrs = self._new_attrs(bucket, ObjectAttrs(tags, acl))
         with self.quotas.reserve(bucket, size, replacing=key):
             reply, copied = self.engine.copy(name, key, source_bucket, source_key, headers)
             if copied:
-                self.index.record_object(name, key, size)
+                self.index.record_object(name, key, size, attrs)
         return reply
 
-    def delete_object(self, account: "Account | None", name: str, key: str) -> Reply:
-        self.authorize(account, name, "write")
+    def delete_object(self, account: "Account | None", name: str, key: str, version_id: str | None = None) -> Reply:
+        bucket = self.authorize(account, name, "write")
         validate_key(key)
-        reply = self.engine.delete(name, key)
+        if markers.is_marker(self.keys_are_paths, key):
+            self.check_version(bucket, version_id)
+            self.index.forget_objects(name, [key])
+            self.engine.delete(name, key)  # the folder, if the engine kept an empty one
+            return Reply(204)
+        reply = self.engine.delete(name, key, self.check_version(bucket, version_id))
         if reply.status not in (200, 204, 404):
             code, msg = reply.error()
             raise EngineError(f"deleting {name}/{key} failed: {code} {msg}")
-        self.index.forget_objects(name, [key])
+        if version_id is not None and self.engine_versioned(bucket):
+            self._reindex(name, key)  # an older version may have become the current one
+        else:
+            self.index.forget_objects(name, [key])
         if reply.status == 404 and reply.error()[0] == "NoSuchKey":
             return Reply(204)  # S3 answers 204 for a key that is not there
         return reply
 
     def delete_objects(self, account: "Account | None", name: str,
-                       request: Callable[[], tuple[list[str], bool]]) -> Reply:
-        """DeleteObjects: `request()` gives (keys, quiet)."""
-        self.authorize(account, name, "write")
-        keys, quiet = request()
-        if not keys or len(keys) > MAX_DELETE or any(not k for k in keys):
+                       request: Callable[[], tuple[list[tuple[str, str | None]], bool]]) -> Reply:
+        """DeleteObjects: `request()` gives ([(key, version id or None)], quiet)."""
+        bucket = self.authorize(account, name, "write")
+        objects, quiet = request()
+        if not objects or len(objects) > MAX_DELETE or any(not k for k, _ in objects):
             raise InvalidParameter("Delete needs 1 to 1000 Object elements with a Key", code="MalformedXML")
-        for k in keys:
+        for k, v in objects:
             validate_key(k)
-        reply, deleted = self.engine.delete_many(name, keys, quiet)
-        self.index.forget_objects(name, deleted)
+            self.check_version(bucket, v)
+        versioned = self.engine_versioned(bucket)
+        reply, deleted = self.engine.delete_many(name, objects if versioned else [(k, None) for k, _ in objects],
+                                                 quiet)
+        self.index.forget_objects(name, [k for k, v in deleted if v is None or not versioned])
+        for k in {k for k, v in deleted if v is not None and versioned}:
+            self._reindex(name, k)
         return reply
 
-    # -- multipart ----------------------------------------------------------------------------
-    def create_upload(self, account: "Account | None", name: str, key: str, headers: dict[str, str] | None = None,
-                      request_body: Callable[[], object] | None = None) -> Reply:
-        self.authorize(account, name, "write")
-        validate_key(key)
-        if request_body:
-            request_body()
-        reply, upload_id = self.engine.create_upload(name, key, headers)
-        if upload_id:
-            self.index.record_upload(upload_id, name, key, account.id)
-        return reply
-
-    def upload_part(self, account: "Account | None", name: str, key: str, upload_id: str, number: int, body: Body,
-                    length: int, headers: dict[str, str] | None = None) -> Reply:
-        """One part, under quota (a re-sent part only needs what it adds)."""
-        bucket = self.authorize(account, name, "write")
-        upload = self.index.get_upload(upload_id, name, key)
-        previous = self.index.part_size(upload.upload_id, number)
-        with self.quotas.reserve(bucket, max(0, length - previous)):
-            reply = self.engine.upload_part(name, key, upload.upload_id, number, headers,
-                                            _gathered(body, length), length)
-            if reply.status == 200:
-                self.index.record_part(upload.upload_id, number, length, reply.header("etag", "") or "")
-        return reply
-
-    def complete_upload(self, account: "Account | None", name: str, key: str, upload_id: str,
-                        parts: Callable[[], list[tuple[int, str]]]) -> Reply:
-        """The object the parts make; refused by quota, the upload is aborted so that neither
-        the object nor its parts remain."""
-        bucket = self.authorize(account, name, "write")
-        upload = self.index.get_upload(upload_id, name, key)
-        listed = _parts_in_order(parts())
-        total = self.index.completion_size(upload, listed)
-        reservation = self.quotas.reserve(bucket, total, replacing=key, upload_id=upload.upload_id)
-        try:
-            reservation.__enter__()
-        except BaseException:
-            self.engine.abort(name, key, upload.upload_id)
-            self.index.forget_upload(upload.upload_id)
-            raise
-        try:
-            reply, completed = self.engine.complete(name, key, upload.upload_id, listed)
-            if completed:
-                self.index.record_object(name, key, total)
-                self.index.forget_upload(upload.upload_id)
-        finally:
-            reservation.__exit__(None, None, None)
-        return reply
-
-    def abort_upload(self, account: "Account | None", name: str, key: str, upload_id: str) -> Reply:
-        self.authorize(account, name, "write")
-        upload = self.index.get_upload(upload_id, name, key)
-        reply = self.engine.abort(name, key, upload.upload_id)
-        if reply.status in (200, 204, 404):
-            self.index.forget_upload(upload.upload_id)
-        return reply
+    def _reindex(self, name: str, key: str) -> None:
+        """The index entry of a key after one of its versions went, from the engine."""
+        size = self.engine.size(name, key)
+        if size is None:
+            self.index.forget_objects(name, [key])
+        else:
+            self.index.record_object(name, key, size, self.settings.object_attrs(name, key))
 
     # -- whole buckets ---------------------------------------------------------------------------
     def empty_bucket(self, name: str) -> int:
-        """Delete every object of a bucket in the engine (for forced deletes); returns the count."""
+        """Delete every object of a bucket in the engine (for forced deletes), every version
+        and delete marker too where the engine keeps them; returns the count of objects."""
         deleted = 0
+        if self.engine_versioned(self.buckets.get(name)):
+            while True:
+                versions = self.engine.versions_page(name, MAX_DELETE)
+                if not versions:
+                    break
+                reply, gone = self.engine.delete_many(name, versions, quiet=True)
+                reply.raise_for_status(f"emptying bucket {name}")
+                if not gone:
+                    raise EngineError(f"could not empty bucket {name}: the engine deleted none of its versions")
         while True:
             keys = [o["key"] for o in self.engine.list_page(name, max_keys=MAX_DELETE)["objects"]]
             if not keys:
                 break
-            reply, gone = self.engine.delete_many(name, keys, quiet=True)
+            reply, gone = self.engine.delete_many(name, [(k, None) for k in keys], quiet=True)
             reply.raise_for_status(f"emptying bucket {name}")
-            self.index.forget_objects(name, gone)
+            self.index.forget_objects(name, [k for k, _ in gone])
             deleted += len(gone)
             if not gone:
                 raise EngineError(f"could not empty bucket {name}: the engine deleted none of {len(keys)} keys")

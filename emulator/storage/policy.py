@@ -1,10 +1,17 @@
-"""Who may do what with a bucket: access levels, bucket policies and ACLs. Pure functions,
-no I/O: the facade hands in the bucket and, where a policy names accounts, a resolver.
+"""Who may do what with a bucket and its objects: share levels, bucket policies, canned ACLs,
+public access blocks and object ownership. Pure functions, no I/O: the facade hands in the
+bucket (with its settings) and, where a policy names accounts, a resolver.
 
-A bucket is private to its owner unless made public-read (anyone may GET/HEAD its objects)
-or shared with another account (read: list/get/head; read-write: also put/delete/multipart).
-Policies are the S3 spelling of the same two things and nothing more: anything they could
-say beyond that (Deny, conditions, other principals) is refused rather than half-honoured.
+Three sources grant access, each as S3 has it:
+- shares (pocketcloud's own, and what a bucket policy says): another account reads (list,
+  get, head) or reads and writes; Principal '*' makes objects public-read (the `access`
+  column). A public access block's RestrictPublicBuckets ignores that public part.
+- the bucket's canned ACL: public-read lets anyone list, public-read-write also write,
+  authenticated-read any signed-in account list.
+- an object's canned ACL: public-read(-write) lets anyone read it, authenticated-read any
+  signed-in account. IgnorePublicAcls ignores public ACLs; BucketOwnerEnforced ownership
+  disables ACLs altogether.
+Policies beyond that (Deny, conditions, other principals) are refused rather than half-honoured.
 """
 from __future__ import annotations
 
@@ -26,8 +33,42 @@ READ_ACTIONS = {"s3:GetObject", "s3:GetObjectVersion", "s3:ListBucket", "s3:GetB
 WRITE_ACTIONS = {"s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload", "s3:*", "s3:Put*", "s3:Delete*"}
 # S3 ACL permissions a share level shows as
 PERMISSIONS = {"read": ("READ",), "read-write": ("READ", "WRITE")}
-CANNED_ACLS = ("private", "public-read")
 _ARN = re.compile(r"arn:aws:iam::(\d{12}):(root|user/.+)")
+
+# canned ACLs: the groups each grants to, beyond the owner's FULL_CONTROL
+ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
+AUTHENTICATED_USERS = "http://acs.amazonaws.com/groups/global/AuthenticatedUsers"
+LOG_DELIVERY = "http://acs.amazonaws.com/groups/s3/LogDelivery"
+CANNED = {
+    "private": (),
+    "public-read": ((ALL_USERS, "READ"),),
+    "public-read-write": ((ALL_USERS, "READ"), (ALL_USERS, "WRITE")),
+    "authenticated-read": ((AUTHENTICATED_USERS, "READ"),),
+    "aws-exec-read": (),                # EC2's read access to AMI bundles: nobody else here
+    "bucket-owner-read": (),            # the bucket owner's: for objects, see object_grants
+    "bucket-owner-full-control": (),
+    "log-delivery-write": ((LOG_DELIVERY, "WRITE"), (LOG_DELIVERY, "READ_ACP")),
+}
+PUBLIC_ACLS = ("public-read", "public-read-write", "authenticated-read")
+# with BucketOwnerEnforced only these may still be sent (they grant nothing beyond the owner)
+ENFORCED_OK = ("private", "bucket-owner-full-control")
+OWNERSHIP = ("BucketOwnerPreferred", "ObjectWriter", "BucketOwnerEnforced")
+PAB_FLAGS = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
+
+
+def _pab(bucket, flag: str) -> bool:
+    return bool((bucket.settings.get("public_access_block") or {}).get(flag))
+
+
+def acls_enabled(bucket) -> bool:
+    return (bucket.settings.get("ownership_controls") or {}).get("ObjectOwnership") != "BucketOwnerEnforced"
+
+
+def _acl_counts(bucket, canned: str | None) -> bool:
+    """Whether a canned ACL takes effect on this bucket (ownership and the public access block)."""
+    if not canned or not acls_enabled(bucket):
+        return False
+    return not (canned in PUBLIC_ACLS and _pab(bucket, "IgnorePublicAcls"))
 
 
 def level_of(bucket, account) -> str | None:
@@ -37,18 +78,63 @@ def level_of(bucket, account) -> str | None:
             return "owner"
         if account.id in bucket.grants:
             return bucket.grants[account.id]
-    return "public" if bucket.access == "public-read" else None
+    if bucket.access == "public-read" and not _pab(bucket, "RestrictPublicBuckets"):
+        return "public"
+    return None
 
 
-def check(bucket, account, need: str) -> None:
-    """AccessDenied unless `account` may do `need` on `bucket`.
+def acl_allows(canned: str | None, account, need: str) -> bool:
+    """What a canned ACL gives a caller who is not the owner: READ is list on a bucket and
+    read-object on an object, WRITE is write (buckets only)."""
+    grants = CANNED.get(canned or "private", ())
+    groups = {ALL_USERS} | ({AUTHENTICATED_USERS} if account is not None else set())
+    perms = {p for g, p in grants if g in groups}
+    return ("READ" in perms and need in ("list", "read-object")) or ("WRITE" in perms and need == "write")
+
+
+def check(bucket, account, need: str, object_acl: str | None = None) -> None:
+    """AccessDenied unless `account` may do `need` on `bucket` (or, for 'read-object', on an
+    object whose canned ACL is `object_acl`).
 
     need: 'list' (list objects, list uploads), 'read-object' (get/head objects), 'write'
-    (put/delete objects, multipart), 'owner' (delete bucket, policy, access).
+    (put/delete objects, multipart), 'owner' (delete bucket, policy, access, settings).
     """
     level = level_of(bucket, account)
-    if level is None or need not in ALLOWED[level]:
-        raise Forbidden("Access Denied", code="AccessDenied")
+    if level is not None and need in ALLOWED[level]:
+        return
+    bucket_acl = (bucket.settings.get("acl") or {}).get("canned")
+    if need in ("list", "write") and _acl_counts(bucket, bucket_acl) and acl_allows(bucket_acl, account, need):
+        return
+    if need == "read-object" and _acl_counts(bucket, object_acl) and acl_allows(object_acl, account, need):
+        return
+    raise Forbidden("Access Denied", code="AccessDenied")
+
+
+def check_acl_allowed(bucket, canned: str) -> None:
+    """Whether a canned ACL may be set on the bucket or one of its objects now: refused when
+    ACLs are disabled (BucketOwnerEnforced) or public ones blocked (BlockPublicAcls)."""
+    if not acls_enabled(bucket) and canned not in ENFORCED_OK:
+        raise InvalidParameter("The bucket does not allow ACLs", code="AccessControlListNotSupported")
+    if canned in PUBLIC_ACLS and _pab(bucket, "BlockPublicAcls"):
+        raise Forbidden("Access Denied: the bucket's public access block (BlockPublicAcls) refuses public ACLs",
+                        code="AccessDenied")
+
+
+def check_public_policy_allowed(bucket, access: str) -> None:
+    if access == "public-read" and _pab(bucket, "BlockPublicPolicy"):
+        raise Forbidden("Access Denied: the bucket's public access block (BlockPublicPolicy) refuses public "
+                        "policies", code="AccessDenied")
+
+
+def canned_acl(value: str | None, *, default: str | None = None) -> str | None:
+    """A canned ACL name as S3 knows it (x-amz-acl), lower-cased; None/empty gives `default`."""
+    if not value:
+        return default
+    acl = value.strip().lower()
+    if acl not in CANNED:
+        raise InvalidParameter(f"the canned ACL {value[:40]!r} is not one of {', '.join(CANNED)}",
+                               code="InvalidArgument")
+    return acl
 
 
 def account_ref(ref) -> str:
@@ -134,10 +220,3 @@ def parse(text: str, bucket, resolve: Callable[[str], str]) -> tuple[str, dict[s
     return access, grants
 
 
-def canned_access(acl: str, has_body: bool) -> str:
-    """The access a PutBucketAcl sets: only the canned ACLs private and public-read, by header."""
-    acl = (acl or "").lower()
-    if has_body or acl not in CANNED_ACLS:
-        raise InvalidParameter("only the canned ACLs private and public-read (x-amz-acl header) are supported",
-                               code="NotImplemented")
-    return acl

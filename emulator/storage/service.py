@@ -13,22 +13,24 @@ ever left behind.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from ..accounts import Account
-from ..errors import BackendUnavailable, EngineError, Forbidden, InvalidParameter, InvalidState, NotFound
+from ..errors import BackendUnavailable, EngineError, Forbidden, InvalidParameter, InvalidState
 from ..sigv4 import presign_query, uri_encode
 from . import policy
-from .backend import Backend, Choice
+from .access import AccessOperations
+from .backend import ENGINE_NAMES, Backend, Choice
 from .buckets import Bucket, BucketRecords, validate_key
 from .client import BackendClient
+from .configuration import SettingsOperations
 from .engine import Engine
+from .expiry import LifecycleWorker
 from .index import ObjectIndex
+from .multipart import MultipartOperations
 from .objects import ObjectOperations
 from .quotas import Quotas
 
@@ -37,15 +39,7 @@ log = logging.getLogger("pocketcloud.storage")
 MAX_POLICY = 20 * 1024
 
 
-@dataclass(frozen=True)
-class BucketAcl:
-    """A bucket's access as S3 ACL grants show it."""
-    owner: Account
-    public_read: bool
-    grants: dict[str, str]        # account id -> level ('read', 'read-write')
-
-
-class Storage(ObjectOperations):
+class Storage(ObjectOperations, MultipartOperations, AccessOperations, SettingsOperations):
     def __init__(self, store, accounts, config, *, backend: Backend | None = None, choice: Choice | None = None):
         self.store = store
         self.accounts = accounts
@@ -57,9 +51,13 @@ class Storage(ObjectOperations):
         self._start_error: str | None = None
         self._start_failed_at = 0.0
         self.buckets = BucketRecords(store)
+        self.settings = self.buckets.settings
         self.index = ObjectIndex(store)
         self.quotas = Quotas(self.index, accounts)
         self.engine = Engine(self._engine_client)
+        self.lifecycle_day = float(getattr(config, "lifecycle_day", 86400) or 86400)
+        self.lifecycle = LifecycleWorker(self, interval=float(getattr(config, "lifecycle_interval", 60) or 60),
+                                         day=self.lifecycle_day)
 
     # -- engine -------------------------------------------------------------------------------
     @property
@@ -92,9 +90,29 @@ class Storage(ObjectOperations):
         self.backend  # noqa: B018 - starts it
         return self
 
+    def start_lifecycle(self) -> None:
+        """Honour lifecycle rules from now on, in the background (expiry.py)."""
+        self.lifecycle.start()
+
     def close(self) -> None:
+        self.lifecycle.stop()
         if self._backend is not None:
             self._backend.stop()
+
+    @property
+    def engine_kind(self) -> str | None:
+        """Which engine serves ('rclone', 'ceph', ...), without asking it anything."""
+        choice = self._backend.choice if self._backend is not None else self._choice
+        return choice.engine if choice is not None else None
+
+    @property
+    def engine_name(self) -> str:
+        return ENGINE_NAMES.get(self.engine_kind or "", "unknown")
+
+    @property
+    def keys_are_paths(self) -> bool:
+        """Whether the engine stores keys as file paths (so 'a/' and 'a/b' cannot both be objects)."""
+        return self.engine_kind == "rclone"
 
     def describe(self) -> dict:
         """For /api/v1/info: which engine serves objects, and why."""
@@ -119,9 +137,6 @@ class Storage(ObjectOperations):
         policy.check(bucket, account, need)
         return bucket
 
-    def _owner(self, account: Account | None, name: str) -> Bucket:
-        return self.authorize(account, name, "owner")
-
     def list_buckets(self, account: Account | None) -> list[Bucket]:
         """Owned and shared buckets; anonymous callers have none to list."""
         if account is None:
@@ -135,15 +150,27 @@ class Storage(ObjectOperations):
         return self.authorize(account, name, "list")
 
     def create_bucket(self, account: Account | None, name: str, access: str = "private",
-                      configuration: Callable[[], object] | None = None) -> Bucket:
+                      configuration: Callable[[], object] | None = None, acl: str | None = None,
+                      ownership: str | None = None) -> Bucket:
         """A new bucket owned by `account`; `configuration` reads what the request says about it
-        (S3's CreateBucketConfiguration) once the caller is known."""
+        (S3's CreateBucketConfiguration) once the caller is known; `acl` (canned) and
+        `ownership` (ObjectOwnership) as x-amz-acl and x-amz-object-ownership set them."""
         if account is None:
             raise Forbidden("Access Denied", code="AccessDenied")
+        if ownership is not None and ownership not in policy.OWNERSHIP:
+            raise InvalidParameter(f"x-amz-object-ownership must be one of {', '.join(policy.OWNERSHIP)}",
+                                   code="InvalidArgument")
+        if ownership == "BucketOwnerEnforced" and acl not in (None, *policy.ENFORCED_OK):
+            raise InvalidParameter("Bucket cannot have ACLs set with ObjectOwnership's BucketOwnerEnforced setting",
+                                   code="InvalidBucketAclWithObjectOwnership")
         if configuration:
             configuration()
         self.buckets.claim(name, account.id, access)
         try:
+            if acl not in (None, "private"):
+                self.settings.put(name, "acl", {"canned": acl})
+            if ownership:
+                self.settings.put(name, "ownership_controls", {"ObjectOwnership": ownership})
             if not self.engine.create_bucket(name):
                 # Only the cloud holds the engine's keys, so an existing engine bucket is an earlier
                 # cloud's (e.g. the state was reset): adopt it and index what it holds.
@@ -159,15 +186,13 @@ class Storage(ObjectOperations):
         bucket = self._owner(account, name)
         if force:
             self.empty_bucket(bucket.name)
-        elif self.index.count(name):
+        elif self.index.count(name, folder_markers=not self.keys_are_paths):
             raise InvalidState("The bucket you tried to delete is not empty", code="BucketNotEmpty")
         for upload_id, key in self.index.uploads_in(name):
             self.engine.abort(name, key, upload_id)
         reply = self.engine.delete_bucket(name)
         if (reply.status == 409 and not self.engine.list_page(name, max_keys=1)["objects"]
-                and self.backend.prune_empty_dirs(name)):
-            # The stand-in keeps a key's folders after its last object goes and then calls the
-            # bucket not empty; with no object left, those empty folders are all that remains.
+                and self._clear_leftovers(name)):
             reply = self.engine.delete_bucket(name)
         if reply.status not in (200, 204, 404):
             code, msg = reply.error()
@@ -177,59 +202,21 @@ class Storage(ObjectOperations):
         self.buckets.remove(name)
         log.info("bucket %s deleted by %s", name, account.name)
 
-    # -- access, sharing, policy, ACL -------------------------------------------------------------
-    def set_access(self, account: Account | None, name: str, access: str) -> Bucket:
-        self._owner(account, name)
-        self.buckets.set_access(name, access)
-        return self.buckets.get(name)
-
-    def _resolve_account(self, ref) -> str:
-        ref = policy.account_ref(ref)
-        try:
-            return (self.accounts.get(ref) if re.fullmatch(r"\d{12}", ref) else self.accounts.by_name(ref)).id
-        except NotFound:
-            raise InvalidParameter(f"no account {ref[:70]!r} to share with", code="InvalidArgument") from None
-
-    def grant(self, account: Account | None, name: str, grantee: str, level: str | None) -> Bucket:
-        """Share `name` with another account (by name, 12-digit id or IAM ARN); level None revokes."""
-        bucket = self._owner(account, name)
-        other = self._resolve_account(grantee)
-        if other == bucket.owner:
-            raise InvalidParameter("the owner already has full access to its bucket", code="InvalidArgument")
-        self.buckets.set_grant(name, other, level)
-        return self.buckets.get(name)
-
-    def get_policy(self, account: Account | None, name: str) -> str:
-        doc = policy.document(self._owner(account, name))
-        if doc is None:
-            raise NotFound("The bucket policy does not exist", code="NoSuchBucketPolicy")
-        return doc
-
-    def policy_document(self, bucket: Bucket) -> str | None:
-        return policy.document(bucket)
-
-    def put_policy(self, account: Account | None, name: str, document: Callable[[], str]) -> Bucket:
-        """Set access and shares from a bucket policy (see policy.parse); `document` is read
-        only once the caller is known to own the bucket."""
-        bucket = self._owner(account, name)
-        access, grants = policy.parse(document(), bucket, self._resolve_account)
-        self.buckets.replace_access(name, access, grants)
-        return self.buckets.get(name)
-
-    def delete_policy(self, account: Account | None, name: str) -> Bucket:
-        self._owner(account, name)
-        self.buckets.replace_access(name, "private", {})
-        return self.buckets.get(name)
-
-    def get_acl(self, account: Account | None, name: str) -> BucketAcl:
-        bucket = self._owner(account, name)
-        return BucketAcl(self.accounts.get(bucket.owner), bucket.access == "public-read", dict(bucket.grants))
-
-    def put_acl(self, account: Account | None, name: str, acl: Callable[[], str]) -> Bucket:
-        """A canned ACL (policy.canned_access); `acl` reads the request once ownership is checked."""
-        self._owner(account, name)
-        self.buckets.set_access(name, acl())
-        return self.buckets.get(name)
+    def _clear_leftovers(self, name: str) -> bool:
+        """The stand-in keeps a key's folders after its last object or upload goes and then
+        calls the bucket not empty; with no object left, those empty folders (and temp files
+        of failed uploads) are all that remains. They go on disk, and through the engine too:
+        its directory cache would otherwise still see them. True if anything went."""
+        data_dir = self.describe().get("data_dir") if self.keys_are_paths else None
+        root = Path(data_dir) / name if data_dir else None
+        folders = sorted((p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_dir()),
+                         key=lambda rel: rel.count("/"), reverse=True) if root and root.is_dir() else []
+        for rel in folders:         # the engine drops an empty folder when asked to delete it
+            self.engine.delete(name, rel + "/")
+        if self.backend.prune_empty_dirs(name):
+            for rel in folders:     # a folder emptied on disk only now: tell the engine
+                self.engine.delete(name, rel + "/")
+        return bool(folders)
 
     # -- usage ------------------------------------------------------------------------------------
     def usage(self, name: str) -> dict:
@@ -260,6 +247,9 @@ class Storage(ObjectOperations):
             "bucket": bucket.name,
             "owner": bucket.owner,
             "access": bucket.access,
+            "settings": {"kept_by": "pocketcloud's state database, enforced by its gateway: the same on every engine",
+                         "kinds": sorted(k for k in bucket.settings if k != "versioning"),
+                         "versioning": "kept by the engine" if self.engine_versioned(bucket) else "never enabled"},
             "engine": engine,
             "usage": self.usage(bucket.name),
             "bytes_on_host": on_disk or {"path": None, "note": f"held by the engine at {engine.get('endpoint')}, "

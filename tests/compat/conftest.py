@@ -11,6 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import ARTIFACTS
+from tests.integration.cloud import s3_engines, start_s3_server
+
 from .tf import INSTALL, MIRRORS, PROVIDER, find_mirror
 
 
@@ -29,3 +32,16 @@ def provider_mirror(terraform_bin) -> Path:
         pytest.fail(f"the hashicorp/aws {PROVIDER[3]} provider is in none of {', '.join(filter(None, MIRRORS))}.\n"
                     + INSTALL, pytrace=False)
     return mirror
+
+
+@pytest.fixture(scope="session", params=s3_engines())
+def s3_server(request, tmp_path_factory):
+    """The server the S3 compat tests use, per engine in POCKETCLOUD_TEST_S3_ENGINES: the
+    session's own for `default`, else one started on that engine (e.g. ceph)."""
+    if request.param == "default":
+        yield request.getfixturevalue("server")
+        return
+    ARTIFACTS.mkdir(exist_ok=True)
+    srv = start_s3_server(tmp_path_factory.mktemp(f"pc-compat-{request.param}"), ARTIFACTS, request.param)
+    yield srv
+    srv.stop()

@@ -115,3 +115,25 @@ class Server:
     def new_user(self, name: str, **extra) -> Api:
         body = self.admin.ok("POST", "/accounts", 201, json={"name": name, **extra})
         return Api(self.url, body["access_key_id"], body["secret_access_key"])
+
+
+def s3_engines() -> list[str]:
+    """The S3 engines the S3 suites run on: POCKETCLOUD_TEST_S3_ENGINES, comma-separated
+    (`default` is the engine a server picks by itself; e.g. `default,ceph`)."""
+    return [e.strip() for e in os.environ.get("POCKETCLOUD_TEST_S3_ENGINES", "default").split(",") if e.strip()]
+
+
+def start_s3_server(home: Path, log_dir: Path, engine: str, **env: str) -> Server:
+    """A server whose S3 engine is `engine` ('default': its own choice), once S3 serves."""
+    srv = Server(home, log_dir)
+    srv.env.update(env)
+    if engine != "default":
+        srv.env["POCKETCLOUD_S3_ENGINE"] = engine
+    srv.start()
+    deadline = time.monotonic() + 300
+    while srv.admin.ok("GET", "/info")["storage"].get("status") != "running":
+        if time.monotonic() > deadline:
+            srv.stop()
+            raise RuntimeError(f"the {engine} S3 engine did not start: {srv.log_path.read_text()[-2000:]}")
+        time.sleep(0.5)
+    return srv

@@ -113,13 +113,79 @@ def test_malformed_policy_documents(text):
     assert e.value.code == "MalformedPolicy"
 
 
-def test_canned_acls_only():
-    assert policy.canned_access("PUBLIC-READ", False) == "public-read"
-    assert policy.canned_access("private", False) == "private"
-    for acl, body in (("public-read-write", False), ("authenticated-read", False), ("", False), ("private", True)):
-        with pytest.raises(InvalidParameter) as e:
-            policy.canned_access(acl, body)
-        assert e.value.code == "NotImplemented"
+def test_canned_acl_names():
+    assert policy.canned_acl("PUBLIC-READ") == "public-read"
+    assert policy.canned_acl(None) is None and policy.canned_acl("", default="private") == "private"
+    for name in ("private", "public-read-write", "authenticated-read", "bucket-owner-full-control"):
+        assert policy.canned_acl(name) == name
+    with pytest.raises(InvalidParameter) as e:
+        policy.canned_acl("public")
+    assert e.value.code == "InvalidArgument"
+
+
+def with_settings(b, **settings):
+    b.settings.update(settings)
+    return b
+
+
+@pytest.mark.parametrize("canned, account, need, allowed", [
+    ("public-read", None, "list", True),
+    ("public-read", None, "write", False),
+    ("public-read", None, "read-object", False),      # a bucket ACL opens the listing, not the objects
+    ("public-read-write", None, "write", True),
+    ("authenticated-read", None, "list", False),
+    ("authenticated-read", who(OTHER), "list", True),
+    ("authenticated-read", who(OTHER), "write", False),
+    ("bucket-owner-full-control", who(OTHER), "list", False),
+    ("log-delivery-write", None, "write", False),
+])
+def test_bucket_acls(canned, account, need, allowed):
+    b = with_settings(bucket(), acl={"canned": canned})
+    if allowed:
+        policy.check(b, account, need)
+    else:
+        with pytest.raises(Forbidden):
+            policy.check(b, account, need)
+
+
+def test_object_acls_open_only_their_object_for_reading():
+    b = bucket()
+    policy.check(b, None, "read-object", object_acl="public-read")
+    policy.check(b, who(OTHER), "read-object", object_acl="authenticated-read")
+    for account, acl in ((None, "authenticated-read"), (None, None), (who(OTHER), "private")):
+        with pytest.raises(Forbidden):
+            policy.check(b, account, "read-object", object_acl=acl)
+    with pytest.raises(Forbidden):
+        policy.check(b, None, "write", object_acl="public-read-write")
+
+
+def test_public_access_block_and_ownership():
+    b = with_settings(bucket("public-read"), acl={"canned": "public-read"})
+    policy.check(b, None, "list")
+    policy.check(b, None, "read-object")
+    with_settings(b, public_access_block={"IgnorePublicAcls": True})
+    with pytest.raises(Forbidden):
+        policy.check(b, None, "list")
+    policy.check(b, None, "read-object")                # the policy part still counts...
+    with_settings(b, public_access_block={"IgnorePublicAcls": True, "RestrictPublicBuckets": True})
+    with pytest.raises(Forbidden):                       # ...until RestrictPublicBuckets
+        policy.check(b, None, "read-object")
+    with pytest.raises(Forbidden):
+        policy.check(b, None, "read-object", object_acl="public-read")
+    with_settings(b, public_access_block={"BlockPublicAcls": True, "BlockPublicPolicy": True})
+    with pytest.raises(Forbidden):
+        policy.check_acl_allowed(b, "public-read")
+    policy.check_acl_allowed(b, "private")
+    with pytest.raises(Forbidden):
+        policy.check_public_policy_allowed(b, "public-read")
+    enforced = with_settings(bucket(), acl={"canned": "public-read"},
+                             ownership_controls={"ObjectOwnership": "BucketOwnerEnforced"})
+    with pytest.raises(Forbidden):
+        policy.check(enforced, None, "list")           # ACLs disabled: the stored one no longer counts
+    with pytest.raises(InvalidParameter) as e:
+        policy.check_acl_allowed(enforced, "public-read")
+    assert e.value.code == "AccessControlListNotSupported"
+    policy.check_acl_allowed(enforced, "bucket-owner-full-control")
 
 
 def test_principal_references():
@@ -179,16 +245,20 @@ def test_facade_policy_acl_and_shares(storage):
         s.authorize(None, "bkt", "list")
     with pytest.raises(Forbidden):
         s.get_policy(b, "bkt")
-    assert json.loads(s.get_policy(a, "bkt"))["Statement"][0]["Sid"] == "PublicRead"
+    assert json.loads(s.get_policy(a, "bkt")) == json.loads(doc)   # read back as written
     acl = s.get_acl(a, "bkt")
-    assert acl.owner.id == a.id and acl.public_read and acl.grants == {b.id: "read-write"}
+    assert acl.owner.id == a.id and acl.canned == "private" and acl.grants == {b.id: "read-write"}
+    s.set_access(a, "bkt", "public-read")             # shares changed through REST: the policy says so
+    assert json.loads(s.get_policy(a, "bkt"))["Statement"][0]["Sid"] == "PublicRead"
     s.delete_policy(a, "bkt")
     with pytest.raises(NotFound) as e:
         s.get_policy(a, "bkt")
     assert e.value.code == "NoSuchBucketPolicy"
     with pytest.raises(Forbidden):
         s.authorize(b, "bkt", "read-object")
-    assert s.put_acl(a, "bkt", lambda: "public-read").access == "public-read"
+    assert s.put_acl(a, "bkt", lambda: "public-read").acl == "public-read"
+    s.authorize(None, "bkt", "list")
+    assert s.get_acl(a, "bkt").canned == "public-read"
     assert s.grant(a, "bkt", f"arn:aws:iam::{b.id}:root", "read").grants == {b.id: "read"}
     with pytest.raises(InvalidParameter):
         s.grant(a, "bkt", a.name, "read")

@@ -1,6 +1,12 @@
-"""Fixtures for the S3 tests: everything goes over HTTP to the session's real `pocketcloud
-serve` (tests/conftest.py's `server`), with unmodified boto3, the aws CLI and curl; what the
-tests check about the cloud's state they read through its REST API, as a user would.
+"""Fixtures for the S3 tests: everything goes over HTTP to a real `pocketcloud serve` of the
+S3 tests' own, with unmodified boto3, the aws CLI and curl; what the tests check about the
+cloud's state they read through its REST API, as a user would.
+
+The suite runs once per S3 engine named in POCKETCLOUD_TEST_S3_ENGINES (comma-separated;
+default `default`, the engine the server picks by itself: the embedded stand-in here; e.g.
+`default,ceph` adds a server on Ceph RGW). Engine-dependent behaviour (versioning) is
+asserted per engine from what /api/v1/info says serves. The server runs the lifecycle pass
+every second with a 2-second lifecycle day, so expiration is seen within a test.
 
 `make_cloud` and `rclone_binary` serve the engine-lifecycle tests (test_s3_backend.py),
 which start engines themselves. No skipping: a missing engine fails the session.
@@ -17,16 +23,44 @@ from types import SimpleNamespace
 
 import boto3
 import pytest
+import requests
 from botocore.config import Config as BotoConfig
 
 from emulator.accounts import Accounts
 from emulator.config import Config
 from emulator.state import Store
 from emulator.storage.backend import find_rclone
-from tests.integration.cloud import Api
+from tests.conftest import ARTIFACTS, stop_and_check_leaks
+from tests.integration.cloud import Api, s3_engines, start_s3_server
 
 pytestmark = pytest.mark.integration
 AWS = str(Path(sys.executable).with_name("aws"))
+LIFECYCLE_DAY = 2.0
+ENGINES_KEEPING_VERSIONS = ("ceph", "minio", "minio-docker")
+
+
+@pytest.fixture(scope="session", params=s3_engines())
+def server(request, tmp_path_factory, docker_client):
+    """The S3 tests' server, on one engine (overrides the session-wide one for this package)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    try:
+        srv = start_s3_server(tmp_path_factory.mktemp(f"pc-s3-{request.param}"), ARTIFACTS, request.param,
+                              POCKETCLOUD_LIFECYCLE_INTERVAL="1", POCKETCLOUD_LIFECYCLE_DAY=str(LIFECYCLE_DAY))
+    except RuntimeError as e:
+        pytest.fail(str(e))
+    yield srv
+    stop_and_check_leaks(srv, docker_client)
+
+
+@pytest.fixture(scope="session")
+def engine(server) -> dict:
+    """/api/v1/info's storage: which engine serves ('engine'), its name, status."""
+    return server.admin.ok("GET", "/info")["storage"]
+
+
+@pytest.fixture(scope="session")
+def keeps_versions(engine) -> bool:
+    return engine.get("engine") in ENGINES_KEEPING_VERSIONS
 
 
 def rclone_binary() -> str:
@@ -147,3 +181,23 @@ def aws_cli(s3_endpoint, tmp_path):
         return proc
 
     return run
+
+
+@pytest.fixture
+def signed(s3_endpoint):
+    """A SigV4-signed request with any body, for what boto3 would refuse to send."""
+    import hashlib
+    from urllib.parse import urlsplit
+
+    from emulator.sigv4 import canonical_query, sign_headers
+
+    def send(who, method: str, path: str, query: list[tuple[str, str]] = (), body: bytes = b"",
+             headers: dict | None = None) -> requests.Response:
+        hdrs = {"host": urlsplit(s3_endpoint).netloc, **{k.lower(): v for k, v in (headers or {}).items()}}
+        signed_headers = sign_headers(method, path, list(query), hdrs, access_key=who.key_id, secret_key=who.secret,
+                                      region="us-east-1", payload_hash=hashlib.sha256(body).hexdigest())
+        qs = canonical_query(list(query))
+        return requests.request(method, f"{s3_endpoint}{path}" + (f"?{qs}" if qs else ""), data=body,
+                                headers=signed_headers, timeout=60)
+
+    return send

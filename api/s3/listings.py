@@ -1,0 +1,64 @@
+"""S3's listing documents for what the cloud lists itself (the facade's data): object
+versions of a bucket whose engine keeps none, multipart uploads and their parts."""
+from __future__ import annotations
+
+import time
+from urllib.parse import quote
+
+
+def iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(ts))
+
+
+def _encoder(encoding_type: str | None):
+    if encoding_type == "url":
+        return lambda s: quote(s, safe="/") if s else s
+    return lambda s: s
+
+
+def _owner(who: dict) -> dict:
+    return {"ID": who["id"], "DisplayName": who["name"]}
+
+
+def versions(page: dict, owner: dict) -> dict:
+    """ListVersionsResult: each object as its `null` version, the latest."""
+    enc = _encoder(page["encoding_type"])
+    return {
+        "Name": page["name"], "Prefix": enc(page["prefix"]), "KeyMarker": enc(page["key_marker"]),
+        "VersionIdMarker": page["version_id_marker"],
+        "NextKeyMarker": enc(page.get("next_key_marker")),
+        "NextVersionIdMarker": page.get("next_version_id_marker") if page["truncated"] else None,
+        "MaxKeys": page["max_keys"], "Delimiter": enc(page["delimiter"]) or None,
+        "IsTruncated": page["truncated"],
+        "Version": [{"Key": enc(o["key"]), "VersionId": "null", "IsLatest": True,
+                     "LastModified": o["last_modified"], "ETag": f'"{o["etag"]}"', "Size": o["size"],
+                     "Owner": _owner(owner), "StorageClass": "STANDARD"} for o in page["versions"]],
+        "CommonPrefixes": [{"Prefix": enc(p)} for p in page["prefixes"]],
+        "EncodingType": page["encoding_type"],
+    }
+
+
+def uploads(page: dict) -> dict:
+    enc = _encoder(page["encoding_type"])
+    return {
+        "Bucket": page["bucket"], "KeyMarker": enc(page["key_marker"]), "UploadIdMarker": page["upload_id_marker"],
+        "NextKeyMarker": enc(page.get("next_key_marker")), "NextUploadIdMarker": page.get("next_upload_id_marker"),
+        "Prefix": enc(page["prefix"]), "Delimiter": enc(page["delimiter"]) or None,
+        "MaxUploads": page["max_uploads"], "IsTruncated": page["truncated"],
+        "Upload": [{"Key": enc(u["key"]), "UploadId": u["upload_id"], "Initiator": _owner(u["initiator"]),
+                    "Owner": _owner(page["owner"]), "StorageClass": "STANDARD", "Initiated": iso(u["initiated"])}
+                   for u in page["uploads"]],
+        "CommonPrefixes": [{"Prefix": enc(p)} for p in page["prefixes"]],
+        "EncodingType": page["encoding_type"],
+    }
+
+
+def parts(page: dict) -> dict:
+    return {
+        "Bucket": page["bucket"], "Key": page["key"], "UploadId": page["upload_id"],
+        "Initiator": _owner(page["initiator"]), "Owner": _owner(page["owner"]), "StorageClass": "STANDARD",
+        "PartNumberMarker": page["marker"], "NextPartNumberMarker": page.get("next_marker"),
+        "MaxParts": page["max_parts"], "IsTruncated": page["truncated"],
+        "Part": [{"PartNumber": p["number"], "LastModified": iso(p["modified"]), "ETag": p["etag"],
+                  "Size": p["size"]} for p in page["parts"]],
+    }

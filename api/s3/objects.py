@@ -1,0 +1,105 @@
+"""The S3 gateway's object-level handlers: objects, their tags and ACLs, and multipart
+uploads. Each parses the request, makes one `Storage` call and renders (or relays) the answer;
+bodies stream both ways."""
+from __future__ import annotations
+
+from werkzeug.wrappers import Response
+
+from emulator.errors import InvalidParameter
+from emulator.storage.tagging import from_header as tags_from_header
+
+from . import documents as doc
+from . import listings
+from .buckets import acl_document
+from .request import EMPTY_BODY, LIST_PARTS_PARAMS, MAX_XML_BODY, S3Request, acl_request, completion_parts
+from .responses import empty, relay, xml
+
+
+class ObjectHandlers:
+    storage: object
+
+    def get_object(self, req: S3Request) -> Response:
+        return relay(self.storage.get_object(req.account, req.bucket, req.key, req.forward_headers(),
+                                             method=req.method, query=req.response_params(),
+                                             version_id=req.version_id))
+
+    def put_object(self, req: S3Request) -> Response:
+        attrs = req.object_attrs()
+        body = req.object_body()
+        reply = self.storage.put_object(req.account, req.bucket, req.key, body, body.length, req.forward_headers(),
+                                        attrs)
+        if reply.ok and body.checksum:
+            reply.add_header(*body.checksum)
+        return relay(reply)
+
+    def copy_object(self, req: S3Request) -> Response:
+        src_bucket, src_key = req.copy_source()
+        directive = (req.header("x-amz-tagging-directive") or "COPY").upper()
+        if directive not in ("COPY", "REPLACE"):
+            raise InvalidParameter("Unknown tagging directive.", code="InvalidArgument")
+        tags = tags_from_header(req.header("x-amz-tagging")) if directive == "REPLACE" else None
+        return relay(self.storage.copy_object(req.account, req.bucket, req.key, src_bucket, src_key,
+                                              req.forward_headers(), lambda: req.read_body(EMPTY_BODY),
+                                              acl=req.canned_acl(), tags=tags))
+
+    def delete_object(self, req: S3Request) -> Response:
+        return relay(self.storage.delete_object(req.account, req.bucket, req.key, version_id=req.version_id))
+
+    # -- tags and ACL ----------------------------------------------------------------------------------
+    def get_object_tagging(self, req: S3Request) -> Response:
+        return xml("Tagging", doc.tagging(self.storage.get_object_tagging(req.account, req.bucket, req.key)))
+
+    def put_object_tagging(self, req: S3Request) -> Response:
+        self.storage.put_object_tagging(req.account, req.bucket, req.key,
+                                        lambda: doc.read_tagging(req.read_body(MAX_XML_BODY)))
+        return empty(200)
+
+    def delete_object_tagging(self, req: S3Request) -> Response:
+        self.storage.delete_object_tagging(req.account, req.bucket, req.key)
+        return empty(204)
+
+    def get_object_acl(self, req: S3Request) -> Response:
+        acl = self.storage.get_object_acl(req.account, req.bucket, req.key)
+        return xml("AccessControlPolicy", acl_document(acl.owner, acl.canned, {}))
+
+    def put_object_acl(self, req: S3Request) -> Response:
+        self.storage.put_object_acl(req.account, req.bucket, req.key, lambda: acl_request(
+            req.canned_acl(), req.read_body(MAX_XML_BODY), self.storage.get_bucket(req.bucket).owner))
+        return empty(200)
+
+    # -- multipart ---------------------------------------------------------------------------------------
+    def create_multipart_upload(self, req: S3Request) -> Response:
+        return relay(self.storage.create_upload(req.account, req.bucket, req.key, req.forward_headers(),
+                                                lambda: req.read_body(EMPTY_BODY), attrs=req.object_attrs()))
+
+    def upload_part(self, req: S3Request) -> Response:
+        number = req.part_number()
+        body = req.object_body()
+        reply = self.storage.upload_part(req.account, req.bucket, req.key, req.q["uploadId"], number, body,
+                                         body.length, req.forward_headers())
+        if reply.ok and body.checksum:
+            reply.add_header(*body.checksum)
+        return relay(reply)
+
+    def upload_part_copy(self, req: S3Request) -> Response:
+        number = req.part_number()
+        src_bucket, src_key = req.copy_source()
+        req.read_body(EMPTY_BODY)  # normally empty; read (and verified) all the same
+        reply, etag, when = self.storage.upload_part_copy(
+            req.account, req.bucket, req.key, req.q["uploadId"], number, src_bucket, src_key,
+            req.header("x-amz-copy-source-range"), req.forward_headers())
+        if etag is None:
+            return relay(reply)
+        return xml("CopyPartResult", {"ETag": etag, "LastModified": listings.iso(when)})
+
+    def complete_multipart_upload(self, req: S3Request) -> Response:
+        return relay(self.storage.complete_upload(req.account, req.bucket, req.key, req.q["uploadId"],
+                                                  lambda: completion_parts(req.read_body(MAX_XML_BODY))))
+
+    def abort_multipart_upload(self, req: S3Request) -> Response:
+        return relay(self.storage.abort_upload(req.account, req.bucket, req.key, req.q["uploadId"]))
+
+    def list_parts(self, req: S3Request) -> Response:
+        page = self.storage.list_parts(req.account, req.bucket, req.key, req.q["uploadId"],
+                                       req.params(LIST_PARTS_PARAMS))
+        return xml("ListPartsResult", listings.parts(page))

@@ -1,0 +1,161 @@
+"""Bucket and object settings of the `Storage` facade that are pocketcloud's own on every
+engine (tags, CORS, lifecycle), and versioning, the one here that depends on the engine.
+
+Versioning: the cloud relays it to the engine and remembers what the engine accepted.
+An engine that keeps versions (Ceph RGW, MinIO) then answers ListObjectVersions and
+versioned GET/DELETE itself; on one that does not (the embedded stand-in) enabling answers
+NotImplemented naming the engine, `Suspended` is accepted (it is what such a bucket does
+anyway: every write replaces the one `null` version), and ListObjectVersions lists the
+objects as their `null` versions.
+
+A mixin of Storage, which provides `authorize`, `settings`, `index`, `engine` and `describe`.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+from ..errors import InvalidParameter, NotFound
+from . import cors, lifecycle, markers, tagging
+from .buckets import Bucket
+from .engine import Reply
+from .versions import list_null_versions
+
+if TYPE_CHECKING:
+    from ..accounts import Account
+
+
+def _missing(message: str, code: str) -> NotFound:
+    return NotFound(message, code=code)
+
+
+class SettingsOperations:
+    authorize: Callable[..., Bucket]
+    settings: object
+    index: object
+    engine: object
+
+    # -- generic: a document per bucket and kind, owner only ------------------------------------------
+    def _get_setting(self, account, name: str, kind: str, missing: NotFound):
+        doc = self.authorize(account, name, "owner").settings.get(kind)
+        if doc is None:
+            raise missing
+        return doc
+
+    def _put_setting(self, account, name: str, kind: str, read: Callable[[], object], check: Callable) -> None:
+        self.authorize(account, name, "owner")
+        self.settings.put(name, kind, check(read()))
+
+    def _delete_setting(self, account, name: str, kind: str) -> None:
+        self.authorize(account, name, "owner")
+        self.settings.delete(name, kind)
+
+    # -- bucket tags -------------------------------------------------------------------------------------
+    def get_bucket_tagging(self, account: "Account | None", name: str) -> list[tuple[str, str]]:
+        return [tuple(t) for t in self._get_setting(account, name, "tagging",
+                                                    _missing("The TagSet does not exist", "NoSuchTagSet"))]
+
+    def put_bucket_tagging(self, account: "Account | None", name: str, read: Callable[[], list]) -> None:
+        self._put_setting(account, name, "tagging", read,
+                          lambda tags: [list(t) for t in tagging.check(tags, limit=tagging.MAX_BUCKET_TAGS)])
+
+    def delete_bucket_tagging(self, account: "Account | None", name: str) -> None:
+        self._delete_setting(account, name, "tagging")
+
+    # -- object tags ---------------------------------------------------------------------------------------
+    def get_object_tagging(self, account: "Account | None", name: str, key: str) -> list[tuple[str, str]]:
+        self.authorize(account, name, "read-object")
+        self._existing_object(name, key)
+        return self.settings.object_attrs(name, key).tags
+
+    def put_object_tagging(self, account: "Account | None", name: str, key: str, read: Callable[[], list]) -> None:
+        self.authorize(account, name, "write")
+        self._existing_object(name, key)
+        tags = tagging.check(read(), limit=tagging.MAX_OBJECT_TAGS)
+        attrs = self.settings.object_attrs(name, key)
+        attrs.tags = tags
+        self.settings.set_object_attrs(name, key, attrs)
+
+    def delete_object_tagging(self, account: "Account | None", name: str, key: str) -> None:
+        self.put_object_tagging(account, name, key, lambda: [])
+
+    # -- CORS ---------------------------------------------------------------------------------------------
+    def get_cors(self, account: "Account | None", name: str) -> list[dict]:
+        return self._get_setting(account, name, "cors", _missing("The CORS configuration does not exist",
+                                                                   "NoSuchCORSConfiguration"))
+
+    def put_cors(self, account: "Account | None", name: str, read: Callable[[], list]) -> None:
+        self._put_setting(account, name, "cors", read, cors.check)
+
+    def delete_cors(self, account: "Account | None", name: str) -> None:
+        self._delete_setting(account, name, "cors")
+
+    def cors_rules(self, name: str | None) -> list[dict] | None:
+        """A bucket's CORS rules for answering browsers (no caller: a preflight carries no
+        credentials); None when the bucket does not exist or has none."""
+        bucket = self.buckets.find(name) if name else None
+        return bucket.settings.get("cors") if bucket else None
+
+    # -- lifecycle ------------------------------------------------------------------------------------------
+    def get_lifecycle(self, account: "Account | None", name: str) -> list[dict]:
+        return self._get_setting(account, name, "lifecycle", _missing("The lifecycle configuration does not exist",
+                                                                        "NoSuchLifecycleConfiguration"))
+
+    def put_lifecycle(self, account: "Account | None", name: str, read: Callable[[], list]) -> None:
+        self._put_setting(account, name, "lifecycle", read, lifecycle.check)
+
+    def delete_lifecycle(self, account: "Account | None", name: str) -> None:
+        self._delete_setting(account, name, "lifecycle")
+
+    # -- versioning -------------------------------------------------------------------------------------------
+    def engine_versioned(self, bucket: Bucket) -> bool:
+        """Whether the engine keeps this bucket's versions (it once accepted Enabled)."""
+        return bool((bucket.settings.get("versioning") or {}).get("engine"))
+
+    def get_versioning(self, account: "Account | None", name: str) -> dict:
+        """{'Status': 'Enabled'|'Suspended'} or {} for a bucket never versioned (as S3 answers)."""
+        bucket = self.authorize(account, name, "owner")
+        stored = bucket.settings.get("versioning") or {}
+        if stored.get("engine"):
+            return {"Status": self.engine.get_versioning(name) or stored["Status"]}
+        return {"Status": stored["Status"]} if stored else {}
+
+    def put_versioning(self, account: "Account | None", name: str, read: Callable[[], dict]) -> None:
+        bucket = self.authorize(account, name, "owner")
+        doc = read()
+        status = doc.get("Status")
+        if doc.get("MFADelete") == "Enabled":
+            raise InvalidParameter("MFA delete needs an MFA device, which pocketcloud accounts do not have",
+                                   code="NotImplemented")
+        if status not in ("Enabled", "Suspended"):
+            raise InvalidParameter("The versioning Status is Enabled or Suspended", code="MalformedXML")
+        reply = self.engine.put_versioning(name, status)
+        if reply.status == 501 or (not reply.ok and reply.error()[0] == "NotImplemented"):
+            raise InvalidParameter(f"Versioning is kept by the storage engine, and this cloud's engine "
+                                   f"({self.engine_name}) does not keep object versions: "
+                                   f"only Suspended (one `null` version per key) is possible here",
+                                   code="NotImplemented")
+        reply.raise_for_status(f"setting versioning of {name} to {status}")
+        engine = self.engine_versioned(bucket) or status == "Enabled"
+        self.settings.put(name, "versioning", {"Status": status, "engine": engine})
+
+    def list_versions(self, account: "Account | None", name: str, params: dict[str, str]) -> Reply | dict:
+        """ListObjectVersions: the engine's answer where it keeps versions (a Reply to relay),
+        else the objects as their `null` versions (data; see versions.py)."""
+        bucket = self.authorize(account, name, "list")
+        if self.engine_versioned(bucket):
+            return self.engine.listing(name, None, [("versions", "")] + list(params.items()))
+        extra = markers.listed(self.index, name) if self.keys_are_paths else []
+        page = list_null_versions(self.engine, name, params, extra)
+        page["owner"] = self._who(bucket.owner)
+        return page
+
+    def check_version(self, bucket: Bucket, version_id: str | None) -> list[tuple[str, str]]:
+        """The engine query for a versionId on GET/HEAD/DELETE: passed on where the engine
+        keeps versions; else only `null` (the one version) exists."""
+        if version_id is None:
+            return []
+        if self.engine_versioned(bucket):
+            return [("versionId", version_id)]
+        if version_id != "null":
+            raise InvalidParameter("Invalid version id specified", code="InvalidArgument")
+        return []
