@@ -1,7 +1,10 @@
-"""Front ends over emulator/: one WSGI app on one port, dispatching by protocol.
+"""Front ends over emulator/: one WSGI app served on two listeners.
 
-/api/v1 -> JSON REST; /ui -> dashboard; SigV4 scope `ec2` -> EC2 Query API; everything
-else (signed for s3, or unsigned) -> S3 gateway.
+The API port: /api/v1 -> JSON REST; SigV4 scope `ec2` -> EC2 Query API; everything else
+(signed for s3, or unsigned) -> S3 gateway, which serves user content. The console port:
+/ui only. The console has an origin of its own so that a page a user uploads to a bucket
+can never read or drive the console of an admin who opens it; /ui on the API port only
+redirects there.
 """
 from __future__ import annotations
 
@@ -27,13 +30,36 @@ class PocketCloudApp:
         self.cloud = cloud
         self.flask = flask_app
         self.protocols = protocols
+        self.console_port = cloud.config.console_listen_port
 
     def __call__(self, environ, start_response):
-        from .routing import protocol_of
+        from .routing import console_redirect, is_console_path, listener_port, protocol_of
 
+        path = environ.get("PATH_INFO", "/")
+        if listener_port(environ) == self.console_port:
+            if is_console_path(path):
+                return self.flask(environ, start_response)
+            return console_redirect(environ, start_response, None)
+        if is_console_path(path):
+            config = self.cloud.config
+            return console_redirect(environ, start_response, (config.host, self.console_port))
         proto = protocol_of(environ)
-        app = self.flask if proto == "web" else self.protocols.get(proto, self.protocols["s3"])
+        if proto == "web":
+            return self.flask(environ, start_response)
+        app = self.protocols.get(proto, self.protocols["s3"])
+        if app is self.protocols["s3"]:
+            start_response = _nosniff(start_response)
         return app(environ, start_response)
+
+
+def _nosniff(start_response):
+    """User content is served as its declared type, never sniffed into HTML or script."""
+    def start(status, headers, exc_info=None):
+        if not any(k.lower() == "x-content-type-options" for k, _ in headers):
+            headers = [*headers, ("X-Content-Type-Options", "nosniff")]
+        return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
+
+    return start
 
 
 def create_app(config: "Config | None" = None, cloud: "Cloud | None" = None,
@@ -43,7 +69,7 @@ def create_app(config: "Config | None" = None, cloud: "Cloud | None" = None,
     from emulator.config import Config
     from emulator.services import Cloud
 
-    from . import rest_buckets
+    from . import limits, rest_buckets
     from .ec2 import create_ec2_app
     from .errors import register_flask_handlers
     from .rest import bp as rest_bp
@@ -55,8 +81,9 @@ def create_app(config: "Config | None" = None, cloud: "Cloud | None" = None,
     cloud = cloud or Cloud(config)
     cloud.bootstrap()
     flask_app = Flask("pocketcloud")
-    flask_app.config.update(CLOUD=cloud, MAX_REST_BODY=config.max_rest_body, JSON_SORT_KEYS=False)
+    flask_app.config.update(CLOUD=cloud, JSON_SORT_KEYS=False)
     flask_app.json.sort_keys = False
+    limits.install(flask_app, config)
     flask_app.register_blueprint(rest_bp)
     flask_app.register_blueprint(rest_buckets.bp)
     register_web(flask_app)  # console at /ui, admin REST (PATCH /accounts/<name>)

@@ -18,7 +18,9 @@ class _Gunicorn(BaseApplication):
         super().__init__()
 
     def load_config(self):
-        self.cfg.set("bind", f"{self.pc_config.host}:{self.pc_config.port}")
+        # Two listeners, one process: the API (and the user content S3 serves) and the console.
+        self.cfg.set("bind", [f"{self.pc_config.host}:{self.pc_config.port}",
+                              f"{self.pc_config.host}:{self.pc_config.console_listen_port}"])
         self.cfg.set("workers", 1)
         self.cfg.set("worker_class", "gthread")
         self.cfg.set("threads", self.threads)

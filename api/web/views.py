@@ -17,6 +17,7 @@ from flask import (Blueprint, Response, abort, current_app, flash, g, jsonify, r
 from emulator.errors import CloudError, Forbidden, InvalidParameter, NotFound, Unauthorized
 from emulator.timefmt import human_utc
 
+from ..limits import LOGIN_FORM, body_limit
 from ..text import fmt_size
 from .layers import extras, layers
 
@@ -40,6 +41,11 @@ def _secret_tag(secret: str) -> str:
 @bp.before_request
 def _load_account():
     g.account = None
+    g.csp_nonce = secrets.token_urlsafe(16)
+    if _cookie_count(current_app.config["SESSION_COOKIE_NAME"]) > 1:
+        # A second session cookie can only have been planted by a page on another port of
+        # this host (cookies ignore ports): trust neither.
+        session.clear()
     kid, aid, tag = session.get("kid"), session.get("aid"), session.get("tag")
     if kid and aid and tag:
         try:
@@ -52,6 +58,9 @@ def _load_account():
             session.clear()
     if "csrf" not in session:
         session["csrf"] = secrets.token_urlsafe(32)
+    if request.method == "POST" and g.account is None and request.endpoint not in PUBLIC_ENDPOINTS:
+        # signed out: refused before a byte of the form is read
+        return error_page(401, "You are signed out. Sign in and try again.", "AuthFailure")
     if request.method == "POST":
         sent = request.form.get("csrf", "") or request.headers.get("X-CSRF-Token", "")
         if not hmac.compare_digest(sent.encode(), session["csrf"].encode()):
@@ -66,11 +75,19 @@ def _load_account():
         return redirect(url_for("web.login", next=request.full_path.rstrip("?")))
 
 
+def _cookie_count(name: str) -> int:
+    return sum(1 for part in request.headers.get("Cookie", "").split(";")
+               if part.strip().partition("=")[0] == name)
+
+
 @bp.after_request
 def _security_headers(resp: Response) -> Response:
+    # Scripts run only when they carry this response's nonce: no URL, not even the
+    # console's own, is a script source, so no uploaded object can ever become one.
     resp.headers.setdefault("Content-Security-Policy",
-                            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-                            "frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+                            f"default-src 'none'; script-src 'nonce-{g.get('csp_nonce', '')}'; style-src 'self'; "
+                            "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; form-action 'self'; "
+                            "base-uri 'none'")
     resp.headers.setdefault("X-Frame-Options", "DENY")
     resp.headers.setdefault("X-Content-Type-Options", "nosniff")
     resp.headers.setdefault("Referrer-Policy", "same-origin")
@@ -81,8 +98,15 @@ def _security_headers(resp: Response) -> Response:
 
 @bp.app_context_processor
 def _template_globals():
-    return {"csrf_token": lambda: session.get("csrf", ""), "me": g.get("account"),
+    return {"csrf_token": lambda: session.get("csrf", ""), "me": g.get("account"), "csp_nonce": g.get("csp_nonce", ""),
+            "api_url": api_base,
             "fmt_size": fmt_size, "fmt_time": human_utc}
+
+
+def api_base() -> str:
+    """The API's address as this browser reaches the console: same host, the API's port."""
+    host = urlparse(request.host_url).hostname or "127.0.0.1"
+    return f"http://{f'[{host}]' if ':' in host else host}:{cloud().config.port}"
 
 
 def _safe_next(target: str | None, default: str) -> str:
@@ -93,6 +117,7 @@ def _safe_next(target: str | None, default: str) -> str:
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@body_limit(LOGIN_FORM)
 def login():
     if request.method == "GET":
         if g.account is not None:
@@ -343,6 +368,7 @@ def bucket(name: str):
 
 
 @bp.post("/buckets/<name>/upload")
+@body_limit(lambda config: config.max_console_upload)
 @action
 def bucket_upload(name: str):
     st = storage()
@@ -415,7 +441,7 @@ def bucket_presign(name: str):
     expires = int(request.form.get("expires", "3600") or 3600)
     _, secret = cloud().accounts.secret_for(session["kid"])
     url = st.presign(g.account, session["kid"], secret, name, key, expires=expires,
-                     endpoint=request.host_url.rstrip("/"))
+                     endpoint=api_base())
     b = st.get_bucket(name)
     listing = st.list_objects(g.account, name, prefix=request.form.get("prefix", ""), delimiter="/")
     return render_template("bucket.html", bucket=b.to_dict(), level=b.level_of(g.account),
