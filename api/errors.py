@@ -34,6 +34,7 @@ STATUS: dict[type, tuple[int, int, int]] = {
     e.QuotaExceeded: (403, 400, 403),
     e.Unauthorized: (401, 401, 403),
     e.Forbidden: (403, 403, 403),
+    e.TooLarge: (413, 413, 413),
     e.BackendUnavailable: (503, 503, 503),
     e.EngineError: (502, 500, 500),
 }
@@ -83,7 +84,7 @@ def s3_error(exc: Exception, resource: str = "", request_id: str | None = None) 
 
 
 # -- the Flask app: REST under /api, the console under /ui ----------------------------------
-HTTP_CODES = {404: "NotFound", 405: "MethodNotAllowed", 413: "RequestTooLarge"}
+HTTP_CODES = {404: "NotFound", 405: "MethodNotAllowed", 413: "RequestTooLarge", 415: "UnsupportedMediaType"}
 ConsolePage = Callable[[int, str, str], "ResponseReturnValue"]
 
 

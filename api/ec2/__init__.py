@@ -11,11 +11,11 @@ from emulator.errors import CloudError, InvalidParameter, Unauthorized
 
 from .. import sigv4
 from ..errors import ec2_error
+from ..limits import EC2_QUERY, read_capped
 from . import catalog, instances, resources
 from .xml import response
 
 log = logging.getLogger("pocketcloud.ec2")
-MAX_BODY = 1024 * 1024
 
 ACTIONS = {
     "RunInstances": instances.run_instances,
@@ -45,21 +45,11 @@ ACTIONS = {
 }
 
 
-def _read_body(environ) -> bytes:
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        raise InvalidParameter("invalid Content-Length", code="InvalidParameterValue") from None
-    if length > MAX_BODY:
-        raise InvalidParameter(f"request body larger than {MAX_BODY} bytes", code="InvalidParameterValue")
-    return environ["wsgi.input"].read(length) if length else b""
-
-
 def create_ec2_app(cloud):
     def app(environ, start_response):
         request_id = str(uuid.uuid4())
         try:
-            body = _read_body(environ)
+            body = read_capped(environ, EC2_QUERY)
             params = dict(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True))
             if environ.get("REQUEST_METHOD") == "POST":
                 params.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
