@@ -24,6 +24,7 @@ KiB = 1024
 LOGIN_FORM = 16 * KiB       # a key id and a secret
 CONSOLE_FORM = 64 * KiB     # the launch form carries user data (16 KiB, url-encoded up to x3)
 EC2_QUERY = 256 * KiB       # RunInstances with 16 KiB of user data is ~22 KiB of base64
+JSON11_BODY = 256 * KiB     # Cost Explorer and Budgets requests
 OBJECT_PUT = 5 * KiB ** 3   # one S3 PUT, streamed to the engine (never held whole)
 
 Limit = Union[int, Callable[["Config"], int]]

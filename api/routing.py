@@ -9,6 +9,9 @@ from .sigv4 import credential_scope
 _HOSTNAME = re.compile(r"[A-Za-z0-9.-]{1,253}")
 
 
+JSON_TARGETS = {"AWSInsightsIndexService.": "ce", "AWSBudgetServiceGateway.": "budgets"}
+
+
 def protocol_of(environ: dict) -> str:
     path = environ.get("PATH_INFO", "/")
     if path == "/api" or path.startswith("/api/") or path == "/ui" or path.startswith("/ui/") or path == "/favicon.ico":
@@ -16,6 +19,11 @@ def protocol_of(environ: dict) -> str:
     scope = credential_scope(environ)
     if scope:
         return scope
+    # Unsigned JSON 1.1 requests still deserve their service's MissingAuthenticationToken.
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    for prefix, service in JSON_TARGETS.items():
+        if target.startswith(prefix):
+            return service
     # Unsigned EC2 Query requests still deserve an EC2-shaped AuthFailure.
     if path == "/" and ("Action=" in environ.get("QUERY_STRING", "") or (
             environ.get("REQUEST_METHOD") == "POST"

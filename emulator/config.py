@@ -52,6 +52,12 @@ class Config:
     api_endpoint: str = field(default_factory=lambda: _env("POCKETCLOUD_ENDPOINT", "", "AWS_ENDPOINT_URL"))
     aws_access_key_id: str = field(default_factory=lambda: _env("AWS_ACCESS_KEY_ID"), repr=False)
     aws_secret_access_key: str = field(default_factory=lambda: _env("AWS_SECRET_ACCESS_KEY"), repr=False)
+    # Billing: seconds between metering passes; the billing time scale (e.g. 60: one real
+    # minute bills as an hour; unset keeps the stored one); a price list merged over the defaults.
+    meter_interval: str = field(default_factory=lambda: _env("POCKETCLOUD_METER_INTERVAL", "5"))
+    time_scale: str | None = field(default_factory=lambda: _env("POCKETCLOUD_TIME_SCALE") or None)
+    prices_path: Path | None = field(default_factory=lambda: Path(_env("POCKETCLOUD_PRICES")).expanduser()
+                                     if _env("POCKETCLOUD_PRICES") else None)
     # Request bodies (api/limits.py): JSON and forms are small; uploads through the console
     # go to a temporary file before the engine, so they have a cap of their own.
     max_rest_body: int = 128 * 1024

@@ -7,7 +7,7 @@ import click
 
 from emulator.config import Config
 
-from . import accounts, buckets, images, instances, keys, labs, service
+from . import accounts, billing, buckets, images, instances, keys, labs, service
 from .context import ApiGroup
 
 
@@ -36,6 +36,7 @@ def main(ctx, home, output):
 for _cmd in [*service.COMMANDS, images.images, instances.instances, *labs.COMMANDS, keys.keys,
              accounts.accounts, buckets.buckets]:
     main.add_command(_cmd)
+billing.register(main, labs.lab)  # bill, hygiene, lab cost
 
 
 def _set_output(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
