@@ -15,7 +15,7 @@ from emulator.billing import clock as clk
 from emulator.billing.reports import month_to_date
 from emulator.errors import CloudError
 
-from .views import _error_page, _load_account, _security_headers
+from .views import _load_account, _security_headers, error_page
 
 bp = Blueprint("web_billing", __name__, url_prefix="/ui/billing", template_folder="templates")
 bp.before_request(_load_account)
@@ -132,7 +132,7 @@ def delete_budget(name: str):
         cloud().billing.budgets.delete(g.account, g.account.id, name)
         flash(f"Budget {name} deleted.", "ok")
     except CloudError as e:
-        return _error_page(404, str(e), e.code)
+        return error_page(404, str(e), e.code)
     return redirect(url_for("web_billing.page"))
 
 
