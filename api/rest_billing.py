@@ -19,14 +19,9 @@ from emulator.billing import clock as clk
 from emulator.billing.reports import month_to_date
 from emulator.errors import CloudError, Forbidden, InvalidParameter
 
-from .rest import _json_error, _only, authenticated, body, cloud
+from .rest import _only, authenticated, body, cloud
 
 bp = Blueprint("rest_billing", __name__, url_prefix="/api/v1/billing")
-
-
-@bp.errorhandler(CloudError)
-def _cloud_error(exc: CloudError):
-    return _json_error(exc)
 
 
 def _account_id(ref: str) -> str:
