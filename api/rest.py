@@ -163,7 +163,7 @@ def instance_internals(instance_id: str):
 @authenticated
 def console_output(instance_id: str):
     tail = request.args.get("tail", "1000")
-    if not tail.isdigit() or not 1 <= int(tail) <= 100000:
+    if not tail.isdecimal() or not 1 <= int(tail) <= 100000:
         raise InvalidParameter("tail must be a number of lines between 1 and 100000")
     text = cloud().console_output(g.account, instance_id, int(tail))
     if request.accept_mimetypes.best == "application/json" or request.args.get("format") == "json":

@@ -229,6 +229,13 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX IF NOT EXISTS billing_alerts_account ON billing_alerts(account, id)
     """,
+    # 5: credential lifecycle (IAM-shaped): a key is Active or Inactive; an account can be
+    # disabled (every key refused, its resources kept).
+    """
+    ALTER TABLE access_keys ADD COLUMN status TEXT NOT NULL DEFAULT 'Active'
+        CHECK (status IN ('Active', 'Inactive'));
+    ALTER TABLE accounts ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0
+    """,
 ]
 
 

@@ -39,7 +39,10 @@ def register(app: "Flask") -> None:
         SESSION_COOKIE_PATH="/ui",
         PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
     )
+    from .credentials import bp as credentials_bp  # access keys, account disable
+
     app.register_blueprint(admin_bp)
     app.register_blueprint(bp)
+    app.register_blueprint(credentials_bp)
     from .billing import register as register_billing  # billing hook: /ui/billing and the alert banner
     register_billing(app)

@@ -210,7 +210,7 @@ def launch():
     ports = []
     for part in f.get("ports", "").replace(",", " ").split():
         host, _, guest = part.rpartition(":")
-        if not guest.isdigit() or (host and not host.isdigit()):
+        if not guest.isdecimal() or (host and not host.isdecimal()):
             raise InvalidParameter(f"port {part!r}: use GUEST or HOST:GUEST, e.g. 80 or 8080:80")
         ports.append({"guest": int(guest), **({"host": int(host)} if host else {})})
     kwargs = {"image": f.get("image", ""), "kind": f.get("kind", "container"), "type": f.get("type") or None,
@@ -438,7 +438,10 @@ def bucket_share(name: str):
 def bucket_presign(name: str):
     st = storage()
     key = request.form.get("key", "")
-    expires = int(request.form.get("expires", "3600") or 3600)
+    raw = (request.form.get("expires") or "3600").strip()
+    if not raw.isdecimal():
+        raise InvalidParameter("expires must be a number of seconds (1-604800)")
+    expires = int(raw)
     _, secret = cloud().accounts.secret_for(session["kid"])
     url = st.presign(g.account, session["kid"], secret, name, key, expires=expires,
                      endpoint=api_base())
@@ -493,7 +496,7 @@ def account_create():
     _admin()
     f = request.form
     raw = (f.get("max_instances") or "20").strip()
-    max_instances = int(raw) if raw.isdigit() else -1
+    max_instances = int(raw) if raw.isdecimal() else -1
     account, key = cloud().create_account(g.account, f.get("name", "").strip(), f.get("role", "user"), max_instances)
     # The secret is shown once, in this response only.
     return render_template("accounts.html", accounts=_accounts_rows(), created={
@@ -507,9 +510,9 @@ def account_quota(account_id: str):
     f = request.form
     mi = f.get("max_instances", "").strip()
     sq = f.get("storage_quota_mib", "").strip()
-    if mi and (not mi.isdigit() or not 0 <= int(mi) <= 1000):
+    if mi and (not mi.isdecimal() or not 0 <= int(mi) <= 1000):
         raise InvalidParameter("max instances must be a whole number between 0 and 1000")
-    if sq and not sq.isdigit():
+    if sq and not sq.isdecimal():
         raise InvalidParameter("storage quota must be a whole number of MiB (empty for unlimited)")
     a = cloud().accounts.set_limits(account_id, max_instances=int(mi) if mi else None,
                                     storage_quota=int(sq) * 1024 * 1024 if sq else None)
