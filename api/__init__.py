@@ -69,7 +69,7 @@ def create_app(config: "Config | None" = None, cloud: "Cloud | None" = None,
     from emulator.config import Config
     from emulator.services import Cloud
 
-    from . import limits, rest_access_keys, rest_billing, rest_buckets
+    from . import limits, openapi, rest_access_keys, rest_billing, rest_buckets
     from .budgets import create_budgets_app
     from .ce import create_ce_app
     from .ec2 import create_ec2_app
@@ -89,6 +89,7 @@ def create_app(config: "Config | None" = None, cloud: "Cloud | None" = None,
     flask_app.register_blueprint(rest_bp)
     flask_app.register_blueprint(rest_buckets.bp)
     flask_app.register_blueprint(rest_access_keys.bp)
+    flask_app.register_blueprint(openapi.bp)
     flask_app.register_blueprint(rest_billing.bp)
     register_web(flask_app)  # console at /ui, admin REST (PATCH /accounts/<name>)
     register_flask_handlers(flask_app, console_page=error_page)

@@ -16,15 +16,22 @@ import json
 import logging
 import uuid
 from typing import TYPE_CHECKING, Callable
-from xml.sax.saxutils import escape
+from xml.sax.saxutils import escape as _escape
 
 from emulator import errors as e
+from emulator.xmldoc import xml_safe
 
 if TYPE_CHECKING:
     from flask import Flask
     from flask.typing import ResponseReturnValue
 
 log = logging.getLogger("pocketcloud.api")
+
+
+def escape(text: str) -> str:
+    """Text for an XML error document: escaped, and nothing XML cannot carry (a message may
+    echo what the client sent, control characters included)."""
+    return _escape(xml_safe(text))
 
 # exception class -> (HTTP status for REST, for EC2, for S3, for JSON 1.1)
 STATUS: dict[type, tuple[int, int, int, int]] = {

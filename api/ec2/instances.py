@@ -82,7 +82,7 @@ def run_instances(cloud, caller, p) -> dict:
     if user_data:
         try:
             user_data = base64.b64decode(user_data, validate=True).decode()
-        except (binascii.Error, UnicodeDecodeError):
+        except ValueError:  # binascii.Error, UnicodeDecodeError, and non-ASCII text
             raise InvalidParameter("UserData must be base64-encoded UTF-8 text", code="InvalidUserData.Malformed") from None
     instance_tags = {}
     for spec in members(p, "TagSpecification"):

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 
 from emulator.errors import InvalidParameter
 from emulator.security_groups import rule
@@ -25,7 +24,7 @@ def import_key_pair(cloud, caller, p) -> dict:
     raw = required(p, "PublicKeyMaterial")
     try:
         material = base64.b64decode(raw, validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError):  # binascii.Error, and non-ASCII text
         material = raw  # some clients send the key line itself
     kp = cloud.keypairs.import_(caller.id, required(p, "KeyName"), material)
     return {"keyName": kp.name, "keyFingerprint": kp.fingerprint, "keyPairId": kp.id}
@@ -75,6 +74,8 @@ def create_tags(cloud, caller, p) -> dict:
 def delete_tags(cloud, caller, p) -> dict:
     spec = {}
     for t in members(p, "Tag"):
+        if "Key" not in t:  # a Tag.N with only a Value: EC2 asks for the key
+            raise InvalidParameter("each Tag needs a Key", code="InvalidParameterValue")
         spec[t["Key"]] = t.get("Value")
     cloud.delete_tags(caller, _instance_ids(p), spec)
     return {"return": True}

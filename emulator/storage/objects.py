@@ -80,11 +80,18 @@ class ObjectOperations:
         validate_key(key)
         return self.engine.get(method, name, key, query, headers)
 
+    def _writable_key(self, name: str, key: str) -> None:
+        validate_key(key)
+        other = self.index.path_conflict(name, key)
+        if other is not None:  # the path-backed engines answer this with a 500 (until issue 19)
+            raise InvalidParameter(f"object key {key[:80]!r} cannot coexist with the object {other[:80]!r} "
+                                   "(one would be the other's folder)", code="InvalidArgument")
+
     def put_object(self, account: "Account | None", name: str, key: str, body: Body, length: int,
                    headers: dict[str, str] | None = None) -> Reply:
         """Stream an object into the engine under the owner's quota."""
         bucket = self.authorize(account, name, "write")
-        validate_key(key)
+        self._writable_key(name, key)
         with self.quotas.reserve(bucket, length, replacing=key):
             reply = self.engine.put(name, key, headers, _gathered(body, length), length)
             if reply.status == 200:
@@ -95,7 +102,7 @@ class ObjectOperations:
                     headers: dict[str, str] | None = None, request_body: Callable[[], object] | None = None) -> Reply:
         """Copy inside the engine: the caller must be able to write here and read the source."""
         bucket = self.authorize(account, name, "write")
-        validate_key(key)
+        self._writable_key(name, key)
         self.authorize(account, source_bucket, "read-object")
         validate_key(source_key)
         size = self.index.object_size(source_bucket, source_key)
@@ -140,7 +147,7 @@ class ObjectOperations:
     def create_upload(self, account: "Account | None", name: str, key: str, headers: dict[str, str] | None = None,
                       request_body: Callable[[], object] | None = None) -> Reply:
         self.authorize(account, name, "write")
-        validate_key(key)
+        self._writable_key(name, key)
         if request_body:
             request_body()
         reply, upload_id = self.engine.create_upload(name, key, headers)
