@@ -85,6 +85,10 @@ def _account_names(server) -> set[str]:
 
 
 def test_uploaded_page_cannot_read_or_drive_the_admin_console(page, server, public_page):
+    served = requests.get(public_page, timeout=30)
+    assert served.headers["Content-Type"].startswith("text/html")  # served as uploaded: bucket-hosted pages work
+    assert served.headers["X-Content-Type-Options"] == "nosniff"  # once (a second one would read "nosniff, nosniff")
+    assert "sandbox" not in served.headers.get("Content-Security-Policy", "")
     before = _account_names(server)
     sign_in(page, server.admin)
     page.goto(public_page)

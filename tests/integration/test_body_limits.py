@@ -46,7 +46,8 @@ def _cases(server, user):
          "json"),
         ("EC2 Query", api, "POST", "/", FORM, True, 413, "xml"),
         ("EC2 Query, Content-Length", api, "POST", "/", FORM, False, 413, "xml"),
-        ("S3 unsigned PUT", api, "PUT", f"/{_bucket(server)}/big.bin", {}, True, 403, "xml"),
+        # refused for want of a length (PUT needs one) or for want of a signature: either, unread
+        ("S3 unsigned PUT", api, "PUT", f"/{_bucket(server)}/big.bin", {}, True, (403, 411), "xml"),
         ("S3 unsigned PUT, Content-Length", api, "PUT", f"/{_bucket(server)}/big.bin", {}, False, 403, "xml"),
     ]
 
@@ -87,12 +88,13 @@ def test_big_bodies_are_refused_early_without_memory_growth(server, user, privat
                "peak_growth_kib": after["VmHWM"] - before["VmRSS"], "cases": rows}
     ARTIFACTS.mkdir(exist_ok=True)
     (ARTIFACTS / "body-limits.json").write_text(json.dumps(figures, indent=2))
-    table = "\n".join(f"{r['case']:34} {r['status']} (want {r['expected']}) {r['code']:18} sent {r['sent_mib']:6.1f} MiB"
-                      for r in rows)
+    table = "\n".join(f"{r['case']:34} {r['status']} (want {r['expected']}) {r['code']:20} sent "
+                      f"{r['sent_mib']:6.1f} MiB" for r in rows)
     print(f"\n{table}\nworker RSS {before['VmRSS']} -> {after['VmRSS']} KiB, peak growth "
           f"{figures['peak_growth_kib']} KiB")
     for r in rows:
-        assert r["status"] == r["expected"] and r["code"], table
+        assert r["status"] in (r["expected"] if isinstance(r["expected"], tuple) else (r["expected"],)), table
+        assert r["code"], table
         assert r["sent_mib"] < BODY / MiB / 4, f"{r['case']}: the server read the body before answering\n{table}"
     # Eleven bodies of 256 MiB were offered; the worker's peak may move by a few MiB of
     # ordinary request handling, never by a body's size.
