@@ -3,13 +3,11 @@ signed-in Account as the caller, so ownership, quotas and validation are the API
 from __future__ import annotations
 
 import functools
-import hashlib
-import hmac
 import mimetypes
 import os
 import secrets
 import time
-from urllib.parse import quote, urlparse
+from urllib.parse import quote
 
 from flask import (Blueprint, Response, abort, current_app, flash, g, jsonify, redirect, render_template, request,
                    session, stream_with_context, url_for)
@@ -19,94 +17,25 @@ from emulator.timefmt import human_utc
 
 from ..limits import LOGIN_FORM, body_limit
 from ..text import fmt_size
+from . import guard
 from .layers import extras, layers
 
 bp = Blueprint("web", __name__, url_prefix="/ui", template_folder="templates", static_folder="static",
                static_url_path="/static")
 
-PUBLIC_ENDPOINTS = {"web.login", "web.static"}
-
-
 def cloud():
     return current_app.config["CLOUD"]
 
 
-def _secret_tag(secret: str) -> str:
-    """What the session keeps of the secret: an HMAC under the session key, enough to notice
-    a changed secret, useless to recover it."""
-    return hmac.new(current_app.secret_key, secret.encode(), hashlib.sha256).hexdigest()[:32]
-
-
-# -- session, auth and CSRF ---------------------------------------------------------------
-@bp.before_request
-def _load_account():
-    g.account = None
-    g.csp_nonce = secrets.token_urlsafe(16)
-    if _cookie_count(current_app.config["SESSION_COOKIE_NAME"]) > 1:
-        # A second session cookie can only have been planted by a page on another port of
-        # this host (cookies ignore ports): trust neither.
-        session.clear()
-    kid, aid, tag = session.get("kid"), session.get("aid"), session.get("tag")
-    if kid and aid and tag:
-        try:
-            account, secret = cloud().accounts.secret_for(kid)
-        except (Unauthorized, NotFound):
-            account, secret = None, ""
-        if account is not None and account.id == aid and hmac.compare_digest(tag, _secret_tag(secret)):
-            g.account = account
-        else:
-            session.clear()
-    if "csrf" not in session:
-        session["csrf"] = secrets.token_urlsafe(32)
-    if request.method == "POST" and g.account is None and request.endpoint not in PUBLIC_ENDPOINTS:
-        # signed out: refused before a byte of the form is read
-        return error_page(401, "You are signed out. Sign in and try again.", "AuthFailure")
-    if request.method == "POST":
-        sent = request.form.get("csrf", "") or request.headers.get("X-CSRF-Token", "")
-        if not hmac.compare_digest(sent.encode(), session["csrf"].encode()):
-            return error_page(400, "This form has expired or did not come from this console (CSRF check failed). "
-                                   "Reload the page and try again.")
-        origin = request.headers.get("Origin")
-        if origin and origin != "null" and urlparse(origin).netloc != request.host:
-            return error_page(400, "Cross-origin form posts are refused.")
-    if g.account is None and request.endpoint not in PUBLIC_ENDPOINTS:
-        if request.path.endswith(".json"):
-            return jsonify(error={"code": "AuthFailure", "message": "signed out"}), 401
-        return redirect(url_for("web.login", next=request.full_path.rstrip("?")))
-
-
-def _cookie_count(name: str) -> int:
-    return sum(1 for part in request.headers.get("Cookie", "").split(";")
-               if part.strip().partition("=")[0] == name)
-
-
-@bp.after_request
-def _security_headers(resp: Response) -> Response:
-    # Scripts run only when they carry this response's nonce: no URL, not even the
-    # console's own, is a script source, so no uploaded object can ever become one.
-    resp.headers.setdefault("Content-Security-Policy",
-                            f"default-src 'none'; script-src 'nonce-{g.get('csp_nonce', '')}'; style-src 'self'; "
-                            "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; form-action 'self'; "
-                            "base-uri 'none'")
-    resp.headers.setdefault("X-Frame-Options", "DENY")
-    resp.headers.setdefault("X-Content-Type-Options", "nosniff")
-    resp.headers.setdefault("Referrer-Policy", "same-origin")
-    if g.get("account") is not None:
-        resp.headers.setdefault("Cache-Control", "no-store")
-    return resp
+# -- session, auth, CSRF and headers (api/web/guard.py) -----------------------------------
+_load_account = bp.before_request(guard.load_account)
+_security_headers = bp.after_request(guard.security_headers)
 
 
 @bp.app_context_processor
 def _template_globals():
     return {"csrf_token": lambda: session.get("csrf", ""), "me": g.get("account"), "csp_nonce": g.get("csp_nonce", ""),
-            "api_url": api_base,
-            "fmt_size": fmt_size, "fmt_time": human_utc}
-
-
-def api_base() -> str:
-    """The API's address as this browser reaches the console: same host, the API's port."""
-    host = urlparse(request.host_url).hostname or "127.0.0.1"
-    return f"http://{f'[{host}]' if ':' in host else host}:{cloud().config.port}"
+            "api_url": guard.api_base, "fmt_size": fmt_size, "fmt_time": human_utc}
 
 
 def _safe_next(target: str | None, default: str) -> str:
@@ -134,7 +63,7 @@ def login():
                                      "the admin's; an admin creates other accounts."), 401
     session.clear()  # no session fixation: a fresh session (and CSRF token) for the signed-in account
     session.permanent = True
-    session.update(aid=account.id, kid=key_id, tag=_secret_tag(secret), csrf=secrets.token_urlsafe(32),
+    session.update(aid=account.id, kid=key_id, tag=guard.secret_tag(secret), csrf=secrets.token_urlsafe(32),
                    since=int(time.time()))
     return redirect(_safe_next(request.form.get("next"), url_for("web.instances")))
 
@@ -444,7 +373,7 @@ def bucket_presign(name: str):
     expires = int(raw)
     _, secret = cloud().accounts.secret_for(session["kid"])
     url = st.presign(g.account, session["kid"], secret, name, key, expires=expires,
-                     endpoint=api_base())
+                     endpoint=guard.api_base())
     b = st.get_bucket(name)
     listing = st.list_objects(g.account, name, prefix=request.form.get("prefix", ""), delimiter="/")
     return render_template("bucket.html", bucket=b.to_dict(), level=b.level_of(g.account),
