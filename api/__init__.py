@@ -1,8 +1,11 @@
-"""Front ends over emulator/: one WSGI app on one port, dispatching by protocol.
+"""Front ends over emulator/: one WSGI app served on two listeners.
 
-/api/v1 -> JSON REST; /ui -> dashboard; SigV4 scope `ec2` -> EC2 Query API, `sts` -> STS (Query);
-`ce` and `budgets` -> Cost Explorer and Budgets (AWS JSON 1.1); everything else (signed for s3,
-or unsigned) -> S3 gateway.
+The API port: /api/v1 -> JSON REST; SigV4 scope `ec2` -> EC2 Query API, `sts` -> STS and
+`autoscaling` -> Auto Scaling (Query); `ce` and `budgets` -> Cost Explorer and Budgets (AWS
+JSON 1.1); everything else (signed for s3, or unsigned) -> S3 gateway, which serves user
+content. The console port: /ui only. The
+console has an origin of its own so that a page a user uploads to a bucket can never read
+or drive the console of an admin who opens it; /ui on the API port only redirects there.
 """
 from __future__ import annotations
 
@@ -25,13 +28,36 @@ class PocketCloudApp:
         self.flask = flask_app
         self.protocols = protocols
         self.s3_domains = tuple(getattr(cloud.config, "s3_domains", ()) or ())
+        self.console_port = cloud.config.console_listen_port
 
     def __call__(self, environ, start_response):
-        from .routing import protocol_of
+        from .routing import console_redirect, is_console_path, listener_port, protocol_of
 
+        path = environ.get("PATH_INFO", "/")
+        if listener_port(environ) == self.console_port:
+            if is_console_path(path):
+                return self.flask(environ, start_response)
+            return console_redirect(environ, start_response, None)
+        if is_console_path(path):
+            config = self.cloud.config
+            return console_redirect(environ, start_response, (config.host, self.console_port))
         proto = protocol_of(environ, self.s3_domains)
-        app = self.flask if proto == "web" else self.protocols.get(proto, self.protocols["s3"])
+        if proto == "web":
+            return self.flask(environ, start_response)
+        app = self.protocols.get(proto, self.protocols["s3"])
+        if app is self.protocols["s3"]:
+            start_response = _nosniff(start_response)
         return app(environ, start_response)
+
+
+def _nosniff(start_response):
+    """User content is served as its declared type, never sniffed into HTML or script."""
+    def start(status, headers, exc_info=None):
+        if not any(k.lower() == "x-content-type-options" for k, _ in headers):
+            headers = [*headers, ("X-Content-Type-Options", "nosniff")]
+        return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
+
+    return start
 
 
 def create_app(config: "Config | None" = None, cloud: "Cloud | None" = None,
@@ -44,7 +70,7 @@ def create_app(config: "Config | None" = None, cloud: "Cloud | None" = None,
     from emulator.reconcile import start_background
     from emulator.services import Cloud
 
-    from . import rest_billing, rest_buckets, rest_groups
+    from . import limits, openapi, rest_access_keys, rest_billing, rest_buckets, rest_groups
     from .autoscaling import create_autoscaling_app
     from .budgets import create_budgets_app
     from .ce import create_ce_app
@@ -60,10 +86,13 @@ def create_app(config: "Config | None" = None, cloud: "Cloud | None" = None,
     cloud = cloud or Cloud(config)
     cloud.bootstrap()
     flask_app = Flask("pocketcloud")
-    flask_app.config.update(CLOUD=cloud, MAX_REST_BODY=config.max_rest_body, JSON_SORT_KEYS=False)
+    flask_app.config.update(CLOUD=cloud, JSON_SORT_KEYS=False)
     flask_app.json.sort_keys = False
+    limits.install(flask_app, config)
     flask_app.register_blueprint(rest_bp)
     flask_app.register_blueprint(rest_buckets.bp)
+    flask_app.register_blueprint(rest_access_keys.bp)
+    flask_app.register_blueprint(openapi.bp)
     flask_app.register_blueprint(rest_billing.bp)
     register_web(flask_app)  # console at /ui, admin REST (PATCH /accounts/<name>)
     register_flask_handlers(flask_app, console_page=error_page)

@@ -18,9 +18,10 @@ import json
 import logging
 import uuid
 from typing import TYPE_CHECKING, Callable
-from xml.sax.saxutils import escape
+from xml.sax.saxutils import escape as _escape
 
 from emulator import errors as e
+from emulator.xmldoc import xml_safe
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -35,6 +36,12 @@ class DryRunOperation(e.CloudError):
     code = "DryRunOperation"
 
 
+def escape(text: str) -> str:
+    """Text for an XML error document: escaped, and nothing XML cannot carry (a message may
+    echo what the client sent, control characters included)."""
+    return _escape(xml_safe(text))
+
+
 # exception class -> HTTP status for (REST, EC2, S3, JSON 1.1, the other Query services)
 STATUS: dict[type, tuple[int, int, int, int, int]] = {
     e.InvalidParameter: (400, 400, 400, 400, 400),
@@ -44,6 +51,7 @@ STATUS: dict[type, tuple[int, int, int, int, int]] = {
     e.QuotaExceeded: (403, 400, 403, 400, 400),
     e.Unauthorized: (401, 401, 403, 400, 403),
     e.Forbidden: (403, 403, 403, 400, 403),
+    e.TooLarge: (413, 413, 413, 413, 413),
     e.BackendUnavailable: (503, 503, 503, 503, 503),
     e.EngineError: (502, 500, 500, 500, 500),
     DryRunOperation: (412, 412, 412, 412, 412),
@@ -111,7 +119,7 @@ def query_error(exc: Exception, namespace: str, request_id: str | None = None) -
 
 
 # -- the Flask app: REST under /api, the console under /ui ----------------------------------
-HTTP_CODES = {404: "NotFound", 405: "MethodNotAllowed", 413: "RequestTooLarge"}
+HTTP_CODES = {404: "NotFound", 405: "MethodNotAllowed", 413: "RequestTooLarge", 415: "UnsupportedMediaType"}
 ConsolePage = Callable[[int, str, str], "ResponseReturnValue"]
 
 

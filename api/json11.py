@@ -12,15 +12,11 @@ from emulator.errors import CloudError, InvalidParameter, Unauthorized
 
 from . import sigv4
 from .errors import json11_error
-from .query import read_body
+from .limits import JSON11_BODY, read_capped
 
 log = logging.getLogger("pocketcloud.json11")
 CONTENT_TYPE = "application/x-amz-json-1.1"
 Handler = Callable[[Any, Any, dict], dict]
-
-
-def _body(environ) -> bytes:
-    return read_body(environ, code="SerializationException")
 
 
 def _verify(cloud, environ, body: bytes, service: str):
@@ -47,7 +43,7 @@ def create_json11_app(cloud, *, service: str, target_prefix: str, actions: dict[
         request_id = str(uuid.uuid4())
         op = "?"
         try:
-            body = _body(environ)
+            body = read_capped(environ, JSON11_BODY)
             verified = _verify(cloud, environ, body, service)
             target = environ.get("HTTP_X_AMZ_TARGET", "")
             prefix, _, op = target.partition(".")

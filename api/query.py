@@ -16,9 +16,9 @@ from emulator.errors import CloudError, InvalidParameter, Unauthorized
 from emulator.sigv4 import query_pairs
 
 from . import sigv4
+from .limits import EC2_QUERY, read_capped
 
 log = logging.getLogger("pocketcloud.query")
-MAX_BODY = 1024 * 1024
 
 Handler = Callable[..., dict]
 
@@ -34,15 +34,9 @@ class QueryService:
     wrap: Callable[[Handler], Handler] | None = None      # e.g. EC2's DryRun around every handler
 
 
-def read_body(environ, code: str = "InvalidParameterValue") -> bytes:
-    """The whole body of a small API request (at most MAX_BODY); `code`: the service's error."""
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        raise InvalidParameter("invalid Content-Length", code=code) from None
-    if length > MAX_BODY:
-        raise InvalidParameter(f"request body larger than {MAX_BODY} bytes", code=code)
-    return environ["wsgi.input"].read(length) if length else b""
+def read_body(environ, limit: int = EC2_QUERY) -> bytes:
+    """The whole body of a small API request, refused (413) past `limit` bytes."""
+    return read_capped(environ, limit)
 
 
 def params_of(environ, body: bytes) -> dict[str, str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 
 from flask import Blueprint, Response, current_app, g, jsonify, request
+from werkzeug.exceptions import UnsupportedMediaType
 
 from emulator.errors import Forbidden, InvalidParameter, Unauthorized
 
@@ -32,12 +33,14 @@ def authenticated(fn):
 
 
 def body() -> dict:
-    limit = current_app.config["MAX_REST_BODY"]
-    if request.content_length is not None and request.content_length > limit:
-        raise InvalidParameter(f"request body larger than {limit} bytes", code="RequestTooLarge")
+    """The JSON object sent, {} when none. Only a JSON content type is read: a browser form
+    (which any web page can post across origins) is refused before its body is read. The
+    route's size limit (api/limits.py) applies while reading."""
+    has_body = (request.content_length or 0) > 0 or "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+    if has_body and not request.is_json:
+        raise UnsupportedMediaType(f"send JSON with Content-Type: application/json (got "
+                                   f"{request.mimetype or 'no content type'!r}); curl: --json '{{...}}'")
     raw = request.get_data(cache=True)
-    if len(raw) > limit:
-        raise InvalidParameter(f"request body larger than {limit} bytes", code="RequestTooLarge")
     if not raw:
         return {}
     data = request.get_json(silent=True, force=True)
@@ -62,7 +65,7 @@ def health():
 @bp.get("/info")
 @authenticated
 def info():
-    return jsonify(cloud().info())
+    return jsonify({**cloud().info(), "console_url": cloud().config.console_url})
 
 
 @bp.get("/instance-types")
@@ -160,7 +163,7 @@ def instance_internals(instance_id: str):
 @authenticated
 def console_output(instance_id: str):
     tail = request.args.get("tail", "1000")
-    if not tail.isdigit() or not 1 <= int(tail) <= 100000:
+    if not tail.isdecimal() or not 1 <= int(tail) <= 100000:
         raise InvalidParameter("tail must be a number of lines between 1 and 100000")
     text = cloud().console_output(g.account, instance_id, int(tail))
     if request.accept_mimetypes.best == "application/json" or request.args.get("format") == "json":

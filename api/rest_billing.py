@@ -147,7 +147,7 @@ def change_settings():
 @authenticated
 def alerts():
     since = request.args.get("since", "0")
-    if not since.isdigit():
+    if not since.isdecimal():
         raise InvalidParameter("since must be an alert id (a number)")
     return jsonify(alerts=cloud().billing.budgets.alerts(scope(), since=int(since)))
 

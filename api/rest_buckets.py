@@ -26,6 +26,7 @@ from flask import Blueprint, Response, g, jsonify, request
 from emulator.errors import EngineError, InvalidParameter, NotFound
 from emulator.timefmt import iso_utc
 
+from .limits import OBJECT_PUT, body_limit
 from .rest import _only, authenticated, body, cloud
 
 bp = Blueprint("rest_buckets", __name__, url_prefix="/api/v1")
@@ -117,6 +118,7 @@ def _stream_request_body(length: int):
 
 
 @bp.put("/buckets/<name>/objects/<path:key>")
+@body_limit(OBJECT_PUT)
 @authenticated
 def put_object(name: str, key: str):
     length = request.content_length

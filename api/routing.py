@@ -1,9 +1,13 @@
-"""Which protocol a request on the one port speaks."""
+"""Which protocol a request on the one port speaks, and which listener it came in on."""
 from __future__ import annotations
 
 from typing import Iterable
+import re
+from urllib.parse import quote, urlsplit
 
 from .sigv4 import credential_scope
+
+_HOSTNAME = re.compile(r"[A-Za-z0-9.-]{1,253}")
 
 
 JSON_TARGETS = {"AWSInsightsIndexService.": "ce", "AWSBudgetServiceGateway.": "budgets"}
@@ -42,3 +46,50 @@ def protocol_of(environ: dict, s3_domains: Iterable[str] = ()) -> str:
             and environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"))):
         return "ec2"
     return "s3"
+
+
+def is_console_path(path: str) -> bool:
+    return path == "/ui" or path.startswith("/ui/")
+
+
+def listener_port(environ: dict) -> int | None:
+    """The local port the connection really came in on. gunicorn derives SERVER_PORT from
+    the Host header, which a client chooses; the socket cannot lie."""
+    sock = environ.get("gunicorn.socket")
+    if sock is not None:
+        try:
+            return sock.getsockname()[1]
+        except (OSError, IndexError, TypeError):
+            pass
+    try:
+        return int(environ.get("SERVER_PORT", ""))
+    except ValueError:
+        return None
+
+
+def console_redirect(environ: dict, start_response, console: tuple[str, int] | None):
+    """/ui on the API port -> the same page on the console's origin, `console` = (bound host,
+    port) (GET/HEAD; other methods answer 404 unread). On the console port (`console` None),
+    anything outside /ui: / -> /ui/, else 404."""
+    method = environ.get("REQUEST_METHOD", "GET")
+    path = environ.get("PATH_INFO", "/")
+    target = None
+    if console is None:
+        if path in ("", "/") and method in ("GET", "HEAD"):
+            target = "/ui/"
+    elif method in ("GET", "HEAD"):
+        host, port = console
+        if host in ("0.0.0.0", "::", ""):  # bound to every address: stay on the host the client used
+            asked = urlsplit("//" + (environ.get("HTTP_HOST") or "")).hostname or ""
+            host = asked if _HOSTNAME.fullmatch(asked) else "127.0.0.1"
+        # PATH_INFO is decoded: encode it again, so no byte of it can break the header
+        safe_path = quote(path.encode("latin-1", "replace"), safe="/~-._")
+        qs = quote(environ.get("QUERY_STRING", "").encode("latin-1", "replace"), safe="=&%+~-._")
+        target = f"http://{host}:{port}{safe_path}" + (f"?{qs}" if qs else "")
+    if target is None:
+        body = b"Not found. The console is served on its own port; `pocketcloud env` prints its address.\n"
+        start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8"),
+                                         ("Content-Length", str(len(body))), ("X-Content-Type-Options", "nosniff")])
+        return [body]
+    start_response("302 Found", [("Location", target), ("Content-Length", "0"), ("Cache-Control", "no-store")])
+    return [b""]

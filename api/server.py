@@ -5,10 +5,21 @@ import logging
 import sys
 
 from gunicorn.app.base import BaseApplication
+from gunicorn.glogging import Logger as GunicornLogger
 
 from emulator.config import Config
 
+from . import redact
+
 log = logging.getLogger("pocketcloud")
+
+
+class RedactingLogger(GunicornLogger):
+    """gunicorn's access and error logs, with signatures and secrets masked (api/redact.py)."""
+
+    def setup(self, cfg):
+        super().setup(cfg)
+        redact.install(self.error_log, self.access_log)
 
 
 class _Gunicorn(BaseApplication):
@@ -18,7 +29,10 @@ class _Gunicorn(BaseApplication):
         super().__init__()
 
     def load_config(self):
-        self.cfg.set("bind", f"{self.pc_config.host}:{self.pc_config.port}")
+        # Two listeners, one process: the API (and the user content S3 serves) and the console.
+        self.cfg.set("bind", [f"{self.pc_config.host}:{self.pc_config.port}",
+                              f"{self.pc_config.host}:{self.pc_config.console_listen_port}"])
+        self.cfg.set("logger_class", RedactingLogger)
         self.cfg.set("workers", 1)
         self.cfg.set("worker_class", "gthread")
         self.cfg.set("threads", self.threads)
@@ -37,6 +51,7 @@ class _Gunicorn(BaseApplication):
         from . import create_app
 
         logging.basicConfig(level=logging.INFO, format="[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s")
+        redact.install(logging.getLogger())
         return create_app(self.pc_config, background=True)
 
 

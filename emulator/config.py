@@ -26,6 +26,9 @@ class Config:
     home: Path = field(default_factory=lambda: Path(_env("POCKETCLOUD_HOME", "~/.pocketcloud")).expanduser())
     host: str = field(default_factory=lambda: _env("POCKETCLOUD_HOST", "127.0.0.1"))
     port: int = field(default_factory=lambda: int(_env("POCKETCLOUD_PORT", "4566")))
+    # The console's own port: an origin user content (S3 objects on `port`) never shares.
+    # 0 means port + 1 (4567 by default).
+    console_port: int = field(default_factory=lambda: int(_env("POCKETCLOUD_CONSOLE_PORT", "0")))
     region: str = field(default_factory=lambda: _env("POCKETCLOUD_REGION", "us-east-1"))
     docker_url: str = field(default_factory=lambda: _env("DOCKER_HOST", "unix:///var/run/docker.sock"))
     libvirt_uri: str = field(default_factory=lambda: _env("POCKETCLOUD_LIBVIRT_URI", "qemu:///system"))
@@ -70,7 +73,11 @@ class Config:
     time_scale: str | None = field(default_factory=lambda: _env("POCKETCLOUD_TIME_SCALE") or None)
     prices_path: Path | None = field(default_factory=lambda: Path(_env("POCKETCLOUD_PRICES")).expanduser()
                                      if _env("POCKETCLOUD_PRICES") else None)
-    max_rest_body: int = 1024 * 1024
+    # Request bodies (api/limits.py): JSON and forms are small; uploads through the console
+    # go to a temporary file before the engine, so they have a cap of their own.
+    max_rest_body: int = 128 * 1024
+    max_console_upload: int = field(default_factory=lambda: int(_env("POCKETCLOUD_MAX_CONSOLE_UPLOAD",
+                                                                     str(1024 ** 3))))
     stop_timeout: int = 10
 
     @property
@@ -89,6 +96,15 @@ class Config:
     def endpoint_url(self) -> str:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
         return f"http://{host}:{self.port}"
+
+    @property
+    def console_listen_port(self) -> int:
+        return self.console_port or self.port + 1
+
+    @property
+    def console_url(self) -> str:
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        return f"http://{host}:{self.console_listen_port}/ui"
 
     @property
     def instance_label(self) -> str:

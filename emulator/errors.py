@@ -49,6 +49,12 @@ class Forbidden(CloudError):
     code = "UnauthorizedOperation"
 
 
+class TooLarge(CloudError):
+    """A request body over its route's limit, refused before it is read."""
+
+    code = "RequestTooLarge"
+
+
 class BackendUnavailable(CloudError):
     code = "ServiceUnavailable"
 

@@ -5,6 +5,8 @@ here is global, so tests build as many clouds as they like.
 """
 from __future__ import annotations
 
+import hashlib
+import hashlib
 import json
 import logging
 import platform
@@ -38,6 +40,12 @@ from .vpcs import Vpcs
 log = logging.getLogger("pocketcloud")
 
 __all__ = ["Cloud", "Instance", "KINDS", "STATES"]
+
+
+def _fingerprint(count: int, params: dict) -> str:
+    """What a launch asked for, so a client token can tell a retry from another request."""
+    canonical = json.dumps({"count": count, **params}, sort_keys=True, default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 class Cloud(Reconciling):
@@ -191,7 +199,8 @@ class Cloud(Reconciling):
     def run_instances(self, caller: Account, count: int = 1, client_token: str | None = None,
                       extra: dict | None = None, **kwargs) -> tuple[str, list[Instance]]:
         """Launch `count` instances as one reservation. With a client token the call is
-        idempotent: the same token returns the first call's reservation, never a second launch.
+        idempotent: the same token returns the first call's reservation, never a second launch;
+        the same token with other parameters is refused (IdempotentParameterMismatch, as EC2).
         `extra` goes into each record's details from the start (e.g. the chosen subnet)."""
         if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= 20:
             raise InvalidParameter("the instance count must be between 1 and 20")
@@ -202,12 +211,16 @@ class Cloud(Reconciling):
                 rows = self.store.query(
                     "SELECT * FROM instances WHERE owner=? AND json_extract(details, '$.client_token')=? "
                     "ORDER BY created_at", (caller.id, client_token))
+                asked = _fingerprint(count, {**kwargs, **(extra or {})})
                 if rows:
                     found = [Instance.from_row(r) for r in rows]
+                    if found[0].details.get("client_token_params", asked) != asked:
+                        raise InvalidParameter(f"the client token {client_token!r} was used by a request with "
+                                               "other parameters", code="IdempotentParameterMismatch")
                     return found[0].details.get("reservation_id", ""), found
             reservation = "r-" + validation.new_instance_id()[2:]
             extra = {**(extra or {}), "reservation_id": reservation,
-                     **({"client_token": client_token} if client_token else {})}
+                     **({"client_token": client_token, "client_token_params": asked} if client_token else {})}
             launched: list[Instance] = []
             try:
                 for i in range(count):

@@ -433,6 +433,13 @@ MIGRATIONS: list[str] = [
         acl TEXT
     )
     """,
+    # 8: credential lifecycle (IAM-shaped): a key is Active or Inactive; an account can be
+    # disabled (every key refused, its resources kept).
+    """
+    ALTER TABLE access_keys ADD COLUMN status TEXT NOT NULL DEFAULT 'Active'
+        CHECK (status IN ('Active', 'Inactive'));
+    ALTER TABLE accounts ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0
+    """,
 ]
 
 

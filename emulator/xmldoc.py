@@ -6,6 +6,7 @@ so documents with and without the S3 namespace read the same.
 """
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 
 from defusedxml import DefusedXmlException
@@ -46,6 +47,14 @@ def text(elem: ET.Element | None, name: str) -> str | None:
 
 # -- writing -----------------------------------------------------------------------------------
 DECLARATION = '<?xml version="1.0" encoding="UTF-8"?>\n'
+# What XML 1.0 cannot carry at all, escaped or not (control characters, surrogates, U+FFFE/F):
+# a name or message echoing one would make the whole answer unparseable.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_safe(text: str) -> str:
+    """`text` with every character XML 1.0 cannot carry replaced by U+FFFD."""
+    return _NOT_XML.sub("\ufffd", text)
 
 
 def fill(parent: ET.Element, value, list_item: str | None = "item") -> None:
@@ -58,7 +67,7 @@ def fill(parent: ET.Element, value, list_item: str | None = "item") -> None:
             if v is None:
                 continue
             if k.startswith("@"):
-                parent.set(k[1:], str(v))
+                parent.set(k[1:], xml_safe(str(v)))
             elif isinstance(v, list) and list_item is None:
                 for item in v:
                     fill(ET.SubElement(parent, k), item, list_item)
@@ -72,7 +81,7 @@ def fill(parent: ET.Element, value, list_item: str | None = "item") -> None:
     elif isinstance(value, bool):
         parent.text = "true" if value else "false"
     else:
-        parent.text = str(value)
+        parent.text = xml_safe(str(value))
 
 
 def render(root: str, body: dict | str | None, *, namespace: str | None = None,

@@ -6,7 +6,7 @@ import click
 from .context import client_of, json_mode
 from .output import detail, emit, note, print_json
 
-ACCOUNT_COLUMNS = ["id", "name", "role", "max_instances", "storage_quota"]
+ACCOUNT_COLUMNS = ["id", "name", "role", "max_instances", "storage_quota", "disabled"]
 
 
 @click.group()
@@ -77,3 +77,24 @@ def accounts_quota(ctx, name, max_instances, storage):
         acct = c.call("PATCH", f"/accounts/{name}", json=payload)
     detail(ctx, acct, [("name", "name"), ("role", "role"), ("max instances", "max_instances"),
                        ("instances", "instances"), ("storage quota", "storage_quota")])
+
+
+def _set_disabled(ctx, name: str, disabled: bool) -> None:
+    acct = client_of(ctx).call("PATCH", f"/accounts/{name}", json={"disabled": disabled})
+    emit(ctx, acct, ACCOUNT_COLUMNS)
+
+
+@accounts.command("disable")
+@click.argument("name")
+@click.pass_context
+def accounts_disable(ctx, name):
+    """Disable an account (admin): every key of it is refused; its instances and buckets stay."""
+    _set_disabled(ctx, name, True)
+
+
+@accounts.command("enable")
+@click.argument("name")
+@click.pass_context
+def accounts_enable(ctx, name):
+    """Enable a disabled account again (admin)."""
+    _set_disabled(ctx, name, False)

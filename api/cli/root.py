@@ -7,7 +7,7 @@ import click
 
 from emulator.config import Config
 
-from . import accounts, billing, buckets, groups, images, instances, keys, labs, service
+from . import access_keys, accounts, billing, buckets, groups, images, instances, keys, labs, service
 from .context import ApiGroup
 
 
@@ -34,7 +34,7 @@ def main(ctx, home, output):
 
 
 for _cmd in [*service.COMMANDS, images.images, instances.instances, *labs.COMMANDS, keys.keys,
-             accounts.accounts, buckets.buckets]:
+             accounts.accounts, access_keys.access_keys, buckets.buckets]:
     main.add_command(_cmd)
 billing.register(main, labs.lab)  # bill, hygiene, lab cost
 groups.register(main, labs.lab)  # groups ..., lab cattle (issue 16)

@@ -12,9 +12,10 @@ from .output import console, print_json
 @click.command()
 @click.option("--host", help="address to bind (default 127.0.0.1)")
 @click.option("--port", type=int, help="port (default 4566)")
+@click.option("--console-port", type=int, help="the console's own port (POCKETCLOUD_CONSOLE_PORT, default port + 1)")
 @click.option("--threads", type=int, default=32, show_default=True)
 @click.pass_context
-def serve(ctx, host, port, threads):
+def serve(ctx, host, port, console_port, threads):
     """Run the cloud server in the foreground."""
     import socket
 
@@ -22,21 +23,26 @@ def serve(ctx, host, port, threads):
 
     from ..server import serve as run
 
-    config = config_of(ctx).with_(host=host, port=port)
+    config = config_of(ctx).with_(host=host, port=port, console_port=console_port)
     ctx.find_root().obj["config"] = config
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((config.host, config.port))
-        except OSError as e:
-            raise click.ClickException(
-                f"cannot listen on {config.host}:{config.port} ({e.strerror}): is pocketcloud already running? "
-                "Stop it, or pick another port with --port or POCKETCLOUD_PORT")
+    if config.console_listen_port == config.port:
+        raise click.ClickException("the console needs a port of its own (it must not share the API's origin)")
+    for what, number, flag in (("the API", config.port, "--port or POCKETCLOUD_PORT"),
+                               ("the console", config.console_listen_port,
+                                "--console-port or POCKETCLOUD_CONSOLE_PORT")):
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((config.host, number))
+            except OSError as e:
+                raise click.ClickException(
+                    f"cannot listen on {config.host}:{number} for {what} ({e.strerror}): is pocketcloud already "
+                    f"running? Stop it, or pick another port with {flag}")
     boot = Cloud(config)
     boot.bootstrap()  # create the admin and its credentials before the first request
     boot.store.close()  # gunicorn forks the worker next
     click.echo(f"pocketcloud on {config.endpoint_url}  (home {config.home})", err=True)
-    click.echo(f"console:     {config.endpoint_url}/ui", err=True)
+    click.echo(f"console:     {config.console_url}  (an origin of its own)", err=True)
     click.echo(f'credentials: {config.credentials_path}   use them with: eval "$(pocketcloud env)"', err=True)
     run(config, threads=threads)
 
@@ -51,11 +57,13 @@ def env(ctx):
     key, secret = read_credentials_file(config.credentials_path)
     if json_mode(ctx):
         return print_json({"AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret,
-                           "AWS_DEFAULT_REGION": config.region, "AWS_ENDPOINT_URL": config.endpoint_url})
+                           "AWS_DEFAULT_REGION": config.region, "AWS_ENDPOINT_URL": config.endpoint_url,
+                           "POCKETCLOUD_CONSOLE_URL": config.console_url})
     click.echo(f"export AWS_ACCESS_KEY_ID={key}")
     click.echo(f"export AWS_SECRET_ACCESS_KEY={secret}")
     click.echo(f"export AWS_DEFAULT_REGION={config.region}")
     click.echo(f"export AWS_ENDPOINT_URL={config.endpoint_url}")
+    click.echo(f"export POCKETCLOUD_CONSOLE_URL={config.console_url}")
     for line in s3_addressing_note(config):
         click.echo(f"# {line}")
 
@@ -95,7 +103,7 @@ def status(ctx):
         return print_json({"info": info, "account": me})
     con = console()
     con.print(f"pocketcloud [bold]{info['pocketcloud']}[/] at {c.endpoint} (region {info['region']}); "
-              f"console at {c.endpoint}/ui")
+              f"console at {info.get('console_url') or '-'}")
     con.print(f"signed in as [bold]{me['name']}[/] ({me['role']}, up to {me['max_instances']} instances)")
     for kind, e in info["engines"].items():
         mark = "[green]up  [/]" if e["available"] else "[red]DOWN[/]"

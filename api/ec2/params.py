@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import re
 
 from emulator.errors import InvalidParameter
@@ -61,7 +60,7 @@ def tag_specifications(params: dict, allowed: tuple[str, ...]) -> dict[str, dict
 def base64_text(raw: str, what: str, code: str) -> str:
     try:
         return base64.b64decode(raw, validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # binascii.Error, UnicodeDecodeError, and non-ASCII text
         raise InvalidParameter(f"{what} must be base64-encoded UTF-8 text", code=code) from None
 
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import base64
-import binascii
 import re
 
 from emulator.errors import InvalidParameter, NotFound
@@ -48,7 +47,7 @@ def import_key_pair(cloud, caller, p) -> dict:
     raw = required(p, "PublicKeyMaterial")
     try:
         material = base64.b64decode(raw, validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError):  # binascii.Error, and non-ASCII text
         material = raw  # some clients send the key line itself
     key_tags = _key_tags(p)
     dry_run(p)

@@ -29,7 +29,17 @@ CODE_STATUS = {
 }
 
 
+class EngineAnswer(CloudError):
+    """An engine's own error answer, passed on with its status (rendered by pocketcloud)."""
+
+    def __init__(self, message: str, *, code: str, status: int):
+        super().__init__(message, code=code)
+        self.status = status
+
+
 def status_for(exc: Exception) -> int:
+    if isinstance(exc, EngineAnswer):
+        return exc.status
     code = getattr(exc, "code", None)
     if code in CODE_STATUS:
         return CODE_STATUS[code]

@@ -1,10 +1,12 @@
-"""The web console at /ui: server-rendered pages over the same `emulator.services` calls as
-the REST API, with the same ownership rules (another account's resource is a 404 page).
+"""The web console at /ui, on a port of its own (an origin user content never shares):
+server-rendered pages over the same `emulator.services` calls as the REST API, with the same
+ownership rules (another account's resource is a 404 page).
 
 Sign-in is with an access key id and secret, checked by `accounts.authenticate`. The
 session cookie (signed, HttpOnly, SameSite=Lax, path /ui) holds the account id, the key id
 and an HMAC of the secret, never the secret: every request re-checks that the key still
-exists and its secret is unchanged. Every POST carries a CSRF token bound to the session.
+exists, is Active, its account enabled and its secret unchanged (guard.py). Every POST
+carries a CSRF token bound to the session.
 """
 from __future__ import annotations
 
@@ -40,7 +42,10 @@ def register(app: "Flask") -> None:
         SESSION_COOKIE_PATH="/ui",
         PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
     )
+    from .credentials import bp as credentials_bp  # access keys, account disable
+
     app.register_blueprint(admin_bp)
     app.register_blueprint(bp)
+    app.register_blueprint(credentials_bp)
     from .billing import register as register_billing  # billing hook: /ui/billing and the alert banner
     register_billing(app)

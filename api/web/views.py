@@ -3,13 +3,11 @@ signed-in Account as the caller, so ownership, quotas and validation are the API
 from __future__ import annotations
 
 import functools
-import hashlib
-import hmac
 import mimetypes
 import os
 import secrets
 import time
-from urllib.parse import quote, urlparse
+from urllib.parse import quote
 
 from flask import (Blueprint, Response, abort, current_app, flash, g, jsonify, redirect, render_template, request,
                    session, stream_with_context, url_for)
@@ -17,72 +15,27 @@ from flask import (Blueprint, Response, abort, current_app, flash, g, jsonify, r
 from emulator.errors import CloudError, Forbidden, InvalidParameter, NotFound, Unauthorized
 from emulator.timefmt import human_utc
 
+from ..limits import LOGIN_FORM, body_limit
 from ..text import fmt_size
+from . import guard
 from .layers import extras, layers
 
 bp = Blueprint("web", __name__, url_prefix="/ui", template_folder="templates", static_folder="static",
                static_url_path="/static")
 
-PUBLIC_ENDPOINTS = {"web.login", "web.static"}
-
-
 def cloud():
     return current_app.config["CLOUD"]
 
 
-def _secret_tag(secret: str) -> str:
-    """What the session keeps of the secret: an HMAC under the session key, enough to notice
-    a changed secret, useless to recover it."""
-    return hmac.new(current_app.secret_key, secret.encode(), hashlib.sha256).hexdigest()[:32]
-
-
-# -- session, auth and CSRF ---------------------------------------------------------------
-@bp.before_request
-def _load_account():
-    g.account = None
-    kid, aid, tag = session.get("kid"), session.get("aid"), session.get("tag")
-    if kid and aid and tag:
-        try:
-            account, secret = cloud().accounts.secret_for(kid)
-        except (Unauthorized, NotFound):
-            account, secret = None, ""
-        if account is not None and account.id == aid and hmac.compare_digest(tag, _secret_tag(secret)):
-            g.account = account
-        else:
-            session.clear()
-    if "csrf" not in session:
-        session["csrf"] = secrets.token_urlsafe(32)
-    if request.method == "POST":
-        sent = request.form.get("csrf", "") or request.headers.get("X-CSRF-Token", "")
-        if not hmac.compare_digest(sent.encode(), session["csrf"].encode()):
-            return error_page(400, "This form has expired or did not come from this console (CSRF check failed). "
-                                   "Reload the page and try again.")
-        origin = request.headers.get("Origin")
-        if origin and origin != "null" and urlparse(origin).netloc != request.host:
-            return error_page(400, "Cross-origin form posts are refused.")
-    if g.account is None and request.endpoint not in PUBLIC_ENDPOINTS:
-        if request.path.endswith(".json"):
-            return jsonify(error={"code": "AuthFailure", "message": "signed out"}), 401
-        return redirect(url_for("web.login", next=request.full_path.rstrip("?")))
-
-
-@bp.after_request
-def _security_headers(resp: Response) -> Response:
-    resp.headers.setdefault("Content-Security-Policy",
-                            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-                            "frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
-    resp.headers.setdefault("X-Frame-Options", "DENY")
-    resp.headers.setdefault("X-Content-Type-Options", "nosniff")
-    resp.headers.setdefault("Referrer-Policy", "same-origin")
-    if g.get("account") is not None:
-        resp.headers.setdefault("Cache-Control", "no-store")
-    return resp
+# -- session, auth, CSRF and headers (api/web/guard.py) -----------------------------------
+_load_account = bp.before_request(guard.load_account)
+_security_headers = bp.after_request(guard.security_headers)
 
 
 @bp.app_context_processor
 def _template_globals():
-    return {"csrf_token": lambda: session.get("csrf", ""), "me": g.get("account"),
-            "fmt_size": fmt_size, "fmt_time": human_utc}
+    return {"csrf_token": lambda: session.get("csrf", ""), "me": g.get("account"), "csp_nonce": g.get("csp_nonce", ""),
+            "api_url": guard.api_base, "fmt_size": fmt_size, "fmt_time": human_utc}
 
 
 def _safe_next(target: str | None, default: str) -> str:
@@ -93,6 +46,7 @@ def _safe_next(target: str | None, default: str) -> str:
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@body_limit(LOGIN_FORM)
 def login():
     if request.method == "GET":
         if g.account is not None:
@@ -109,7 +63,7 @@ def login():
                                      "the admin's; an admin creates other accounts."), 401
     session.clear()  # no session fixation: a fresh session (and CSRF token) for the signed-in account
     session.permanent = True
-    session.update(aid=account.id, kid=key_id, tag=_secret_tag(secret), csrf=secrets.token_urlsafe(32),
+    session.update(aid=account.id, kid=key_id, tag=guard.secret_tag(secret), csrf=secrets.token_urlsafe(32),
                    since=int(time.time()))
     return redirect(_safe_next(request.form.get("next"), url_for("web.instances")))
 
@@ -185,7 +139,7 @@ def launch():
     ports = []
     for part in f.get("ports", "").replace(",", " ").split():
         host, _, guest = part.rpartition(":")
-        if not guest.isdigit() or (host and not host.isdigit()):
+        if not guest.isdecimal() or (host and not host.isdecimal()):
             raise InvalidParameter(f"port {part!r}: use GUEST or HOST:GUEST, e.g. 80 or 8080:80")
         ports.append({"guest": int(guest), **({"host": int(host)} if host else {})})
     kwargs = {"image": f.get("image", ""), "kind": f.get("kind", "container"), "type": f.get("type") or None,
@@ -343,6 +297,7 @@ def bucket(name: str):
 
 
 @bp.post("/buckets/<name>/upload")
+@body_limit(lambda config: config.max_console_upload)
 @action
 def bucket_upload(name: str):
     st = storage()
@@ -412,10 +367,13 @@ def bucket_share(name: str):
 def bucket_presign(name: str):
     st = storage()
     key = request.form.get("key", "")
-    expires = int(request.form.get("expires", "3600") or 3600)
+    raw = (request.form.get("expires") or "3600").strip()
+    if not raw.isdecimal():
+        raise InvalidParameter("expires must be a number of seconds (1-604800)")
+    expires = int(raw)
     _, secret = cloud().accounts.secret_for(session["kid"])
     url = st.presign(g.account, session["kid"], secret, name, key, expires=expires,
-                     endpoint=request.host_url.rstrip("/"))
+                     endpoint=guard.api_base())
     b = st.get_bucket(name)
     listing = st.list_objects(g.account, name, prefix=request.form.get("prefix", ""), delimiter="/")
     return render_template("bucket.html", bucket=b.to_dict(), level=b.level_of(g.account),
@@ -467,7 +425,7 @@ def account_create():
     _admin()
     f = request.form
     raw = (f.get("max_instances") or "20").strip()
-    max_instances = int(raw) if raw.isdigit() else -1
+    max_instances = int(raw) if raw.isdecimal() else -1
     account, key = cloud().create_account(g.account, f.get("name", "").strip(), f.get("role", "user"), max_instances)
     # The secret is shown once, in this response only.
     return render_template("accounts.html", accounts=_accounts_rows(), created={
@@ -481,9 +439,9 @@ def account_quota(account_id: str):
     f = request.form
     mi = f.get("max_instances", "").strip()
     sq = f.get("storage_quota_mib", "").strip()
-    if mi and (not mi.isdigit() or not 0 <= int(mi) <= 1000):
+    if mi and (not mi.isdecimal() or not 0 <= int(mi) <= 1000):
         raise InvalidParameter("max instances must be a whole number between 0 and 1000")
-    if sq and not sq.isdigit():
+    if sq and not sq.isdecimal():
         raise InvalidParameter("storage quota must be a whole number of MiB (empty for unlimited)")
     a = cloud().accounts.set_limits(account_id, max_instances=int(mi) if mi else None,
                                     storage_quota=int(sq) * 1024 * 1024 if sq else None)

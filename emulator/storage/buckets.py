@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 
 from ..errors import AlreadyExists, InvalidParameter, NotFound
+from ..xmldoc import xml_safe
 from . import policy
 from .settings import Settings
 
@@ -42,7 +43,8 @@ def validate_bucket_name(name) -> str:
 
 
 def validate_key(key) -> str:
-    """1-1024 bytes of UTF-8, and no '.' or '..' segment.
+    """1-1024 bytes of UTF-8; no '.' or '..' segment, no empty one but the last, no character
+    XML cannot carry.
 
     Engines that store keys as paths (the stand-in, MinIO) would resolve a dot segment:
     'a/../../other-bucket/k' names another bucket's object there, so pocketcloud refuses
@@ -51,8 +53,17 @@ def validate_key(key) -> str:
     if not isinstance(key, str) or not key or len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
         raise InvalidParameter("object keys are 1-1024 bytes of UTF-8", code="KeyTooLongError"
                                if isinstance(key, str) and key else "InvalidArgument")
-    if any(seg in (".", "..") for seg in key.split("/")):
+    segments = key.split("/")
+    if any(seg in (".", "..") for seg in segments):
         raise InvalidParameter(f"object key {key[:80]!r}: '.' and '..' path segments are not allowed",
+                               code="InvalidArgument")
+    # Until keys get an engine encoding of their own (issue 19), what the path-backed engines
+    # cannot store, and what no listing could name in XML, is refused here rather than as a 500.
+    if "" in segments[:-1]:
+        raise InvalidParameter(f"object key {key[:80]!r}: empty path segments ('//' or a leading '/') are not "
+                               "supported", code="InvalidArgument")
+    if xml_safe(key) != key:
+        raise InvalidParameter("object keys may not hold control characters that XML cannot carry",
                                code="InvalidArgument")
     return key
 

@@ -68,6 +68,24 @@ class ObjectIndex:
         extra = "" if folder_markers else " AND NOT (key LIKE '%/' AND size = 0)"
         return self.store.one("SELECT COUNT(*) AS n FROM objects WHERE bucket=?" + extra, (bucket,))["n"]
 
+    def path_conflict(self, bucket: str, key: str) -> str | None:
+        """An object that `key` cannot coexist with on a path-backed engine: one named like a
+        folder of `key` ('a' for 'a/0'), or one inside `key` as a folder ('a/0' for 'a')."""
+        parts = key.split("/")
+        folders = ["/".join(parts[:i]) for i in range(1, len(parts)) if parts[i - 1]]
+        if folders:
+            marks = ",".join("?" * len(folders))
+            row = self.store.one(f"SELECT key FROM objects WHERE bucket=? AND key IN ({marks}) LIMIT 1",
+                                 (bucket, *folders))
+            if row:
+                return row["key"]
+        if not key.endswith("/"):
+            row = self.store.one("SELECT key FROM objects WHERE bucket=? AND key >= ? AND key < ? LIMIT 1",
+                                 (bucket, key + "/", key + "0"))  # '0' sorts right after '/'
+            if row:
+                return row["key"]
+        return None
+
     def usage(self, bucket: str) -> dict:
         row = self.store.one("SELECT COUNT(*) AS n, COALESCE(SUM(size), 0) AS b FROM objects WHERE bucket=?",
                              (bucket,))

@@ -75,7 +75,7 @@ class MultipartOperations:
                       request_body: Callable[[], object] | None = None, attrs: ObjectAttrs | None = None) -> Reply:
         """A new upload; `attrs` are what the completed object will carry."""
         bucket = self.authorize(account, name, "write")
-        validate_key(key)
+        self._writable_key(name, key)
         if markers.is_marker(self.keys_are_paths, key):
             raise markers.refuse(self.engine_name, key, "a multipart upload")
         attrs = self._new_attrs(bucket, attrs)

@@ -98,12 +98,19 @@ class ObjectOperations:
                     reply.add_header("x-amz-expiration", expiry)
         return reply
 
+    def _writable_key(self, name: str, key: str) -> None:
+        validate_key(key)
+        other = self.index.path_conflict(name, key) if self.keys_are_paths else None
+        if other is not None:  # the path-backed engines answer this with a 500 (until issue 19)
+            raise InvalidParameter(f"object key {key[:80]!r} cannot coexist with the object {other[:80]!r} "
+                                   "(one would be the other's folder)", code="InvalidArgument")
+
     def put_object(self, account: "Account | None", name: str, key: str, body: Body, length: int,
                    headers: dict[str, str] | None = None, attrs: ObjectAttrs | None = None) -> Reply:
         """Stream an object into the engine under the owner's quota; `attrs`: its tags and
         canned ACL (x-amz-tagging, x-amz-acl)."""
         bucket = self.authorize(account, name, "write")
-        validate_key(key)
+        self._writable_key(name, key)
         attrs = self._new_attrs(bucket, attrs)
         if markers.is_marker(self.keys_are_paths, key):
             if length:
@@ -122,7 +129,7 @@ class ObjectOperations:
         The copy gets `acl` and `tags`, or the source's tags when `tags` is None (S3's
         x-amz-tagging-directive COPY)."""
         bucket = self.authorize(account, name, "write")
-        validate_key(key)
+        self._writable_key(name, key)
         if markers.is_marker(self.keys_are_paths, key):
             raise markers.refuse(self.engine_name, key, "a copy")
         self.readable(account, source_bucket, source_key)

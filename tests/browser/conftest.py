@@ -40,7 +40,7 @@ def browser():
 
 @pytest.fixture
 def page(browser, server):
-    ctx = browser.new_context(base_url=server.url, viewport={"width": 1360, "height": 900})
+    ctx = browser.new_context(base_url=server.console_url, viewport={"width": 1360, "height": 900})
     ctx.set_default_timeout(20000)
     pg = ctx.new_page()
     pg.on("dialog", lambda d: d.accept())  # the console confirms before terminate/delete

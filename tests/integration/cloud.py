@@ -64,14 +64,25 @@ class Server:
         self.home = home
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.console_port = free_port()
         self.log_path = log_dir / f"server-{self.port}.log"
         self.proc: subprocess.Popen | None = None
+        self._console_url: str | None = None
         # Each test cloud gets its own libvirt network, removed at teardown.
         self.vm_network = f"pctest-{self.port}"
         self.vm_cidr = free_subnet()
         self.env = {**os.environ, "POCKETCLOUD_HOME": str(home), "POCKETCLOUD_PORT": str(self.port),
+                    "POCKETCLOUD_CONSOLE_PORT": str(self.console_port),
                     "POCKETCLOUD_VM_NETWORK": self.vm_network, "POCKETCLOUD_VM_CIDR": self.vm_cidr,
                     "POCKETCLOUD_HYPERVISOR": os.environ.get("POCKETCLOUD_HYPERVISOR", "auto")}
+
+    @property
+    def console_url(self) -> str:
+        """The console's origin, as the server reports it (its own port)."""
+        if self._console_url is None:
+            info = self.admin.ok("GET", "/info")
+            self._console_url = info.get("console_url", self.url).removesuffix("/ui")
+        return self._console_url
 
     def cli(self, *args: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
         return subprocess.run([PC, *args], env=self.env, capture_output=True, text=True, check=check, **kw)

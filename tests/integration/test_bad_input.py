@@ -44,13 +44,30 @@ def test_bad_create_is_refused_and_changes_nothing(server, user, docker_client, 
 
 def test_malformed_and_oversized_bodies(server, user, docker_client):
     before = snapshot(server, user, docker_client)
-    r = requests.post(f"{server.url}/api/v1/instances", data="{not json", auth=(user.key_id, user.secret))
+    url, auth, as_json = f"{server.url}/api/v1/instances", (user.key_id, user.secret), {"Content-Type": "application/json"}
+    r = requests.post(url, data="{not json", auth=auth, headers=as_json)
     assert r.status_code == 400 and r.json()["error"]["code"] == "MalformedJSON"
-    r = requests.post(f"{server.url}/api/v1/instances", data="[1, 2]", auth=(user.key_id, user.secret))
+    r = requests.post(url, data="[1, 2]", auth=auth, headers=as_json)
     assert r.status_code == 400
     big = '{"image": "tiny", "user_data": "' + "x" * (2 * 1024 * 1024) + '"}'
-    r = requests.post(f"{server.url}/api/v1/instances", data=big, auth=(user.key_id, user.secret))
-    assert r.status_code == 400 and r.json()["error"]["code"] == "RequestTooLarge"
+    r = requests.post(url, data=big, auth=auth, headers=as_json)
+    assert r.status_code == 413 and r.json()["error"]["code"] == "RequestTooLarge"
+    assert snapshot(server, user, docker_client) == before
+
+
+@pytest.mark.parametrize("ctype", [None, "application/x-www-form-urlencoded", "text/plain", "multipart/form-data"])
+def test_json_only_with_a_json_content_type(server, user, docker_client, ctype):
+    """A browser form can post any body across origins without asking; JSON it cannot.
+    So the REST API reads nothing that does not say it is JSON."""
+    before = snapshot(server, user, docker_client)
+    headers = {"Content-Type": ctype} if ctype else {}
+    r = requests.post(f"{server.url}/api/v1/instances", data='{"image": "tiny"}', headers=headers,
+                      auth=(user.key_id, user.secret))
+    assert r.status_code == 415 and r.json()["error"]["code"] == "UnsupportedMediaType", r.text
+    assert "application/json" in r.json()["error"]["message"]
+    status, body = user("POST", "/keys", data="name=k1", headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert status == 415, body
+    assert user.ok("GET", "/keys")["keys"] == []
     assert snapshot(server, user, docker_client) == before
 
 

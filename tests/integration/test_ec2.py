@@ -136,6 +136,11 @@ def test_client_token_launches_once(ec2):
     assert [i["InstanceId"] for i in first["Instances"]] == [i["InstanceId"] for i in again["Instances"]]
     running = [i for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]]
     assert len(running) == 1
+    # the same token with other parameters is another request, refused and launching nothing
+    with pytest.raises(ClientError) as e:
+        ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1, ClientToken="lab-1-token", InstanceType="t2.small")
+    assert error_code(e) == "IdempotentParameterMismatch"
+    assert len([i for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]]) == 1
 
 
 def test_key_pairs(ec2):

@@ -10,7 +10,7 @@ from emulator.billing.probes import EngineProbe
 from emulator.compute.driver import Driver, Usage
 from emulator.compute.engines import build_drivers
 from emulator.config import Config
-from emulator.errors import EngineError, InvalidState, NotFound, QuotaExceeded
+from emulator.errors import EngineError, InvalidParameter, InvalidState, NotFound, QuotaExceeded
 from emulator.instances import KeyedLocks
 from emulator.security_groups import rule
 from emulator.services import Cloud
@@ -103,6 +103,22 @@ def test_a_vm_records_its_hypervisor_and_info_reports_it(cloud):
     assert "hypervisor" not in ct.details and "hypervisor" not in ct.to_dict()
     assert cloud.hypervisor_info() == HV
     assert cloud.info()["engines"]["vm"]["engine"] == "fake"
+
+
+def test_client_token_replays_a_launch_and_refuses_other_parameters(cloud):
+    carol, _ = cloud.accounts.create("carol")
+    rid, first = cloud.run_instances(carol, count=1, client_token="tok-1", image="tiny", type="t2.nano")
+    again, same = cloud.run_instances(carol, count=1, client_token="tok-1", image="tiny", type="t2.nano")
+    assert (again, [i.id for i in same]) == (rid, [i.id for i in first])
+    for other in ({"count": 2, "type": "t2.nano"}, {"count": 1, "type": "t2.micro"},
+                  {"count": 1, "type": "t2.nano", "user_data": "#!/bin/sh\n"}):
+        with pytest.raises(InvalidParameter) as e:
+            cloud.run_instances(carol, client_token="tok-1", image="tiny", **other)
+        assert e.value.code == "IdempotentParameterMismatch"
+    assert len(cloud.describe_instances(carol)) == 1
+    # another account's token is its own
+    dave, _ = cloud.accounts.create("dave")
+    assert cloud.run_instances(dave, count=1, client_token="tok-1", image="tiny", type="t2.micro")[0] != rid
 
 
 def test_quota(cloud):

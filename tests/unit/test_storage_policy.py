@@ -195,7 +195,8 @@ def test_principal_references():
     assert policy.account_ref("arn:aws:iam::12:root") == "arn:aws:iam::12:root"
 
 
-@pytest.mark.parametrize("key", ["a", "dir/sub dir/ünïcode+plus&amp.bin", "a..b", ".hidden", "a/.../b", "x" * 1024])
+@pytest.mark.parametrize("key", ["a", "dir/sub dir/ünïcode+plus&amp.bin", "a..b", ".hidden", "a/.../b", "x" * 1024,
+                                 "folder/"])
 def test_good_keys(key):
     assert validate_key(key) == key
 
@@ -204,6 +205,8 @@ def test_good_keys(key):
     ("", "InvalidArgument"), (None, "InvalidArgument"), ("x" * 1025, "KeyTooLongError"),
     ("ü" * 513, "KeyTooLongError"), ("..", "InvalidArgument"), ("../other-bucket/k", "InvalidArgument"),
     ("a/../../other/k", "InvalidArgument"), ("a/./b", "InvalidArgument"), ("a/..", "InvalidArgument"),
+    ("a//b", "InvalidArgument"), ("/a", "InvalidArgument"),  # the engines refuse them (a 500 before)
+    ("a\x07b", "InvalidArgument"), ("\ufffe", "InvalidArgument"),  # no XML listing could name them
 ])
 def test_bad_keys(key, code):
     with pytest.raises(InvalidParameter) as e:

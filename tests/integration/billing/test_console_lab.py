@@ -13,8 +13,8 @@ pytestmark = pytest.mark.integration
 
 def signed_in(server, api) -> tuple[requests.Session, str]:
     s = requests.Session()
-    csrf = re.search(r'name="csrf" value="([^"]+)"', s.get(server.url + "/ui/login").text).group(1)
-    r = s.post(server.url + "/ui/login", data={"csrf": csrf, "access_key_id": api.key_id,
+    csrf = re.search(r'name="csrf" value="([^"]+)"', s.get(server.console_url + "/ui/login").text).group(1)
+    r = s.post(server.console_url + "/ui/login", data={"csrf": csrf, "access_key_id": api.key_id,
                                               "secret_access_key": api.secret})
     assert r.status_code == 200 and "/ui/login" not in r.url
     return s, csrf
@@ -24,21 +24,22 @@ def test_the_billing_page_charts_costs_and_manages_budgets(bserver, buser):
     inst = buser.ok("POST", "/instances", 201, json={"image": "tiny", "type": "t2.micro"})
     try:
         s, _ = signed_in(bserver, buser)
-        page = s.get(bserver.url + "/ui/billing")
+        page = s.get(bserver.console_url + "/ui/billing")
         assert page.status_code == 200 and "<svg" in page.text and "cost per period by service" in page.text
         assert inst["id"] in page.text, "top resources and paid-for vs used list the running instance"
         assert "Content-Security-Policy" in page.headers and "style=" not in page.text
         csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
-        r = s.post(bserver.url + "/ui/billing/budgets", data={"csrf": csrf, "name": "web", "limit": "-1"})
+        r = s.post(bserver.console_url + "/ui/billing/budgets", data={"csrf": csrf, "name": "web", "limit": "-1"})
         assert "positive number" in r.text and "InvalidParameterException" in r.text
-        r = s.post(bserver.url + "/ui/billing/budgets", data={"csrf": csrf, "name": "web", "limit": "0.01",
+        r = s.post(bserver.console_url + "/ui/billing/budgets", data={"csrf": csrf, "name": "web", "limit": "0.01",
                                                               "threshold": "10"})
         assert "Budget web created." in r.text
         assert [b["BudgetName"] for b in buser.ok("GET", "/billing/budgets")["budgets"]] == ["web"]
-        assert s.post(bserver.url + "/ui/billing/budgets/web/delete", data={"csrf": "forged"}).status_code == 400
-        r = s.post(bserver.url + "/ui/billing/budgets/web/delete", data={"csrf": csrf})
+        delete = bserver.console_url + "/ui/billing/budgets/web/delete"
+        assert s.post(delete, data={"csrf": "forged"}).status_code == 400
+        r = s.post(delete, data={"csrf": csrf})
         assert "Budget web deleted." in r.text and buser.ok("GET", "/billing/budgets")["budgets"] == []
-        assert requests.get(bserver.url + "/ui/billing", allow_redirects=False).status_code == 302, "signed out"
+        assert requests.get(bserver.console_url + "/ui/billing", allow_redirects=False).status_code == 302, "signed out"
     finally:
         buser("DELETE", f"/instances/{inst['id']}")
 
