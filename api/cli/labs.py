@@ -7,16 +7,16 @@ from pathlib import Path
 import click
 
 from .complete import complete_instance
-from .context import LocalError, client_of, json_mode
+from .context import HelpGroup, LocalError, client_of, json_mode, resolve_instance
 from .output import console, note, print_json
 
 
 @click.command()
-@click.argument("instance_id", shell_complete=complete_instance)
+@click.argument("instance", shell_complete=complete_instance)
 @click.pass_context
-def explain(ctx, instance_id):
+def explain(ctx, instance):
     """Show what really runs behind an instance: the layers from your app to the host kernel."""
-    data = client_of(ctx).call("GET", f"/instances/{instance_id}/internals")
+    data = client_of(ctx).call("GET", f"/instances/{resolve_instance(ctx, instance)}/internals")
     if json_mode(ctx):
         return print_json(data)
     from rich.markup import escape
@@ -39,7 +39,7 @@ def explain(ctx, instance_id):
 @click.argument("second", shell_complete=complete_instance)
 @click.pass_context
 def compare(ctx, first, second):
-    """Set two running instances side by side (typically a VM and a container of the same image).
+    """Set two running instances side by side, e.g. a VM and a container of one image.
 
     The same probes run inside both (kernel, PID 1, processes, a CPU loop, memory beyond the
     type's limit) next to what the host sees of each (its PID, its memory).
@@ -48,7 +48,7 @@ def compare(ctx, first, second):
 
     c = client_of(ctx)
     rows = []
-    for iid in (first, second):
+    for iid in (resolve_instance(ctx, first), resolve_instance(ctx, second)):
         note(ctx, f"probing {iid} ...")
         rows.append(labs.measure(c, iid))
     if json_mode(ctx):
@@ -58,7 +58,7 @@ def compare(ctx, first, second):
     click.echo("\n".join(line.rstrip() for line in labs.render(out).splitlines()))
 
 
-@click.group()
+@click.group(cls=HelpGroup)
 def lab():
     """Teaching labs that drive the public API like any student script."""
 

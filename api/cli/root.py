@@ -1,6 +1,7 @@
 """The `pocketcloud` group: global options, and every command group attached to it."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import click
@@ -23,12 +24,15 @@ def main(ctx, home, output):
     \b
     Start:    make up                      (or: pocketcloud serve)
     Keys:     eval "$(pocketcloud env)"
+    New?      pocketcloud tour             (a container and a VM, side by side)
     Try:      pocketcloud instances run tiny --name web --port 80 --wait
-              pocketcloud instances exec web-ID uname -r
-              pocketcloud explain ID
+              pocketcloud instances exec web uname -r
+              pocketcloud explain web
+    Instances can be named by id or by name wherever one is asked for.
     The server is POCKETCLOUD_ENDPOINT (or AWS_ENDPOINT_URL), default http://127.0.0.1:4566.
     """
     ctx.ensure_object(dict)
+    ctx.obj["started"] = time.monotonic()
     ctx.obj["config"] = Config().with_(home=home)
     ctx.obj["output"] = output
 

@@ -59,29 +59,71 @@ def env(ctx):
 
 
 @click.command()
+@click.option("--verbose", "-v", is_flag=True, help="also the raw diagnostics behind each line (e.g. QEMU's message)")
 @click.pass_context
-def status(ctx):
-    """Show the server, its engines and who you are."""
+def status(ctx, verbose):
+    """Show the server, its engines, the hypervisor in use and why, and who you are."""
     c = client_of(ctx)
     info = c.call("GET", "/info")
     me = c.call("GET", "/accounts/me")
     if json_mode(ctx):
         return print_json({"info": info, "account": me})
+    from rich.markup import escape
+
     con = console()
     con.print(f"pocketcloud [bold]{info['pocketcloud']}[/] at {c.endpoint} (region {info['region']}); "
               f"console at {c.endpoint}/ui")
-    con.print(f"signed in as [bold]{me['name']}[/] ({me['role']}, up to {me['max_instances']} instances)")
+    con.print(f"signed in as [bold]{escape(me['name'])}[/] ({me['role']}, up to {me['max_instances']} instances)")
     for kind, e in info["engines"].items():
         mark = "[green]up  [/]" if e["available"] else "[red]DOWN[/]"
-        con.print(f"  {kind:10} {mark} {e['description']}")
-    hv = info.get("hypervisor") or {}
-    con.print(f"  {'hypervisor':10} {hv.get('in_use') or '-'} (mode {hv.get('mode')}; {hv.get('reason', '')})")
+        con.print(f"  {kind:10} {mark} {escape(e['description'])}")
+    line, diagnostic = hypervisor_summary(info.get("hypervisor") or {}, vm_up=(info["engines"].get("vm") or {})
+                                          .get("available", False))
+    con.print(f"  {'hypervisor':10} {escape(line)}")
+    if diagnostic and verbose:
+        con.print(f"  {'':10} [dim]{escape(diagnostic)}[/]")
     st = info.get("storage") or {}
     con.print(f"  {'storage':10} {st.get('engine') or '-'} ({st.get('status', '')})")
     host = info.get("host") or {}
     if host:
         con.print(f"  {'host':10} {host.get('os')} kernel {host.get('kernel')}, "
                   f"{(host.get('cpu') or {}).get('count')} CPUs{' (itself a VM)' if host.get('runs_in_vm') else ''}")
+
+
+ACCELERATORS = {"kvm": "KVM (hardware virtualization)", "qemu": "TCG (software emulation)"}
+# What the server's reasons mean, said for a student; the raw reason stays for --verbose.
+WHY = [
+    (r"^configured: ", "configured (POCKETCLOUD_HYPERVISOR={requested})"),
+    (r"/dev/kvm does not exist", "this machine has no /dev/kvm (no hardware virtualization here)"),
+    (r"libvirt offers no kvm", "libvirt offers no KVM domain type on this machine"),
+    (r"no probe image", "KVM is not proven yet: `pocketcloud images build tiny`, then restart the server"),
+    (r"probe guest reached userspace in ([0-9.]+)s", "a test VM booted under KVM in {0}s"),
+    (r"/dev/kvm exists but a KVM probe guest",
+     "/dev/kvm exists, but a test VM could not boot under KVM here, so VMs run slower, in software"),
+]
+
+
+def hypervisor_summary(hv: dict, vm_up: bool = True) -> tuple[str, str | None]:
+    """(one readable line: the accelerator in use and why, the raw diagnostic or None)."""
+    import re
+
+    mode = hv.get("mode") or hv.get("in_use")
+    reason = hv.get("reason") or ""
+    if not mode:
+        return f"- (no VM engine: {reason or 'libvirt is not available'})", None
+    accel = hv.get("accelerator") or ACCELERATORS.get(mode, mode)
+    why = None
+    for pattern, text in WHY:
+        m = re.search(pattern, reason)
+        if m:
+            why = text.format(*m.groups(), requested=hv.get("requested") or mode)
+            break
+    if why is None:  # an unknown reason: its first clause, without the diagnostic in brackets
+        why = re.sub(r"\s*\(.*$", "", reason.removeprefix("auto: ")) or "no reason given"
+    if "cached" in reason:
+        why += " (probed once)"
+    raw = reason if reason and ("(" in reason or why != reason) else None
+    return f"{accel}: {why}" + ("" if vm_up else " [VM engine down]"), raw
 
 
 @click.command()

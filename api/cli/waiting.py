@@ -1,0 +1,86 @@
+"""Waiting with something to look at: a launch or stop that takes seconds shows its elapsed
+time, and `--wait` shows the instance's state changes and, when the server reports them,
+its boot phases (defined, QEMU started, kernel, network, SSH ready) as they happen."""
+from __future__ import annotations
+
+import threading
+import time
+
+import click
+
+from .client import ApiError, Client
+from .progress import Ticker, clock
+
+# The server's boot phases (GET /instances/ID -> boot.phases), said for people.
+PHASES = {
+    "defined": "defined (libvirt has the domain)",
+    "qemu-started": "QEMU started (the virtual machine is powered on)",
+    "kernel": "kernel booting (the guest's own Linux)",
+    "network": "network up (the guest has its address)",
+    "ssh-ready": "SSH ready (you can log in)",
+}
+
+
+def phase_text(phase: dict) -> str:
+    name = phase.get("name", "?")
+    text = PHASES.get(name, name)
+    at = phase.get("elapsed")
+    return f"{text}, {clock(float(at))} after launch" if isinstance(at, (int, float)) else text
+
+
+def call_with_progress(ctx: click.Context, c: Client, label: str, status: str, method: str, path: str,
+                       **kwargs):
+    """One REST call; if it takes longer than half a second, a ticker shows that it runs."""
+    result: dict = {}
+
+    def work() -> None:
+        try:
+            result["value"] = c.call(method, path, **kwargs)
+        except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
+            result["error"] = e
+
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
+    worker.join(0.5)
+    if worker.is_alive():
+        with Ticker(ctx, label) as ticker:
+            ticker.status(status)
+            while worker.is_alive():
+                worker.join(0.2)
+                ticker.tick()
+    if "error" in result:
+        raise result["error"]
+    return result["value"]
+
+
+def wait_for_state(ctx: click.Context, c: Client, inst: dict, want: str, timeout: float) -> dict:
+    """Poll until the instance is `want`, showing each state change and boot phase once."""
+    iid = inst["id"]
+    last_state, shown = None, set()
+    with Ticker(ctx, iid) as ticker:
+        while True:
+            state = inst["state"]
+            if state != last_state:
+                ticker.event(f"{iid}: {state}", style="bold")
+                last_state = state
+            boot = inst.get("boot") or {}
+            for phase in boot.get("phases") or []:
+                if phase.get("name") not in shown:
+                    shown.add(phase.get("name"))
+                    ticker.event(f"{iid}: {phase_text(phase)}")
+            if state == want:
+                return inst
+            if state in ("terminated", "stopped") and want == "running":
+                raise ApiError(409, "IncorrectInstanceState",
+                               f"instance {iid} became {state} while waiting for {want}: "
+                               f"{inst.get('state_reason') or 'see `pocketcloud instances console ' + iid + '`'}")
+            if ticker.elapsed > timeout:
+                raise ApiError(408, "WaitTimeout", f"instance {iid} is still {state} after {timeout:.0f}s; "
+                                                   f"`pocketcloud instances console {iid}` shows its boot log")
+            now = boot.get("phase")
+            ticker.status(state + (f" ({PHASES.get(now, now).split(' (')[0]})" if now else "") + f", waiting for {want}")
+            pause = time.monotonic() + (0.5 if ticker.elapsed < 10 else 1.0)
+            while time.monotonic() < pause:
+                time.sleep(0.1)
+                ticker.tick()
+            inst = c.call("GET", f"/instances/{iid}")
