@@ -55,7 +55,7 @@ def _image_xml(ami: dict, region: str) -> dict:
         "rootDeviceType": "ebs",
         "rootDeviceName": "/dev/vda" if vm else "/",
         "virtualizationType": "hvm",
-        "hypervisor": "kvm" if vm else "xen",
+        "hypervisor": "kvm" if vm else None,  # a container has no hypervisor: the element is left out
         "platformDetails": "Linux/UNIX",
         "tagSet": [{"key": "pocketcloud:image", "value": ami["name"]}, {"key": "pocketcloud:kind", "value": ami["kind"]}],
     }
