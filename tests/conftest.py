@@ -11,10 +11,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import docker
 import pytest
 
-from emulator.compute.libvirt_driver import LibvirtDriver
-from emulator.config import Config
 
-from tests.integration.cloud import REPO, Server
+from tests.integration.cloud import REPO, Server, remove_leftovers
 
 ARTIFACTS = REPO / "artifacts"
 
@@ -37,20 +35,11 @@ def server(tmp_path_factory, docker_client):
     build = srv.cli("images", "build", "tiny", check=False)
     assert build.returncode == 0, build.stderr
     srv.start()
-    label = Config(home=home).instance_label
     yield srv
     srv.stop()
-    leftovers = docker_client.containers.list(all=True, filters={"label": f"pocketcloud.cloud={label}"})
-    for c in leftovers:
-        c.remove(force=True)
-    vms = LibvirtDriver("qemu:///system", label, home / "vms", network_name=srv.vm_network,
-                        network_cidr=srv.vm_cidr)
-    domains = vms.list_managed(label)
-    for engine_id in domains.values():
-        vms.terminate(engine_id)
-    vms.remove_network()
-    assert not leftovers, f"tests left containers behind: {[c.name for c in leftovers]}"
-    assert not domains, f"tests left VMs behind: {sorted(domains)}"
+    leftovers, domains = remove_leftovers(srv, docker_client)
+    assert not leftovers, f"tests left containers behind: {leftovers}"
+    assert not domains, f"tests left VMs behind: {domains}"
     assert not list((home / "vms" / "instances").glob("*")) if (home / "vms" / "instances").exists() else True
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import click
 
+from ..text import hypervisor_summary
 from .client import read_credentials_file
-from .context import LocalError, client_of, config_of, json_mode
+from .context import LocalError, client_of, config_of, json_mode, tilde
 from .output import console, print_json
 
 
@@ -35,9 +36,9 @@ def serve(ctx, host, port, threads):
     boot = Cloud(config)
     boot.bootstrap()  # create the admin and its credentials before the first request
     boot.store.close()  # gunicorn forks the worker next
-    click.echo(f"pocketcloud on {config.endpoint_url}  (home {config.home})", err=True)
+    click.echo(f"pocketcloud on {config.endpoint_url}  (home {tilde(config.home)})", err=True)
     click.echo(f"console:     {config.endpoint_url}/ui", err=True)
-    click.echo(f'credentials: {config.credentials_path}   use them with: eval "$(pocketcloud env)"', err=True)
+    click.echo(f'credentials: {tilde(config.credentials_path)}   use them with: eval "$(pocketcloud env)"', err=True)
     run(config, threads=threads)
 
 
@@ -88,42 +89,6 @@ def status(ctx, verbose):
     if host:
         con.print(f"  {'host':10} {host.get('os')} kernel {host.get('kernel')}, "
                   f"{(host.get('cpu') or {}).get('count')} CPUs{' (itself a VM)' if host.get('runs_in_vm') else ''}")
-
-
-ACCELERATORS = {"kvm": "KVM (hardware virtualization)", "qemu": "TCG (software emulation)"}
-# What the server's reasons mean, said for a student; the raw reason stays for --verbose.
-WHY = [
-    (r"^configured: ", "configured (POCKETCLOUD_HYPERVISOR={requested})"),
-    (r"/dev/kvm does not exist", "this machine has no /dev/kvm (no hardware virtualization here)"),
-    (r"libvirt offers no kvm", "libvirt offers no KVM domain type on this machine"),
-    (r"no probe image", "KVM is not proven yet: `pocketcloud images build tiny`, then restart the server"),
-    (r"probe guest reached userspace in ([0-9.]+)s", "a test VM booted under KVM in {0}s"),
-    (r"/dev/kvm exists but a KVM probe guest",
-     "/dev/kvm exists, but a test VM could not boot under KVM here, so VMs run slower, in software"),
-]
-
-
-def hypervisor_summary(hv: dict, vm_up: bool = True) -> tuple[str, str | None]:
-    """(one readable line: the accelerator in use and why, the raw diagnostic or None)."""
-    import re
-
-    mode = hv.get("mode") or hv.get("in_use")
-    reason = hv.get("reason") or ""
-    if not mode:
-        return f"- (no VM engine: {reason or 'libvirt is not available'})", None
-    accel = hv.get("accelerator") or ACCELERATORS.get(mode, mode)
-    why = None
-    for pattern, text in WHY:
-        m = re.search(pattern, reason)
-        if m:
-            why = text.format(*m.groups(), requested=hv.get("requested") or mode)
-            break
-    if why is None:  # an unknown reason: its first clause, without the diagnostic in brackets
-        why = re.sub(r"\s*\(.*$", "", reason.removeprefix("auto: ")) or "no reason given"
-    if "cached" in reason:
-        why += " (probed once)"
-    raw = reason if reason and ("(" in reason or why != reason) else None
-    return f"{accel}: {why}" + ("" if vm_up else " [VM engine down]"), raw
 
 
 @click.command()

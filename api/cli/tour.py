@@ -51,7 +51,7 @@ def tour_command(ctx, image, itype, pause, keep):
     try:
         say("check", 1)
         info = c.call("GET", "/info")
-        from .service import hypervisor_summary
+        from ..text import hypervisor_summary
 
         hv_line, _ = hypervisor_summary(info.get("hypervisor") or {})
         engines = {k: e["available"] for k, e in info["engines"].items()}

@@ -28,6 +28,7 @@ def session_key(cloud) -> bytes:
 def register(app: "Flask") -> None:
     """Register the console (/ui) and the admin REST endpoints it and the CLI use."""
     from ..admin_rest import bp as admin_bp
+    from . import tour_views  # noqa: F401 - its routes join the console's blueprint
     from .views import bp
 
     cloud = app.config["CLOUD"]

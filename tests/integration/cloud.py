@@ -115,3 +115,21 @@ class Server:
     def new_user(self, name: str, **extra) -> Api:
         body = self.admin.ok("POST", "/accounts", 201, json={"name": name, **extra})
         return Api(self.url, body["access_key_id"], body["secret_access_key"])
+
+
+def remove_leftovers(server: Server, docker_client) -> tuple[list[str], list[str]]:
+    """Remove what a cloud left in the engines (its containers, its VMs, its libvirt
+    network) and return (container names, instance ids of VMs) that were still there."""
+    from emulator.compute.libvirt_driver import LibvirtDriver
+
+    label = Config(home=Path(server.home)).instance_label
+    containers = docker_client.containers.list(all=True, filters={"label": f"pocketcloud.cloud={label}"})
+    for c in containers:
+        c.remove(force=True)
+    vms = LibvirtDriver("qemu:///system", label, Path(server.home) / "vms", network_name=server.vm_network,
+                        network_cidr=server.vm_cidr)
+    domains = vms.list_managed(label)
+    for engine_id in domains.values():
+        vms.terminate(engine_id)
+    vms.remove_network()
+    return [c.name for c in containers], sorted(domains)

@@ -15,7 +15,7 @@ from api.cli.client import ApiError
 from api.cli.context import did_you_mean, pick_instance, tilde
 from api.cli.instances import split_warning
 from api.cli.progress import Ticker
-from api.cli.service import hypervisor_summary
+from api.text import hypervisor_summary
 from emulator.compute.driver import ExecResult
 from emulator.exec_hints import explain
 from emulator.images import stream_lines
