@@ -73,9 +73,10 @@ def client_of(ctx: click.Context) -> Client:
 
 
 def hint_for(err: ApiError) -> str | None:
-    """The next step for this error, unless the server's message already names it."""
+    """The next step for this error, unless the server's message already names one (a
+    specific `pocketcloud images build debian-12` beats a general listing command)."""
     hint = HINTS.get(err.code)
-    if hint and "`" in hint and hint.split("`")[1] in err.message:
+    if hint and "`pocketcloud " in err.message:
         return None
     return hint
 

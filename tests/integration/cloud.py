@@ -1,6 +1,7 @@
 """A real pocketcloud server process for integration tests, and a small REST client."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -12,6 +13,7 @@ from pathlib import Path
 import requests
 
 from emulator.accounts import read_credentials
+from emulator.config import Config
 
 REPO = Path(__file__).resolve().parents[2]
 PC = str(Path(sys.executable).with_name("pocketcloud"))
@@ -115,6 +117,27 @@ class Server:
     def new_user(self, name: str, **extra) -> Api:
         body = self.admin.ok("POST", "/accounts", 201, json={"name": name, **extra})
         return Api(self.url, body["access_key_id"], body["secret_access_key"])
+
+
+class Cli:
+    def __init__(self, server, api, home: Path):
+        self.server, self.api, self.home = server, api, home
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POCKETCLOUD_"))}
+        # The CLI's own home (where `keys create` saves private keys) is not the server's.
+        self.env.update(POCKETCLOUD_ENDPOINT=server.url, AWS_ACCESS_KEY_ID=api.key_id,
+                        AWS_SECRET_ACCESS_KEY=api.secret, POCKETCLOUD_HOME=str(home))
+
+    def __call__(self, *args: str, rc: int | None = 0, input: str | None = None, env: dict | None = None,
+                 timeout: float = 300) -> subprocess.CompletedProcess:
+        proc = subprocess.run([PC, *args], env={**self.env, **(env or {})}, capture_output=True, text=True,
+                              input=input, timeout=timeout)
+        if rc is not None:
+            assert proc.returncode == rc, (args, proc.returncode, proc.stdout, proc.stderr)
+        return proc
+
+    def json(self, *args: str, **kw):
+        proc = self("-o", "json", *args, **kw)
+        return json.loads(proc.stdout)
 
 
 def remove_leftovers(server: Server, docker_client) -> tuple[list[str], list[str]]:
