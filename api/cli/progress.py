@@ -11,7 +11,7 @@ import click
 from .context import json_mode
 from .output import console
 
-HEARTBEAT = 2.0  # seconds without a line before a piped ticker says it is still working
+HEARTBEAT = 1.8  # seconds without a line before a piped ticker says it is still working (then ticks, 0.2 s apart, keep every gap under 2 s)
 
 
 def clock(seconds: float) -> str:

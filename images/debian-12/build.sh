@@ -30,9 +30,16 @@ step() { echo "==> $*"; }
 indent() { sed -u 's/^/  /'; }  # unbuffered: a line goes out as soon as the tool prints it
 
 step "debootstrap bookworm (minbase + systemd, openssh-server, cloud-init) from $mirror"
+# debootstrap prints one line per stage and writes what dpkg does (each package unpacked
+# and set up) to its own log: follow that log too, until debootstrap exits.
 debootstrap --variant=minbase --cache-dir="$cache" \
   --include=systemd-sysv,dbus,openssh-server,cloud-init,python3-cffi-backend,ifupdown,isc-dhcp-client,netbase,iproute2,udev,sudo,ca-certificates,less,procps \
-  bookworm "$root" "$mirror" 2>&1 | indent
+  bookworm "$root" "$mirror" > >(indent) 2>&1 &
+bootstrap=$!
+tail -n +1 -F --pid="$bootstrap" "$root/debootstrap/debootstrap.log" 2>/dev/null \
+  | grep --line-buffered -E '^(Unpacking|Setting up|Preparing to unpack) ' | sed -u 's/^/  dpkg: /' &
+wait "$bootstrap"
+wait
 [ -x "$root/usr/bin/cloud-init" ] || { echo "debootstrap failed" >&2; exit 1; }
 
 step "installing the Debian cloud kernel in the chroot"

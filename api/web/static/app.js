@@ -18,7 +18,7 @@
     var text = form.getAttribute("data-progress");
     if (!text) { return; }
     var button = form.querySelector("button");
-    var note = document.createElement("p");
+    var note = document.createElement(form.classList.contains("inline") ? "span" : "p");
     note.className = "progress";
     note.setAttribute("role", "status");
     note.textContent = text + "…";
