@@ -64,8 +64,12 @@ def env(ctx):
 @click.pass_context
 def status(ctx, verbose):
     """Show the server, its engines, the hypervisor in use and why, and who you are."""
+    from .waiting import call_with_progress
+
     c = client_of(ctx)
-    info = c.call("GET", "/info")
+    # The first /info of a new cloud may test whether KVM works here (up to ~20 s).
+    info = call_with_progress(ctx, c, "status", "asking the server (a new cloud first tests whether KVM works "
+                                                "here, up to 20 s)", "GET", "/info")
     me = c.call("GET", "/accounts/me")
     if json_mode(ctx):
         return print_json({"info": info, "account": me})

@@ -50,7 +50,7 @@ def tour_command(ctx, image, itype, pause, keep):
     result: dict = {"image": image, "type": itype, "steps": []}
     try:
         say("check", 1)
-        info = c.call("GET", "/info")
+        info = call_with_progress(ctx, c, "checking", "asking the server which engines are up", "GET", "/info")
         from ..text import hypervisor_summary
 
         hv_line, _ = hypervisor_summary(info.get("hypervisor") or {})

@@ -57,7 +57,7 @@ def instance_xml(cloud, inst: Instance, group_names: dict[str, str]) -> dict:
         "virtualizationType": "hvm",
         "clientToken": inst.details.get("client_token", ""),
         "tagSet": tags,
-        "hypervisor": (inst.details.get("hypervisor") or "kvm") if vm else "xen",
+        "hypervisor": (inst.details.get("hypervisor") or "kvm") if vm else None,  # a container has none
         "platformDetails": "Linux/UNIX",
         "bootMode": "legacy-bios" if vm else None,
         "currentInstanceBootMode": "legacy-bios" if vm else None,

@@ -113,12 +113,17 @@ def test_status_says_the_accelerator_and_why_in_one_line(cli):
     assert raw in verbose and line in verbose
 
 
-def test_container_amis_have_no_hypervisor(server, user):
+def test_containers_have_no_hypervisor_in_ec2(server, user, cleanup):
     ec2 = boto3.client("ec2", endpoint_url=server.url, region_name="us-east-1", aws_access_key_id=user.key_id,
                        aws_secret_access_key=user.secret)
     images = {i["Name"]: i for i in ec2.describe_images()["Images"]}
     assert "Hypervisor" not in images["tiny-container"]
     assert images["tiny-vm"]["Hypervisor"] == "kvm"
+    iid = ec2.run_instances(ImageId=images["tiny-container"]["ImageId"], InstanceType="t2.nano", MinCount=1,
+                            MaxCount=1)["Instances"][0]["InstanceId"]
+    cleanup.append((user, iid))
+    described = ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
+    assert "Hypervisor" not in described
 
 
 def test_the_tour_runs_a_container_and_a_vm_compares_and_cleans_up(cli):
