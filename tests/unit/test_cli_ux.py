@@ -152,3 +152,49 @@ def test_paths_under_home_are_shown_with_a_tilde(monkeypatch):
     monkeypatch.setenv("HOME", "/home/ana")
     assert tilde("/home/ana/.pocketcloud/keys/k.pem") == "~/.pocketcloud/keys/k.pem"
     assert tilde("/home/anabel/x") == "/home/anabel/x" and tilde("/tmp/x") == "/tmp/x"
+
+
+class _Booting:
+    """A client whose instance boots through the phases the server reports (GET /instances/ID)."""
+
+    def __init__(self, states):
+        self.states = states
+
+    def call(self, method, path, **kw):
+        return self.states.pop(0) if len(self.states) > 1 else self.states[0]
+
+
+def test_wait_shows_each_boot_phase_once_when_the_server_reports_them(capsys, monkeypatch):
+    from api.cli import waiting
+
+    monkeypatch.setattr(waiting.time, "sleep", lambda s: None)
+    iid = "i-0123456789abcdef0"
+    phase = lambda name, at: {"name": name, "at": "2026-11-30T00:00:00Z", "elapsed": at}  # noqa: E731
+    first = {"id": iid, "state": "pending", "boot": {"phase": "defined", "phases": [phase("defined", 0.2)]}}
+    seen = [
+        {"id": iid, "state": "pending", "boot": {"phase": "kernel", "phases": [phase("defined", 0.2),
+                                                                             phase("qemu-started", 0.9),
+                                                                             phase("kernel", 2.5)]}},
+        {"id": iid, "state": "running", "boot": {"phase": "ssh-ready", "phases": [
+            phase("defined", 0.2), phase("qemu-started", 0.9), phase("kernel", 2.5), phase("network", 5.1),
+            phase("ssh-ready", 6.4)]}},
+    ]
+    ctx = click.Context(main, obj={"output": "table"})
+    assert waiting.wait_for_state(ctx, _Booting(seen), first, "running", 60)["state"] == "running"
+    err = capsys.readouterr().err
+    for text in ("pending", "defined (libvirt has the domain), 0.2s after launch", "QEMU started",
+                 "kernel booting", "network up", "SSH ready (you can log in), 6.4s after launch", "running"):
+        assert err.count(text) == 1, (text, err)
+    assert err.index("QEMU started") < err.index("kernel booting") < err.index("SSH ready")
+
+
+def test_wait_without_phases_shows_state_changes(capsys, monkeypatch):
+    from api.cli import waiting
+
+    monkeypatch.setattr(waiting.time, "sleep", lambda s: None)
+    iid = "i-0123456789abcdef0"
+    ctx = click.Context(main, obj={"output": "table"})
+    waiting.wait_for_state(ctx, _Booting([{"id": iid, "state": "running"}]), {"id": iid, "state": "pending"},
+                           "running", 60)
+    lines = capsys.readouterr().err.splitlines()
+    assert [line.split("] ", 1)[1] for line in lines if "…" not in line] == [f"{iid}: pending", f"{iid}: running"]
