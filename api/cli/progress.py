@@ -11,7 +11,7 @@ import click
 from .context import json_mode
 from .output import console
 
-HEARTBEAT = 1.8  # seconds without a line before a piped ticker says it is still working (then ticks, 0.2 s apart, keep every gap under 2 s)
+HEARTBEAT = 1.6  # seconds without a line before a piped ticker says it is still working (ticks are 0.2 s apart: gaps stay under 2 s on a busy host)
 
 
 def clock(seconds: float) -> str:
@@ -30,9 +30,10 @@ class Ticker:
     def __init__(self, ctx: click.Context, label: str = "", heartbeat: float = HEARTBEAT):
         self.quiet = json_mode(ctx)
         self.tty = sys.stderr.isatty() and not self.quiet
-        # Stamps count from the command's start, so a launch and the wait after it share one clock.
-        self.started = (ctx.find_root().obj or {}).get("started") or time.monotonic()
-        self.last_line = time.monotonic()
+        # Stamps count from the command's start, so a launch and the wait after it share one
+        # clock; quiet time counts from the command's last line, whichever ticker printed it.
+        self.shared = ctx.find_root().obj if ctx.find_root().obj is not None else {}
+        self.started = self.shared.setdefault("started", time.monotonic())
         self.label, self.text, self.heartbeat = label, "", heartbeat
         self.con = console(stderr=True) if self.tty else None
         self.spinner = None
@@ -68,7 +69,7 @@ class Ticker:
             self.con.print(stamp + (f"[{style}]{escape(text)}[/]" if style else escape(text)))
         else:
             click.echo(f"[{self.elapsed:6.1f}s] {text}", err=True)
-        self.last_line = time.monotonic()
+        self.shared["last_line"] = time.monotonic()
 
     def status(self, text: str) -> None:
         self.text = text
@@ -79,7 +80,7 @@ class Ticker:
             return
         if self.spinner is not None:
             self.spinner.update(self._line())
-        elif time.monotonic() - self.last_line >= self.heartbeat:
+        elif time.monotonic() - self.shared.get("last_line", self.started) >= self.heartbeat:
             self.event(f"… {self.label}: {self.text}" if self.label else f"… {self.text}")
 
 
