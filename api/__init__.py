@@ -1,7 +1,8 @@
 """Front ends over emulator/: one WSGI app on one port, dispatching by protocol.
 
-/api/v1 -> JSON REST; /ui -> dashboard; SigV4 scope `ec2` -> EC2 Query API; everything
-else (signed for s3, or unsigned) -> S3 gateway.
+/api/v1 -> JSON REST; /ui -> dashboard; SigV4 scope `ec2` -> EC2 Query API; `ce` and
+`budgets` -> Cost Explorer and Budgets (AWS JSON 1.1); everything else (signed for s3, or
+unsigned) -> S3 gateway.
 """
 from __future__ import annotations
 
@@ -43,7 +44,9 @@ def create_app(config: "Config | None" = None, cloud: "Cloud | None" = None,
     from emulator.config import Config
     from emulator.services import Cloud
 
-    from . import rest_buckets
+    from . import rest_billing, rest_buckets
+    from .budgets import create_budgets_app
+    from .ce import create_ce_app
     from .ec2 import create_ec2_app
     from .errors import register_flask_handlers
     from .rest import bp as rest_bp
@@ -59,9 +62,11 @@ def create_app(config: "Config | None" = None, cloud: "Cloud | None" = None,
     flask_app.json.sort_keys = False
     flask_app.register_blueprint(rest_bp)
     flask_app.register_blueprint(rest_buckets.bp)
+    flask_app.register_blueprint(rest_billing.bp)
     register_web(flask_app)  # console at /ui, admin REST (PATCH /accounts/<name>)
     register_flask_handlers(flask_app, console_page=error_page)
-    app = PocketCloudApp(cloud, flask_app, {"ec2": create_ec2_app(cloud), "s3": create_s3_app(cloud)})
+    app = PocketCloudApp(cloud, flask_app, {"ec2": create_ec2_app(cloud), "s3": create_s3_app(cloud),
+                                            "ce": create_ce_app(cloud), "budgets": create_budgets_app(cloud)})
     if background:
         start_background(cloud)
     return app
@@ -103,4 +108,5 @@ def start_background(cloud: "Cloud", interval: float = 5.0) -> threading.Thread:
 
     t = threading.Thread(target=loop, name="reconciler", daemon=True)
     t.start()
+    cloud.billing.start()  # billing hook: the metering loop, beside the reconciler
     return t

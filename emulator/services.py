@@ -19,6 +19,7 @@ from typing import Iterable
 
 from . import __version__, exec_hints, validation
 from .accounts import Account, Accounts
+from .billing import Billing, record_state
 from .compute import hostinfo
 from .compute.docker_driver import DockerDriver
 from .compute.forwarder import Forwarder
@@ -133,6 +134,7 @@ class Cloud:
         self._locks_guard = threading.Lock()
         self._port_lock = threading.Lock()
         self.started_at = time.time()
+        self.billing = Billing(self)  # billing hook: meter, bills, budgets (its loop starts with the server's)
 
     def _default_drivers(self, config: Config) -> dict[str, Driver]:
         # One forwarder for both kinds: every 127.0.0.1 forward lives in this process.
@@ -173,6 +175,8 @@ class Cloud:
         sets = ", ".join(f"{k}=?" for k in fields)
         with self.store.tx() as c:
             c.execute(f"UPDATE instances SET {sets} WHERE id=?", (*fields.values(), inst_id))
+            if "state" in fields:  # billing hook: the meter bills running time to this transition
+                record_state(c, inst_id, fields["state"], fields["updated_at"])
 
     def _apply_engine(self, inst: Instance, e: EngineInstance, **extra) -> Instance:
         details = {**inst.details, "engine": e.details}

@@ -125,6 +125,110 @@ MIGRATIONS: list[str] = [
         UNIQUE (owner, name)
     );
     """,
+    # 4: billing — the simulated billing clock, per-resource high-water marks of the meter, usage
+    # rows per billing-clock hour (written in the same transaction as the marks, so a crash never
+    # double-counts), instance state changes (written by Cloud._save beside the state itself),
+    # the engines' real usage, budgets and their alerts. IF NOT EXISTS: the entry may be renumbered
+    # when branches merge.
+    """
+    CREATE TABLE IF NOT EXISTS billing_settings (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        time_scale REAL NOT NULL,
+        origin_real REAL NOT NULL,
+        origin_sim REAL NOT NULL,
+        started_sim REAL NOT NULL,
+        updated_at REAL NOT NULL
+    );
+    CREATE TABLE IF NOT EXISTS meter_marks (
+        kind TEXT NOT NULL,
+        resource TEXT NOT NULL,
+        account TEXT NOT NULL,
+        hwm REAL NOT NULL,
+        state TEXT,
+        data TEXT NOT NULL DEFAULT '{}',
+        PRIMARY KEY (kind, resource)
+    );
+    CREATE TABLE IF NOT EXISTS usage (
+        account TEXT NOT NULL,
+        hour REAL NOT NULL,
+        service TEXT NOT NULL,
+        usage_type TEXT NOT NULL,
+        resource TEXT NOT NULL,
+        attrs TEXT NOT NULL DEFAULT '{}',
+        tags TEXT NOT NULL DEFAULT '{}',
+        quantity REAL NOT NULL,
+        unit TEXT NOT NULL,
+        cost REAL NOT NULL,
+        PRIMARY KEY (account, hour, usage_type, resource, tags)
+    );
+    CREATE INDEX IF NOT EXISTS usage_hour ON usage(hour);
+    CREATE TABLE IF NOT EXISTS instance_states (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        instance TEXT NOT NULL,
+        at REAL NOT NULL,
+        state TEXT NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS instance_states_instance ON instance_states(instance, seq);
+    CREATE TABLE IF NOT EXISTS engine_usage (
+        resource TEXT NOT NULL,
+        hour REAL NOT NULL,
+        account TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        seconds REAL NOT NULL,
+        cpu_seconds REAL NOT NULL,
+        mem_byte_seconds REAL NOT NULL,
+        mem_peak INTEGER NOT NULL,
+        tx_bytes INTEGER NOT NULL,
+        vcpus INTEGER NOT NULL,
+        memory_mib INTEGER NOT NULL,
+        PRIMARY KEY (resource, hour)
+    );
+    CREATE TABLE IF NOT EXISTS engine_recent (
+        resource TEXT NOT NULL,
+        slot INTEGER NOT NULL,
+        seconds REAL NOT NULL,
+        cpu_seconds REAL NOT NULL,
+        PRIMARY KEY (resource, slot)
+    );
+    CREATE TABLE IF NOT EXISTS budgets (
+        account TEXT NOT NULL,
+        name TEXT NOT NULL,
+        body TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        PRIMARY KEY (account, name)
+    );
+    CREATE TABLE IF NOT EXISTS budget_notifications (
+        account TEXT NOT NULL,
+        budget TEXT NOT NULL,
+        key TEXT NOT NULL,
+        body TEXT NOT NULL,
+        subscribers TEXT NOT NULL DEFAULT '[]',
+        state TEXT NOT NULL DEFAULT 'OK',
+        PRIMARY KEY (account, budget, key),
+        FOREIGN KEY (account, budget) REFERENCES budgets(account, name) ON DELETE CASCADE ON UPDATE CASCADE
+    );
+    CREATE TABLE IF NOT EXISTS budget_actions (
+        id TEXT PRIMARY KEY,
+        account TEXT NOT NULL,
+        budget TEXT NOT NULL,
+        body TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'STANDBY',
+        FOREIGN KEY (account, budget) REFERENCES budgets(account, name) ON DELETE CASCADE ON UPDATE CASCADE
+    );
+    CREATE TABLE IF NOT EXISTS billing_alerts (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        account TEXT NOT NULL,
+        budget TEXT NOT NULL,
+        trig TEXT NOT NULL,
+        period_start REAL NOT NULL,
+        fired_at REAL NOT NULL,
+        fired_sim REAL NOT NULL,
+        body TEXT NOT NULL,
+        UNIQUE (account, budget, trig, period_start)
+    );
+    CREATE INDEX IF NOT EXISTS billing_alerts_account ON billing_alerts(account, id)
+    """,
 ]
 
 

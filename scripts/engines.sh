@@ -176,3 +176,6 @@ start_daemon virtlogd virtlogd
 start_daemon libvirtd libvirtd
 wait_for 60 libvirtd
 say "engines ready: $(docker version --format 'dockerd {{.Server.Version}}'), $(virsh -c qemu:///system version | sed -n 's/^Running hypervisor: //p')"
+
+# --- Ceph, the optional S3 engine (POCKETCLOUD_S3_ENGINE=ceph; its tests run in `make test`) ---
+bash "$(dirname "${BASH_SOURCE[0]}")/ceph-packages.sh"

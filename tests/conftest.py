@@ -11,7 +11,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import docker
 import pytest
 
-
 from tests.integration.cloud import REPO, Server, remove_leftovers
 
 ARTIFACTS = REPO / "artifacts"
@@ -27,20 +26,32 @@ def docker_client():
     return client
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory, docker_client):
+def start_server(home: Path, **env: str) -> Server:
+    """A real `pocketcloud serve` on its own home, port and libvirt network, with `tiny` built."""
     ARTIFACTS.mkdir(exist_ok=True)
-    home = tmp_path_factory.mktemp("pchome")
     srv = Server(home, ARTIFACTS)
+    srv.env.update(env)
     build = srv.cli("images", "build", "tiny", check=False)
     assert build.returncode == 0, build.stderr
     srv.start()
-    yield srv
+    return srv
+
+
+def stop_and_check_leaks(srv: Server, docker_client) -> None:
+    """Stop the server, remove what its tests left behind, and fail if they left anything."""
+    home = srv.home
     srv.stop()
     leftovers, domains = remove_leftovers(srv, docker_client)
     assert not leftovers, f"tests left containers behind: {leftovers}"
     assert not domains, f"tests left VMs behind: {domains}"
     assert not list((home / "vms" / "instances").glob("*")) if (home / "vms" / "instances").exists() else True
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory, docker_client):
+    srv = start_server(tmp_path_factory.mktemp("pchome"))
+    yield srv
+    stop_and_check_leaks(srv, docker_client)
 
 
 _names = itertools.count()

@@ -8,7 +8,7 @@ import click
 
 from emulator.config import Config
 
-from . import accounts, buckets, images, instances, keys, labs, service, tour
+from . import accounts, billing, buckets, images, instances, keys, labs, service, tour
 from .context import ApiGroup
 
 
@@ -40,6 +40,7 @@ def main(ctx, home, output):
 for _cmd in [*service.COMMANDS, images.images, instances.instances, *labs.COMMANDS, keys.keys,
              accounts.accounts, buckets.buckets, tour.tour_command]:
     main.add_command(_cmd)
+billing.register(main, labs.lab)  # bill, hygiene, lab cost
 
 
 def _set_output(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import logging
 import uuid
-from urllib.parse import parse_qsl
 
 from emulator.errors import CloudError, InvalidParameter, Unauthorized
+from emulator.sigv4 import query_pairs
 
 from .. import sigv4
 from ..errors import ec2_error
@@ -60,14 +60,15 @@ def create_ec2_app(cloud):
         request_id = str(uuid.uuid4())
         try:
             body = _read_body(environ)
-            params = dict(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True))
+            params = dict(query_pairs(environ.get("QUERY_STRING", "")))
             if environ.get("REQUEST_METHOD") == "POST":
-                params.update(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+                params.update(query_pairs(body.decode("utf-8", "replace")))
             if not sigv4.is_signed(environ):
                 raise Unauthorized("the request must be signed with AWS Signature Version 4 using a pocketcloud "
                                    "access key (eval \"$(pocketcloud env)\")", code="AuthFailure")
             try:
-                verified = sigv4.verify(environ, cloud.accounts.secret_for, body=body)
+                verified = sigv4.verify(environ, cloud.accounts.secret_for, body=body, region=cloud.config.region,
+                                        service="ec2")
             except CloudError as e:
                 if e.code == "InvalidAccessKeyId":
                     raise Unauthorized("AWS was not able to validate the provided access credentials",

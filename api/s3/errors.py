@@ -1,14 +1,20 @@
-"""S3 XML errors for the gateway, through api/errors.py (the one mapping).
+"""The S3 gateway's one error handler, through api/errors.py (the one mapping).
 
 api.errors gives the status for each exception class and renders the XML; the S3 codes
 whose status differs from their class's (501 NotImplemented, 405, 411, 416, ...) are
-refined here, and `S3Error` carries an explicit status for protocol-only failures.
+refined here.
 """
 from __future__ import annotations
 
-from emulator import errors as e
+import logging
+
+from werkzeug.wrappers import Response
+
+from emulator.errors import CloudError
 
 from .. import errors as api_errors
+
+log = logging.getLogger("pocketcloud.s3")
 
 # codes whose S3 status differs from their exception class's
 CODE_STATUS = {
@@ -23,25 +29,18 @@ CODE_STATUS = {
 }
 
 
-class S3Error(e.CloudError):
-    """A protocol-level S3 failure with its own status."""
-
-    def __init__(self, message: str, *, code: str, status: int):
-        super().__init__(message, code=code)
-        self.status = status
-
-
 def status_for(exc: Exception) -> int:
-    if isinstance(exc, S3Error):
-        return exc.status
     code = getattr(exc, "code", None)
     if code in CODE_STATUS:
         return CODE_STATUS[code]
     return api_errors.status_for(exc, "s3")
 
 
-def error_body(exc: Exception, resource: str = "", request_id: str | None = None) -> bytes:
-    if not isinstance(exc, e.CloudError):
-        exc = e.CloudError("We encountered an internal error. Please try again.", code="InternalError")
+def error_response(exc: Exception, resource: str, request_id: str) -> Response:
+    """Any failure as an S3 error document; one that is not a CloudError is logged and
+    answered InternalError without its details."""
+    if not isinstance(exc, CloudError):
+        log.error("S3 %s failed", resource or "/", exc_info=exc)
+        exc = CloudError("We encountered an internal error. Please try again.", code="InternalError")
     body, _ = api_errors.s3_error(exc, resource, request_id)
-    return body.encode()
+    return Response(body, status=status_for(exc), content_type="application/xml")

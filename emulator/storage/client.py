@@ -15,7 +15,7 @@ from typing import Iterable
 from urllib.parse import urlsplit
 
 from ..errors import BackendUnavailable
-from .signing import UNSIGNED_PAYLOAD, canonical_query, sign_headers, uri_encode
+from ..sigv4 import UNSIGNED_PAYLOAD, canonical_query, sign_headers, uri_encode
 
 PIECE = 1024 * 1024
 _IDLE_REUSE = 20.0  # seconds a pooled connection is trusted for a streamed (non-retryable) body

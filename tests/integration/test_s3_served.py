@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -23,8 +24,10 @@ def aws(server, api, *args, cwd=None):
 
 
 def test_aws_s3_through_the_served_port(server, user, tmp_path):
+    """`aws s3 cp` of 20 MiB: above the CLI's 8 MiB multipart threshold, so a multipart
+    upload (3 parts) and ranged parallel downloads, checked byte for byte."""
     bucket = f"served-{server.port}"
-    data = os.urandom(3 * 1024 * 1024 + 17)
+    data = os.urandom(20 * 1024 * 1024 + 17)
     (tmp_path / "blob.bin").write_bytes(data)
     assert aws(server, user, "s3", "mb", f"s3://{bucket}").returncode == 0
     try:
@@ -42,6 +45,10 @@ def test_aws_s3_through_the_served_port(server, user, tmp_path):
         s3 = boto3.client("s3", endpoint_url=server.url, region_name="us-east-1",
                           aws_access_key_id=user.key_id, aws_secret_access_key=user.secret)
         assert [o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]] == ["dir/blob.bin"]
+        parts = re.findall(rf'"PUT /{bucket}/dir/blob.bin\?\S*partNumber=(\d+)\S* HTTP/1.1" 200 ',
+                           server.log_path.read_text())
+        assert sorted(parts) == ["1", "2", "3"]  # the server took it as a 3-part multipart upload
+        assert user.ok("GET", f"/buckets/{bucket}")["usage"] == {"objects": 1, "bytes": len(data)}
         info = user.ok("GET", "/info")["storage"]
         assert info["engine"] and "secret" not in str(info).lower()
     finally:

@@ -19,3 +19,11 @@ def test_routing():
     assert protocol_of(env("/bucket/key")) == "s3"
     assert protocol_of(env("/", qs="Action=DescribeInstances")) == "ec2"
     assert protocol_of(env("/", method="POST", ctype="application/x-www-form-urlencoded")) == "ec2"
+
+
+def test_json11_services_route_by_scope_and_unsigned_by_target():
+    assert protocol_of(env("/", auth=SIG.format("ce"), method="POST")) == "ce"
+    assert protocol_of(env("/", auth=SIG.format("budgets"), method="POST")) == "budgets"
+    unsigned = env("/", method="POST", ctype="application/x-amz-json-1.1")
+    assert protocol_of({**unsigned, "HTTP_X_AMZ_TARGET": "AWSBudgetServiceGateway.DescribeBudgets"}) == "budgets"
+    assert protocol_of({**unsigned, "HTTP_X_AMZ_TARGET": "AWSInsightsIndexService.GetCostAndUsage"}) == "ce"

@@ -1,4 +1,5 @@
-"""SigV4 verification: requests signed by botocore itself, verified by api/sigv4.py."""
+"""SigV4 verification: requests signed by botocore itself, verified by emulator/sigv4 (through
+api/sigv4.py, which reads them from a WSGI environ as the server does)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -15,7 +16,7 @@ from botocore.credentials import Credentials
 
 from api import sigv4
 from emulator.errors import Forbidden, InvalidParameter, Unauthorized
-from emulator.storage.signing import chunk_string_to_sign, hmac_hex, scope_string, signing_key, \
+from emulator.sigv4 import chunk_string_to_sign, hmac_hex, scope_string, signing_key, \
     trailer_string_to_sign
 
 KEY_ID = "AKIAEXAMPLEEXAMPLE12"
@@ -332,7 +333,7 @@ def test_signed_chunks_with_signed_trailer():
                "x-amz-content-sha256": "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER",
                "x-amz-decoded-content-length": str(len(data)), "x-amz-trailer": "x-amz-checksum-crc32"}
     # sign the headers with botocore-independent code: our signer is checked against botocore above
-    from emulator.storage.signing import sign_headers
+    from emulator.sigv4 import sign_headers
     signed = sign_headers("PUT", "/bucket/key", [], {k.lower(): v for k, v in headers.items()
                                                      if k.lower() not in ("x-amz-date", "x-amz-content-sha256")},
                           access_key=KEY_ID, secret_key=SECRET, region="us-east-1",
@@ -352,7 +353,7 @@ def test_signed_chunks_with_signed_trailer():
 
 def test_our_signer_agrees_with_botocore():
     """The backend client's signer produces what botocore produces for the same request."""
-    from emulator.storage.signing import sign_headers
+    from emulator.sigv4 import sign_headers
 
     now = dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc)
     ours = sign_headers("GET", "/bucket/a%20b", [("list-type", "2"), ("prefix", "x y")],
@@ -361,3 +362,89 @@ def test_our_signer_agrees_with_botocore():
     env = environ_of("GET", "http://127.0.0.1:9000/bucket/a%20b?list-type=2&prefix=x%20y", ours)
     auth = sigv4.verify(env, lookup, now=now)
     assert auth.payload_hash == "UNSIGNED-PAYLOAD"
+
+
+# -- issue 11: the signature binds the body, the scope and nothing can crash the check --------------
+
+def test_unsigned_aws_chunked_header_does_not_unbind_a_signed_digest():
+    """A PUT signed over one body's SHA-256, replayed with Content-Encoding: aws-chunked added
+    (not signed) and another body framed as unsigned chunks, is refused: the signed digest rules."""
+    env = botocore_signed(body=b"hello")
+    forged = b"5\r\nEVIL!\r\n0\r\n\r\n"
+    env.update({"wsgi.input": io.BytesIO(forged), "CONTENT_LENGTH": str(len(forged)),
+                "HTTP_CONTENT_ENCODING": "aws-chunked", "HTTP_X_AMZ_DECODED_CONTENT_LENGTH": "5"})
+    auth = sigv4.verify(env, lookup)  # the headers that were signed are intact
+    with pytest.raises(InvalidParameter) as e:
+        b"".join(sigv4.RequestBody(env, auth))
+    assert e.value.code == "InvalidArgument"
+
+
+def test_ec2_body_must_hash_to_the_signed_payload_hash():
+    """x-amz-content-sha256 on an EC2 request is compared with the body: a captured
+    DescribeInstances carrying it cannot be replayed with a TerminateInstances body."""
+    body = b"Action=DescribeInstances&Version=2016-11-15"
+    env = botocore_signed("POST", "http://127.0.0.1:4566/", body, service="ec2",
+                          payload_hash=hashlib.sha256(body).hexdigest())
+    assert "HTTP_X_AMZ_CONTENT_SHA256" in env
+    assert sigv4.verify(env, lookup, body=body).scope.service == "ec2"
+    evil = b"Action=TerminateInstances&InstanceId.1=i-0123456789abcdef0&Version=2016-11-15"
+    with pytest.raises(InvalidParameter) as e:
+        sigv4.verify(env, lookup, body=evil)
+    assert e.value.code == "XAmzContentSHA256Mismatch"
+    env = botocore_signed("POST", "http://127.0.0.1:4566/", body, service="ec2", payload_hash="UNSIGNED-PAYLOAD")
+    with pytest.raises(InvalidParameter):
+        sigv4.verify(env, lookup, body=evil)
+
+
+@pytest.mark.parametrize("where", ["signature", "chunk"])
+def test_non_ascii_signatures_are_a_mismatch_not_a_crash(where):
+    if where == "signature":
+        env = botocore_signed()
+        env["HTTP_AUTHORIZATION"] = env["HTTP_AUTHORIZATION"][:-1] + "\u00e9"
+        with pytest.raises(Unauthorized) as e:
+            sigv4.verify(env, lookup)
+        assert e.value.code == "SignatureDoesNotMatch"
+        return
+    e_ = AWS_EXAMPLE
+    now = dt.datetime(2013, 5, 24, 0, 1, tzinfo=dt.timezone.utc)
+    env = _aws_example_environ(_aws_example_body([e_["chunks"][0], "\u00e9" * 32, e_["chunks"][2]]))
+    auth = sigv4.verify(env, lambda k: (ACCOUNT, e_["secret"]), now=now)
+    with pytest.raises(Unauthorized):
+        b"".join(sigv4.RequestBody(env, auth))
+
+
+def test_scope_must_be_the_endpoints():
+    env = botocore_signed(region="eu-west-1")
+    sigv4.verify(env, lookup)  # valid on its own terms
+    with pytest.raises(InvalidParameter) as e:
+        sigv4.verify(env, lookup, region="us-east-1", service="s3")
+    assert e.value.code == "AuthorizationHeaderMalformed" and "eu-west-1" in str(e.value)
+    with pytest.raises(InvalidParameter) as e:
+        sigv4.verify(botocore_signed(), lookup, region="us-east-1", service="ec2")
+    assert e.value.code == "AuthorizationHeaderMalformed"
+    env = _presigned()
+    assert sigv4.verify(env, lookup, region="us-east-1", service="s3").presigned
+    with pytest.raises(InvalidParameter) as e:
+        sigv4.verify(env, lookup, region="ap-south-1", service="s3")
+    assert e.value.code == "AuthorizationQueryParametersError"
+
+
+def test_sigv2_presigned_expiry_is_capped_at_seven_days():
+    s3 = boto3.client("s3", endpoint_url="http://127.0.0.1:4566", aws_access_key_id=KEY_ID,
+                      aws_secret_access_key=SECRET, region_name="us-east-1")
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": "b", "Key": "k"}, ExpiresIn=8 * 24 * 3600)
+    with pytest.raises(InvalidParameter) as e:
+        sigv4.verify(environ_of("GET", url, {"Host": "127.0.0.1:4566"}), lookup)
+    assert e.value.code == "AuthorizationQueryParametersError"
+    far = environ_of("GET", url, {"Host": "127.0.0.1:4566"})
+    far["QUERY_STRING"] = far["QUERY_STRING"].replace("Expires=", "Expires=99999999999999")
+    with pytest.raises(InvalidParameter):
+        sigv4.verify(far, lookup)
+
+
+def test_one_query_parser():
+    from emulator.sigv4 import query_pairs
+
+    assert query_pairs("acl&b=&c=a%20b+c&c=2&%2F=%3D") == [("acl", ""), ("b", ""), ("c", "a b c"), ("c", "2"),
+                                                           ("/", "=")]
+    assert query_pairs("") == []

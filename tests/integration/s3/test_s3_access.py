@@ -1,4 +1,5 @@
-"""Ownership, sharing, public-read, presigned URLs, forged signatures and quotas."""
+"""Ownership, sharing, public-read, presigned URLs, forged signatures and quotas, through the
+running server."""
 from __future__ import annotations
 
 import datetime as dt
@@ -13,17 +14,13 @@ from urllib.parse import urlsplit
 import boto3
 import pytest
 import requests
-from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 
-from emulator.storage.signing import scope_string, sign_headers, signing_key
+from emulator.sigv4 import scope_string, sign_headers, signing_key
+
+from .conftest import code_of, set_limits
 
 pytestmark = pytest.mark.integration
-
-
-def code_of(exc_info) -> tuple[str, int]:
-    r = exc_info.value.response
-    return r["Error"]["Code"], r["ResponseMetadata"]["HTTPStatusCode"]
 
 
 def http_get(url: str) -> tuple[int, bytes]:
@@ -35,23 +32,19 @@ def http_get(url: str) -> tuple[int, bytes]:
 
 
 @pytest.fixture
-def bucket(s3_of, alice, bucket_name, s3_cloud):
-    s3 = s3_of(alice)
-    s3.create_bucket(Bucket=bucket_name)
-    s3.put_object(Bucket=bucket_name, Key="secret.txt", Body=b"alice's data")
-    yield bucket_name
-    if s3_cloud.storage.find_bucket(bucket_name):
-        s3_cloud.storage.delete_bucket(alice.account, bucket_name, force=True)
+def bucket(bucket, s3_of, alice):
+    s3_of(alice).put_object(Bucket=bucket, Key="secret.txt", Body=b"alice's data")
+    return bucket
 
 
 def snapshot(s3, bucket):
     return sorted((o["Key"], o["Size"], o["ETag"]) for o in s3.list_objects_v2(Bucket=bucket).get("Contents", []))
 
 
-def test_other_account_is_denied_everything_and_nothing_changes(s3_of, alice, bob, bucket, s3_cloud):
+def test_other_account_is_denied_everything_and_nothing_changes(s3_of, alice, bob, bucket):
     a, b = s3_of(alice), s3_of(bob)
     before = snapshot(a, bucket)
-    usage = s3_cloud.storage.usage(bucket)
+    usage = alice.usage(bucket)
     attempts = {
         "list": lambda: b.list_objects_v2(Bucket=bucket),
         "list-v1": lambda: b.list_objects(Bucket=bucket),
@@ -73,19 +66,19 @@ def test_other_account_is_denied_everything_and_nothing_changes(s3_of, alice, bo
         b.head_object(Bucket=bucket, Key="secret.txt")
     assert code_of(e)[1] == 403
     assert snapshot(a, bucket) == before
-    assert s3_cloud.storage.usage(bucket) == usage
+    assert alice.usage(bucket) == usage
     assert a.get_object(Bucket=bucket, Key="secret.txt")["Body"].read() == b"alice's data"
 
 
-def test_shared_read_lets_bob_read_but_not_write(s3_of, alice, bob, bucket, s3_cloud):
+def test_shared_read_lets_bob_read_but_not_write(s3_of, alice, bob, bucket):
     a, b = s3_of(alice), s3_of(bob)
     policy = {"Version": "2012-10-17", "Statement": [{
-        "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{bob.account.id}:root"},
+        "Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{bob.id}:root"},
         "Action": ["s3:GetObject", "s3:ListBucket"], "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]}]}
     a.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
-    assert s3_cloud.storage.get_bucket(bucket).grants == {bob.account.id: "read"}
+    assert [(g["account"], g["level"]) for g in alice.bucket(bucket)[1]["grants"]] == [(bob.id, "read")]
     assert json.loads(a.get_bucket_policy(Bucket=bucket)["Policy"])["Statement"][0]["Principal"]["AWS"] == \
-        [f"arn:aws:iam::{bob.account.id}:root"]
+        [f"arn:aws:iam::{bob.id}:root"]
     assert bucket in [x["Name"] for x in b.list_buckets()["Buckets"]]
     assert [o["Key"] for o in b.list_objects_v2(Bucket=bucket)["Contents"]] == ["secret.txt"]
     assert b.get_object(Bucket=bucket, Key="secret.txt")["Body"].read() == b"alice's data"
@@ -96,10 +89,11 @@ def test_shared_read_lets_bob_read_but_not_write(s3_of, alice, bob, bucket, s3_c
             call()
         assert code_of(e) == ("AccessDenied", 403)
     assert a.get_object(Bucket=bucket, Key="secret.txt")["Body"].read() == b"alice's data"
-    # upgrade to read-write via the service API, then revoke entirely
-    s3_cloud.storage.grant(alice.account, bucket, bob.account.name, "read-write")
+    # upgrade to read-write through the REST API, then revoke entirely
+    alice.api.ok("PUT", f"/buckets/{bucket}/shares/{bob.name}", json={"level": "read-write"})
     b.put_object(Bucket=bucket, Key="from-bob.txt", Body=b"hi")
-    assert s3_cloud.storage.usage(bucket)["objects"] == 2  # counted against alice, the owner
+    assert alice.usage(bucket)["objects"] == 2  # counted against alice, the owner
+    assert alice.account_usage()["bytes"] == len(b"alice's data") + 2 and bob.account_usage()["bytes"] == 0
     a.delete_bucket_policy(Bucket=bucket)
     with pytest.raises(ClientError) as e:
         b.get_object(Bucket=bucket, Key="from-bob.txt")
@@ -144,8 +138,8 @@ def test_presigned_url_works_until_it_expires(s3_of, alice, bucket):
     assert s3.get_object(Bucket=bucket, Key="uploaded.txt")["Body"].read() == b"via presigned PUT"
 
 
-def test_tampered_signature_is_refused_and_writes_nothing(s3_endpoint, alice, bucket, s3_of, s3_cloud):
-    usage = s3_cloud.storage.usage(bucket)
+def test_tampered_signature_is_refused_and_writes_nothing(s3_endpoint, alice, bucket, s3_of):
+    usage = alice.usage(bucket)
     host = urlsplit(s3_endpoint).netloc
     body = b"forged content"
     headers = sign_headers("PUT", f"/{bucket}/forged.txt", [], {"host": host},
@@ -174,7 +168,7 @@ def test_tampered_signature_is_refused_and_writes_nothing(s3_endpoint, alice, bu
     assert r.status_code == 403 and "InvalidAccessKeyId" in r.text
     keys = [o["Key"] for o in s3_of(alice).list_objects_v2(Bucket=bucket).get("Contents", [])]
     assert keys == ["secret.txt"]
-    assert s3_cloud.storage.usage(bucket) == usage
+    assert alice.usage(bucket) == usage
 
 
 def _capture_aws_chunked(s3_endpoint, who, bucket, key, body: bytes):
@@ -251,32 +245,32 @@ def test_signed_aws_chunked_upload(s3_endpoint, alice, bucket, s3_of):
         s3_of(alice).head_object(Bucket=bucket, Key="signed-forged.bin")
 
 
-def test_quota_refuses_put_and_multipart_completion(s3_of, alice, bucket, s3_cloud):
+def test_quota_refuses_put_and_multipart_completion(server, s3_of, alice, bucket):
     s3 = s3_of(alice)
-    stored = s3_cloud.storage.account_usage(alice.account.id)["bytes"]
-    s3_cloud.accounts.set_limits(alice.account.id, storage_quota=stored + 6 * 1024 * 1024)
+    stored = alice.account_usage()["bytes"]
+    set_limits(server, alice, storage_quota=stored + 6 * 1024 * 1024)
     try:
         s3.put_object(Bucket=bucket, Key="fits.bin", Body=b"f" * 1024 * 1024)
-        before = s3_cloud.storage.account_usage(alice.account.id)
+        before = alice.account_usage()
         with pytest.raises(ClientError) as e:
             s3.put_object(Bucket=bucket, Key="too-big.bin", Body=b"t" * (6 * 1024 * 1024))
         assert code_of(e) == ("QuotaExceeded", 403)
         assert "quota" in e.value.response["Error"]["Message"]
         with pytest.raises(ClientError):
             s3.head_object(Bucket=bucket, Key="too-big.bin")
-        assert s3_cloud.storage.account_usage(alice.account.id) == before
+        assert alice.account_usage() == before
         # overwriting frees the old size: replacing fits.bin with 5 MiB fits (1 + 5 - 1 <= 6 + stored)
         s3.put_object(Bucket=bucket, Key="fits.bin", Body=b"g" * 5 * 1024 * 1024)
         s3.put_object(Bucket=bucket, Key="fits.bin", Body=b"f" * 1024 * 1024)
         # multipart: parts fit one at a time, but their sum does not once another object lands
-        before = s3_cloud.storage.account_usage(alice.account.id)
+        before = alice.account_usage()
         uid = s3.create_multipart_upload(Bucket=bucket, Key="mp.bin")["UploadId"]
         e1 = s3.upload_part(Bucket=bucket, Key="mp.bin", UploadId=uid, PartNumber=1,
                             Body=b"1" * 5 * 1024 * 1024)["ETag"]
         with pytest.raises(ClientError) as e:  # the next part would pass the quota
             s3.upload_part(Bucket=bucket, Key="mp.bin", UploadId=uid, PartNumber=2, Body=b"2" * 1024 * 1024)
         assert code_of(e) == ("QuotaExceeded", 403)
-        s3_cloud.accounts.set_limits(alice.account.id, storage_quota=before["bytes"] + 4 * 1024 * 1024)
+        set_limits(server, alice, storage_quota=before["bytes"] + 4 * 1024 * 1024)
         with pytest.raises(ClientError) as e:
             s3.complete_multipart_upload(Bucket=bucket, Key="mp.bin", UploadId=uid,
                                          MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": e1}]})
@@ -284,8 +278,8 @@ def test_quota_refuses_put_and_multipart_completion(s3_of, alice, bucket, s3_clo
         with pytest.raises(ClientError):
             s3.head_object(Bucket=bucket, Key="mp.bin")
         assert uid not in [u["UploadId"] for u in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])]
-        after = s3_cloud.storage.account_usage(alice.account.id)
+        after = alice.account_usage()
         assert (after["bytes"], after["objects"], after["multipart_pending_bytes"]) == \
             (before["bytes"], before["objects"], 0)
     finally:
-        s3_cloud.accounts.set_limits(alice.account.id, storage_quota=None)
+        set_limits(server, alice, storage_quota=None)

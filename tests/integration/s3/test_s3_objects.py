@@ -1,30 +1,18 @@
-"""Core S3 operations through the gateway with unmodified boto3, against the real stand-in."""
+"""Core S3 operations with unmodified boto3 through the running server, against its real engine."""
 from __future__ import annotations
 
 import hashlib
-import io
+import os
 
 import pytest
 from botocore.exceptions import ClientError
 
+from .conftest import code_of
+
 pytestmark = pytest.mark.integration
 
 
-def code_of(exc_info) -> tuple[str, int]:
-    r = exc_info.value.response
-    return r["Error"]["Code"], r["ResponseMetadata"]["HTTPStatusCode"]
-
-
-@pytest.fixture
-def bucket(s3_of, alice, bucket_name, s3_cloud):
-    s3 = s3_of(alice)
-    s3.create_bucket(Bucket=bucket_name)
-    yield bucket_name
-    if s3_cloud.storage.find_bucket(bucket_name):
-        s3_cloud.storage.delete_bucket(alice.account, bucket_name, force=True)
-
-
-def test_bucket_lifecycle_and_errors(s3_of, alice, bob, bucket_name, s3_cloud):
+def test_bucket_lifecycle_and_errors(s3_of, alice, bob, bucket_name):
     s3 = s3_of(alice)
     s3.create_bucket(Bucket=bucket_name)
     try:
@@ -44,7 +32,7 @@ def test_bucket_lifecycle_and_errors(s3_of, alice, bob, bucket_name, s3_cloud):
         assert code_of(e) == ("BucketNotEmpty", 409)
         s3.delete_object(Bucket=bucket_name, Key="x")
         s3.delete_bucket(Bucket=bucket_name)
-        assert s3_cloud.storage.find_bucket(bucket_name) is None
+        assert alice.gone(bucket_name)
         with pytest.raises(ClientError) as e:
             s3.head_bucket(Bucket=bucket_name)
         assert code_of(e)[1] == 404
@@ -52,8 +40,7 @@ def test_bucket_lifecycle_and_errors(s3_of, alice, bob, bucket_name, s3_cloud):
             s3.list_objects_v2(Bucket=bucket_name)
         assert code_of(e) == ("NoSuchBucket", 404)
     finally:
-        if s3_cloud.storage.find_bucket(bucket_name):
-            s3_cloud.storage.delete_bucket(alice.account, bucket_name, force=True)
+        alice.force_delete(bucket_name)
 
 
 @pytest.mark.parametrize("name", ["ab", "UPPER", "has_underscore", "-dash", "a..b", "192.168.1.1", "x" * 64])
@@ -63,7 +50,7 @@ def test_invalid_bucket_names(s3_of, alice, name):
     assert code_of(e) == ("InvalidBucketName", 400)
 
 
-def test_put_get_head_range_delete(s3_of, alice, bucket, s3_cloud):
+def test_put_get_head_range_delete(s3_of, alice, bucket):
     s3 = s3_of(alice)
     data = bytes(range(256)) * 4096  # 1 MiB + : streamed, not prefetched
     key = "dir/sub dir/ünïcode+plus&amp.bin"
@@ -77,7 +64,7 @@ def test_put_get_head_range_delete(s3_of, alice, bucket, s3_cloud):
     assert head["ContentLength"] == len(data)
     part = s3.get_object(Bucket=bucket, Key=key, Range="bytes=1000-1999")
     assert part["Body"].read() == data[1000:2000] and part["ResponseMetadata"]["HTTPStatusCode"] == 206
-    assert s3_cloud.storage.usage(bucket) == {"objects": 1, "bytes": len(data)}
+    assert alice.usage(bucket) == {"objects": 1, "bytes": len(data)}
     with pytest.raises(ClientError) as e:
         s3.get_object(Bucket=bucket, Key="missing")
     assert code_of(e) == ("NoSuchKey", 404)
@@ -86,7 +73,7 @@ def test_put_get_head_range_delete(s3_of, alice, bucket, s3_cloud):
     assert code_of(e)[1] == 404
     s3.delete_object(Bucket=bucket, Key=key)
     s3.delete_object(Bucket=bucket, Key="never-there")  # S3 says 204 too
-    assert s3_cloud.storage.usage(bucket) == {"objects": 0, "bytes": 0}
+    assert alice.usage(bucket) == {"objects": 0, "bytes": 0}
 
 
 def test_listings_prefix_delimiter_pagination(s3_of, alice, bucket):
@@ -118,12 +105,12 @@ def test_listings_prefix_delimiter_pagination(s3_of, alice, bucket):
     assert s3.list_objects_v2(Bucket=bucket).get("Contents", []) == []
 
 
-def test_copy_object(s3_of, alice, bob, bucket, s3_cloud):
+def test_copy_object(s3_of, alice, bob, bucket):
     s3 = s3_of(alice)
     s3.put_object(Bucket=bucket, Key="src", Body=b"copy me")
     s3.copy_object(Bucket=bucket, Key="dst/copy", CopySource={"Bucket": bucket, "Key": "src"})
     assert s3.get_object(Bucket=bucket, Key="dst/copy")["Body"].read() == b"copy me"
-    assert s3_cloud.storage.usage(bucket) == {"objects": 2, "bytes": 14}
+    assert alice.usage(bucket) == {"objects": 2, "bytes": 14}
     # bob may not copy out of alice's private bucket into his own
     bob_bucket = bucket + "-bob"
     s3_of(bob).create_bucket(Bucket=bob_bucket)
@@ -133,10 +120,10 @@ def test_copy_object(s3_of, alice, bob, bucket, s3_cloud):
         assert code_of(e) == ("AccessDenied", 403)
         assert s3_of(bob).list_objects_v2(Bucket=bob_bucket).get("Contents", []) == []
     finally:
-        s3_cloud.storage.delete_bucket(bob.account, bob_bucket, force=True)
+        bob.force_delete(bob_bucket)
 
 
-def test_multipart_create_upload_list_complete_abort(s3_of, alice, bucket, s3_cloud):
+def test_multipart_create_upload_list_complete_abort(s3_of, alice, bucket):
     s3 = s3_of(alice)
     part1, part2 = b"a" * (5 * 1024 * 1024), b"b" * 1234
     up = s3.create_multipart_upload(Bucket=bucket, Key="mp/obj")
@@ -150,7 +137,7 @@ def test_multipart_create_upload_list_complete_abort(s3_of, alice, bucket, s3_cl
     s3.complete_multipart_upload(Bucket=bucket, Key="mp/obj", UploadId=uid, MultipartUpload={
         "Parts": [{"PartNumber": 1, "ETag": e1}, {"PartNumber": 2, "ETag": e2}]})
     assert s3.get_object(Bucket=bucket, Key="mp/obj")["Body"].read() == part1 + part2
-    assert s3_cloud.storage.usage(bucket)["bytes"] == len(part1) + len(part2)
+    assert alice.usage(bucket)["bytes"] == len(part1) + len(part2)
     # abort leaves nothing
     uid2 = s3.create_multipart_upload(Bucket=bucket, Key="mp/aborted")["UploadId"]
     s3.upload_part(Bucket=bucket, Key="mp/aborted", UploadId=uid2, PartNumber=1, Body=b"zz")
@@ -163,16 +150,27 @@ def test_multipart_create_upload_list_complete_abort(s3_of, alice, bucket, s3_cl
     assert code_of(e) == ("NoSuchUpload", 404)
 
 
-def test_upload_fileobj_uses_multipart_through_the_gateway(s3_of, alice, bucket):
+def test_boto3_upload_file_in_5_mib_parts_round_trips(s3_of, alice, bucket, tmp_path):
+    """boto3's transfer manager with a small part size: a multipart upload of 4 parts
+    through the server, downloaded (in ranged parts) byte for byte."""
     from boto3.s3.transfer import TransferConfig
 
     s3 = s3_of(alice)
-    data = hashlib.sha256(b"seed").digest() * (12 * 1024 * 1024 // 32)
+    calls: list[tuple[str, int]] = []
+    s3.meta.events.register("after-call.s3.*", lambda http_response, model, **kw: calls.append(
+        (model.name, http_response.status_code)))
+    src, back = tmp_path / "src.bin", tmp_path / "back.bin"
+    src.write_bytes(os.urandom(17 * 1024 * 1024 + 3))
     cfg = TransferConfig(multipart_threshold=5 * 1024 * 1024, multipart_chunksize=5 * 1024 * 1024)
-    s3.upload_fileobj(io.BytesIO(data), bucket, "via-transfer", Config=cfg)
-    out = io.BytesIO()
-    s3.download_fileobj(bucket, "via-transfer", out, Config=cfg)
-    assert hashlib.sha256(out.getvalue()).digest() == hashlib.sha256(data).digest()
+    s3.upload_file(str(src), bucket, "via/upload_file.bin", Config=cfg)
+    assert sorted(calls) == sorted([("CreateMultipartUpload", 200)] + [("UploadPart", 200)] * 4 +
+                                   [("CompleteMultipartUpload", 200)])
+    head = s3.head_object(Bucket=bucket, Key="via/upload_file.bin")
+    assert head["ContentLength"] == src.stat().st_size
+    assert alice.usage(bucket) == {"objects": 1, "bytes": src.stat().st_size}
+    assert alice.account_usage()["multipart_pending_bytes"] == 0
+    s3.download_file(bucket, "via/upload_file.bin", str(back), Config=cfg)
+    assert back.read_bytes() == src.read_bytes()
 
 
 def test_unsupported_operations_say_not_implemented(s3_of, alice, bucket):
@@ -185,16 +183,19 @@ def test_unsupported_operations_say_not_implemented(s3_of, alice, bucket):
     assert code_of(e) == ("NotImplemented", 501)
 
 
-def test_bucket_with_deep_keys_deletes_once_emptied(s3_of, alice, bucket_name, s3_cloud):
+def test_bucket_with_deep_keys_deletes_once_emptied(s3_of, alice, bucket_name):
     """Deleting every object leaves a bucket empty, whatever folders the engine kept on disk."""
     s3 = s3_of(alice)
     s3.create_bucket(Bucket=bucket_name)
-    keys = [f"d{i % 3}/sub{i % 2}/k{i}.txt" for i in range(30)]
-    for key in keys:
-        s3.put_object(Bucket=bucket_name, Key=key, Body=b"data")
-    from concurrent.futures import ThreadPoolExecutor
+    try:
+        keys = [f"d{i % 3}/sub{i % 2}/k{i}.txt" for i in range(30)]
+        for key in keys:
+            s3.put_object(Bucket=bucket_name, Key=key, Body=b"data")
+        from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(10) as pool:  # as `aws s3 rm --recursive` does
-        list(pool.map(lambda k: s3.delete_object(Bucket=bucket_name, Key=k), keys))
-    s3.delete_bucket(Bucket=bucket_name)
-    assert s3_cloud.storage.find_bucket(bucket_name) is None
+        with ThreadPoolExecutor(10) as pool:  # as `aws s3 rm --recursive` does
+            list(pool.map(lambda k: s3.delete_object(Bucket=bucket_name, Key=k), keys))
+        s3.delete_bucket(Bucket=bucket_name)
+        assert alice.gone(bucket_name)
+    finally:
+        alice.force_delete(bucket_name)

@@ -1,7 +1,7 @@
 """AWS Signature Version 4 primitives: canonical requests, signing keys, signing and presigning.
 
-Shared by the backend client (which signs towards the S3 engine with its root credentials)
-and by api/sigv4.py (which verifies what clients send). Pure functions, no HTTP.
+Used by the engine client (which signs towards the S3 engine with its root credentials)
+and by verify.py (which checks what clients send). Pure functions, no HTTP.
 Reference: https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_sigv-create-signed-request.html
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ import hmac
 import re
 from functools import lru_cache
 from typing import Iterable, Mapping
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
@@ -29,6 +29,22 @@ _SPACES = re.compile(r"\s+")
 def uri_encode(value: str, *, keep_slash: bool = False) -> str:
     """RFC 3986 encoding as SigV4 wants it: everything but A-Z a-z 0-9 - _ . ~ (and '/' in paths)."""
     return quote(value, safe="-_.~/" if keep_slash else "-_.~")
+
+
+def query_pairs(qs: str) -> list[tuple[str, str]]:
+    """A raw query string as (name, value) pairs, in order, blanks kept ('acl' -> ('acl', '')).
+
+    The one parser for signed requests: what is verified must be what is served, so the
+    EC2 API, the S3 gateway and the verifier all read the query through it. '+' is a
+    space, as form encoding has it (and as botocore signs it).
+    """
+    pairs = []
+    for part in qs.split("&"):
+        if not part:
+            continue
+        k, _, v = part.partition("=")
+        pairs.append((unquote(k.replace("+", "%20")), unquote(v.replace("+", "%20"))))
+    return pairs
 
 
 def canonical_query(pairs: Iterable[tuple[str, str]]) -> str:
@@ -65,6 +81,13 @@ def string_to_sign(amz_date: str, scope: str, canonical: str) -> str:
 
 def hmac_hex(key: bytes, msg: str) -> str:
     return hmac.new(key, msg.encode(), hashlib.sha256).hexdigest()
+
+
+def same(expected: str, given: str) -> bool:
+    """Constant-time equality that also takes what a client may send (non-ASCII included):
+    hmac.compare_digest refuses non-ASCII str, which would turn a forged header into a 500."""
+    return hmac.compare_digest(expected.encode("utf-8", "surrogateescape"),
+                               given.encode("utf-8", "surrogateescape"))
 
 
 def chunk_string_to_sign(amz_date: str, scope: str, previous_signature: str, chunk_sha256: str) -> str:

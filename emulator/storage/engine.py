@@ -1,0 +1,211 @@
+"""Every call the cloud makes to the S3 engine, one method per operation, and `Reply`, the
+engine's answer as a front end may relay it.
+
+No authorization, quota or bookkeeping here (that is the facade's): this module shapes
+requests the way the engine wants them (which client headers an operation forwards, the
+XML bodies it builds) and cleans what comes back of what is only the engine's business.
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterable, Iterator
+
+from .. import xmldoc
+from ..errors import EngineError, InvalidParameter, NotFound
+from ..sigv4 import uri_encode
+from .client import BackendClient, BackendResponse
+
+S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
+CONDITIONAL_GET = ("range", "if-match", "if-none-match", "if-modified-since", "if-unmodified-since")
+# engine headers a client must not see: hop-by-hop, the engine's own ids, and request headers
+# the stand-in stores and echoes back as if they were metadata
+_PRIVATE = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "server", "date",
+            "x-amz-request-id", "x-amz-id-2", "proxy-authenticate", "x-amz-content-sha256", "x-amz-date",
+            "x-amz-sdk-checksum-algorithm", "x-amz-decoded-content-length", "x-amz-trailer"}
+
+
+def public_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [(k, v) for k, v in headers
+            if k.lower() not in _PRIVATE and not k.lower().startswith(("access-control-", "x-amz-checksum-"))]
+
+
+class Reply:
+    """The engine's answer: status, the headers a client may see, and the body (already
+    read, or streamed from the engine with iter(); close() drops an unread stream)."""
+
+    def __init__(self, status: int, headers: Iterable[tuple[str, str]] = (), body: bytes = b"", *,
+                 stream: BackendResponse | None = None):
+        self.status = status
+        self.headers = public_headers(headers)
+        self._body = body
+        self._stream = stream
+
+    @classmethod
+    def streamed(cls, resp: BackendResponse) -> "Reply":
+        return cls(resp.status, resp.headers, stream=resp)
+
+    @classmethod
+    def read(cls, resp: BackendResponse) -> "Reply":
+        """Read whole (small answers); frees the engine connection."""
+        return cls(resp.status, resp.headers, resp.read())
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    def header(self, name: str, default: str | None = None) -> str | None:
+        name = name.lower()
+        return next((v for k, v in self.headers if k.lower() == name), default)
+
+    def add_header(self, name: str, value: str) -> None:
+        self.headers.append((name, value))
+
+    def body(self) -> bytes:
+        if self._stream is not None:
+            self._body, self._stream = self._stream.read(), None
+        return self._body
+
+    def iter(self) -> Iterator[bytes]:
+        if self._stream is None:
+            return iter((self._body,) if self._body else ())
+        return iter(self._stream.iter())
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.close()
+
+    def error(self) -> tuple[str, str]:
+        """(code, message) of the engine's S3 error document."""
+        data = self.body()
+        try:
+            root = xmldoc.parse(data, "error")
+            return xmldoc.text(root, "Code") or str(self.status), xmldoc.text(root, "Message") or ""
+        except InvalidParameter:
+            return str(self.status), data[:200].decode("utf-8", "replace")
+
+    def raise_for_status(self, what: str) -> "Reply":
+        if not self.ok:
+            code, msg = self.error()
+            raise EngineError(f"{what}: the storage engine answered {self.status} {code} {msg}".rstrip())
+        return self
+
+
+def _only(headers: dict[str, str] | None, keep=None, drop=()) -> dict[str, str]:
+    return {k: v for k, v in (headers or {}).items() if (keep is None or k in keep) and k not in drop}
+
+
+class Engine:
+    """The S3 engine's operations; `client()` gives the running engine's client or raises
+    BackendUnavailable."""
+
+    def __init__(self, client: Callable[[], BackendClient]):
+        self.client = client
+
+    def _call(self, method, bucket, key=None, query=(), headers=None, body=None, length=None) -> Reply:
+        return Reply.read(self.client().request(method, bucket, key, query, headers, body, length))
+
+    # -- buckets ---------------------------------------------------------------------------------
+    def create_bucket(self, name: str) -> bool:
+        """True when created, False when the engine already had it."""
+        reply = self._call("PUT", name)
+        if reply.status not in (200, 409):
+            reply.raise_for_status(f"creating bucket {name}")
+        return reply.status == 200
+
+    def delete_bucket(self, name: str) -> Reply:
+        return self._call("DELETE", name)
+
+    def list_page(self, name: str, *, prefix: str = "", delimiter: str = "", max_keys: int = 1000,
+                  continuation_token: str | None = None, start_after: str | None = None) -> dict:
+        """One ListObjectsV2 page as data."""
+        q = [("list-type", "2"), ("max-keys", str(max_keys))]
+        for k, v in (("prefix", prefix), ("delimiter", delimiter), ("continuation-token", continuation_token),
+                     ("start-after", start_after)):
+            if v:
+                q.append((k, v))
+        reply = self._call("GET", name, None, q)
+        if not reply.ok:
+            code, msg = reply.error()
+            if code == "NoSuchBucket":
+                raise NotFound(f"The specified bucket does not exist: {name}", code="NoSuchBucket")
+            raise EngineError(f"listing {name} failed: {code} {msg}")
+        root = xmldoc.parse(reply.body(), "ListObjectsV2")
+        text = xmldoc.text
+        objects = [{"key": text(c, "Key"), "size": int(text(c, "Size") or 0),
+                    "etag": (text(c, "ETag") or "").strip('"'), "last_modified": text(c, "LastModified")}
+                   for c in xmldoc.children(root, "Contents")]
+        prefixes = [text(p, "Prefix") for p in xmldoc.children(root, "CommonPrefixes")]
+        truncated = text(root, "IsTruncated") == "true"
+        return {"objects": objects, "prefixes": prefixes,
+                "next_token": text(root, "NextContinuationToken") if truncated else None}
+
+    def listing(self, name: str, key: str | None, query: list[tuple[str, str]]) -> Reply:
+        """A listing (objects v1/v2, uploads, parts) as the engine renders it, streamed."""
+        return Reply.streamed(self.client().request("GET", name, key, query))
+
+    # -- objects ---------------------------------------------------------------------------------
+    def get(self, method: str, name: str, key: str, query=(), headers=None) -> Reply:
+        """GET (streamed) or HEAD of an object; only range and conditional headers go along."""
+        headers = _only(headers, keep=CONDITIONAL_GET)
+        resp = self.client().request(method, name, key, list(query), headers)
+        if resp.status == 200 and "range" in headers and resp.header("content-range"):
+            resp.status = 206  # the stand-in answers a satisfied Range with 200 + Content-Range
+        if method == "HEAD":
+            resp.read()  # no body: frees the connection; the reply keeps the object's Content-Length
+            return Reply(resp.status, resp.headers)
+        return Reply.streamed(resp)
+
+    def size(self, name: str, key: str) -> int | None:
+        reply = self._call("HEAD", name, key)
+        return int(reply.header("content-length", "0")) if reply.ok else None
+
+    def put(self, name: str, key: str, headers, body, length: int) -> Reply:
+        return self._call("PUT", name, key, (), headers, body, length)
+
+    def copy(self, name: str, key: str, src_bucket: str, src_key: str, headers) -> tuple[Reply, bool]:
+        """(reply, copied): the engine may answer 200 with an error inside, as S3 does."""
+        headers = _only(headers, drop=("content-md5",))
+        headers["x-amz-copy-source"] = f"/{uri_encode(src_bucket)}/{uri_encode(src_key, keep_slash=True)}"
+        reply = self._call("PUT", name, key, (), headers, b"")
+        return reply, reply.status == 200 and b"CopyObjectResult" in reply.body()[:300]
+
+    def delete(self, name: str, key: str) -> Reply:
+        return self._call("DELETE", name, key)
+
+    def delete_many(self, name: str, keys: list[str], quiet: bool) -> tuple[Reply, list[str]]:
+        """(reply, keys deleted)."""
+        doc = xmldoc.render("Delete", {"Quiet": True if quiet else None, "Object": [{"Key": k} for k in keys]},
+                            list_item=None)
+        reply = self._call("POST", name, None, [("delete", "")], {"content-type": "application/xml"}, doc.encode())
+        if reply.status != 200:
+            return reply, []
+        failed: set = set()
+        try:
+            result = xmldoc.parse(reply.body(), "DeleteResult")
+            failed = {xmldoc.text(e, "Key") for e in xmldoc.children(result, "Error")}
+        except InvalidParameter:
+            pass
+        return reply, [k for k in keys if k not in failed]
+
+    # -- multipart -------------------------------------------------------------------------------
+    def create_upload(self, name: str, key: str, headers) -> tuple[Reply, str | None]:
+        reply = self._call("POST", name, key, [("uploads", "")], _only(headers, drop=("content-md5",)), b"")
+        if reply.status != 200:
+            return reply, None
+        upload_id = xmldoc.text(xmldoc.parse(reply.body(), "InitiateMultipartUploadResult"), "UploadId")
+        if not upload_id:
+            raise EngineError("the storage engine returned no UploadId")
+        return reply, upload_id
+
+    def upload_part(self, name: str, key: str, upload_id: str, number: int, headers, body, length: int) -> Reply:
+        return self._call("PUT", name, key, [("partNumber", str(number)), ("uploadId", upload_id)],
+                          _only(headers, keep=("content-md5",)), body, length)
+
+    def complete(self, name: str, key: str, upload_id: str, parts: list[tuple[int, str]]) -> tuple[Reply, bool]:
+        doc = xmldoc.render("CompleteMultipartUpload",
+                            {"Part": [{"PartNumber": n, "ETag": e} for n, e in parts]}, list_item=None)
+        reply = self._call("POST", name, key, [("uploadId", upload_id)], {"content-type": "application/xml"},
+                           doc.encode())
+        return reply, reply.status == 200 and b"CompleteMultipartUploadResult" in reply.body()[:400]
+
+    def abort(self, name: str, key: str, upload_id: str) -> Reply:
+        return self._call("DELETE", name, key, [("uploadId", upload_id)])

@@ -1,0 +1,121 @@
+"""What the engine holds, as the cloud counts it: object sizes (table `objects`) and
+multipart uploads with their parts, recorded as writes succeed, so usage and quota checks
+never list the engine."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Iterable
+
+from ..errors import InvalidParameter, NotFound
+
+
+@dataclass
+class Upload:
+    upload_id: str
+    bucket: str
+    key: str
+    initiator: str
+    created_at: float
+
+
+class ObjectIndex:
+    def __init__(self, store):
+        self.store = store
+
+    # -- objects -------------------------------------------------------------------------------
+    def record_object(self, bucket: str, key: str, size: int) -> None:
+        with self.store.tx() as c:
+            c.execute("INSERT INTO objects (bucket, key, size, updated_at) VALUES (?,?,?,?) "
+                      "ON CONFLICT(bucket, key) DO UPDATE SET size=excluded.size, updated_at=excluded.updated_at",
+                      (bucket, key, size, time.time()))
+
+    def forget_objects(self, bucket: str, keys: Iterable[str]) -> None:
+        with self.store.tx() as c:
+            c.executemany("DELETE FROM objects WHERE bucket=? AND key=?", [(bucket, k) for k in keys])
+
+    def replace_bucket(self, bucket: str, sizes: dict[str, int]) -> None:
+        """The whole index of one bucket at once (after listing the engine)."""
+        now = time.time()
+        with self.store.tx() as c:
+            c.execute("DELETE FROM objects WHERE bucket=?", (bucket,))
+            c.executemany("INSERT INTO objects (bucket, key, size, updated_at) VALUES (?,?,?,?)",
+                          [(bucket, k, s, now) for k, s in sizes.items()])
+
+    def object_size(self, bucket: str, key: str) -> int | None:
+        row = self.store.one("SELECT size FROM objects WHERE bucket=? AND key=?", (bucket, key))
+        return row["size"] if row else None
+
+    def count(self, bucket: str) -> int:
+        return self.store.one("SELECT COUNT(*) AS n FROM objects WHERE bucket=?", (bucket,))["n"]
+
+    def usage(self, bucket: str) -> dict:
+        row = self.store.one("SELECT COUNT(*) AS n, COALESCE(SUM(size), 0) AS b FROM objects WHERE bucket=?",
+                             (bucket,))
+        return {"objects": row["n"], "bytes": row["b"]}
+
+    def owner_totals(self, owner: str) -> dict:
+        row = self.store.one(
+            "SELECT COUNT(DISTINCT b.name) AS buckets, COUNT(o.key) AS n, COALESCE(SUM(o.size), 0) AS bytes "
+            "FROM buckets b LEFT JOIN objects o ON o.bucket = b.name WHERE b.owner=?", (owner,))
+        return {"buckets": row["buckets"], "objects": row["n"], "bytes": row["bytes"],
+                "multipart_pending_bytes": self.pending_bytes(owner)}
+
+    def owner_bytes(self, owner: str) -> int:
+        return self.store.one("SELECT COALESCE(SUM(o.size), 0) AS b FROM objects o JOIN buckets b "
+                              "ON b.name = o.bucket WHERE b.owner=?", (owner,))["b"]
+
+    def pending_bytes(self, owner: str) -> int:
+        """Bytes in parts of the owner's unfinished multipart uploads."""
+        return self.store.one(
+            "SELECT COALESCE(SUM(p.size), 0) AS b FROM multipart_parts p JOIN multipart_uploads u "
+            "ON u.upload_id = p.upload_id JOIN buckets b ON b.name = u.bucket WHERE b.owner=?", (owner,))["b"]
+
+    # -- multipart uploads ---------------------------------------------------------------------
+    def record_upload(self, upload_id: str, bucket: str, key: str, initiator: str) -> None:
+        with self.store.tx() as c:
+            c.execute("INSERT OR REPLACE INTO multipart_uploads (upload_id, bucket, key, initiator, created_at) "
+                      "VALUES (?,?,?,?,?)", (upload_id, bucket, key, initiator, time.time()))
+
+    def get_upload(self, upload_id, bucket: str, key: str) -> Upload:
+        row = self.store.one("SELECT * FROM multipart_uploads WHERE upload_id=?", (str(upload_id),))
+        if row is None or row["bucket"] != bucket or row["key"] != key:
+            raise NotFound("The specified multipart upload does not exist. The upload ID may be invalid, or the "
+                           "upload may have been aborted or completed.", code="NoSuchUpload")
+        return Upload(row["upload_id"], row["bucket"], row["key"], row["initiator"], row["created_at"])
+
+    def uploads_in(self, bucket: str) -> list[tuple[str, str]]:
+        """(upload id, key) of every unfinished upload into `bucket`."""
+        return [(r["upload_id"], r["key"]) for r in
+                self.store.query("SELECT upload_id, key FROM multipart_uploads WHERE bucket=?", (bucket,))]
+
+    def record_part(self, upload_id: str, number: int, size: int, etag: str) -> None:
+        with self.store.tx() as c:
+            c.execute("INSERT INTO multipart_parts (upload_id, part_number, size, etag, updated_at) VALUES (?,?,?,?,?) "
+                      "ON CONFLICT(upload_id, part_number) DO UPDATE SET size=excluded.size, etag=excluded.etag, "
+                      "updated_at=excluded.updated_at", (upload_id, number, size, etag, time.time()))
+
+    def part_size(self, upload_id: str, number: int) -> int:
+        row = self.store.one("SELECT size FROM multipart_parts WHERE upload_id=? AND part_number=?",
+                             (upload_id, number))
+        return row["size"] if row else 0
+
+    def parts_bytes(self, upload_id: str) -> int:
+        return self.store.one("SELECT COALESCE(SUM(size),0) AS b FROM multipart_parts WHERE upload_id=?",
+                              (upload_id,))["b"]
+
+    def completion_size(self, upload: Upload, parts: list[tuple[int, str]]) -> int:
+        """Total size of the object the listed parts make; InvalidPart when one is unknown."""
+        known = {r["part_number"]: (r["size"], r["etag"]) for r in self.store.query(
+            "SELECT part_number, size, etag FROM multipart_parts WHERE upload_id=?", (upload.upload_id,))}
+        total = 0
+        for number, etag in parts:
+            if number not in known or known[number][1].strip('"') != etag.strip('"'):
+                raise InvalidParameter(f"One or more of the specified parts could not be found (part {number}).",
+                                       code="InvalidPart")
+            total += known[number][0]
+        return total
+
+    def forget_upload(self, upload_id: str) -> None:
+        with self.store.tx() as c:
+            c.execute("DELETE FROM multipart_uploads WHERE upload_id=?", (upload_id,))

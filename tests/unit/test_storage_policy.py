@@ -1,0 +1,203 @@
+"""Bucket access rules (emulator/storage/policy.py: pure functions), object key rules, and the
+facade's bucket-level operations on a real state database (no engine needed for those)."""
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from emulator.accounts import Accounts
+from emulator.config import Config
+from emulator.errors import Forbidden, InvalidParameter, NotFound
+from emulator.state import Store
+from emulator.storage import Bucket, Storage, policy, validate_key
+from emulator.storage.backend import Choice
+
+OWNER, OTHER, THIRD = "111111111111", "222222222222", "333333333333"
+
+
+def who(account_id):
+    return SimpleNamespace(id=account_id)
+
+
+def bucket(access="private", grants=None):
+    return Bucket("bkt", OWNER, access, 0.0, dict(grants or {}))
+
+
+def resolver(known=(OTHER, THIRD), names=None):
+    names = names or {"bob": OTHER}
+
+    def resolve(ref):
+        ref = policy.account_ref(ref)
+        if ref in known:
+            return ref
+        if ref in names:
+            return names[ref]
+        raise InvalidParameter(f"no account {ref}", code="InvalidArgument")
+    return resolve
+
+
+@pytest.mark.parametrize("b, account, level", [
+    (bucket(), who(OWNER), "owner"),
+    (bucket(), who(OTHER), None),
+    (bucket(), None, None),
+    (bucket("public-read"), None, "public"),
+    (bucket("public-read"), who(OTHER), "public"),
+    (bucket(grants={OTHER: "read"}), who(OTHER), "read"),
+    (bucket("public-read", {OTHER: "read-write"}), who(OTHER), "read-write"),
+])
+def test_levels(b, account, level):
+    assert policy.level_of(b, account) == level
+
+
+@pytest.mark.parametrize("level, allowed", [
+    ("owner", {"list", "read-object", "write", "owner"}),
+    ("read-write", {"list", "read-object", "write"}),
+    ("read", {"list", "read-object"}),
+    ("public", {"read-object"}),
+])
+def test_each_level_allows_exactly_its_needs(level, allowed):
+    b = {"owner": bucket(), "read-write": bucket(grants={OTHER: "read-write"}),
+         "read": bucket(grants={OTHER: "read"}), "public": bucket("public-read")}[level]
+    account = who(OWNER) if level == "owner" else (None if level == "public" else who(OTHER))
+    for need in ("list", "read-object", "write", "owner"):
+        if need in allowed:
+            policy.check(b, account, need)
+        else:
+            with pytest.raises(Forbidden) as e:
+                policy.check(b, account, need)
+            assert e.value.code == "AccessDenied"
+
+
+def test_policy_parse_and_document_round_trip():
+    doc = {"Statement": [
+        {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::bkt/*"},
+        {"Effect": "Allow", "Principal": {"AWS": ["bob"]}, "Action": ["s3:GetObject", "s3:PutObject"],
+         "Resource": ["arn:aws:s3:::bkt/*"]},
+        {"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{THIRD}:root"}, "Action": "s3:ListBucket",
+         "Resource": "arn:aws:s3:::bkt"},
+        {"Effect": "Allow", "Principal": {"AWS": OWNER}, "Action": "s3:*", "Resource": "arn:aws:s3:::bkt/*"},
+    ]}
+    access, grants = policy.parse(json.dumps(doc), bucket(), resolver(known=(OTHER, THIRD, OWNER)))
+    assert access == "public-read" and grants == {OTHER: "read-write", THIRD: "read"}  # the owner is no grant
+    again = policy.parse(policy.document(bucket(access, grants)), bucket(), resolver())
+    assert again == (access, grants)
+    assert policy.document(bucket()) is None
+
+
+@pytest.mark.parametrize("statement", [
+    {"Effect": "Deny", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::bkt/*"},
+    {"Effect": "Allow", "Principal": "*", "Action": "s3:PutObject", "Resource": "arn:aws:s3:::bkt/*"},
+    {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::other/*"},
+    {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::bkt-2/*"},
+    {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::bkt/*",
+     "Condition": {"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}},
+    {"Effect": "Allow", "Principal": "*", "Action": "iam:CreateUser", "Resource": "arn:aws:s3:::bkt/*"},
+    {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::bkt/*"},
+    {"Effect": "Allow", "Principal": {"AWS": "nobody"}, "Action": "s3:GetObject", "Resource": "arn:aws:s3:::bkt/*"},
+    {"Effect": "Allow", "Principal": "*", "Action": 7, "Resource": "arn:aws:s3:::bkt/*"},
+    {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": 7},
+    "not a statement",
+])
+def test_policies_that_say_more_than_pocketcloud_can_honour_are_refused(statement):
+    with pytest.raises(InvalidParameter) as e:
+        policy.parse(json.dumps({"Statement": [statement]}), bucket(), resolver())
+    assert e.value.code in ("MalformedPolicy", "InvalidArgument")
+
+
+@pytest.mark.parametrize("text", ["", "{", "[]", '{"Statement": []}', '{"Statement": 3}'])
+def test_malformed_policy_documents(text):
+    with pytest.raises(InvalidParameter) as e:
+        policy.parse(text, bucket(), resolver())
+    assert e.value.code == "MalformedPolicy"
+
+
+def test_canned_acls_only():
+    assert policy.canned_access("PUBLIC-READ", False) == "public-read"
+    assert policy.canned_access("private", False) == "private"
+    for acl, body in (("public-read-write", False), ("authenticated-read", False), ("", False), ("private", True)):
+        with pytest.raises(InvalidParameter) as e:
+            policy.canned_access(acl, body)
+        assert e.value.code == "NotImplemented"
+
+
+def test_principal_references():
+    assert policy.account_ref(f"arn:aws:iam::{OTHER}:root") == OTHER
+    assert policy.account_ref(f"arn:aws:iam::{OTHER}:user/alice") == OTHER
+    assert policy.account_ref("bob") == "bob"
+    assert policy.account_ref("arn:aws:iam::12:root") == "arn:aws:iam::12:root"
+
+
+@pytest.mark.parametrize("key", ["a", "dir/sub dir/ünïcode+plus&amp.bin", "a..b", ".hidden", "a/.../b", "x" * 1024])
+def test_good_keys(key):
+    assert validate_key(key) == key
+
+
+@pytest.mark.parametrize("key, code", [
+    ("", "InvalidArgument"), (None, "InvalidArgument"), ("x" * 1025, "KeyTooLongError"),
+    ("ü" * 513, "KeyTooLongError"), ("..", "InvalidArgument"), ("../other-bucket/k", "InvalidArgument"),
+    ("a/../../other/k", "InvalidArgument"), ("a/./b", "InvalidArgument"), ("a/..", "InvalidArgument"),
+])
+def test_bad_keys(key, code):
+    with pytest.raises(InvalidParameter) as e:
+        validate_key(key)
+    assert e.value.code == code
+
+
+@pytest.fixture
+def storage(tmp_path):
+    config = Config(home=tmp_path, s3_endpoint="")
+    store = Store(config.db_path)
+    accounts = Accounts(store, config.secret_key_path)
+    s = Storage(store, accounts, config, choice=Choice("rclone", "/nonexistent", "unit test"))
+    a, _ = accounts.create("alice")
+    b, _ = accounts.create("bob")
+    # a bucket row without the engine: bucket-level operations only touch the state
+    with store.tx() as c:
+        c.execute("INSERT INTO buckets (name, owner, access, created_at) VALUES ('bkt', ?, 'private', 0)", (a.id,))
+    return s, a, b
+
+
+def test_facade_policy_acl_and_shares(storage):
+    s, a, b = storage
+    with pytest.raises(Forbidden):
+        s.authorize(b, "bkt", "read-object")
+    read = []
+    doc = json.dumps({"Statement": [
+        {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::bkt/*"},
+        {"Effect": "Allow", "Principal": {"AWS": [b.name]}, "Action": ["s3:GetObject", "s3:PutObject"],
+         "Resource": ["arn:aws:s3:::bkt/*"]}]})
+    with pytest.raises(Forbidden):  # bob may not set it, and his document is never read
+        s.put_policy(b, "bkt", lambda: read.append(1) or doc)
+    assert read == []
+    bucket = s.put_policy(a, "bkt", lambda: doc)
+    assert bucket.access == "public-read" and bucket.grants == {b.id: "read-write"}
+    s.authorize(None, "bkt", "read-object")
+    s.authorize(b, "bkt", "write")
+    with pytest.raises(Forbidden):
+        s.authorize(None, "bkt", "list")
+    with pytest.raises(Forbidden):
+        s.get_policy(b, "bkt")
+    assert json.loads(s.get_policy(a, "bkt"))["Statement"][0]["Sid"] == "PublicRead"
+    acl = s.get_acl(a, "bkt")
+    assert acl.owner.id == a.id and acl.public_read and acl.grants == {b.id: "read-write"}
+    s.delete_policy(a, "bkt")
+    with pytest.raises(NotFound) as e:
+        s.get_policy(a, "bkt")
+    assert e.value.code == "NoSuchBucketPolicy"
+    with pytest.raises(Forbidden):
+        s.authorize(b, "bkt", "read-object")
+    assert s.put_acl(a, "bkt", lambda: "public-read").access == "public-read"
+    assert s.grant(a, "bkt", f"arn:aws:iam::{b.id}:root", "read").grants == {b.id: "read"}
+    with pytest.raises(InvalidParameter):
+        s.grant(a, "bkt", a.name, "read")
+    with pytest.raises(InvalidParameter):
+        s.grant(a, "bkt", "nobody-by-that-name", "read")
+    assert s.grant(a, "bkt", b.name, None).grants == {}
+    assert [x.name for x in s.list_buckets(a)] == ["bkt"] and s.list_buckets(b) == []
+    with pytest.raises(Forbidden):
+        s.list_buckets(None)
+    with pytest.raises(NotFound) as e:
+        s.authorize(a, "no-such-bucket", "list")
+    assert e.value.code == "NoSuchBucket"
