@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import platform
 
-from flask import flash, g, redirect, render_template, url_for
+from flask import flash, g, jsonify, redirect, render_template, url_for
 
 from emulator.errors import CloudError, InvalidParameter
 
@@ -23,15 +23,33 @@ def _tour_instances() -> dict[str, dict]:
     return found
 
 
-@bp.get("/tour")
-def tour_page():
-    info = cloud().info()
-    hv_line, _ = hypervisor_summary(info.get("hypervisor") or {})
+def _engines() -> dict[str, dict]:
+    """Which engines are up, without /info's details: those may wait for the KVM probe."""
+    out = {}
+    for kind, driver in cloud().drivers.items():
+        ok, desc = driver.available()
+        out[kind] = {"available": ok, "description": desc}
+    return out
+
+
+def _page(comparison=None):
     made = _tour_instances()
     images = [i for i in cloud().list_images() if {"container", "vm"} <= set(i.get("kind_names") or [])]
-    return render_template("tour.html", steps={s["key"]: s for s in tour.STEPS}, made=made, info=info, hv_line=hv_line,
+    return render_template("tour.html", steps={s["key"]: s for s in tour.STEPS}, made=made, engines=_engines(),
                            image="tiny" if any(i["name"] == "tiny" for i in images) else None,
-                           comparison=None, next_lines=tour.NEXT)
+                           comparison=comparison, next_lines=tour.NEXT)
+
+
+@bp.get("/tour")
+def tour_page():
+    return _page()
+
+
+@bp.get("/tour/hypervisor.json")
+def tour_hypervisor():
+    """The accelerator line, fetched by the page: a new cloud's first answer waits for its
+    KVM probe (up to ~20 s), which the page shows as a counting note instead of hanging."""
+    return jsonify(line=hypervisor_summary(cloud().hypervisor_info())[0])
 
 
 @bp.post("/tour/<kind>")
@@ -61,12 +79,8 @@ def tour_compare():
         except CloudError as e:
             return f"({e.message})"
 
-    rows = tour.comparison(run, lambda iid: cloud().instance_internals(g.account, iid), made["container"], made["vm"],
-                           platform.release())
-    info = cloud().info()
-    return render_template("tour.html", steps={s["key"]: s for s in tour.STEPS}, made=made, info=info,
-                           hv_line=hypervisor_summary(info.get("hypervisor") or {})[0], image="tiny",
-                           comparison=rows, next_lines=tour.NEXT)
+    return _page(tour.comparison(run, lambda iid: cloud().instance_internals(g.account, iid), made["container"],
+                                 made["vm"], platform.release()))
 
 
 @bp.post("/tour-cleanup")
@@ -80,4 +94,4 @@ def tour_cleanup():
     return redirect(url_for("web.tour_page") + "#step-cleanup")
 
 
-__all__ = ["tour_page", "tour_launch", "tour_compare", "tour_cleanup"]
+__all__ = ["tour_page", "tour_hypervisor", "tour_launch", "tour_compare", "tour_cleanup"]

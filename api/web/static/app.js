@@ -115,6 +115,18 @@
     }, 1000);
   });
 
+  // A value the server may take a while to find out (the tour's hypervisor line): say so,
+  // count the seconds, then show it.
+  Array.prototype.forEach.call(document.querySelectorAll("[data-src]"), function (el) {
+    var started = Date.now(), text = el.getAttribute("data-progress") || "asking the server";
+    el.textContent = text + "…";
+    var timer = setInterval(function () { el.textContent = text + "… " + clock((Date.now() - started) / 1000); }, 500);
+    fetch(el.getAttribute("data-src"), { credentials: "same-origin", headers: { "Accept": "application/json" } })
+      .then(function (r) { return r.json(); })
+      .then(function (data) { clearInterval(timer); el.textContent = data.line; })
+      .catch(function () { clearInterval(timer); el.textContent = "could not ask the server: the System page shows it"; });
+  });
+
   // Console log: keep it scrolled to the newest lines.
   var con = document.getElementById("console");
   if (con) { con.scrollTop = con.scrollHeight; }
