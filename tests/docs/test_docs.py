@@ -10,6 +10,7 @@ The doc as this run saw it (real outputs in place) is written to artifacts/docs/
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -155,3 +156,21 @@ def test_the_readme_and_the_guide_are_run():
     assert {REPO / "README.md", REPO / "docs" / "getting-started.md"} <= set(DOCS)
     for doc in DOCS:
         assert any(b.mode == "run" for b in mdrun.parse(doc.read_text())), f"{doc.name}: no block runs"
+
+
+NAMES = re.compile(r"--name[= ](\S+)|keys create (\S+)|--key-name[= ](\S+)|s3://([a-z0-9.-]+)|buckets mb (\S+)")
+
+
+def test_the_docs_use_names_of_their_own():
+    """A student who follows the README and then the guide on one cloud never meets "already
+    exists" or an ambiguous name: instance, key and bucket names differ between docs."""
+    seen: dict[str, str] = {}
+    for doc in DOCS:
+        names = set()
+        for block in mdrun.parse(doc.read_text()):
+            for step in block.steps:
+                names |= {n for m in NAMES.finditer(step.command) for n in m.groups() if n}
+        for name in names:
+            assert name not in seen, f"{name!r} is used by both {seen[name]} and {doc.name}"
+            seen[name] = doc.name
+    assert {"web", "mykey", "course-notes", "readme-cli"} <= set(seen)
