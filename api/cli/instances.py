@@ -44,7 +44,7 @@ def parse_ports(ports) -> list[dict]:
 @click.argument("image", shell_complete=complete_image)
 @click.option("--kind", type=click.Choice(["container", "vm"]), default="container", show_default=True)
 @click.option("--type", "itype", default="t2.micro", show_default=True, help="see `pocketcloud instances types`")
-@click.option("--name")
+@click.option("--name", help="a name to use instead of the id in later commands (default: the id)")
 @click.option("--port", "-p", "ports", multiple=True, help="GUEST or HOST:GUEST, repeatable (host side binds 127.0.0.1)")
 @click.option("--user-data", type=click.File("r"), help="a script run once at first boot")
 @click.option("--key", "key_name", shell_complete=complete_key, help="key pair whose public key goes into the instance")

@@ -46,11 +46,19 @@ def compare(ctx, first, second):
     """
     from . import lab as labs
 
+    from .waiting import run_with_progress
+
     c = client_of(ctx)
-    rows = []
-    for iid in (resolve_instance(ctx, first), resolve_instance(ctx, second)):
-        note(ctx, f"probing {iid} ...")
-        rows.append(labs.measure(c, iid))
+    ids = (resolve_instance(ctx, first), resolve_instance(ctx, second))
+
+    def probe(say):
+        out = []
+        for iid in ids:
+            say(f"probing {iid} ...")
+            out.append(labs.measure(c, iid))
+        return out
+
+    rows = run_with_progress(ctx, "compare", "running the same probes inside both", probe)
     if json_mode(ctx):
         return print_json({"instances": rows})
     out = labs.table(rows[0], rows[1])
@@ -81,8 +89,11 @@ def lab_isolation(ctx, image, itype, out):
     """Launch IMAGE once as a VM and once as a container, probe both, write a report."""
     from . import lab as labs
 
+    from .waiting import run_with_progress
+
     _need_matplotlib()
-    res = labs.isolation(client_of(ctx), out, itype=itype, image=image, progress=lambda m: note(ctx, m))
+    res = run_with_progress(ctx, "lab isolation", "launching and probing",
+                            lambda say: labs.isolation(client_of(ctx), out, itype=itype, image=image, progress=say))
     if json_mode(ctx):
         return print_json(res)
     click.echo(labs.render(res["table"]))
@@ -102,9 +113,12 @@ def lab_density(ctx, count, kinds, image, itype, out):
     """Start COUNT instances of each kind one by one, reading host memory after each."""
     from . import lab as labs
 
+    from .waiting import run_with_progress
+
     _need_matplotlib()
-    res = labs.density(client_of(ctx), out, count, itype=itype, image=image, kinds=tuple(kinds) or ("container", "vm"),
-                       progress=lambda m: note(ctx, m))
+    res = run_with_progress(ctx, "lab density", "starting instances",
+                            lambda say: labs.density(client_of(ctx), out, count, itype=itype, image=image,
+                                                     kinds=tuple(kinds) or ("container", "vm"), progress=say))
     if json_mode(ctx):
         return print_json(res)
     for kind, pts in res["series"].items():

@@ -3,13 +3,17 @@ time, and `--wait` shows the instance's state changes and, when the server repor
 its boot phases (defined, QEMU started, kernel, network, SSH ready) as they happen."""
 from __future__ import annotations
 
+import queue
 import threading
 import time
+from typing import Callable, TypeVar
 
 import click
 
 from .client import ApiError, Client
 from .progress import Ticker, clock
+
+T = TypeVar("T")
 
 # The server's boot phases (GET /instances/ID -> boot.phases), said for people.
 PHASES = {
@@ -28,29 +32,50 @@ def phase_text(phase: dict) -> str:
     return f"{text}, {clock(float(at))} after launch" if isinstance(at, (int, float)) else text
 
 
-def call_with_progress(ctx: click.Context, c: Client, label: str, status: str, method: str, path: str,
-                       **kwargs):
-    """One REST call; if it takes longer than half a second, a ticker shows that it runs."""
+def run_with_progress(ctx: click.Context, label: str, status: str, work: Callable[[Callable[[str], None]], T]) -> T:
+    """WORK(say) in a worker thread while this one shows a ticker: each `say(text)` becomes a
+    line, and a quiet stretch still shows the status with its elapsed time. Work that is done
+    within half a second shows nothing at all."""
+    said: queue.Queue = queue.Queue()
     result: dict = {}
 
-    def work() -> None:
+    def run() -> None:
         try:
-            result["value"] = c.call(method, path, **kwargs)
+            result["value"] = work(said.put)
         except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
             result["error"] = e
+        finally:
+            said.put(None)
 
-    worker = threading.Thread(target=work, daemon=True)
+    worker = threading.Thread(target=run, daemon=True)
     worker.start()
     worker.join(0.5)
+    ticker = Ticker(ctx, label)
     if worker.is_alive():
-        with Ticker(ctx, label) as ticker:
-            ticker.status(status)
-            while worker.is_alive():
-                worker.join(0.2)
+        ticker.__enter__()
+    try:
+        ticker.status(status)
+        while True:
+            try:
+                text = said.get(timeout=0.2)
+            except queue.Empty:
                 ticker.tick()
+                continue
+            if text is None:
+                break
+            ticker.event(text)
+            ticker.status(text)
+    finally:
+        ticker.__exit__(None, None, None)
     if "error" in result:
         raise result["error"]
     return result["value"]
+
+
+def call_with_progress(ctx: click.Context, c: Client, label: str, status: str, method: str, path: str,
+                       **kwargs):
+    """One REST call; if it takes longer than half a second, a ticker shows that it runs."""
+    return run_with_progress(ctx, label, status, lambda say: c.call(method, path, **kwargs))
 
 
 def wait_for_state(ctx: click.Context, c: Client, inst: dict, want: str, timeout: float) -> dict:
