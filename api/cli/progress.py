@@ -85,10 +85,15 @@ class Ticker:
 
 
 class TransferProgress:
-    """A byte-counting bar (uploads, downloads)."""
+    """Bytes moved: a bar on a terminal; piped, a line with the bytes so far at least every
+    HEARTBEAT seconds while data flows (a big upload in a log is not one long silence)."""
 
     def __init__(self, ctx: click.Context, label: str, total: int | None):
-        self.bar = None
+        from ..text import fmt_size
+
+        self.bar, self.label, self.total, self.done, self.fmt = None, label, total, 0, fmt_size
+        self.plain = not sys.stderr.isatty() and not json_mode(ctx)
+        self.started = self.last = time.monotonic()
         if sys.stderr.isatty() and not json_mode(ctx):
             from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
@@ -98,8 +103,13 @@ class TransferProgress:
             self.bar.start()
 
     def advance(self, n: int) -> None:
+        self.done += n
         if self.bar:
             self.bar.update(self.task, advance=n)
+        elif self.plain and time.monotonic() - self.last >= HEARTBEAT:
+            self.last = time.monotonic()
+            of = f" of {self.fmt(self.total)}" if self.total else ""
+            click.echo(f"[{self.last - self.started:6.1f}s] {self.label}: {self.fmt(self.done)}{of}", err=True)
 
     def close(self) -> None:
         if self.bar:
