@@ -261,7 +261,8 @@ def internals(instance_id: str):
     except NotFound:
         raise
     except CloudError as e:
-        return render_template("internals.html", inst=inst.to_dict(), data=None, error=f"{e}", layers=[], extras=[])
+        return render_template("internals.html", inst=inst.to_dict(), data=None, error=f"{e}", layers=[], extras=[],
+                               next_step=next_step(e.code, str(e)))
     stack = layers(data)
     for layer in stack:  # the console is the API layer here: say which process serves it
         if layer["key"] == "api":
