@@ -32,6 +32,8 @@ DEFAULT = "If it happens again, the server's log (where `pocketcloud serve` runs
 
 def next_step(code: str | None, message: str = "") -> str:
     """One sentence: what to do now. Empty when the message itself already says it."""
+    if code == "IncorrectInstanceState" and "terminated" in message:
+        return "A terminated instance is gone for good: launch a new one on the Instances page."
     hint = NEXT_STEP.get(code or "", DEFAULT)
     if "`pocketcloud" in message and "`pocketcloud" in hint:
         return ""

@@ -198,3 +198,13 @@ def test_wait_without_phases_shows_state_changes(capsys, monkeypatch):
                            "running", 60)
     lines = capsys.readouterr().err.splitlines()
     assert [line.split("] ", 1)[1] for line in lines if "…" not in line] == [f"{iid}: pending", f"{iid}: running"]
+
+
+def test_every_console_error_has_a_next_step():
+    from api.web.hints import next_step
+
+    assert "Instances page" in next_step("InstanceLimitExceeded", "account u already has 2 instances")
+    assert "launch a new one" in next_step("IncorrectInstanceState", "instance i-1 is terminated: nothing runs")
+    assert "changing state" in next_step("IncorrectInstanceState", "instance i-1 is stopping")
+    assert next_step("SomethingNew", "boom")  # an unknown code still gets one
+    assert next_step("InvalidAMIID.NotFound", "build it first: `pocketcloud images build debian-12`") == ""
