@@ -126,21 +126,17 @@ def test_containers_have_no_hypervisor_in_ec2(server, user, cleanup):
     assert "Hypervisor" not in described
 
 
-def test_the_tour_runs_a_container_and_a_vm_compares_and_cleans_up(cli):
-    """Also: `explain` describes libvirtd and virtlogd (the tour's VM, kept for it)."""
+def test_the_tour_runs_a_container_and_a_vm_and_compares_them(cli):
+    """Kept (--keep) so the VM serves two more checks: `explain` describes libvirtd and
+    virtlogd, and a second tour refuses to start over the first one's instances."""
     res = cli.json("tour", "--no-pause", "--keep", timeout=600)
     steps = {s["key"]: s for s in res["steps"]}
     assert set(steps) == {"check", "container", "vm", "compare"}
     rows = {r[0]: r[1:] for r in steps["compare"]["rows"]}
     container_kernel, vm_kernel = rows["kernel (uname -r inside)"]
     assert container_kernel == platform.release() != vm_kernel and vm_kernel.endswith("-cloud-amd64")
+    assert rows["isolation boundary"][1].startswith("hardware virtualization boundary")
     explained = cli("explain", "tour-vm").stdout
     assert "libvirtd  the virtualization daemon" in explained and "virtlogd  log daemon" in explained
     again = cli("tour", "--no-pause", rc=2).stderr
     assert "a tour is still running" in again and "pocketcloud instances rm tour-" in again
-    cli("instances", "rm", "tour-container", "tour-vm")
-    done = cli.json("tour", "--no-pause", timeout=600)
-    assert done["steps"][-1] == {"key": "cleanup", "terminated": [done["steps"][1]["instance"]["id"],
-                                                                 done["steps"][2]["instance"]["id"]]}
-    states = {i["name"]: i["state"] for i in cli.json("instances", "ls")["instances"]}
-    assert states.get("tour-vm") == states.get("tour-container") == "terminated"

@@ -208,3 +208,44 @@ def test_every_console_error_has_a_next_step():
     assert "changing state" in next_step("IncorrectInstanceState", "instance i-1 is stopping")
     assert next_step("SomethingNew", "boom")  # an unknown code still gets one
     assert next_step("InvalidAMIID.NotFound", "build it first: `pocketcloud images build debian-12`") == ""
+
+
+class _TourCloud:
+    """Just enough of the REST API for the tour: launches, probes, internals, deletes."""
+
+    def __init__(self):
+        self.deleted: list[str] = []
+        self.n = 0
+
+    def call(self, method, path, **kw):
+        if path == "/instances" and method == "GET":
+            return {"instances": []}
+        if path == "/info":
+            return {"engines": {"container": {"available": True}, "vm": {"available": True}},
+                    "hypervisor": {"mode": "qemu", "reason": "auto: /dev/kvm does not exist, using TCG"},
+                    "host": {"kernel": "6.1-host"}}
+        if path == "/instances" and method == "POST":
+            self.n += 1
+            kind = kw["json"]["kind"]
+            return {"id": f"i-{self.n:017x}", "name": kw["json"]["name"], "kind": kind, "state": "running"}
+        if path.endswith("/exec"):
+            return {"exit_code": 0, "stdout": "6.1-host\n", "stderr": ""}
+        if path.endswith("/internals"):
+            return {"summary": {"isolation": "x", "host_process": "p", "host_memory_bytes": 1}}
+        if method == "DELETE":
+            self.deleted.append(path.rsplit("/", 1)[1])
+            return {"previous_state": "running", "state": "terminated"}
+        return {"id": path.rsplit("/", 1)[1], "name": "n", "state": "running", "created_at": None}
+
+
+def test_the_tour_cleans_up_both_instances_unless_kept(monkeypatch):
+    from api.cli import tour
+
+    fake = _TourCloud()
+    monkeypatch.setattr(tour, "client_of", lambda ctx: fake)
+    res = CliRunner().invoke(main, ["-o", "json", "tour", "--no-pause"])
+    assert res.exit_code == 0, res.output
+    assert fake.deleted == ["i-00000000000000001", "i-00000000000000002"]
+    fake.deleted.clear()
+    assert CliRunner().invoke(main, ["-o", "json", "tour", "--no-pause", "--keep"]).exit_code == 0
+    assert fake.deleted == []
