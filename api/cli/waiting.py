@@ -53,6 +53,8 @@ def run_with_progress(ctx: click.Context, label: str, status: str, work: Callabl
     ticker = Ticker(ctx, label)
     if worker.is_alive():
         ticker.__enter__()
+        if not ticker.tty:  # a log says at once what it waits for (a terminal has the spinner)
+            ticker.event(f"… {label}: {status}")
     try:
         ticker.status(status)
         while True:

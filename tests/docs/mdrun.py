@@ -13,6 +13,8 @@ The convention, as a reader sees it (docs/README.md says the same for authors):
   the value a later command uses is the one this run printed (a doc's `i-0abc...` or port
   `30452` in a command is replaced by this run's). `i-...`, `ami-...` and `2xxxx` are
   named placeholders: bound from an output, replaced in a later command.
+- Progress lines (`[   3.2s] … still working`) are neither shown nor checked: how many a
+  wait prints depends on the machine's speed.
 - A command exits 0, unless its shown output has an `error:` line (then it must fail).
 - A line in italics right above a block says when it is not run as is:
   `*(not run by the docs test: REASON)*` skips it (the reason is shown to the reader);
@@ -144,6 +146,7 @@ def parse(markdown: str) -> list[Block]:
 # -- matching --------------------------------------------------------------------------------
 _VOLATILE = re.compile(r"[A-Za-z0-9+/=]*\d[A-Za-z0-9+/=]*")
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+PROGRESS = re.compile(r"^\[\s*\d+(\.\d+)?s\] … ")  # the CLI's "still working" lines
 
 
 def _line_pattern(text: str) -> tuple[str, list[str]]:
@@ -190,8 +193,9 @@ def _line_pattern(text: str) -> tuple[str, list[str]]:
 
 
 def normalize(text: str) -> list[str]:
-    """Output lines as compared: no colours, no trailing blanks, no blank lines."""
-    return [ln.rstrip() for ln in _ANSI.sub("", text).replace("\r\n", "\n").split("\n") if ln.strip()]
+    """Output lines as compared: no colours, no trailing blanks, no blank lines, no progress."""
+    lines = _ANSI.sub("", text).replace("\r\n", "\n").split("\n")
+    return [ln.rstrip() for ln in lines if ln.strip() and not PROGRESS.match(ln)]
 
 
 def _bind(docs: list[str], m: re.Match, bindings: dict[str, str]) -> None:

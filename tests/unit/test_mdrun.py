@@ -87,3 +87,9 @@ def test_placeholders_bind_from_output_and_fill_later_commands():
                                 b) is None
     assert mdrun.substitute("curl 127.0.0.1:2xxxx/ ; rm i-...", b) == "curl 127.0.0.1:23456/ ; rm i-0123456789abcdef0"
     assert mdrun.unbound("echo ami-...") == ["ami-..."]
+
+
+def test_progress_lines_are_not_part_of_the_output():
+    run = "[   0.5s] … launching tiny as a vm: the server is starting it\n[   2.1s] … launching\n" \
+          "[   8.9s] i-0123456789abcdef0: running\nID  NAME\n"
+    assert mdrun.match_output(["[   8.8s] i-0f3c2b1a09876e5d4: running", "ID  NAME"], run, {}) is None
