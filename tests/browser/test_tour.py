@@ -36,17 +36,18 @@ def test_the_first_page_offers_the_tour_and_the_tour_runs(page, tour_user):
     page.wait_for_url("**/ui/tour#step-container")
     expect(page.locator("#step-container [data-state]")).to_have_text("running", timeout=60000)
 
-    page.click("#tour-vm")
-    # While the server starts the VM the form says so and counts seconds.
-    expect(page.locator("#step-vm .progress")).to_contain_text("Launching the VM")
-    shot(page, "20-tour-vm-launching")
+    with page.expect_navigation(timeout=300000):
+        page.click("#tour-vm", no_wait_after=True)
+        # While the server starts the VM the form says so and counts seconds.
+        expect(page.locator("#step-vm .progress")).to_contain_text("Launching the VM")
+        shot(page, "20-tour-vm-launching")
     expect(page.locator("#step-vm [data-state]")).to_have_text("running", timeout=300000)
 
     # The guest answers commands a moment after QEMU runs: compare until both kernels show.
     kernel_row = page.locator("#tour-comparison tr", has_text="kernel (uname -r inside)")
     for _ in range(30):
-        page.click("#tour-compare")
-        page.wait_for_load_state()
+        with page.expect_navigation(timeout=120000):
+            page.click("#tour-compare", no_wait_after=True)
         if kernel_row.count() and "cloud-amd64" in kernel_row.inner_text():
             break
         page.wait_for_timeout(2000)
