@@ -4,15 +4,22 @@ A recipe is a folder `images/NAME/` with a `build.sh OUTDIR` that needs only Deb
 packages. Its outputs are cached by the hash of the recipe's files, so a rebuild
 happens only when the recipe changes. `rootfs.tar` becomes the container image of that
 name; the VM artefacts of the same rootfs become its VM image.
+
+A build reports progress as lines, each passed on the moment the recipe prints it (a
+carriage return counts as a line end, so progress counters stream too). Lines that start
+with STEP are steps (the recipe's and the catalog's own); the rest is their output.
 """
 from __future__ import annotations
 
+import difflib
+import fcntl
 import hashlib
 import json
 import os
 import shutil
 import subprocess
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
@@ -22,6 +29,7 @@ from .state import Store
 from .timefmt import now_iso_utc
 
 Progress = Callable[[str], None]
+STEP = "==> "
 
 
 def recipe_hash(folder: Path) -> str:
@@ -81,8 +89,11 @@ class Images:
                     f"image {name!r} has no {kind} variant (it has: {', '.join(r['kind'] for r in other)})",
                     code="InvalidAMIID.NotFound",
                 )
+            known = sorted({r["name"] for r in self.store.query("SELECT name FROM images")} | set(self.recipes()))
+            close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
             hint = (
                 f"build it first: `pocketcloud images build {name}`" if name in self.recipes()
+                else f"did you mean {' or '.join(repr(c) for c in close)}?" if close
                 else "list images with `pocketcloud images ls` or GET /api/v1/images"
             )
             raise NotFound(f"image {name!r} ({kind}) is not in the catalog", code="InvalidAMIID.NotFound", hint=hint)
@@ -123,17 +134,18 @@ class Images:
             raise NotFound(f"no recipe {name!r} in {self.recipes_dir}", hint=f"recipes here: {', '.join(self.recipes()) or 'none'}")
         digest = recipe_hash(folder)
         out = self.cache_dir / name / digest[:12]
-        if force and out.exists():
-            shutil.rmtree(out)
-        if (out / ".done").exists():
-            progress(f"{name}: recipe unchanged ({digest[:12]}), using cached build in {out}")
-        else:
-            self._run_recipe(name, folder, out, progress)
+        with self._build_lock(name, progress):
+            if force and out.exists():
+                shutil.rmtree(out)
+            if (out / ".done").exists():
+                progress(f"{STEP}{name}: recipe unchanged ({digest[:12]}), using the cached build in {out}")
+            else:
+                self._run_recipe(name, folder, out, progress)
         registered = []
         if (out / "rootfs.tar").exists() and self.docker is not None:
             ref = f"pocketcloud/{name}:{digest[:12]}"
             if not self.docker.image_exists(ref):
-                progress(f"{name}: importing rootfs into dockerd as {ref}")
+                progress(f"{STEP}importing rootfs.tar into dockerd as {ref} (the container kind)")
                 self.docker.import_rootfs(str(out / "rootfs.tar"), f"pocketcloud/{name}", digest[:12])
             self.register(name, "container", ref, f"recipe:{name}", recipe_hash=digest[:12],
                           size=self.docker.image_size(ref), details=self._manifest(out, digest))
@@ -143,8 +155,22 @@ class Images:
                           size=sum(p.stat().st_size for p in out.iterdir() if p.is_file()),
                           details=self._manifest(out, digest))
             registered.append("vm")
-        progress(f"{name}: ready ({', '.join(registered) or 'nothing registered'})")
+        progress(f"{STEP}{name}: ready ({', '.join(registered) or 'nothing registered'})")
         return {"name": name, "recipe_hash": digest[:12], "kinds": registered, "path": str(out)}
+
+    @contextmanager
+    def _build_lock(self, name: str, progress: Progress):
+        """One build of a recipe at a time on this host: the cache is shared by every cloud
+        (and test run), and two builds into one folder would each wipe the other's files."""
+        folder = self.cache_dir / name
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / ".lock", "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                progress(f"{STEP}another build of {name} is running on this host: waiting for it")
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
 
     @staticmethod
     def _manifest(out: Path, digest: str) -> dict:
@@ -158,26 +184,47 @@ class Images:
         tmp = out.with_name(out.name + ".partial")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
-        progress(f"{name}: building from {folder} into {out}")
+        progress(f"{STEP}{name}: building from {folder} into {out}")
         started = time.monotonic()
         proc = subprocess.Popen(
             ["bash", str(folder / "build.sh"), str(tmp)],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=folder,
-            env={**os.environ, "POCKETCLOUD_CACHE": str(self.cache_dir)},
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=folder, bufsize=0,
+            env={**os.environ, "POCKETCLOUD_CACHE": str(self.cache_dir), "PYTHONUNBUFFERED": "1"},
         )
         tail: list[str] = []
         assert proc.stdout is not None
-        for line in proc.stdout:
-            line = line.rstrip()
-            tail = (tail + [line])[-20:]
-            progress(f"  [{time.monotonic() - started:6.1f}s] {line}")
+        try:
+            for line in stream_lines(proc.stdout.fileno()):
+                tail = (tail + [line])[-20:]
+                progress(line)
+        finally:
+            proc.stdout.close()
         if proc.wait() != 0:
             shutil.rmtree(tmp, ignore_errors=True)
             raise EngineError(f"recipe {name} failed (exit {proc.returncode}); last lines:\n" + "\n".join(tail))
         (tmp / ".done").write_text(now_iso_utc())
         shutil.rmtree(out, ignore_errors=True)
         tmp.rename(out)
-        progress(f"{name}: built in {time.monotonic() - started:.1f}s")
+        progress(f"{STEP}{name}: built in {time.monotonic() - started:.1f}s")
 
 
-__all__ = ["Images", "recipe_hash", "CloudError"]
+def stream_lines(fd: int):
+    """Lines from a pipe as soon as each ends (at \n or \r), without waiting for a buffer
+    to fill; blank lines are dropped, the last unterminated piece is yielded at EOF."""
+    pending = b""
+    while True:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        pending += chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        *lines, pending = pending.split(b"\n")
+        for raw in lines:
+            text = raw.decode("utf-8", "replace").rstrip()
+            if text:
+                yield text
+    text = pending.decode("utf-8", "replace").rstrip()
+    if text:
+        yield text
+
+
+__all__ = ["Images", "recipe_hash", "stream_lines", "STEP", "CloudError"]

@@ -16,7 +16,7 @@ from contextlib import nullcontext
 from functools import cached_property
 from typing import ContextManager, Iterable
 
-from . import __version__, validation
+from . import __version__, exec_hints, validation
 from .accounts import Account, Accounts
 from .billing import Billing, record_state
 from .compute import hostinfo
@@ -349,8 +349,9 @@ class Cloud(Reconciling):
                 self._save(inst.id, state="shutting-down")
                 if inst.engine_id:
                     driver.terminate(inst.engine_id)
+                # The reason is the termination's, whatever stopped the instance before (EC2 does the same).
                 self._save(inst.id, state="terminated", terminated_at=time.time(),
-                           state_reason=inst.state_reason or "Client.UserInitiatedShutdown: terminated by its owner")
+                           state_reason="Client.UserInitiatedShutdown: terminated by its owner")
                 return self._row(inst.id), prev
             if prev == "terminated":
                 raise InvalidState(f"instance {inst.id} is terminated and cannot be {action}ed",
@@ -418,7 +419,7 @@ class Cloud(Reconciling):
         if inst.state != "running":
             raise InvalidState(f"instance {inst.id} is {inst.state}; exec needs a running instance",
                                code="IncorrectInstanceState")
-        return self.driver(inst.kind).exec(inst.engine_id, cmd, timeout)
+        return exec_hints.explain(self.driver(inst.kind).exec(inst.engine_id, cmd, timeout))
 
     def instance_internals(self, caller: Account, instance_id: str) -> dict:
         inst = self.get_instance(caller, instance_id)

@@ -11,10 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import docker
 import pytest
 
-from emulator.compute.engines import build_drivers
-from emulator.config import Config
-
-from tests.integration.cloud import REPO, Server
+from tests.integration.cloud import REPO, Server, remove_leftovers
 
 ARTIFACTS = REPO / "artifacts"
 
@@ -43,20 +40,11 @@ def start_server(home: Path, **env: str) -> Server:
 def stop_and_check_leaks(srv: Server, docker_client) -> None:
     """Stop the server, remove what its tests left behind, and fail if they left anything."""
     home = srv.home
-    label = Config(home=home).instance_label
     srv.stop()
-    leftovers = docker_client.containers.list(all=True, filters={"label": f"pocketcloud.cloud={label}"})
-    for c in leftovers:
-        c.remove(force=True)
-    vms = build_drivers(Config(home=home, vm_network=srv.vm_network, vm_cidr=srv.vm_cidr))["vm"]
-    domains = vms.list_managed(label)
-    for e in domains.values():
-        vms.terminate(e.engine_id)
-    vms.remove_network()
-    instance_dirs = list((home / "vms" / "instances").glob("*"))
-    assert not leftovers, f"tests left containers behind: {[c.name for c in leftovers]}"
-    assert not domains, f"tests left VMs behind: {sorted(domains)}"
-    assert not instance_dirs, f"tests left VM disks and seeds behind: {instance_dirs}"
+    leftovers, domains = remove_leftovers(srv, docker_client)
+    assert not leftovers, f"tests left containers behind: {leftovers}"
+    assert not domains, f"tests left VMs behind: {domains}"
+    assert not list((home / "vms" / "instances").glob("*")) if (home / "vms" / "instances").exists() else True
 
 
 @pytest.fixture(scope="session")

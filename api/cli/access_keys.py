@@ -53,7 +53,7 @@ def _set_status(ctx, key_id: str, status: str) -> None:
     emit(ctx, key, COLUMNS)
 
 
-@access_keys.command("deactivate")
+@access_keys.command("deactivate", short_help="Make a key Inactive: requests signed with it fail.")
 @click.argument("key_id")
 @click.pass_context
 def keys_deactivate(ctx, key_id):

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import click
 
-from .context import client_of, json_mode
+from .context import HelpGroup, client_of, json_mode
 from .output import detail, emit, note, print_json
 
 ACCOUNT_COLUMNS = ["id", "name", "role", "max_instances", "storage_quota", "disabled"]
 
 
-@click.group()
+@click.group(cls=HelpGroup)
 def accounts():
     """Accounts, their keys and quotas (admin)."""
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from .context import client_of as _client
+from .context import HelpGroup
 from .context import json_mode as _json
 
 
@@ -34,7 +35,7 @@ def qty(x: float, unit: str) -> str:
 
 
 # -- bill ----------------------------------------------------------------------------------------
-@click.group("bill", invoke_without_command=True)
+@click.group("bill", cls=HelpGroup, invoke_without_command=True)
 @click.option("--start", help="YYYY-MM-DD on the billing clock (default: the 1st of this month)")
 @click.option("--end", help="YYYY-MM-DD, exclusive (default: the 1st of next month)")
 @click.option("--granularity", type=click.Choice(["DAILY", "MONTHLY", "HOURLY"], case_sensitive=False),

@@ -9,14 +9,14 @@ from pathlib import Path
 import click
 
 from .client import ApiError, Client
-from .context import LocalError, client_of, json_mode
+from .context import HelpGroup, LocalError, client_of, json_mode
 from .output import emit, print_json, size, table
 from .progress import TransferProgress, UploadBody
 
 BUCKET_COLUMNS = ["name", "access", "yours", "objects", "size", "created_at"]
 
 
-@click.group()
+@click.group(cls=HelpGroup)
 def buckets():
     """S3 buckets: make, list, copy to and from, share, presign (REST /api/v1/buckets).
 

@@ -30,7 +30,7 @@ def groups_ls(ctx):
     emit(ctx, data, GROUP_COLUMNS, key="groups", empty="no groups yet: `pocketcloud groups create NAME --image tiny`")
 
 
-@groups.command("create")
+@groups.command("create", short_help="Create group NAME kept at its desired capacity.")
 @click.argument("name")
 @click.option("--image", default="tiny", show_default=True, help="catalog image (when no --template)")
 @click.option("--kind", type=click.Choice(["container", "vm"]), default="container", show_default=True)
@@ -82,7 +82,7 @@ def groups_show(ctx, name):
     emit(ctx, g, ACTIVITY_COLUMNS, key="activities")
 
 
-@groups.command("set-desired")
+@groups.command("set-desired", short_help="Change how many instances group NAME keeps.")
 @click.argument("name")
 @click.argument("desired", type=int)
 @click.pass_context
@@ -94,7 +94,7 @@ def groups_set_desired(ctx, name, desired):
     click.echo(f"{name}: desired {g['desired']} (in service now: {g['in_service']})")
 
 
-@groups.command("rm")
+@groups.command("rm", short_help="Delete group NAME and its template.")
 @click.argument("name")
 @click.option("--force", is_flag=True, help="terminate its instances too (else the group must be empty)")
 @click.option("--keep-template", is_flag=True, help="keep the launch template named NAME")

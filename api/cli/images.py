@@ -1,18 +1,16 @@
 """`pocketcloud images`: the catalog (over REST) and offline builds (here, on the server's host)."""
 from __future__ import annotations
 
-import sys
-import time
-
 import click
 
 from .client import ApiError
 from .complete import complete_image
-from .context import client_of, config_of, fail, json_mode, output_of
-from .output import console, emit, print_json
+from .context import HelpGroup, client_of, config_of, fail, json_mode, output_of
+from .output import emit, print_json
+from .progress import Ticker
 
 
-@click.group()
+@click.group(cls=HelpGroup)
 def images():
     """Image catalog and offline image builds."""
 
@@ -32,30 +30,57 @@ def images_ls(ctx):
 def images_build(ctx, name, force):
     """Build image NAME from images/NAME/ on this host, offline, and register it.
 
-    This runs here, on the server's host (it needs the recipes and the engines), with
-    progress on stderr.
+    This runs here, on the server's host (it needs the recipes and the engines). Each
+    step's output streams as it happens: on a terminal under a spinner with the step's
+    elapsed time, piped as `[  12.3s] line` lines (at least one every 2 seconds).
     """
+    import queue
+    import threading
+
     from emulator.errors import CloudError
+    from emulator.images import STEP
     from emulator.services import Cloud
 
     cloud = Cloud(config_of(ctx))
-    started = time.monotonic()
-    try:
-        if sys.stderr.isatty() and not json_mode(ctx):
-            con = console(stderr=True)
-            with con.status(f"building {name}") as st:
-                def progress(line: str) -> None:
-                    con.log(line, markup=False)
-                    st.update(f"building {name} ({time.monotonic() - started:.0f}s): {line[:60]}")
+    lines: queue.Queue = queue.Queue()
+    outcome: dict = {}
 
-                result = cloud.images.build(name, progress=progress, force=force)
-        else:
-            result = cloud.images.build(
-                name, force=force,
-                progress=lambda line: click.echo(f"[{time.monotonic() - started:6.1f}s] {line}", err=True))
-    except CloudError as e:
-        fail(output_of(ctx), ApiError(400, e.code, str(e)))
-    result["seconds"] = round(time.monotonic() - started, 1)
+    def work() -> None:
+        try:
+            outcome["result"] = cloud.images.build(name, progress=lines.put, force=force)
+        except BaseException as e:  # noqa: BLE001 - reported in the main thread
+            outcome["error"] = e
+        finally:
+            lines.put(None)
+
+    worker = threading.Thread(target=work, daemon=True)
+    worker.start()
+    with Ticker(ctx, f"building {name}") as ticker:
+        step = "starting"
+        ticker.status(step)
+        while True:
+            try:
+                line = lines.get(timeout=0.2)
+            except queue.Empty:
+                ticker.tick()
+                continue
+            if line is None:
+                break
+            if line.startswith(STEP):
+                step = line[len(STEP):]
+                ticker.event(step, style="bold")
+                ticker.status(step[:100])
+            else:
+                ticker.event(line, style="dim")
+                ticker.status(f"{step[:40]}: {line[:60]}" if ticker.tty else line[:100])
+    worker.join()
+    if "error" in outcome:
+        e = outcome["error"]
+        if isinstance(e, CloudError):
+            fail(output_of(ctx), ApiError(400, e.code, str(e)))
+        raise e
+    result = outcome["result"]
+    result["seconds"] = round(ticker.elapsed, 1)
     if json_mode(ctx):
         print_json(result)
     else:

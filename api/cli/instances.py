@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import sys
@@ -12,8 +13,10 @@ import click
 
 from .client import ApiError, Client
 from .complete import complete_image, complete_instance, complete_key
-from .context import LocalError, client_of, fail, json_mode, keys_dir, output_of
-from .output import console, detail, emit, note, print_json, table
+from .context import (HelpGroup, LocalError, client_of, exit_code_for, json_mode, keys_dir, output_of, report,
+                      resolve_instance, with_suggestion)
+from .output import detail, emit, note, print_json, table
+from .waiting import call_with_progress, wait_for_state
 
 INSTANCE_COLUMNS = ["id", "name", "kind", "image", "type", "state", "ports"]
 INSTANCE_FIELDS = [("id", "id"), ("name", "name"), ("kind", "kind"), ("image", "image"), ("type", "type"),
@@ -22,7 +25,7 @@ INSTANCE_FIELDS = [("id", "id"), ("name", "name"), ("kind", "kind"), ("image", "
                    ("created", "created_at"), ("launched", "launched_at"), ("terminated", "terminated_at")]
 
 
-@click.group()
+@click.group(cls=HelpGroup)
 def instances():
     """Run and manage VM and container instances."""
 
@@ -37,60 +40,25 @@ def parse_ports(ports) -> list[dict]:
     return forwards
 
 
-def wait_for_state(ctx: click.Context, c: Client, inst: dict, want: str, timeout: float) -> dict:
-    """Poll until the instance is `want`; a spinner on a terminal, state changes otherwise."""
-    started = time.monotonic()
-    last = None
-    tty = sys.stderr.isatty() and not json_mode(ctx)
-    status = console(stderr=True).status("") if tty else None
-    if status:
-        status.start()
-    try:
-        while True:
-            state = inst["state"]
-            elapsed = time.monotonic() - started
-            if state != last:
-                if status:
-                    console(stderr=True).log(f"{inst['id']}: {state}")
-                else:
-                    note(ctx, f"[{elapsed:5.1f}s] {inst['id']}: {state}")
-                last = state
-            if state == want:
-                return inst
-            if state in ("terminated", "stopped") and want == "running":
-                raise ApiError(409, "IncorrectInstanceState",
-                               f"instance {inst['id']} became {state} while waiting for {want}: "
-                               f"{inst.get('state_reason') or 'see `pocketcloud instances console ' + inst['id'] + '`'}")
-            if elapsed > timeout:
-                raise ApiError(408, "WaitTimeout", f"instance {inst['id']} is still {state} after {timeout:.0f}s; "
-                                                   f"`pocketcloud instances console {inst['id']}` shows its boot log")
-            if status:
-                status.update(f"waiting for {inst['id']} to be {want}: {state} ({elapsed:.0f}s)")
-            time.sleep(0.5 if elapsed < 10 else 1.0)
-            inst = c.call("GET", f"/instances/{inst['id']}")
-    finally:
-        if status:
-            status.stop()
-
-
 @instances.command("run")
 @click.argument("image", shell_complete=complete_image)
 @click.option("--kind", type=click.Choice(["container", "vm"]), default="container", show_default=True)
 @click.option("--type", "itype", default="t2.micro", show_default=True, help="see `pocketcloud instances types`")
-@click.option("--name")
+@click.option("--name", help="a name to use instead of the id in later commands (default: the id)")
 @click.option("--port", "-p", "ports", multiple=True, help="GUEST or HOST:GUEST, repeatable (host side binds 127.0.0.1)")
 @click.option("--user-data", type=click.File("r"), help="a script run once at first boot")
 @click.option("--key", "key_name", shell_complete=complete_key, help="key pair whose public key goes into the instance")
 @click.option("--tag", "tags", multiple=True, help="KEY=VALUE, repeatable")
-@click.option("--wait/--no-wait", default=False, help="wait until the instance is running (progress on stderr)")
+@click.option("--wait/--no-wait", default=False,
+              help="wait until the instance is running, showing its state and boot phases (on stderr)")
 @click.option("--timeout", default=600, show_default=True, help="seconds --wait waits")
 @click.pass_context
 def instances_run(ctx, image, kind, itype, name, ports, user_data, key_name, tags, wait, timeout):
-    """Launch an instance of IMAGE.
+    """Launch an instance of IMAGE (a container by default, or --kind vm).
 
     \b
     pocketcloud instances run tiny --name web --port 80 --wait
-    pocketcloud instances run tiny --kind vm --key mykey --port 22 --wait
+    pocketcloud instances run tiny --kind vm --name vm1 --key mykey --wait
     """
     payload = {"image": image, "kind": kind, "type": itype, "ports": parse_ports(ports),
                "tags": dict(t.split("=", 1) if "=" in t else (t, "") for t in tags)}
@@ -101,10 +69,28 @@ def instances_run(ctx, image, kind, itype, name, ports, user_data, key_name, tag
     if user_data:
         payload["user_data"] = user_data.read()
     c = client_of(ctx)
-    inst = c.call("POST", "/instances", json=payload)
+    try:
+        inst = call_with_progress(ctx, c, f"launching {image} as a {kind}", "the server is starting it",
+                                  "POST", "/instances", json=payload)
+    except ApiError as e:
+        raise _suggest(c, e, image=image, itype=itype, key_name=key_name) from None
     if wait:
         inst = wait_for_state(ctx, c, inst, "running", timeout)
     emit(ctx, inst, INSTANCE_COLUMNS)
+
+
+def _suggest(c: Client, err: ApiError, image: str, itype: str, key_name: str | None) -> ApiError:
+    """An unknown type, image or key name: the error says which names are close."""
+    try:
+        if err.code == "InvalidInstanceType":
+            return with_suggestion(err, itype, [t["name"] for t in c.call("GET", "/instance-types")["instance_types"]])
+        if err.code == "InvalidAMIID.NotFound" and "not in the catalog" in err.message and "build it" not in err.message:
+            return with_suggestion(err, image, [i["name"] for i in c.call("GET", "/images")["images"]])
+        if err.code == "InvalidKeyPair.NotFound" and key_name:
+            return with_suggestion(err, key_name, [k["name"] for k in c.call("GET", "/keys")["keys"]])
+    except ApiError:
+        pass  # the suggestion is a courtesy: the original error stands
+    return err
 
 
 @instances.command("ls")
@@ -129,11 +115,11 @@ def instances_ls(ctx, state, kind, tags, all_accounts, quiet):
 
 
 @instances.command("show")
-@click.argument("instance_id", shell_complete=complete_instance)
+@click.argument("instance", shell_complete=complete_instance)
 @click.pass_context
-def instances_show(ctx, instance_id):
-    """Describe one instance."""
-    detail(ctx, client_of(ctx).call("GET", f"/instances/{instance_id}"), INSTANCE_FIELDS)
+def instances_show(ctx, instance):
+    """Describe one instance (by id or name)."""
+    detail(ctx, client_of(ctx).call("GET", f"/instances/{resolve_instance(ctx, instance)}"), INSTANCE_FIELDS)
 
 
 @instances.command("types")
@@ -143,50 +129,57 @@ def instances_types(ctx):
     emit(ctx, client_of(ctx).call("GET", "/instance-types"), ["name", "vcpus", "memory"], key="instance_types")
 
 
-def _action(method: str, path: str, doc: str, wait_for: str | None) -> click.Command:
-    """A command that applies one REST call to each id given, and reports every failure."""
-    @click.argument("instance_ids", nargs=-1, required=True, shell_complete=complete_instance)
+def _action(method: str, path: str, doc: str, wait_for: str | None, doing: str) -> click.Command:
+    """A command that applies one REST call to each instance given (ids or names), and
+    reports each failure once."""
+    @click.argument("instances", nargs=-1, required=True, shell_complete=complete_instance)
     @click.option("--wait/--no-wait", default=False, help=f"wait until {wait_for}" if wait_for else "no effect")
-    @click.option("--timeout", default=600, show_default=True)
+    @click.option("--timeout", default=600, show_default=True, help="seconds --wait waits")
     @click.pass_context
-    def cmd(ctx, instance_ids, wait, timeout):
+    def cmd(ctx, instances, wait, timeout):
         c = client_of(ctx)
-        out, failed = [], None
-        for iid in instance_ids:
+        out, failed = [], []
+        for ref in instances:
             try:
-                inst = c.call(method, path.format(id=iid))
+                iid = resolve_instance(ctx, ref)
+                inst = call_with_progress(ctx, c, iid, doing, method, path.format(id=iid))
                 if wait and wait_for:
                     inst = wait_for_state(ctx, c, inst, wait_for, timeout)
                 out.append(inst)
-            except ApiError as e:  # keep going with the others; fail at the end
-                failed = e
-                if not json_mode(ctx):
-                    click.echo(f"{iid}: {e.message} ({e.code})", err=True)
+            except ApiError as e:  # keep going with the others; the exit code says one failed
+                report(output_of(ctx), e)
+                failed.append(e)
         if json_mode(ctx):
-            print_json(out[0] if len(instance_ids) == 1 and out else {"instances": out})
+            if out:
+                print_json(out[0] if len(instances) == 1 else {"instances": out})
         else:
             table(out, ["id", "name", "previous_state", "state"])
         if failed:
-            fail(output_of(ctx), failed)
+            sys.exit(max(exit_code_for(e) for e in failed))
 
     cmd.__doc__ = doc
     return cmd
 
 
-instances.command("start")(_action("POST", "/instances/{id}/start", "Start stopped instances.", "running"))
-instances.command("stop")(_action("POST", "/instances/{id}/stop", "Stop running instances.", "stopped"))
-instances.command("reboot")(_action("POST", "/instances/{id}/reboot", "Reboot running instances.", None))
-instances.command("rm")(_action("DELETE", "/instances/{id}", "Terminate instances (their disks go too).", None))
+instances.command("start")(_action("POST", "/instances/{id}/start", "Start stopped instances (ids or names).",
+                                   "running", "starting"))
+instances.command("stop")(_action("POST", "/instances/{id}/stop", "Stop running instances (ids or names).",
+                                  "stopped", "stopping"))
+instances.command("reboot")(_action("POST", "/instances/{id}/reboot", "Reboot running instances (ids or names).",
+                                    None, "rebooting"))
+instances.command("rm")(_action("DELETE", "/instances/{id}",
+                                "Terminate instances, ids or names (their disks go too).", None, "terminating"))
 
 
 @instances.command("console")
-@click.argument("instance_id", shell_complete=complete_instance)
+@click.argument("instance", shell_complete=complete_instance)
 @click.option("--tail", default=1000, show_default=True, help="last N lines")
 @click.option("--follow", "-f", is_flag=True, help="keep printing new output (Ctrl-C to stop)")
 @click.pass_context
-def instances_console(ctx, instance_id, tail, follow):
+def instances_console(ctx, instance, tail, follow):
     """Print the instance's console (boot) log."""
     c = client_of(ctx)
+    instance_id = resolve_instance(ctx, instance)
     text = c.call("GET", f"/instances/{instance_id}/console", params={"tail": tail})
     if json_mode(ctx):
         return print_json({"instance_id": instance_id, "output": text})
@@ -206,18 +199,23 @@ def instances_console(ctx, instance_id, tail, follow):
 
 
 @instances.command("exec", context_settings={"ignore_unknown_options": True})
-@click.argument("instance_id", shell_complete=complete_instance)
+@click.argument("instance", shell_complete=complete_instance)
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @click.option("--timeout", default=60, show_default=True, help="seconds (1-600)")
 @click.pass_context
-def instances_exec(ctx, instance_id, command, timeout):
+def instances_exec(ctx, instance, command, timeout):
     """Run COMMAND in the instance; exits with the command's exit code.
 
     \b
-    pocketcloud instances exec i-... uname -r
-    pocketcloud instances exec i-... -- sh -c 'echo $HOSTNAME'
+    pocketcloud instances exec web uname -r
+    pocketcloud instances exec web -- sh -c 'ps; cat /proc/1/cmdline'
+    Quote a script as ONE argument: unquoted, your shell splits it at ; | && and
+    runs the rest here, on your machine.
     """
-    res = client_of(ctx).call("POST", f"/instances/{instance_id}/exec",
+    warning = split_warning(list(command))
+    if warning:
+        note(ctx, f"warning: {warning}")
+    res = client_of(ctx).call("POST", f"/instances/{resolve_instance(ctx, instance)}/exec",
                               json={"command": list(command), "timeout": timeout})
     if json_mode(ctx):
         print_json(res)
@@ -227,20 +225,45 @@ def instances_exec(ctx, instance_id, command, timeout):
     sys.exit(res["exit_code"])
 
 
+SHELLS = {"sh", "bash", "ash", "dash", "zsh", "ksh", "busybox"}
+SIMPLE_WORD = re.compile(r"[\w./=:-]+")
+
+
+def split_warning(command: list[str]) -> str | None:
+    """What looks like a script your shell split before pocketcloud saw it, said plainly.
+
+    `exec web -- sh -c ps; cat /proc/1/cmdline` reaches us as [sh, -c, ps]: the `cat`
+    already ran on this machine. `sh -c echo hi` runs `echo` with $0=hi. Both are
+    almost always a missing pair of quotes."""
+    if len(command) < 3 or os.path.basename(command[0]) not in SHELLS or command[1] != "-c":
+        return None
+    shell, script, rest = command[0], command[2], command[3:]
+    if rest:
+        return (f"`{shell} -c` runs only the one argument after -c ({script!r}); {shlex.join(rest)} became its "
+                f"$0... Quote the whole script: -- {shell} -c {shlex.quote(shlex.join(command[2:]))}")
+    if SIMPLE_WORD.fullmatch(script):
+        return (f"`{shell} -c {script}` runs just {script!r}. If you typed more after a ; | or &&, your shell "
+                f"ran that part here, on this machine, not in the instance. Quote the whole script: "
+                f"-- {shell} -c '{script}; ...'")
+    return None
+
+
 @instances.command("ssh", context_settings={"ignore_unknown_options": True})
-@click.argument("instance_id", shell_complete=complete_instance)
+@click.argument("instance", shell_complete=complete_instance)
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 @click.option("--identity", "-i", type=click.Path(dir_okay=False, path_type=Path),
               help="private key file (default: the one `keys create` saved for the instance's key pair)")
 @click.option("--user", "-l", help="login user (default: the image's ssh_user, else root)")
 @click.option("--print", "print_only", is_flag=True, help="print the ssh command instead of running it")
 @click.pass_context
-def instances_ssh(ctx, instance_id, command, identity, user, print_only):
+def instances_ssh(ctx, instance, command, identity, user, print_only):
     """SSH into an instance through its 127.0.0.1 forward of guest port 22.
 
-    Launch it with `--port 22 --key NAME` so it has a forward and your public key.
+    A VM gets that forward by itself; launch it with `--key NAME` so it has your public
+    key (a container needs `--port 22` too, and an image with an SSH server).
     """
     c = client_of(ctx)
+    instance_id = resolve_instance(ctx, instance)
     inst = c.call("GET", f"/instances/{instance_id}")
     fwd = next((p for p in inst.get("ports", []) if p.get("guest") == 22), None)
     if fwd is None:

@@ -6,14 +6,15 @@ from pathlib import Path
 
 import click
 
+from .client import ApiError
 from .complete import complete_key
-from .context import LocalError, client_of, json_mode, keys_dir
+from .context import HelpGroup, LocalError, client_of, json_mode, keys_dir, tilde, with_suggestion
 from .output import emit, note, print_json
 
 KEY_COLUMNS = ["name", "type", "fingerprint", "created_at"]
 
 
-@click.group()
+@click.group(cls=HelpGroup)
 def keys():
     """SSH key pairs: the public half goes into instances launched with --key."""
 
@@ -45,9 +46,9 @@ def keys_create(ctx, name, out, force):
     kp = client_of(ctx).call("POST", "/keys", json={"name": name})
     private = kp.pop("private_key")
     write_private_key(out, private, force=True)
-    kp["private_key_file"] = str(out)
+    kp["private_key_file"] = str(out) if json_mode(ctx) else tilde(out)
     emit(ctx, kp, KEY_COLUMNS + ["private_key_file"])
-    note(ctx, f"private key saved to {out} (it is not stored by the server: keep it)")
+    note(ctx, f"private key saved to {tilde(out)}, mode 0600 (the server does not keep it)")
 
 
 @keys.command("import")
@@ -81,9 +82,21 @@ def keys_ls(ctx):
 @click.argument("name", shell_complete=complete_key)
 @click.pass_context
 def keys_rm(ctx, name):
-    """Delete a key pair (instances launched with it keep the public key)."""
-    client_of(ctx).call("DELETE", f"/keys/{name}")
+    """Delete a key pair and the private key file `keys create` saved for it.
+
+    Instances launched with it keep the public key."""
+    c = client_of(ctx)
+    try:
+        c.call("DELETE", f"/keys/{name}")
+    except ApiError as e:
+        if e.code != "InvalidKeyPair.NotFound":
+            raise
+        raise with_suggestion(e, name, [k["name"] for k in c.call("GET", "/keys")["keys"]]) from None
+    pem = keys_dir(ctx) / f"{name}.pem"
+    removed = pem.is_file()
+    if removed:
+        pem.unlink()
     if json_mode(ctx):
-        print_json({"name": name, "deleted": True})
+        print_json({"name": name, "deleted": True, "private_key_file_removed": str(pem) if removed else None})
     else:
-        click.echo(f"deleted key pair {name}", err=True)
+        click.echo(f"deleted key pair {name}" + (f" and {tilde(pem)}" if removed else ""), err=True)

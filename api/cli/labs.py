@@ -7,16 +7,16 @@ from pathlib import Path
 import click
 
 from .complete import complete_instance
-from .context import LocalError, client_of, json_mode
+from .context import HelpGroup, LocalError, client_of, json_mode, resolve_instance
 from .output import console, note, print_json
 
 
 @click.command()
-@click.argument("instance_id", shell_complete=complete_instance)
+@click.argument("instance", shell_complete=complete_instance)
 @click.pass_context
-def explain(ctx, instance_id):
+def explain(ctx, instance):
     """Show what really runs behind an instance: the layers from your app to the host kernel."""
-    data = client_of(ctx).call("GET", f"/instances/{instance_id}/internals")
+    data = client_of(ctx).call("GET", f"/instances/{resolve_instance(ctx, instance)}/internals")
     if json_mode(ctx):
         return print_json(data)
     from rich.markup import escape
@@ -39,18 +39,26 @@ def explain(ctx, instance_id):
 @click.argument("second", shell_complete=complete_instance)
 @click.pass_context
 def compare(ctx, first, second):
-    """Set two running instances side by side (typically a VM and a container of the same image).
+    """Set two running instances side by side, e.g. a VM and a container of one image.
 
     The same probes run inside both (kernel, PID 1, processes, a CPU loop, memory beyond the
     type's limit) next to what the host sees of each (its PID, its memory).
     """
     from . import lab as labs
 
+    from .waiting import run_with_progress
+
     c = client_of(ctx)
-    rows = []
-    for iid in (first, second):
-        note(ctx, f"probing {iid} ...")
-        rows.append(labs.measure(c, iid))
+    ids = (resolve_instance(ctx, first), resolve_instance(ctx, second))
+
+    def probe(say):
+        out = []
+        for iid in ids:
+            say(f"probing {iid} ...")
+            out.append(labs.measure(c, iid))
+        return out
+
+    rows = run_with_progress(ctx, "compare", "running the same probes inside both", probe)
     if json_mode(ctx):
         return print_json({"instances": rows})
     out = labs.table(rows[0], rows[1])
@@ -58,7 +66,7 @@ def compare(ctx, first, second):
     click.echo("\n".join(line.rstrip() for line in labs.render(out).splitlines()))
 
 
-@click.group()
+@click.group(cls=HelpGroup)
 def lab():
     """Teaching labs that drive the public API like any student script."""
 
@@ -81,8 +89,11 @@ def lab_isolation(ctx, image, itype, out):
     """Launch IMAGE once as a VM and once as a container, probe both, write a report."""
     from . import lab as labs
 
+    from .waiting import run_with_progress
+
     _need_matplotlib()
-    res = labs.isolation(client_of(ctx), out, itype=itype, image=image, progress=lambda m: note(ctx, m))
+    res = run_with_progress(ctx, "lab isolation", "launching and probing",
+                            lambda say: labs.isolation(client_of(ctx), out, itype=itype, image=image, progress=say))
     if json_mode(ctx):
         return print_json(res)
     click.echo(labs.render(res["table"]))
@@ -102,9 +113,12 @@ def lab_density(ctx, count, kinds, image, itype, out):
     """Start COUNT instances of each kind one by one, reading host memory after each."""
     from . import lab as labs
 
+    from .waiting import run_with_progress
+
     _need_matplotlib()
-    res = labs.density(client_of(ctx), out, count, itype=itype, image=image, kinds=tuple(kinds) or ("container", "vm"),
-                       progress=lambda m: note(ctx, m))
+    res = run_with_progress(ctx, "lab density", "starting instances",
+                            lambda say: labs.density(client_of(ctx), out, count, itype=itype, image=image,
+                                                     kinds=tuple(kinds) or ("container", "vm"), progress=say))
     if json_mode(ctx):
         return print_json(res)
     for kind, pts in res["series"].items():

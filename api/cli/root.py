@@ -1,13 +1,14 @@
 """The `pocketcloud` group: global options, and every command group attached to it."""
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import click
 
 from emulator.config import Config
 
-from . import access_keys, accounts, billing, buckets, groups, images, instances, keys, labs, service
+from . import access_keys, accounts, billing, buckets, groups, images, instances, keys, labs, service, tour
 from .context import ApiGroup
 
 
@@ -23,18 +24,21 @@ def main(ctx, home, output):
     \b
     Start:    make up                      (or: pocketcloud serve)
     Keys:     eval "$(pocketcloud env)"
+    New?      pocketcloud tour             (a container and a VM, side by side)
     Try:      pocketcloud instances run tiny --name web --port 80 --wait
-              pocketcloud instances exec web-ID uname -r
-              pocketcloud explain ID
+              pocketcloud instances exec web uname -r
+              pocketcloud explain web
+    Instances can be named by id or by name wherever one is asked for.
     The server is POCKETCLOUD_ENDPOINT (or AWS_ENDPOINT_URL), default http://127.0.0.1:4566.
     """
     ctx.ensure_object(dict)
+    ctx.obj["started"] = time.monotonic()
     ctx.obj["config"] = Config().with_(home=home)
     ctx.obj["output"] = output
 
 
 for _cmd in [*service.COMMANDS, images.images, instances.instances, *labs.COMMANDS, keys.keys,
-             accounts.accounts, access_keys.access_keys, buckets.buckets]:
+             accounts.accounts, access_keys.access_keys, buckets.buckets, tour.tour_command]:
     main.add_command(_cmd)
 billing.register(main, labs.lab)  # bill, hygiene, lab cost
 groups.register(main, labs.lab)  # groups ..., lab cattle (issue 16)

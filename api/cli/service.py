@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import click
 
+from ..text import hypervisor_summary
 from .client import read_credentials_file
-from .context import LocalError, client_of, config_of, json_mode
+from .context import LocalError, client_of, config_of, json_mode, tilde
 from .output import console, print_json
 
 
@@ -41,9 +42,9 @@ def serve(ctx, host, port, console_port, threads):
     boot = Cloud(config)
     boot.bootstrap()  # create the admin and its credentials before the first request
     boot.store.close()  # gunicorn forks the worker next
-    click.echo(f"pocketcloud on {config.endpoint_url}  (home {config.home})", err=True)
+    click.echo(f"pocketcloud on {config.endpoint_url}  (home {tilde(config.home)})", err=True)
     click.echo(f"console:     {config.console_url}  (an origin of its own)", err=True)
-    click.echo(f'credentials: {config.credentials_path}   use them with: eval "$(pocketcloud env)"', err=True)
+    click.echo(f'credentials: {tilde(config.credentials_path)}   use them with: eval "$(pocketcloud env)"', err=True)
     run(config, threads=threads)
 
 
@@ -93,23 +94,33 @@ def s3_addressing_note(config) -> list[str]:
 
 
 @click.command()
+@click.option("--verbose", "-v", is_flag=True, help="also the raw diagnostics behind each line (e.g. QEMU's message)")
 @click.pass_context
-def status(ctx):
-    """Show the server, its engines and who you are."""
+def status(ctx, verbose):
+    """Show the server, its engines, the hypervisor in use and why, and who you are."""
+    from .waiting import call_with_progress
+
     c = client_of(ctx)
-    info = c.call("GET", "/info")
+    # The first /info of a new cloud may test whether KVM works here (up to ~20 s).
+    info = call_with_progress(ctx, c, "status", "asking the server (a new cloud first tests whether KVM works "
+                                                "here, up to 20 s)", "GET", "/info")
     me = c.call("GET", "/accounts/me")
     if json_mode(ctx):
         return print_json({"info": info, "account": me})
+    from rich.markup import escape
+
     con = console()
     con.print(f"pocketcloud [bold]{info['pocketcloud']}[/] at {c.endpoint} (region {info['region']}); "
               f"console at {info.get('console_url') or '-'}")
-    con.print(f"signed in as [bold]{me['name']}[/] ({me['role']}, up to {me['max_instances']} instances)")
+    con.print(f"signed in as [bold]{escape(me['name'])}[/] ({me['role']}, up to {me['max_instances']} instances)")
     for kind, e in info["engines"].items():
         mark = "[green]up  [/]" if e["available"] else "[red]DOWN[/]"
-        con.print(f"  {kind:10} {mark} {e['description']}")
-    hv = info.get("hypervisor") or {}
-    con.print(f"  {'hypervisor':10} {hv.get('in_use') or '-'} (mode {hv.get('mode')}; {hv.get('reason', '')})")
+        con.print(f"  {kind:10} {mark} {escape(e['description'])}")
+    line, diagnostic = hypervisor_summary(info.get("hypervisor") or {}, vm_up=(info["engines"].get("vm") or {})
+                                          .get("available", False))
+    con.print(f"  {'hypervisor':10} {escape(line)}")
+    if diagnostic and verbose:
+        con.print(f"  {'':10} [dim]{escape(diagnostic)}[/]")
     st = info.get("storage") or {}
     con.print(f"  {'storage':10} {st.get('engine') or '-'} ({st.get('status', '')})")
     host = info.get("host") or {}

@@ -69,7 +69,7 @@ def _image_xml(ami: dict) -> dict:
             "volumeSize": root_size_gib(ami["kind"], ami.get("ref", ""), ami, ami.get("size")),
             "volumeType": GP3["type"], "iops": GP3["iops"], "throughput": GP3["throughput"], "encrypted": False}}],
         "virtualizationType": "hvm",
-        "hypervisor": "kvm" if vm else "xen",
+        "hypervisor": "kvm" if vm else None,  # a container has no hypervisor: the element is left out
         "enaSupport": False,
         "platformDetails": "Linux/UNIX",
         "usageOperation": "RunInstances",
@@ -94,7 +94,7 @@ IMAGE_FILTERS = {
     "root-device-type": lambda a: "ebs",
     "root-device-name": lambda a: ROOT_DEVICE[a["kind"]],
     "virtualization-type": lambda a: "hvm",
-    "hypervisor": lambda a: "kvm" if a["kind"] == "vm" else "xen",
+    "hypervisor": lambda a: "kvm" if a["kind"] == "vm" else None,
     "platform-details": lambda a: "Linux/UNIX",
     "description": lambda a: _image_xml(a)["description"],
     "block-device-mapping.device-name": lambda a: ROOT_DEVICE[a["kind"]],

@@ -86,7 +86,7 @@ def instance_xml(cloud, owner: str, inst: Instance, group_names: dict[str, str],
         "virtualizationType": "hvm",
         "clientToken": inst.details.get("client_token", ""),
         "tagSet": tags,
-        "hypervisor": (inst.details.get("hypervisor") or "kvm") if vm else "xen",
+        "hypervisor": (inst.details.get("hypervisor") or "kvm") if vm else None,  # a container has none
         "networkInterfaceSet": [interface_xml(owner, inst, where, group_names, False)] if where else [],
         "ebsOptimized": False,
         "enaSupport": False,

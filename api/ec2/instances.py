@@ -92,7 +92,7 @@ def _filters(cloud, caller, insts: list[Instance]) -> dict:
         "group-name": lambda i: [names.get(g, "") for g in i.details.get("security_groups", [])],
         "root-device-type": lambda i: "ebs",
         "architecture": lambda i: "x86_64",
-        "hypervisor": lambda i: (i.details.get("hypervisor") or "kvm") if i.kind == "vm" else "xen",
+        "hypervisor": lambda i: (i.details.get("hypervisor") or "kvm") if i.kind == "vm" else None,
         "launch-index": lambda i: i.details.get("launch_index", 0),
         "block-device-mapping.volume-id": lambda i: [v.id for v in where[i.id].volumes] if i.id in where else [],
     }

@@ -31,6 +31,7 @@ def register(app: "Flask") -> None:
     """Register the console (/ui) and the admin REST endpoints it and the CLI use."""
     from ..admin_rest import bp as admin_bp
     from . import groups  # noqa: F401 - the Auto Scaling pages join the console's blueprint (issue 16)
+    from . import tour_views  # noqa: F401 - its routes join the console's blueprint
     from .views import bp
 
     cloud = app.config["CLOUD"]

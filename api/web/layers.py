@@ -11,6 +11,14 @@ from __future__ import annotations
 
 from ..text import fmt_size
 
+# What each host daemon behind a VM does, for the layers the driver names without a role.
+ROLES = {
+    "libvirtd": "the virtualization daemon: keeps each VM's definition (domain XML), starts QEMU, "
+                "manages its disks, network and lifecycle",
+    "virtlogd": "log daemon: receives each VM's serial console and writes its console log (what "
+                "`pocketcloud instances console` shows)",
+}
+
 
 def _cmd(cmdline) -> str:
     if isinstance(cmdline, list):
@@ -132,7 +140,7 @@ def vm_layers(data: dict) -> list[dict]:
         for entry in chain:
             name = entry.get("name", "")
             facts = [("PID", _pids(entry))] + ([("command", _cmd(entry["cmdline"]))] if entry.get("cmdline") else [])
-            subtitle = entry.get("role", "")
+            subtitle = entry.get("role") or ROLES.get(name, "")
             if name.startswith("qemu") and qemu:
                 subtitle = "one host process per VM: emulates the machine's devices (virtio disk, net, serial)"
                 facts += _qemu_facts(qemu)

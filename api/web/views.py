@@ -18,6 +18,7 @@ from emulator.timefmt import human_utc
 from ..limits import LOGIN_FORM, body_limit
 from ..text import fmt_size
 from . import guard
+from .hints import next_step
 from .layers import extras, layers
 
 bp = Blueprint("web", __name__, url_prefix="/ui", template_folder="templates", static_folder="static",
@@ -77,7 +78,8 @@ def logout():
 # -- errors ------------------------------------------------------------------------------
 def error_page(status: int, message: str, code: str = ""):
     """The console's error page; api/errors.py renders every exception raised under /ui with it."""
-    return render_template("error.html", status=status, message=message, code=code), status
+    return render_template("error.html", status=status, message=message, code=code,
+                           next_step=next_step(code, message)), status
 
 
 def action(fn):
@@ -89,7 +91,8 @@ def action(fn):
         except NotFound:
             raise
         except CloudError as e:
-            flash(f"{e} [{e.code}]", "error")
+            step = next_step(e.code, str(e))
+            flash(f"{e} [{e.code}]" + (f" — {step}" if step else ""), "error")
             return redirect(_safe_next(request.form.get("next"), url_for("web.instances")))
 
     return wrapper
@@ -120,6 +123,7 @@ def instances():
     rows = cloud().describe_instances(g.account, all_accounts=show_all)
     rows.sort(key=lambda i: (i.state == "terminated", -i.created_at))
     return render_template("instances.html", instances=[i.to_dict() for i in rows], show_all=show_all,
+                           offer_tour=not rows and not show_all,
                            busy=any(i.state in ("pending", "stopping", "shutting-down") for i in rows),
                            render_ms=lambda: round((time.perf_counter() - started) * 1000, 1),
                            **_launch_options())
@@ -169,7 +173,9 @@ def instance(instance_id: str):
 @bp.get("/instances/<instance_id>/state.json")
 def instance_state(instance_id: str):
     inst = cloud().get_instance(g.account, instance_id)
-    return jsonify(id=inst.id, state=inst.state, state_reason=inst.state_reason)
+    d = inst.to_dict()
+    return jsonify(id=inst.id, state=inst.state, state_reason=inst.state_reason, boot=d.get("boot"),
+                   since_created=round(time.time() - inst.created_at, 1))
 
 
 @bp.post("/instances/<instance_id>/exec")
@@ -182,7 +188,8 @@ def instance_exec(instance_id: str):
     except NotFound:
         raise
     except CloudError as e:
-        exec_result = {"exit_code": None, "stdout": "", "stderr": f"{e} [{e.code}]"}
+        step = next_step(e.code, str(e))
+        exec_result = {"exit_code": None, "stdout": "", "stderr": f"{e} [{e.code}]" + (f"\n{step}" if step else "")}
     console = cloud().console_output(g.account, instance_id, 200)
     return render_template("instance.html", inst=inst.to_dict(), user_data=inst.user_data, console=console,
                            exec_result=exec_result, command=command)
@@ -208,7 +215,8 @@ def internals(instance_id: str):
     except NotFound:
         raise
     except CloudError as e:
-        return render_template("internals.html", inst=inst.to_dict(), data=None, error=f"{e}", layers=[], extras=[])
+        return render_template("internals.html", inst=inst.to_dict(), data=None, error=f"{e}", layers=[], extras=[],
+                               next_step=next_step(e.code, str(e)))
     stack = layers(data)
     for layer in stack:  # the console is the API layer here: say which process serves it
         if layer["key"] == "api":

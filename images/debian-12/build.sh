@@ -7,6 +7,8 @@
 # In the container /sbin/init runs cloud-init's stages and sshd instead of systemd
 # (files/sbin/init). Needs root, debootstrap, and the Debian archive (any apt mirror).
 # About 3 minutes and 1.2 GB of scratch space; the base qcow2 is ~300 MB.
+# Progress: each step is a `==> ` line and every tool's output streams as it is printed
+# (no filter that buffers), so `pocketcloud images build` shows it live.
 set -euo pipefail
 out=$(realpath "$1")
 here=$(cd "$(dirname "$0")" && pwd)
@@ -24,14 +26,20 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-t0=$SECONDS
-step() { echo "[$((SECONDS - t0))s] $*"; }
+step() { echo "==> $*"; }
+indent() { sed -u 's/^/  /'; }  # unbuffered: a line goes out as soon as the tool prints it
 
 step "debootstrap bookworm (minbase + systemd, openssh-server, cloud-init) from $mirror"
+# debootstrap prints one line per stage and writes what dpkg does (each package unpacked
+# and set up) to its own log: follow that log too, until debootstrap exits.
 debootstrap --variant=minbase --cache-dir="$cache" \
   --include=systemd-sysv,dbus,openssh-server,cloud-init,python3-cffi-backend,ifupdown,isc-dhcp-client,netbase,iproute2,udev,sudo,ca-certificates,less,procps \
-  bookworm "$root" "$mirror" 2>&1 | sed -un 's/^I: \(Retrieving\|Validating\|Extracting\|Installing\|Configuring\) \(.*\)/  \1 \2/p' \
-  | awk 'NR % 40 == 1'   # one line in 40: progress without flooding
+  bookworm "$root" "$mirror" > >(indent) 2>&1 &
+bootstrap=$!
+tail -n +1 -F --pid="$bootstrap" "$root/debootstrap/debootstrap.log" 2>/dev/null \
+  | grep --line-buffered -E '^(Unpacking|Setting up|Preparing to unpack) ' | sed -u 's/^/  dpkg: /' &
+wait "$bootstrap"
+wait
 [ -x "$root/usr/bin/cloud-init" ] || { echo "debootstrap failed" >&2; exit 1; }
 
 step "installing the Debian cloud kernel in the chroot"
@@ -45,9 +53,9 @@ cat > "$root/etc/apt/sources.list" <<SRC
 deb $mirror bookworm main
 deb $mirror bookworm-updates main
 SRC
-chroot "$root" env DEBIAN_FRONTEND=noninteractive apt-get -q update >/dev/null
+chroot "$root" env DEBIAN_FRONTEND=noninteractive apt-get -q update 2>&1 | indent
 chroot "$root" env DEBIAN_FRONTEND=noninteractive apt-get -q install -y --no-install-recommends \
-  linux-image-cloud-amd64 initramfs-tools >/dev/null
+  linux-image-cloud-amd64 initramfs-tools 2>&1 | indent
 kver=$(ls "$root/lib/modules" | sort -V | tail -n1)
 [ -f "$root/boot/vmlinuz-$kver" ] && [ -f "$root/boot/initrd.img-$kver" ] || { echo "no kernel/initrd in the chroot" >&2; exit 1; }
 step "guest kernel $kver"
@@ -70,6 +78,7 @@ chroot "$root" systemctl mask systemd-networkd-wait-online.service apt-daily.tim
 chroot "$root" passwd -l root >/dev/null
 rm -f "$root/usr/sbin/policy-rc.d"
 chroot "$root" apt-get clean
+step "cleaning the image: apt lists and caches, logs"
 rm -rf "$root"/var/lib/apt/lists/* "$root"/var/cache/apt/*.bin "$root"/tmp/* "$root"/var/log/*.log
 for m in dev/pts dev proc sys; do umount "$root/$m"; done
 

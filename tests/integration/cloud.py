@@ -1,6 +1,7 @@
 """A real pocketcloud server process for integration tests, and a small REST client."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -12,6 +13,7 @@ from pathlib import Path
 import requests
 
 from emulator.accounts import read_credentials
+from emulator.config import Config
 
 REPO = Path(__file__).resolve().parents[2]
 PC = str(Path(sys.executable).with_name("pocketcloud"))
@@ -148,3 +150,40 @@ def start_s3_server(home: Path, log_dir: Path, engine: str, **env: str) -> Serve
             raise RuntimeError(f"the {engine} S3 engine did not start: {srv.log_path.read_text()[-2000:]}")
         time.sleep(0.5)
     return srv
+class Cli:
+    def __init__(self, server, api, home: Path):
+        self.server, self.api, self.home = server, api, home
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POCKETCLOUD_"))}
+        # The CLI's own home (where `keys create` saves private keys) is not the server's.
+        self.env.update(POCKETCLOUD_ENDPOINT=server.url, AWS_ACCESS_KEY_ID=api.key_id,
+                        AWS_SECRET_ACCESS_KEY=api.secret, POCKETCLOUD_HOME=str(home))
+
+    def __call__(self, *args: str, rc: int | None = 0, input: str | None = None, env: dict | None = None,
+                 timeout: float = 300) -> subprocess.CompletedProcess:
+        proc = subprocess.run([PC, *args], env={**self.env, **(env or {})}, capture_output=True, text=True,
+                              input=input, timeout=timeout)
+        if rc is not None:
+            assert proc.returncode == rc, (args, proc.returncode, proc.stdout, proc.stderr)
+        return proc
+
+    def json(self, *args: str, **kw):
+        proc = self("-o", "json", *args, **kw)
+        return json.loads(proc.stdout)
+
+
+def remove_leftovers(server: Server, docker_client) -> tuple[list[str], list[str]]:
+    """Remove what a cloud left in the engines (its containers, its VMs, its libvirt
+    network) and return (container names, instance ids of VMs) that were still there."""
+    from emulator.compute.engines import build_drivers
+
+    home = Path(server.home)
+    label = Config(home=home).instance_label
+    containers = docker_client.containers.list(all=True, filters={"label": f"pocketcloud.cloud={label}"})
+    for c in containers:
+        c.remove(force=True)
+    vms = build_drivers(Config(home=home, vm_network=server.vm_network, vm_cidr=server.vm_cidr))["vm"]
+    domains = vms.list_managed(label)
+    for e in domains.values():
+        vms.terminate(e.engine_id)
+    vms.remove_network()
+    return [c.name for c in containers], sorted(domains)

@@ -14,30 +14,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from .cloud import PC, Api
+from .cloud import PC, Api, Cli
 
 pytestmark = pytest.mark.integration
-
-
-class Cli:
-    def __init__(self, server, api, home: Path):
-        self.server, self.api, self.home = server, api, home
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POCKETCLOUD_"))}
-        # The CLI's own home (where `keys create` saves private keys) is not the server's.
-        self.env.update(POCKETCLOUD_ENDPOINT=server.url, AWS_ACCESS_KEY_ID=api.key_id,
-                        AWS_SECRET_ACCESS_KEY=api.secret, POCKETCLOUD_HOME=str(home))
-
-    def __call__(self, *args: str, rc: int | None = 0, input: str | None = None, env: dict | None = None,
-                 timeout: float = 300) -> subprocess.CompletedProcess:
-        proc = subprocess.run([PC, *args], env={**self.env, **(env or {})}, capture_output=True, text=True,
-                              input=input, timeout=timeout)
-        if rc is not None:
-            assert proc.returncode == rc, (args, proc.returncode, proc.stdout, proc.stderr)
-        return proc
-
-    def json(self, *args: str, **kw):
-        proc = self("-o", "json", *args, **kw)
-        return json.loads(proc.stdout)
 
 
 @pytest.fixture
