@@ -44,7 +44,7 @@ def create_app(config: "Config | None" = None, cloud: "Cloud | None" = None,
     from emulator.config import Config
     from emulator.services import Cloud
 
-    from . import rest_billing, rest_buckets
+    from . import rest_billing, rest_buckets, rest_storage
     from .budgets import create_budgets_app
     from .ce import create_ce_app
     from .ec2 import create_ec2_app
@@ -63,6 +63,7 @@ def create_app(config: "Config | None" = None, cloud: "Cloud | None" = None,
     flask_app.register_blueprint(rest_bp)
     flask_app.register_blueprint(rest_buckets.bp)
     flask_app.register_blueprint(rest_billing.bp)
+    flask_app.register_blueprint(rest_storage.bp)
     register_web(flask_app)  # console at /ui, admin REST (PATCH /accounts/<name>)
     register_flask_handlers(flask_app, console_page=error_page)
     app = PocketCloudApp(cloud, flask_app, {"ec2": create_ec2_app(cloud), "s3": create_s3_app(cloud),

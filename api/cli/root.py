@@ -7,7 +7,7 @@ import click
 
 from emulator.config import Config
 
-from . import accounts, billing, buckets, images, instances, keys, labs, service
+from . import accounts, billing, buckets, images, instances, keys, labs, service, storage
 from .context import ApiGroup
 
 
@@ -37,6 +37,7 @@ for _cmd in [*service.COMMANDS, images.images, instances.instances, *labs.COMMAN
              accounts.accounts, buckets.buckets]:
     main.add_command(_cmd)
 billing.register(main, labs.lab)  # bill, hygiene, lab cost
+storage.register(main, labs.lab)  # storage, lab durability
 
 
 def _set_output(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
