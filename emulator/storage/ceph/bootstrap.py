@@ -149,6 +149,26 @@ def _osds(c, state: ClusterState) -> None:
     for o in state.osds:
         c._daemon(f"osd.{o['id']}").spawn()
     c.say(f"{OSD_COUNT} OSDs created (BlueStore on {state.osd_size >> 20} MiB sparse files) and started", timed=True)
+    _wait_osds_in(c)
+
+
+def _wait_osds_in(c) -> None:
+    """RGW creates its pools on its first start, and the monitor refuses a pool whose PGs
+    would exceed the per-OSD limit of the OSDs *in* at that moment (ERANGE, and RGW exits):
+    on a busy machine the OSDs may still be booting. So RGW starts once they are all in."""
+    last = ""
+    while True:
+        c.deadline_left(f"waiting for the OSDs to boot ({last})")
+        try:
+            stat = c.ceph("osd", "stat", timeout=10)
+            stat = stat.get("osdmap", stat)
+            last = f"{stat.get('num_up_osds')} up, {stat.get('num_in_osds')} in"
+            if min(stat.get("num_up_osds", 0), stat.get("num_in_osds", 0)) >= OSD_COUNT:
+                c.say(f"OSDs up and in ({last})", timed=True)
+                return
+        except BackendUnavailable as exc:
+            last = str(exc)
+        time.sleep(0.25)
 
 
 def _gateway(c) -> None:

@@ -1,5 +1,8 @@
 """One real `pocketcloud serve` on Ceph (POCKETCLOUD_S3_ENGINE=ceph) for the Ceph tests: one
 bootstrap per run, torn down after them, with a check that none of its daemons outlive it.
+The cluster is made for more than one machine: it binds to the address of a bridge the tests
+make (hostnet.py), where a namespace plays the second machine (test_ceph_hosts.py); so the
+multi-host test extends the shared cluster instead of bootstrapping its own.
 
 The packages come from scripts/engines.sh (scripts/ceph-packages.sh); a missing one fails the
 run, as any missing engine does.
@@ -19,6 +22,8 @@ from emulator.storage.ceph import CephCluster, missing_packages
 from emulator.storage.ceph.daemons import _cmdline
 
 from tests.integration.cloud import REPO, Server
+
+from .hostnet import HostNet
 
 ARTIFACTS = REPO / "artifacts"
 BOOT_TIMEOUT = 300
@@ -61,7 +66,18 @@ def wait_serving(srv: Server, timeout: float = BOOT_TIMEOUT) -> dict:
 
 
 @pytest.fixture(scope="package")
-def ceph_server(tmp_path_factory):
+def ceph_net(tmp_path_factory):
+    net = HostNet(tmp_path_factory.mktemp("pc-ceph-net"))
+    try:
+        yield net
+    finally:
+        net.close()
+        leaks = net.leaks()
+        assert not leaks, f"the Ceph tests left network pieces behind: {leaks}"
+
+
+@pytest.fixture(scope="package")
+def ceph_server(tmp_path_factory, ceph_net):
     missing = missing_packages()
     if missing:
         pytest.fail(f"Ceph packages missing: {' '.join(missing)}; run `make test` (scripts/engines.sh installs them)")
@@ -69,6 +85,7 @@ def ceph_server(tmp_path_factory):
     home = tmp_path_factory.mktemp("pc-ceph")
     srv = Server(home, ARTIFACTS)
     srv.env["POCKETCLOUD_S3_ENGINE"] = "ceph"
+    srv.env["POCKETCLOUD_CEPH_ADDRESS"] = ceph_net.host_ip
     srv.start()
     try:
         wait_serving(srv)
