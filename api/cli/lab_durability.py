@@ -171,9 +171,21 @@ OSDs are up).
 {rows}
 
 While the OSD is down the PGs it held are `active+undersized+degraded`: active (serving), but
-short of a replica. When it comes back, the PGs peer again and recover the writes it missed;
-then every PG is `active+clean` and the health is back to what it was.
+short of a replica. For a few seconds after the failure is noticed, and again when the OSD
+returns, those PGs *peer* (their OSDs agree on who holds what): I/O to them waits, it does not
+fail, which is why every read above succeeded. When the OSD is back, the PGs recover the
+writes it missed; then every PG is `active+clean` and the health is back to what it was.
 """
+
+
+def pg_layers(pgs: dict[str, int]) -> tuple[int, int, int]:
+    """(active+clean, active but short of a replica, not active: peering and the like)."""
+    from emulator.storage.ceph.status import INACTIVE
+
+    clean = pgs.get("active+clean", 0)
+    inactive = sum(n for state, n in pgs.items()
+                   if "active" not in state or any(word in state for word in INACTIVE))
+    return clean, sum(pgs.values()) - clean - inactive, inactive
 
 
 def chart(path: Path, report: dict) -> None:
@@ -181,32 +193,42 @@ def chart(path: Path, report: dict) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
 
     samples = report["samples"]
     ts = [s["t"] for s in samples]
-    fig, (osds, pgs) = plt.subplots(2, 1, figsize=(11, 6.5), sharex=True, gridspec_kw={"height_ratios": [1, 1.4]})
+    fig, (osds, pgs) = plt.subplots(2, 1, figsize=(13, 7), sharex=True, gridspec_kw={"height_ratios": [1, 1.3]})
     colours = {"ok": "tab:green", "degraded": "tab:orange", "unavailable": "tab:red"}
     for i, s in enumerate(samples):
         end = ts[i + 1] if i + 1 < len(ts) else ts[i] + 1
         osds.axvspan(s["t"], end, color=colours.get(s["serving"], "tab:gray"), alpha=0.15, lw=0)
-    osds.step(ts, [s["osds_up"] or 0 for s in samples], where="post", color="black", label="OSDs up")
+    osds.step(ts, [s["osds_up"] or 0 for s in samples], where="post", color="black", lw=2)
     total = max((s["osds_total"] or 0) for s in samples) if samples else 0
-    osds.set(ylabel="OSDs up", ylim=(0, total + 0.5),
-             title=f"Durability lab: {report['osd']} killed; {report['intact']}/{report['objects']} objects read back "
-                   "(shading: serving ok / degraded / unavailable)")
-    clean = [s["pgs"].get("active+clean", 0) for s in samples]
-    other = [sum(s["pgs"].values()) - c for s, c in zip(samples, clean)]
-    pgs.stackplot(ts, clean, other, labels=["active+clean", "degraded, undersized, peering, recovering"],
-                  colors=["tab:green", "tab:orange"], step="post", alpha=0.7)
+    osds.set(ylabel="OSDs up", ylim=(0, total + 0.3), yticks=range(total + 1),
+             title=f"Durability lab: {report['osd']} killed; {report['intact']}/{report['objects']} objects "
+                   "read back intact while it was down")
+    osds.legend(handles=[Patch(color=c, alpha=0.3, label=f"serving {k}") for k, c in colours.items()],
+                loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    layers = [pg_layers(s["pgs"]) for s in samples]
+    pgs.stackplot(ts, *zip(*layers) if layers else ([], [], []), step="post", alpha=0.75,
+                  colors=["tab:green", "tab:orange", "tab:red"],
+                  labels=["active+clean", "active, short of a replica\n(degraded, undersized, recovering)",
+                          "not active yet (peering)"])
     pgs.set(xlabel="seconds since the objects were written", ylabel="placement groups")
+    pgs.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    span = max(ts[-1] if ts else 1, report["events"][-1]["t"] if report["events"] else 1)
+    labels: list[tuple[float, str]] = []
     for e in report["events"]:
         for ax in (osds, pgs):
             ax.axvline(e["t"], color="gray", linestyle=":", lw=0.8)
-        if any(word in e["event"] for word in ("killed", "sees", "released", "up again", "recovered")):
-            osds.annotate(e["event"].split(":")[0][:38], (e["t"], total + 0.2), fontsize=7, rotation=12,
-                          ha="left", va="bottom")
-    pgs.legend(loc="lower right", fontsize=8)
-    osds.legend(loc="lower left", fontsize=8)
+        text = e["event"].split(":")[0].split(" (")[0][:34]
+        if labels and e["t"] - labels[-1][0] < span / 60:  # too close to read apart: one label
+            labels[-1] = (labels[-1][0], f"{labels[-1][1]}; {text}")
+        else:
+            labels.append((e["t"], text))
+    for t, text in labels:
+        osds.text(t + span / 200, 0.1, text[:44], rotation=90, fontsize=7, va="bottom", ha="left",
+                  bbox={"facecolor": "white", "alpha": 0.7, "lw": 0, "pad": 1})
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

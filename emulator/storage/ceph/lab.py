@@ -1,7 +1,7 @@
 """The durability lab's logic (`pocketcloud lab durability` drives it over the REST API): write
 objects, kill one OSD, show the cluster degraded yet serving every object, bring the OSD back
 and time the recovery. The result is a timeline of events plus the cluster's state sampled
-about once a second (OSDs up, PG states, health) — what a chart of the lab is drawn from.
+every second or so (OSDs up, PG states, health) — what a chart of the lab is drawn from.
 """
 from __future__ import annotations
 
@@ -103,7 +103,7 @@ def durability(cluster, io: ObjectIO, *, objects: int = 50, size: int = 64 * 102
             if time.monotonic() > deadline:
                 raise BackendUnavailable(f"durability lab: {what} did not happen within {timeout:.0f} s "
                                          f"(last: {s['health']} {s['health_reason']})")
-            time.sleep(1.0)
+            time.sleep(0.5)
 
     digests: dict[str, str] = {}
     for i in range(objects):

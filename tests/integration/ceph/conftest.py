@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -58,6 +59,17 @@ def wait_storage(srv: Server, cond, what: str, timeout: float = BOOT_TIMEOUT) ->
         time.sleep(1)
     raise AssertionError(f"{what} not within {timeout} s; storage: {json.dumps(info)[:1500]}\n"
                          f"{srv.log_path.read_text()[-3000:]}")
+
+
+def console_session(srv: Server) -> requests.Session:
+    """A console session signed in with the admin's keys."""
+    admin = srv.admin
+    s = requests.Session()
+    csrf = re.search(r'name="csrf" value="([^"]+)"', s.get(srv.url + "/ui/login").text).group(1)
+    r = s.post(srv.url + "/ui/login", data={"csrf": csrf, "access_key_id": admin.key_id,
+                                            "secret_access_key": admin.secret})
+    assert r.status_code == 200 and "/ui/login" not in r.url
+    return s
 
 
 def wait_serving(srv: Server, timeout: float = BOOT_TIMEOUT) -> dict:

@@ -21,7 +21,7 @@ from emulator.errors import NotFound
 
 from tests.integration.procs import assert_no_secret_on_command_lines
 
-from .conftest import ceph_processes, storage_info, wait_serving, wait_storage
+from .conftest import ceph_processes, console_session, storage_info, wait_serving, wait_storage
 
 pytestmark = pytest.mark.integration
 
@@ -99,19 +99,6 @@ def test_placement_of_an_object_from_the_engine_layer(ceph_server, user_s3, clus
         user_s3.delete_bucket(Bucket="ceph-placement")
 
 
-def _console(srv):
-    """A signed-in console session (the admin's keys)."""
-    import requests
-
-    admin = srv.admin
-    s = requests.Session()
-    csrf = re.search(r'name="csrf" value="([^"]+)"', s.get(srv.url + "/ui/login").text).group(1)
-    r = s.post(srv.url + "/ui/login", data={"csrf": csrf, "access_key_id": admin.key_id,
-                                            "secret_access_key": admin.secret})
-    assert r.status_code == 200 and "/ui/login" not in r.url
-    return s
-
-
 def _secrets(home: Path) -> dict[str, str]:
     keys = home / "storage" / "ceph" / "keys"
     found = {"rgw user secret": json.loads((keys / "rgw-user.json").read_text())["secret_key"]}
@@ -165,7 +152,7 @@ def test_one_osd_down_is_degraded_but_serving_then_recovers(ceph_server, cluster
         status, body = ceph_server.new_user(f"other-{os.urandom(2).hex()}")(
             "GET", "/buckets/ceph-degraded/internals", params={"key": "before"})
         assert status in (403, 404) and "object" not in body  # another account learns nothing of it
-        page = _console(ceph_server).get(ceph_server.url + "/ui/system").text
+        page = console_session(ceph_server).get(ceph_server.url + "/ui/system").text
         assert "degraded" in page and "HEALTH_WARN" in page and f"down: {victim}" in page and ">held<" in page
     finally:
         cluster.release(victim)

@@ -22,7 +22,7 @@ from emulator.storage.ceph.daemons import _cmdline
 
 from tests.integration.cloud import PC
 
-from .conftest import storage_info, wait_storage
+from .conftest import console_session, storage_info, wait_storage
 
 pytestmark = pytest.mark.integration
 
@@ -66,18 +66,6 @@ def osd_key(home: Path, osd_id: int) -> str:
     out = subprocess.run(["ceph", "-c", str(home / "storage" / "ceph" / "ceph.conf"), "auth", "get", f"osd.{osd_id}"],
                          capture_output=True, text=True, check=True, timeout=30).stdout
     return re.search(r"key = (\S+)", out).group(1)
-
-
-def console_session(srv):
-    import requests
-
-    creds = srv.admin
-    s = requests.Session()
-    csrf = re.search(r'name="csrf" value="([^"]+)"', s.get(srv.url + "/ui/login").text).group(1)
-    r = s.post(srv.url + "/ui/login", data={"csrf": csrf, "access_key_id": creds.key_id,
-                                            "secret_access_key": creds.secret})
-    assert r.status_code == 200 and "/ui/login" not in r.url
-    return s
 
 
 def test_a_second_host_joins_over_ssh_holds_replicas_and_leaves_cleanly(ceph_server, ceph_net, tmp_path):
