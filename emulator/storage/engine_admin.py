@@ -114,5 +114,5 @@ def _ceph_view(ceph, internals: dict, name: str, key: str | None) -> dict:
     internals["request_path"][-1] = (f"RGW writes the object into RADOS: pool {bucket['pool']}, one PG, "
                                      "three OSDs (`ceph osd map` says which)")
     if key is not None:
-        internals["object"] = ceph.placement(name, key)
+        internals["object"] = ceph.placement(name, key, marker=bucket["bucket_marker"])
     return internals

@@ -368,15 +368,14 @@ class CephCluster:
         return {"bucket_marker": stats.get("marker"), "pool": self.data_pool(),
                 "rados_objects": main.get("num_objects", 0), "bytes": main.get("size_actual", main.get("size", 0))}
 
-    def placement(self, bucket: str, key: str) -> dict:
+    def placement(self, bucket: str, key: str, marker: str | None = None) -> dict:
         """Where an S3 object's head really lives: `ceph osd map` for its RADOS object, plus
-        whether it exists and its size (rados stat), and the host files of the acting OSDs."""
-        try:
-            stats = self.rgw_admin("bucket", "stats", f"--bucket={bucket}")
-        except BackendUnavailable as exc:
-            raise NotFound(f"no bucket {bucket!r} in the Ceph engine ({exc})", code="NoSuchBucket") from None
+        whether it exists and its size (rados stat), and the host files of the acting OSDs.
+        `marker`: the bucket's, when the caller has just read it (bucket_view)."""
+        if marker is None:
+            marker = self.bucket_view(bucket)["bucket_marker"]
         pool = self.data_pool()
-        oid = st.head_oid(stats["marker"], key)
+        oid = st.head_oid(marker, key)
         osd_map = self.ceph("osd", "map", pool, oid, timeout=10)
         try:
             out = self.run([tool("rados"), "-c", str(self.layout.conf), "-p", pool, "stat", oid], timeout=15)
@@ -390,7 +389,7 @@ class CephCluster:
             paths.update({o["id"]: f"{h['data_dir']}/osd/{o['id']}/block" for o in h["osds"]})
         hosts_of = st.osd_hosts(self.ceph("osd", "tree", timeout=10))
         result = st.placement(pool, oid, osd_map, paths, stat, hosts_of)
-        result.update(bucket=bucket, key=key, bucket_marker=stats["marker"])
+        result.update(bucket=bucket, key=key, bucket_marker=marker)
         return result
 
 
