@@ -15,6 +15,7 @@ import pytest
 from emulator.errors import (AlreadyExists, BackendUnavailable, Forbidden, InvalidParameter, InvalidState,
                              NotFound)
 from emulator.storage.ceph import hosts as h
+from emulator.storage.ceph import remote as rm
 from emulator.storage.ceph import status as st
 from emulator.storage.ceph.layout import ClusterState, Layout, render_conf
 
@@ -49,7 +50,7 @@ def test_a_multi_host_cluster_binds_mon_and_osds_to_its_address_and_rgw_to_loopb
 
 
 def test_the_other_machines_conf_names_the_monitor_its_address_and_crush_host():
-    conf = h.render_remote_conf(state(), h.Remote("/srv/pc"), "10.77.0.2", "h2", 1 << 30)
+    conf = rm.render_remote_conf(state(), rm.Remote("/srv/pc"), "10.77.0.2", "h2", 1 << 30)
     assert f"fsid = {FSID}" in conf and "mon host = v2:10.77.0.1:41001" in conf
     assert "public addr = 10.77.0.2" in conf and "crush location = root=default host=h2" in conf
     assert "keyring = /srv/pc/keys/$cluster.$name.keyring" in conf and "osd data = /srv/pc/osd/$id" in conf
@@ -60,19 +61,19 @@ def test_the_other_machines_conf_names_the_monitor_its_address_and_crush_host():
                                     "root@" + "h" * 300])
 def test_ssh_targets_that_could_be_options_or_shell_are_refused(target):
     with pytest.raises(InvalidParameter):
-        h.Ssh(target)
+        rm.Ssh(target)
 
 
 def test_ssh_command_line_is_batch_mode_with_the_script_quoted(tmp_path):
     key = tmp_path / "id"
     key.write_text("k")
-    argv = h.Ssh("root@10.77.0.2", port=2222, identity=str(key)).argv("echo 'a b'; hostname")
+    argv = rm.Ssh("root@10.77.0.2", port=2222, identity=str(key)).argv("echo 'a b'; hostname")
     assert argv[:3] == ["ssh", "-o", "BatchMode=yes"] and ["-p", "2222"] == argv[argv.index("-p"):argv.index("-p") + 2]
     assert argv[-3:] == ["--", "root@10.77.0.2", "sh -c 'echo '\"'\"'a b'\"'\"'; hostname'"]
     with pytest.raises(InvalidParameter):
-        h.Ssh("root@10.77.0.2", identity="relative/key")
+        rm.Ssh("root@10.77.0.2", identity="relative/key")
     with pytest.raises(InvalidParameter):
-        h.Ssh("root@10.77.0.2", port=70000)
+        rm.Ssh("root@10.77.0.2", port=70000)
 
 
 def test_hosts_and_osd_hosts_from_the_osd_tree():
@@ -86,7 +87,7 @@ def test_hosts_and_osd_hosts_from_the_osd_tree():
     assert [(r["osd"], r["host"]) for r in p["replicas"]] == [(3, "h2"), (0, "pc-main"), (2, "pc-main")]
 
 
-class FakeSsh(h.Ssh):
+class FakeSsh(rm.Ssh):
     """Records what would run over SSH; answers the probe; can fail one step."""
 
     def __init__(self, target="root@10.77.0.2", fail_on: str | None = None, probe_dir="new"):
@@ -329,3 +330,17 @@ def test_the_labs_rest_adapter_holds_in_the_kill_call_and_says_503_is_unavailabl
     with pytest.raises(ApiError) as e:
         lab.require_ceph(c)
     assert "POCKETCLOUD_S3_ENGINE=ceph" in e.value.message and "rclone" in e.value.message
+
+
+def test_remove_host_with_force_forgets_a_machine_that_cannot_be_reached(tmp_path):
+    cluster = FakeCluster(tmp_path / "ceph", state())
+    h.add_host(cluster, FakeSsh(), address="10.77.0.2", name="h2", data_dir="/srv/pc", progress=lambda m: None)
+    st_ = cluster.state
+    st_.hosts[0]["ssh"] = {"target": "root@10.77.0.2", "identity": str(tmp_path / "gone-key")}
+    cluster.layout.write_state(st_)
+    with pytest.raises(InvalidParameter):
+        h.remove_host(cluster, "h2", progress=lambda m: None)
+    assert cluster.state.hosts and not any(c[:2] in (("osd", "out"), ("osd", "purge")) for c in cluster.ceph_calls)
+    out = h.remove_host(cluster, "h2", force=True, progress=lambda m: None)
+    assert len(out["problems"]) == 2 and "gone-key" in out["problems"][0] and cluster.state.hosts == []
+    assert ("osd", "purge", "3", "--yes-i-really-mean-it") in cluster.ceph_calls

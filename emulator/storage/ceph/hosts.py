@@ -14,203 +14,34 @@ What runs where:
 The other machine needs Ceph's OSD package (`apt-get install ceph-osd`) and an SSH login
 allowed to run it (root, usually); the two machines must reach each other's cluster address
 (OSDs replicate both ways). A failed add rolls back: its OSD ids are purged, what it started
-there is stopped, the directory it made there is removed. The SSH settings (target, port,
-identity file, ssh config file: paths, no secrets) are kept in cluster.json so that
-`remove-host` and `start-host` reach the machine the same way.
+there is stopped, the directory it made there is removed. The scripts that run there are in
+remote.py. The SSH settings (target, port, identity file, ssh config file: paths, no
+secrets) are kept in cluster.json so that `remove-host` and `start-host` reach the machine
+the same way.
 """
 from __future__ import annotations
 
 import fcntl
-import io
 import ipaddress
 import os
 import re
-import shlex
-import subprocess
-import tarfile
 import time
 import uuid
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
 from typing import Callable, Iterator
 
 from ...errors import AlreadyExists, BackendUnavailable, InvalidParameter, InvalidState, NotFound
 from . import status as st
-from .layout import ClusterState, daemon_files, global_section, osd_section
+from .layout import ClusterState
+from .remote import (MARKER, Remote, Ssh, mkfs_script, parse_probe, probe_script, remove_script, render_remote_conf,
+                     start_script, stop_script, tar_files, unpack_script)
 
 Progress = Callable[[str], None]
 
-SSH_TARGET = re.compile(r"^(?:[a-z_][a-z0-9_.-]{0,31}@)?[A-Za-z0-9][A-Za-z0-9.-]{0,252}$")
 HOST_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 DATA_DIR = re.compile(r"^/[A-Za-z0-9._/-]{1,200}$")
 OSD_CAPS = ("mon", "allow profile osd", "mgr", "allow profile osd", "osd", "allow *")
-MARKER = ".pocketcloud-ceph"   # in the remote directory: the fsid of the cluster that owns it
 MAX_OSDS_PER_HOST = 8
-
-
-@dataclass(frozen=True)
-class Ssh:
-    """How to reach the other machine: `ssh [-F config] [-i identity] [-p port] target`,
-    always non-interactive (BatchMode: a missing key fails at once, never prompts)."""
-    target: str
-    port: int | None = None
-    identity: str | None = None
-    config: str | None = None
-
-    def __post_init__(self) -> None:
-        if not SSH_TARGET.match(self.target or ""):
-            raise InvalidParameter(f"{str(self.target)[:80]!r} is not an SSH destination: use USER@HOST or HOST")
-        if self.port is not None and not 1 <= int(self.port) <= 65535:
-            raise InvalidParameter("the SSH port must be between 1 and 65535")
-        for what, path in (("identity", self.identity), ("ssh config", self.config)):
-            if path is not None and not (os.path.isabs(path) and os.path.isfile(path)):
-                raise InvalidParameter(f"the {what} file {path!r} does not exist (give an absolute path)")
-
-    def argv(self, command: str) -> list[str]:
-        argv = ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-o", "ServerAliveInterval=15"]
-        if self.config:
-            argv += ["-F", self.config]
-        if self.identity:
-            argv += ["-i", self.identity, "-o", "IdentitiesOnly=yes"]
-        if self.port:
-            argv += ["-p", str(self.port)]
-        return [*argv, "--", self.target, "sh -c " + shlex.quote(command)]
-
-    def run(self, command: str, *, stdin: bytes = b"", timeout: float = 120, what: str = "") -> str:
-        try:
-            proc = subprocess.run(self.argv(command), input=stdin, capture_output=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise BackendUnavailable(f"ssh {self.target}: {what or 'command'} did not finish within "
-                                     f"{timeout:.0f} s") from None
-        except FileNotFoundError:
-            raise BackendUnavailable("ssh is not installed here (Debian: openssh-client)") from None
-        if proc.returncode != 0:
-            tail = " / ".join(proc.stderr.decode(errors="replace").strip().splitlines()[-3:])
-            where = "could not log in" if proc.returncode == 255 else f"{what or 'command'} failed ({proc.returncode})"
-            raise BackendUnavailable(f"ssh {self.target}: {where}: {tail or 'no output'}")
-        return proc.stdout.decode(errors="replace")
-
-    def to_dict(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if v is not None}
-
-
-@dataclass(frozen=True)
-class Remote:
-    """The files of this cluster on the other machine, all under one directory."""
-    root: str
-
-    @property
-    def conf(self) -> str:
-        return f"{self.root}/ceph.conf"
-
-    def osd(self, osd_id: int) -> str:
-        return f"{self.root}/osd/{osd_id}"
-
-    def pid_file(self, osd_id: int) -> str:
-        return f"{self.root}/run/ceph-osd.{osd_id}.pid"
-
-
-def render_remote_conf(state: ClusterState, remote: Remote, address: str, name: str, osd_size: int) -> str:
-    """ceph.conf of the other machine: the cluster's monitor, its own address, its OSDs under
-    the CRUSH host NAME (the same [global] as here, so both sides agree on auth and messenger)."""
-    r = remote.root
-    return f"""# written by pocketcloud storage add-host; the cluster lives at {state.address}
-{global_section(state, address, f"{r}/keys", f"{r}/run", r)}
-[osd]
-{daemon_files(f"{r}/log", f"{r}/run")}{osd_section(f"{r}/osd", osd_size)}crush location = root=default host={name}
-"""
-
-
-def unit_name(state: ClusterState, osd_id: int) -> str:
-    return f"pocketcloud-ceph-{state.fsid[:8]}-osd-{osd_id}"
-
-
-def _probe_script(remote: Remote) -> str:
-    d = shlex.quote(remote.root)
-    return ("hostname -s; "
-            "if command -v ceph-osd >/dev/null 2>&1; then ceph-osd --version; else echo missing; fi; "
-            "if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null 2>&1; then echo systemd; "
-            "else echo plain; fi; "
-            f"if [ ! -e {d} ]; then echo new; elif [ -f {d}/{MARKER} ]; then cat {d}/{MARKER}; "
-            f"elif [ -z \"$(ls -A {d})\" ]; then echo empty; else echo foreign; fi")
-
-
-def _unpack_script(remote: Remote, osd_ids: list[int]) -> str:
-    d = shlex.quote(remote.root)
-    stale = " ".join(shlex.quote(remote.osd(i)) for i in osd_ids)
-    # ids are reused after a purge: an OSD directory of an earlier member with the same id goes
-    return (f"set -e; umask 077; mkdir -p {d}; rm -rf {stale}; "
-            f"tar -x -o -C {d} -f -; mkdir -p {d}/run {d}/log {d}/crash {d}/tmp")
-
-
-def _mkfs_script(remote: Remote, osds: list[dict]) -> str:
-    conf = shlex.quote(remote.conf)
-    # in parallel, as here: the BlueStore files overlap their fsyncs
-    jobs = " ".join(f"ceph-osd -c {conf} -i {o['id']} --mkfs --osd-uuid {o['uuid']} "
-                    f">{shlex.quote(remote.root)}/log/mkfs.{o['id']}.out 2>&1 & pids=\"$pids $!\";" for o in osds)
-    return (f"set -e; pids=''; {jobs} rc=0; for p in $pids; do wait $p || rc=1; done; "
-            f"if [ $rc != 0 ]; then tail -n 3 {shlex.quote(remote.root)}/log/mkfs.*.out >&2; fi; exit $rc")
-
-
-def _start_script(state: ClusterState, remote: Remote, osd_id: int) -> str:
-    conf, unit = shlex.quote(remote.conf), unit_name(state, osd_id)
-    out = shlex.quote(f"{remote.root}/log/osd.{osd_id}.out")
-    return (f"{_alive(remote, osd_id)} && exit 0; "
-            "if [ -d /run/systemd/system ] && command -v systemd-run >/dev/null 2>&1; then "
-            f"systemctl reset-failed {unit}.service 2>/dev/null || true; "
-            f"systemd-run --quiet --collect --unit={unit} -p Restart=on-failure -p RestartSec=5 "
-            f"\"$(command -v ceph-osd)\" -f -c {conf} -i {osd_id}; "
-            f"else ceph-osd -c {conf} -i {osd_id} </dev/null >>{out} 2>&1; fi")
-
-
-def _alive(remote: Remote, osd_id: int) -> str:
-    """Shell: true if the OSD's pid file names a live ceph-osd of this configuration (not a
-    reused pid, not a zombie nobody reaped)."""
-    pid_file, conf = shlex.quote(remote.pid_file(osd_id)), shlex.quote(remote.conf)
-    return (f"{{ pid=$(cat {pid_file} 2>/dev/null) && [ -n \"$pid\" ] && "
-            f"tr '\\0' ' ' </proc/$pid/cmdline 2>/dev/null | grep -qF -- {conf} && "
-            f"! grep -q '^State:.*Z' /proc/$pid/status; }}")
-
-
-def _stop_script(state: ClusterState, remote: Remote, osd_id: int) -> str:
-    unit = unit_name(state, osd_id)
-    return ("if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then "
-            f"systemctl stop {unit}.service 2>/dev/null || true; fi; "
-            f"if {_alive(remote, osd_id)}; then kill $pid; i=0; "
-            f"while {_alive(remote, osd_id)} && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done; "
-            f"if {_alive(remote, osd_id)}; then kill -9 $pid; fi; fi; true")
-
-
-def _remove_script(state: ClusterState, remote: Remote) -> str:
-    d = shlex.quote(remote.root)
-    return (f"if [ ! -e {d} ]; then exit 0; fi; "
-            f"if [ \"$(cat {d}/{MARKER} 2>/dev/null)\" = {state.fsid} ]; then rm -rf {d}; "
-            f"else echo '{remote.root} does not belong to cluster {state.fsid}: left alone' >&2; exit 3; fi")
-
-
-def _tar(files: dict[str, str], dirs: list[str]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for d in dirs:
-            info = tarfile.TarInfo(d)
-            info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o700, int(time.time())
-            tar.addfile(info)
-        for name, text in files.items():
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size, info.mode, info.mtime = len(data), 0o600, int(time.time())
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
-
-
-def parse_probe(out: str, fsid: str) -> dict:
-    lines = [x.strip() for x in out.strip().splitlines()]
-    if len(lines) < 4:
-        raise BackendUnavailable(f"the other machine answered the probe oddly: {out[:200]!r}")
-    m = re.search(r"ceph version (\S+)", lines[1])
-    where = lines[3]
-    return {"hostname": lines[0], "version": m.group(1) if m else None, "systemd": lines[2] == "systemd",
-            "dir": "ours" if where == fsid else where if where in ("new", "empty") else "foreign"}
 
 
 def check_address(value: str, cluster: ClusterState) -> str:
@@ -304,7 +135,7 @@ def add_host(cluster, ssh: Ssh, *, address: str, name: str | None = None, osds: 
         state = _joined(cluster)
         if any(h["address"] == address for h in state.hosts):
             raise AlreadyExists(f"a host with the address {address} is already part of the cluster", code="HostExists")
-        probe = parse_probe(ssh.run(_probe_script(remote), timeout=30, what="probe"), state.fsid)
+        probe = parse_probe(ssh.run(probe_script(remote), timeout=30, what="probe"), state.fsid)
         if probe["version"] is None:
             raise BackendUnavailable(f"{ssh.target} has no ceph-osd: install it there "
                                      "(Debian: apt-get install --no-install-recommends ceph-osd)")
@@ -335,13 +166,13 @@ def add_host(cluster, ssh: Ssh, *, address: str, name: str | None = None, osds: 
             step("keys", f"osd.{', osd.'.join(map(str, ids))} allocated with their keys")
             files = {MARKER: state.fsid, "ceph.conf": render_remote_conf(state, remote, address, name, osd_size),
                      **{f"keys/ceph.osd.{i}.keyring": ring for i, ring in keyrings.items()}}
-            ssh.run(_unpack_script(remote, ids), stdin=_tar(files, ["keys", "osd", *(f"osd/{i}" for i in ids)]),
+            ssh.run(unpack_script(remote, ids), stdin=tar_files(files, ["keys", "osd", *(f"osd/{i}" for i in ids)]),
                     timeout=60, what="copying ceph.conf and the keyrings")
             step("copy", f"ceph.conf and {len(ids)} keyring(s) copied over SSH (stdin, 0600)")
-            ssh.run(_mkfs_script(remote, made), timeout=timeout, what="ceph-osd --mkfs")
+            ssh.run(mkfs_script(remote, made), timeout=timeout, what="ceph-osd --mkfs")
             step("mkfs", f"BlueStore made on {osd_size >> 20} MiB sparse file(s) there")
             for i in ids:
-                ssh.run(_start_script(state, remote, i), timeout=60, what=f"starting osd.{i}")
+                ssh.run(start_script(state, remote, i), timeout=60, what=f"starting osd.{i}")
                 started.append(i)
             _wait_up(cluster, ids, timeout, "the new OSDs")
             step("up", f"osd.{', osd.'.join(map(str, ids))} up and in, under CRUSH host {name}")
@@ -361,11 +192,21 @@ def add_host(cluster, ssh: Ssh, *, address: str, name: str | None = None, osds: 
 def _roll_back(cluster, state: ClusterState, ssh: Ssh, remote: Remote, made: list[dict], started: list[int],
                created_dir: bool) -> None:
     for i in started:
-        _quietly(lambda i=i: ssh.run(_stop_script(state, remote, i), timeout=30, what=f"stopping osd.{i}"))
+        _quietly(lambda i=i: ssh.run(stop_script(state, remote, i), timeout=30, what=f"stopping osd.{i}"))
     for o in made:
         _quietly(lambda o=o: cluster.ceph("osd", "purge", str(o["id"]), "--yes-i-really-mean-it", fmt=None))
     if created_dir:
-        _quietly(lambda: ssh.run(_remove_script(state, remote), timeout=60, what="removing the data directory"))
+        _quietly(lambda: ssh.run(remove_script(state, remote), timeout=60, what="removing the data directory"))
+
+
+class _Unreachable:
+    """Stands in for an Ssh that cannot be built any more: every step reports why."""
+
+    def __init__(self, why: str):
+        self.why = why
+
+    def run(self, command: str, **kw) -> str:
+        raise BackendUnavailable(f"cannot reach the machine: {self.why}")
 
 
 def _quietly(fn: Callable[[], object]) -> str | None:
@@ -387,6 +228,13 @@ def remove_host(cluster, name: str, *, force: bool = False, ssh: Ssh | None = No
         state = _joined(cluster)
         rec = _record(state, name)
         ids = [str(o["id"]) for o in rec["osds"]]
+        remote = Remote(rec["data_dir"])
+        try:
+            ssh = ssh or Ssh(**rec["ssh"])
+        except InvalidParameter as exc:  # e.g. the identity file is gone: with --force, forget the host anyway
+            if not force:
+                raise
+            ssh = _Unreachable(str(exc))
         if not force:
             try:
                 cluster.ceph("osd", "ok-to-stop", *ids, fmt=None, timeout=20)
@@ -396,10 +244,9 @@ def remove_host(cluster, name: str, *, force: bool = False, ssh: Ssh | None = No
                                    code="NotSafeToRemove") from None
         cluster.ceph("osd", "out", *ids, fmt=None)
         progress(f"osd.{', osd.'.join(ids)} marked out: their data is re-replicated on the other OSDs")
-        ssh, remote = ssh or Ssh(**rec["ssh"]), Remote(rec["data_dir"])
         problems = []
         for i in ids:
-            err = _quietly(lambda i=i: ssh.run(_stop_script(state, remote, int(i)), timeout=60, what=f"stopping osd.{i}"))
+            err = _quietly(lambda i=i: ssh.run(stop_script(state, remote, int(i)), timeout=60, what=f"stopping osd.{i}"))
             if err and not force:
                 raise BackendUnavailable(f"{err}; the OSDs stay in the cluster, marked out (use --force if {name} "
                                          "is gone for good)")
@@ -408,7 +255,7 @@ def remove_host(cluster, name: str, *, force: bool = False, ssh: Ssh | None = No
             cluster.ceph("osd", "purge", i, "--yes-i-really-mean-it", fmt=None)
         _quietly(lambda: cluster.ceph("osd", "crush", "rm", name, fmt=None))
         progress(f"osd.{', osd.'.join(ids)} stopped on {name} and purged from the cluster")
-        err = _quietly(lambda: ssh.run(_remove_script(state, remote), timeout=120, what="removing the data directory"))
+        err = _quietly(lambda: ssh.run(remove_script(state, remote), timeout=120, what="removing the data directory"))
         problems += [err] if err else []
         state = cluster.state
         state.hosts = [h for h in state.hosts if h["name"] != name]
@@ -427,7 +274,7 @@ def start_host(cluster, name: str, *, timeout: float = 120, ssh: Ssh | None = No
     ssh, remote = ssh or Ssh(**rec["ssh"]), Remote(rec["data_dir"])
     ids = [o["id"] for o in rec["osds"]]
     for i in ids:
-        ssh.run(_start_script(state, remote, i), timeout=60, what=f"starting osd.{i}")
+        ssh.run(start_script(state, remote, i), timeout=60, what=f"starting osd.{i}")
     _wait_up(cluster, ids, timeout, f"{name}'s OSDs")
     progress(f"osd.{', osd.'.join(map(str, ids))} on {name} up")
     return {"name": name, "osds": ids, "seconds": round(time.monotonic() - t0, 2)}

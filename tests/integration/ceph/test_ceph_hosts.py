@@ -139,6 +139,9 @@ def test_a_second_host_joins_over_ssh_holds_replicas_and_leaves_cleanly(ceph_ser
         started = cli_json(srv, "storage", "start-host", name)
         assert started["osds"] == [3]
         assert storage_info(srv)["osds"]["up"] == 4
+        # right after its return the PGs it holds are still recovering: removing it now would take them
+        # offline, and remove-host says so instead of doing it
+        wait_storage(srv, lambda i: i["serving"] == "ok", "recovery after start-host", 120)
 
         out = cli_json(srv, "storage", "remove-host", name)
         assert out["osds"] == [3] and out["problems"] == []
