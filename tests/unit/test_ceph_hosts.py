@@ -344,3 +344,36 @@ def test_remove_host_with_force_forgets_a_machine_that_cannot_be_reached(tmp_pat
     out = h.remove_host(cluster, "h2", force=True, progress=lambda m: None)
     assert len(out["problems"]) == 2 and "gone-key" in out["problems"][0] and cluster.state.hosts == []
     assert ("osd", "purge", "3", "--yes-i-really-mean-it") in cluster.ceph_calls
+
+
+def test_a_just_spawned_daemon_is_running_though_its_command_line_is_not_readable_yet(tmp_path, monkeypatch):
+    """Right after exec, /proc/PID/cmdline reads empty for a moment; a status read that lands
+    there must not forget the daemon (it then ran on unmanaged, and a bootstrap failed)."""
+    import subprocess
+    import sys
+
+    from emulator.storage.ceph import daemons
+
+    lay = Layout(tmp_path / "ceph")
+    lay.make_dirs()
+    d = daemons.Daemon(lay, "rgw")
+    d.argv = [sys.executable, "-c", "import time; time.sleep(30)"]
+    d.spawn()
+    try:
+        monkeypatch.setattr(daemons, "_cmdline", lambda pid: None)  # the moment after exec
+        assert d.running() and d.pid is not None
+        d.proc.kill()
+        d.proc.wait()
+        assert not d.running() and d.last_exit == "killed by SIGKILL" and d.pid is None
+    finally:
+        if d.proc is not None and d.proc.poll() is None:
+            d.proc.kill()
+            d.proc.wait()
+    adopted = daemons.Daemon(lay, "rgw")
+    p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        adopted.adopt(p.pid)  # not our child: a pid whose command line is not the daemon's is not it
+        assert not adopted.running() and adopted.last_exit == "exited"
+    finally:
+        p.kill()
+        p.wait()

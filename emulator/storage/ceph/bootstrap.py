@@ -14,6 +14,7 @@ import socket
 import subprocess
 import time
 import uuid
+from pathlib import Path
 
 from ...errors import BackendUnavailable
 from .daemons import scan, stop_all
@@ -39,17 +40,10 @@ def check_address(address: str) -> str:
     return str(ip)
 
 
-def _free_ports(n: int, address: str) -> list[int]:
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind((address, 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+def _free_port(address: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((address, 0))
+        return s.getsockname()[1]
 
 
 def wipe_unfinished(c) -> None:
@@ -72,8 +66,9 @@ def create(c) -> None:
     lay = c.layout
     lay.make_dirs()
     address = check_address(c.address)
-    mon_port = _free_ports(1, address)[0]
-    rgw_port = _free_ports(1, "127.0.0.1")[0]
+    mon_port = rgw_port = _free_port(address)
+    while rgw_port == mon_port:  # both on loopback for a one-host cluster: two ports
+        rgw_port = _free_port("127.0.0.1")
     state = ClusterState(fsid=str(uuid.uuid4()), mon_port=mon_port, rgw_port=rgw_port, osd_size=c.osd_size,
                          created_at=time.time(), version=c.version(), address=address)
     lay.write_state(state)
@@ -149,26 +144,16 @@ def _osds(c, state: ClusterState) -> None:
     for o in state.osds:
         c._daemon(f"osd.{o['id']}").spawn()
     c.say(f"{OSD_COUNT} OSDs created (BlueStore on {state.osd_size >> 20} MiB sparse files) and started", timed=True)
-    _wait_osds_in(c)
 
 
-def _wait_osds_in(c) -> None:
-    """RGW creates its pools on its first start, and the monitor refuses a pool whose PGs
-    would exceed the per-OSD limit of the OSDs *in* at that moment (ERANGE, and RGW exits):
-    on a busy machine the OSDs may still be booting. So RGW starts once they are all in."""
-    last = ""
-    while True:
-        c.deadline_left(f"waiting for the OSDs to boot ({last})")
-        try:
-            stat = c.ceph("osd", "stat", timeout=10)
-            stat = stat.get("osdmap", stat)
-            last = f"{stat.get('num_up_osds')} up, {stat.get('num_in_osds')} in"
-            if min(stat.get("num_up_osds", 0), stat.get("num_in_osds", 0)) >= OSD_COUNT:
-                c.say(f"OSDs up and in ({last})", timed=True)
-                return
-        except BackendUnavailable as exc:
-            last = str(exc)
-        time.sleep(0.25)
+def _last_words(log: Path) -> str:
+    """The last error lines a daemon logged (what it died of), for the message that says it died."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()[-400:]
+    except FileNotFoundError:
+        return "no log"
+    errors = [line for line in lines if "ERROR" in line or "error" in line or "failed" in line.lower()]
+    return " / ".join(x.strip()[-200:] for x in (errors or lines)[-3:]) or "empty log"
 
 
 def _gateway(c) -> None:
@@ -183,7 +168,8 @@ def _gateway(c) -> None:
     while True:
         c.deadline_left(f"waiting for RGW to open its port ({last})")
         if not rgw.running():
-            raise BackendUnavailable(f"Ceph: RGW exited ({rgw.last_exit}); see {lay.log}/ceph-{RGW_NAME}.log")
+            raise BackendUnavailable(f"Ceph: RGW exited ({rgw.last_exit}): {_last_words(rgw.log_path())}; "
+                                     f"see {rgw.log_path()}")
         try:
             with socket.create_connection(("127.0.0.1", c.state.rgw_port), timeout=1):
                 break
