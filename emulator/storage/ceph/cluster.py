@@ -47,6 +47,7 @@ class CephCluster:
         self.last_progress = ""
         self.daemons: dict[str, Daemon] = {}
         self._lock = threading.RLock()
+        self._daemons_lock = threading.Lock()
         self._lock_fd: int | None = None
         self._status_cache: tuple[float, dict] | None = None
         self._zone_pool: str | None = None
@@ -114,9 +115,11 @@ class CephCluster:
         return names([o["id"] for o in s.osds] if s else range(OSD_COUNT))
 
     def _daemon(self, name: str) -> Daemon:
-        if name not in self.daemons:
-            self.daemons[name] = Daemon(self.layout, name)
-        return self.daemons[name]
+        # status reads (other threads) create entries too: one Daemon per name, or a spawned one is lost
+        with self._daemons_lock:
+            if name not in self.daemons:
+                self.daemons[name] = Daemon(self.layout, name)
+            return self.daemons[name]
 
     def attach(self) -> "CephCluster":
         """Know the daemons of a cluster another process manages (for placement, labs)."""
@@ -237,9 +240,11 @@ class CephCluster:
                 d = self._daemon(name)
                 if not d.running():
                     d.adopt(pid)
-            order = [[self.daemons[n] for n in self.daemons if n == "rgw"],
-                     [self.daemons[n] for n in self.daemons if n.startswith(("osd.", "mgr."))],
-                     [self.daemons[n] for n in self.daemons if n.startswith("mon.")]]
+            with self._daemons_lock:
+                known = dict(self.daemons)
+            order = [[d for n, d in known.items() if n == "rgw"],
+                     [d for n, d in known.items() if n.startswith(("osd.", "mgr."))],
+                     [d for n, d in known.items() if n.startswith("mon.")]]
             for group in order:
                 stop_all(group, grace=4)
             self._status_cache = None
