@@ -70,9 +70,12 @@ class EngineAdmin:
             validate_key(key)
         ceph = backend.ceph()
         if ceph is not None:
-            if backend.status != "running":
+            if backend.status == "running":
+                return _ceph_view(ceph, internals, name, key)
+            if key is not None:  # an object's placement needs the cluster
                 raise BackendUnavailable(f"the storage engine is {backend.status}: {backend.last_error or 'starting'}")
-            return _ceph_view(ceph, internals, name, key)
+            internals["ceph"] = None  # the cluster is starting (or failed): the rest still holds
+            return internals
         data_dir = internals["engine"].get("data_dir")
         if key is not None and data_dir and engine in ("rclone", "minio", "minio-docker"):
             base = Path(data_dir) / name
