@@ -75,6 +75,8 @@ class EngineAdmin:
             if key is not None:  # an object's placement needs the cluster
                 raise BackendUnavailable(f"the storage engine is {backend.status}: {backend.last_error or 'starting'}")
             internals["ceph"] = None  # the cluster is starting (or failed): the rest still holds
+            internals["bytes_on_host"] = {"path": None, "note": f"inside the Ceph cluster's OSDs, which is "
+                                                               f"{backend.status} now"}
             return internals
         data_dir = internals["engine"].get("data_dir")
         if key is not None and data_dir and engine in ("rclone", "minio", "minio-docker"):
