@@ -252,6 +252,18 @@ PATHS: dict[str, dict[str, dict]] = {
     "/api/v1/launch-templates/{name}": {
         "delete": op("Delete a launch template", 204, *AUTHED, 409, tag="groups",
                      params=(_param("name", "path"),))},
+    # the Ceph cluster behind S3 (admins; api/rest_storage.py)
+    "/api/v1/storage/cluster": {
+        "get": op("The storage cluster: health and why, OSDs, placement groups, daemons", 200, *AUTHED, *ENGINE,
+                  tag="storage")},
+    "/api/v1/storage/hosts": {
+        "get": op("The cluster's machines and their OSDs", 200, *AUTHED, *ENGINE, tag="storage")},
+    "/api/v1/storage/daemons/{name}/kill": {
+        "post": op("SIGKILL one daemon of this host, held down until released", 200, *AUTHED, 409, *ENGINE,
+                   tag="storage", params=(_param("name", "path"),), body=_body({"hold": BOOL}))},
+    "/api/v1/storage/daemons/{name}/release": {
+        "post": op("Let the supervisor restart a held daemon", 200, *AUTHED, 409, *ENGINE, tag="storage",
+                   params=(_param("name", "path"),))},
     "/api/v1/billing/hygiene": {
         "get": op("Idle and forgotten resources", 200, *AUTHED, tag="billing", params=(
             ACCOUNT_Q, _param("idle_minutes"), _param("cpu_percent"), _param("untouched_days"),

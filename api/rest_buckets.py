@@ -6,6 +6,7 @@ Auth, error shape and helpers are the main REST API's (api/rest.py).
     GET    /api/v1/buckets                              own + shared buckets, with usage
     POST   /api/v1/buckets              {"name", "access"?}
     GET    /api/v1/buckets/NAME                         access, grants, usage
+    GET    /api/v1/buckets/NAME/internals[?key=KEY]     the engine, bytes on the host; KEY: where it lives
     DELETE /api/v1/buckets/NAME[?force=true]            409 BucketNotEmpty unless force
     GET    /api/v1/buckets/NAME/objects[?prefix=&delimiter=&limit=&token=]
     PUT    /api/v1/buckets/NAME/objects/KEY             body = the object (curl -T FILE)
@@ -80,7 +81,7 @@ def get_bucket(name: str):
 @bp.get("/buckets/<name>/internals")
 @authenticated
 def bucket_internals(name: str):
-    return jsonify(storage().bucket_internals(g.account, name))
+    return jsonify(storage().bucket_internals(g.account, name, request.args.get("key")))
 
 
 @bp.delete("/buckets/<name>")

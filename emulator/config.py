@@ -50,6 +50,9 @@ class Config:
     s3_engine: str = field(default_factory=lambda: _env("POCKETCLOUD_S3_ENGINE", "auto"))
     # Size of each of the three Ceph OSDs' BlueStore file (sparse: only what is written uses disk).
     ceph_osd_size: int = field(default_factory=lambda: int(_env("POCKETCLOUD_CEPH_OSD_SIZE", str(4 << 30))))
+    # The address a new Ceph cluster's monitor and OSDs bind to: loopback (one host) unless other
+    # machines are to join it (`pocketcloud storage add-host`); then an address they reach.
+    ceph_address: str = field(default_factory=lambda: _env("POCKETCLOUD_CEPH_ADDRESS", "127.0.0.1"))
     # Seconds a Ceph bootstrap (or a start of an existing cluster) may take before it is a failure.
     ceph_start_timeout: float = field(default_factory=lambda: float(_env("POCKETCLOUD_CEPH_TIMEOUT", "240")))
     # S3 lifecycle rules are honoured by a pass every this many seconds; a lifecycle "day"

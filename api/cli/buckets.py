@@ -234,3 +234,23 @@ def buckets_share(ctx, name, public, grantee, level):
         return print_json(b)
     shares = ", ".join(f"{g.get('account_name') or g['account']}: {g['level']}" for g in b.get("grants", [])) or "nobody"
     click.echo(f"{b['name']}: {b['access']}; shared with {shares}")
+
+
+@buckets.command("explain")
+@click.argument("target")
+@click.argument("key", required=False)
+@click.pass_context
+def buckets_explain(ctx, target, key):
+    """Where a bucket (and an object) really lives: s3://BUCKET[/KEY], or BUCKET [KEY].
+
+    On Ceph: the pool, the placement group, the OSDs holding the replicas (primary first),
+    their hosts and block files; on the stand-in the file under its data directory.
+    """
+    from .storage import render_internals
+
+    bucket, inline_key = _bucket_target(target)
+    key = key or inline_key or None
+    data = _storage_call(ctx, "GET", f"/buckets/{bucket}/internals", params={"key": key} if key else None)
+    if json_mode(ctx):
+        return print_json(data)
+    render_internals(data)

@@ -8,7 +8,7 @@ import click
 
 from emulator.config import Config
 
-from . import access_keys, accounts, billing, buckets, groups, images, instances, keys, labs, service, tour
+from . import access_keys, accounts, billing, buckets, groups, images, instances, keys, labs, service, storage, tour
 from .context import ApiGroup
 
 
@@ -42,6 +42,7 @@ for _cmd in [*service.COMMANDS, images.images, instances.instances, *labs.COMMAN
     main.add_command(_cmd)
 billing.register(main, labs.lab)  # bill, hygiene, lab cost
 groups.register(main, labs.lab)  # groups ..., lab cattle (issue 16)
+storage.register(main, labs.lab)  # storage, lab durability
 
 
 def _set_output(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:

@@ -461,7 +461,14 @@ def account_quota(account_id: str):
 # -- system --------------------------------------------------------------------------------
 @bp.get("/system")
 def system():
-    return render_template("system.html", info=cloud().info())
+    info = cloud().info()
+    hosts = None
+    if (info.get("storage") or {}).get("engine") == "ceph" and g.account.is_admin:
+        try:  # the cluster's machines and their OSDs: an admin's view, read live
+            hosts = cloud().storage.engine_cluster(g.account)["hosts"]
+        except CloudError:
+            hosts = None
+    return render_template("system.html", info=info, hosts=hosts)
 
 
 @bp.get("/<path:unknown>")

@@ -117,7 +117,8 @@ class Backend:
                 self.last_error = f"Ceph is starting: {line}"
 
         self._ceph = CephCluster(Path(self.choice.detail), osd_size=self.config.ceph_osd_size,
-                                 timeout=self.config.ceph_start_timeout, progress=progress)
+                                 timeout=self.config.ceph_start_timeout, progress=progress,
+                                 address=self.config.ceph_address)
         self._stop = threading.Event()
         self.status = "starting"
         self.last_error = "Ceph is starting"

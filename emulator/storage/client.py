@@ -180,6 +180,10 @@ class BackendClient:
                 return BackendResponse(self, conn, resp, method)
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError) as exc:
                 conn.close()
+                if pooled:
+                    # one kept-alive connection dropped: the engine most likely restarted (a supervised
+                    # RGW or stand-in), so every other pooled one is dead too; the retry opens a new one
+                    self.close()
                 if pooled and retryable and attempt == 0:
                     continue
                 raise BackendUnavailable(f"the storage engine at {self.endpoint} dropped the connection: {exc}") \

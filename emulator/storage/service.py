@@ -29,6 +29,7 @@ from .client import BackendClient
 from .configuration import SettingsOperations
 from .engine import Engine
 from .expiry import LifecycleWorker
+from .engine_admin import EngineAdmin
 from .index import ObjectIndex
 from .multipart import MultipartOperations
 from .objects import ObjectOperations
@@ -39,7 +40,7 @@ log = logging.getLogger("pocketcloud.storage")
 MAX_POLICY = 20 * 1024
 
 
-class Storage(ObjectOperations, MultipartOperations, AccessOperations, SettingsOperations):
+class Storage(ObjectOperations, MultipartOperations, AccessOperations, SettingsOperations, EngineAdmin):
     def __init__(self, store, accounts, config, *, backend: Backend | None = None, choice: Choice | None = None):
         self.store = store
         self.accounts = accounts
@@ -228,9 +229,9 @@ class Storage(ObjectOperations, MultipartOperations, AccessOperations, SettingsO
     def object_size(self, bucket: str, key: str) -> int | None:
         return self.index.object_size(bucket, key)
 
-    def bucket_internals(self, account: Account | None, name: str) -> dict:
+    def bucket_internals(self, account: Account | None, name: str, key: str | None = None) -> dict:
         """Where a bucket really lives: the engine, the bytes on the host's disk (walked live),
-        and the path a request takes."""
+        and the path a request takes; with a key, where that object is."""
         bucket = self.authorize(account, name, "list")
         engine = {k: v for k, v in self.describe().items() if k != "last_error"}
         on_disk = None
@@ -243,7 +244,7 @@ class Storage(ObjectOperations, MultipartOperations, AccessOperations, SettingsO
                        "note": ("each object is a plain file under this folder, its key the relative path"
                                 if engine.get("engine") == "rclone" else
                                 "MinIO's own on-disk format: object data and xl.meta metadata per key")}
-        return {
+        internals = {
             "bucket": bucket.name,
             "owner": bucket.owner,
             "access": bucket.access,
@@ -265,6 +266,7 @@ class Storage(ObjectOperations, MultipartOperations, AccessOperations, SettingsO
             "flat_namespace": "keys like 'a/b/c.txt' are whole names; folders are only a listing convention "
                               "(prefix + delimiter)",
         }
+        return self.engine_view(internals, key)  # the engine's own view: Ceph's pool, PGs, OSDs (engine_admin.py)
 
     def presign(self, account: Account, key_id: str, secret: str, name: str, key: str, *, expires: int = 3600,
                 method: str = "GET", endpoint: str | None = None) -> str:

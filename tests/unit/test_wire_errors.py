@@ -7,7 +7,7 @@ import json
 import pytest
 from flask import Flask, abort
 
-from api import admin_rest, rest, rest_buckets
+from api import admin_rest, rest, rest_buckets, rest_storage
 from api.errors import register_flask_handlers
 from api.web import views
 from emulator import errors as e
@@ -80,6 +80,6 @@ def test_console_errors_are_pages(client):
 
 def test_no_blueprint_carries_its_own_error_handlers():
     app = Flask("handlers-test")
-    for bp in (rest.bp, rest_buckets.bp, admin_rest.bp, views.bp):
+    for bp in (rest.bp, rest_buckets.bp, rest_storage.bp, admin_rest.bp, views.bp):
         app.register_blueprint(bp)
     assert set(app.error_handler_spec) <= {None}, "error handlers belong on the app (api/errors.py), once"

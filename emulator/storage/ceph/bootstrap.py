@@ -8,28 +8,42 @@ an unmarked one (a bootstrap killed half-way) stops what it left running and sta
 """
 from __future__ import annotations
 
+import ipaddress
 import shutil
 import socket
 import subprocess
 import time
 import uuid
+from pathlib import Path
 
 from ...errors import BackendUnavailable
 from .daemons import scan, stop_all
 from .layout import MGR_ID, MON_ID, OSD_COUNT, RGW_NAME, RGW_UID, ClusterState, render_conf, tool
 
 
-def _free_ports(n: int) -> list[int]:
-    socks = []
+def check_address(address: str) -> str:
+    """The address a new cluster binds to: an IPv4 address of this machine (the monitor must
+    listen on it, and other machines reach the cluster through it)."""
     try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+        ip = ipaddress.IPv4Address(address)
+    except ValueError:
+        raise BackendUnavailable(f"POCKETCLOUD_CEPH_ADDRESS={address[:60]!r} is not an IPv4 address") from None
+    if ip.is_unspecified or ip.is_multicast:
+        raise BackendUnavailable(f"POCKETCLOUD_CEPH_ADDRESS={address}: give one address of this machine, "
+                                 "not a wildcard or multicast address")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((str(ip), 0))
+        except OSError as exc:
+            raise BackendUnavailable(f"POCKETCLOUD_CEPH_ADDRESS={address} is not an address of this machine "
+                                     f"({exc.strerror}); `ip -br addr` lists them") from None
+    return str(ip)
+
+
+def _free_port(address: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((address, 0))
+        return s.getsockname()[1]
 
 
 def wipe_unfinished(c) -> None:
@@ -51,12 +65,15 @@ def wipe_unfinished(c) -> None:
 def create(c) -> None:
     lay = c.layout
     lay.make_dirs()
-    mon_port, rgw_port = _free_ports(2)
+    address = check_address(c.address)
+    mon_port = rgw_port = _free_port(address)
+    while rgw_port == mon_port:  # both on loopback for a one-host cluster: two ports
+        rgw_port = _free_port("127.0.0.1")
     state = ClusterState(fsid=str(uuid.uuid4()), mon_port=mon_port, rgw_port=rgw_port, osd_size=c.osd_size,
-                         created_at=time.time(), version=c.version())
+                         created_at=time.time(), version=c.version(), address=address)
     lay.write_state(state)
     lay.conf.write_text(render_conf(lay, state))
-    c.say(f"bootstrapping a new cluster {state.fsid} in {lay.root} (monitor 127.0.0.1:{mon_port}, "
+    c.say(f"bootstrapping a new cluster {state.fsid} in {lay.root} (monitor {address}:{mon_port}, "
           f"S3 127.0.0.1:{rgw_port}); Ceph {state.version}")
     try:
         _monitor(c, state)
@@ -81,7 +98,7 @@ def _monitor(c, state: ClusterState) -> None:
            "--cap", "osd", "allow *", "--cap", "mgr", "allow *", "--cap", "mds", "allow *"])
     c.run([authtool, str(mon_keyring), "--import-keyring", str(admin)])
     monmap = lay.root / "tmp" / "monmap"
-    c.run([tool("monmaptool"), "--create", "--addv", MON_ID, f"[v2:127.0.0.1:{state.mon_port}]",
+    c.run([tool("monmaptool"), "--create", "--addv", MON_ID, f"[v2:{state.address}:{state.mon_port}]",
            "--fsid", state.fsid, "--set-min-mon-release", "pacific", "--enable-all-features", "--clobber", str(monmap)])
     c.run([tool("ceph-mon"), "-c", str(lay.conf), "--mkfs", "-i", MON_ID, "--monmap", str(monmap),
            "--keyring", str(mon_keyring)], what="ceph-mon --mkfs")
@@ -129,6 +146,16 @@ def _osds(c, state: ClusterState) -> None:
     c.say(f"{OSD_COUNT} OSDs created (BlueStore on {state.osd_size >> 20} MiB sparse files) and started", timed=True)
 
 
+def _last_words(log: Path) -> str:
+    """The last error lines a daemon logged (what it died of), for the message that says it died."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()[-400:]
+    except FileNotFoundError:
+        return "no log"
+    errors = [line for line in lines if "ERROR" in line or "error" in line or "failed" in line.lower()]
+    return " / ".join(x.strip()[-200:] for x in (errors or lines)[-3:]) or "empty log"
+
+
 def _gateway(c) -> None:
     lay = c.layout
     c.ceph("auth", "get-or-create", RGW_NAME, "mon", "allow rw", "osd", "allow rwx", "mgr", "allow rw",
@@ -141,7 +168,8 @@ def _gateway(c) -> None:
     while True:
         c.deadline_left(f"waiting for RGW to open its port ({last})")
         if not rgw.running():
-            raise BackendUnavailable(f"Ceph: RGW exited ({rgw.last_exit}); see {lay.log}/ceph-{RGW_NAME}.log")
+            raise BackendUnavailable(f"Ceph: RGW exited ({rgw.last_exit}): {_last_words(rgw.log_path())}; "
+                                     f"see {rgw.log_path()}")
         try:
             with socket.create_connection(("127.0.0.1", c.state.rgw_port), timeout=1):
                 break

@@ -38,14 +38,16 @@ def _log_progress(line: str) -> None:
 
 class CephCluster:
     def __init__(self, root: Path, *, osd_size: int = 4 << 30, timeout: float = 240.0,
-                 progress: Progress = _log_progress):
+                 progress: Progress = _log_progress, address: str = "127.0.0.1"):
         self.layout = Layout(root)
         self.osd_size = osd_size
+        self.address = address  # for a bootstrap; an existing cluster keeps the one it was made with
         self.timeout = timeout
         self.progress = progress
         self.last_progress = ""
         self.daemons: dict[str, Daemon] = {}
         self._lock = threading.RLock()
+        self._daemons_lock = threading.Lock()
         self._lock_fd: int | None = None
         self._status_cache: tuple[float, dict] | None = None
         self._zone_pool: str | None = None
@@ -113,9 +115,11 @@ class CephCluster:
         return names([o["id"] for o in s.osds] if s else range(OSD_COUNT))
 
     def _daemon(self, name: str) -> Daemon:
-        if name not in self.daemons:
-            self.daemons[name] = Daemon(self.layout, name)
-        return self.daemons[name]
+        # status reads (other threads) create entries too: one Daemon per name, or a spawned one is lost
+        with self._daemons_lock:
+            if name not in self.daemons:
+                self.daemons[name] = Daemon(self.layout, name)
+            return self.daemons[name]
 
     def attach(self) -> "CephCluster":
         """Know the daemons of a cluster another process manages (for placement, labs)."""
@@ -164,6 +168,9 @@ class CephCluster:
 
     def _start_existing(self) -> None:
         s = self.state
+        if self.address not in (s.address, "127.0.0.1"):
+            self.say(f"this cluster was made with the address {s.address} and keeps it (its monitor map names it); "
+                     f"the address {self.address} applies to a new cluster only")
         self.layout.conf.write_text(render_conf(self.layout, s))
         self.layout.secure_keys()
         found = scan(self.layout, self._names())
@@ -233,9 +240,11 @@ class CephCluster:
                 d = self._daemon(name)
                 if not d.running():
                     d.adopt(pid)
-            order = [[self.daemons[n] for n in self.daemons if n == "rgw"],
-                     [self.daemons[n] for n in self.daemons if n.startswith(("osd.", "mgr."))],
-                     [self.daemons[n] for n in self.daemons if n.startswith("mon.")]]
+            with self._daemons_lock:
+                known = dict(self.daemons)
+            order = [[d for n, d in known.items() if n == "rgw"],
+                     [d for n, d in known.items() if n.startswith(("osd.", "mgr."))],
+                     [d for n, d in known.items() if n.startswith("mon.")]]
             for group in order:
                 stop_all(group, grace=4)
             self._status_cache = None
@@ -332,7 +341,7 @@ class CephCluster:
         s = self.state
         info: dict = {"data_dir": str(self.layout.root), "progress": self.last_progress}
         if s:
-            info.update(fsid=s.fsid, mon=f"127.0.0.1:{s.mon_port}", version=s.version)
+            info.update(fsid=s.fsid, mon=f"{s.address}:{s.mon_port}", version=s.version)
         info["daemons"] = {n: self._daemon(n).describe() for n in self._names()}
         if not live:
             info.update(health="UNKNOWN", health_reason=self.last_progress or "not started", serving="starting")
@@ -353,15 +362,25 @@ class CephCluster:
                 raise BackendUnavailable("Ceph: RGW's zone has no default-placement data pool")
         return self._zone_pool
 
-    def placement(self, bucket: str, key: str) -> dict:
-        """Where an S3 object's head really lives: `ceph osd map` for its RADOS object, plus
-        whether it exists and its size (rados stat), and the host files of the acting OSDs."""
+    def bucket_view(self, bucket: str) -> dict:
+        """A bucket as RGW keeps it: its marker (the prefix of its RADOS objects), the data pool,
+        and how many RADOS objects and bytes it holds."""
         try:
             stats = self.rgw_admin("bucket", "stats", f"--bucket={bucket}")
         except BackendUnavailable as exc:
             raise NotFound(f"no bucket {bucket!r} in the Ceph engine ({exc})", code="NoSuchBucket") from None
+        main = (stats.get("usage") or {}).get("rgw.main") or {}
+        return {"bucket_marker": stats.get("marker"), "pool": self.data_pool(),
+                "rados_objects": main.get("num_objects", 0), "bytes": main.get("size_actual", main.get("size", 0))}
+
+    def placement(self, bucket: str, key: str, marker: str | None = None) -> dict:
+        """Where an S3 object's head really lives: `ceph osd map` for its RADOS object, plus
+        whether it exists and its size (rados stat), and the host files of the acting OSDs.
+        `marker`: the bucket's, when the caller has just read it (bucket_view)."""
+        if marker is None:
+            marker = self.bucket_view(bucket)["bucket_marker"]
         pool = self.data_pool()
-        oid = st.head_oid(stats["marker"], key)
+        oid = st.head_oid(marker, key)
         osd_map = self.ceph("osd", "map", pool, oid, timeout=10)
         try:
             out = self.run([tool("rados"), "-c", str(self.layout.conf), "-p", pool, "stat", oid], timeout=15)
@@ -369,9 +388,13 @@ class CephCluster:
             stat = {"size": int(m.group(1))} if m else {}
         except BackendUnavailable:
             stat = None
-        paths = {o["id"]: str(self.layout.osd_data(o["id"]) / "block") for o in self.state.osds}
-        result = st.placement(pool, oid, osd_map, paths, stat)
-        result.update(bucket=bucket, key=key, bucket_marker=stats["marker"])
+        state = self.state
+        paths = {o["id"]: str(self.layout.osd_data(o["id"]) / "block") for o in state.osds}
+        for h in state.hosts:  # OSDs on added machines: the path is on that machine
+            paths.update({o["id"]: f"{h['data_dir']}/osd/{o['id']}/block" for o in h["osds"]})
+        hosts_of = st.osd_hosts(self.ceph("osd", "tree", timeout=10))
+        result = st.placement(pool, oid, osd_map, paths, stat, hosts_of)
+        result.update(bucket=bucket, key=key, bucket_marker=marker)
         return result
 
 

@@ -35,14 +35,21 @@ def names(osd_ids) -> list[str]:
     return [f"mon.{MON_ID}", f"mgr.{MGR_ID}", *(f"osd.{i}" for i in osd_ids), "rgw"]
 
 
+def _state(pid: int) -> str | None:
+    """The process state letter (R, S, D, Z ...), None if there is no such process."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, PermissionError, IndexError):
+        return None
+
+
 def _cmdline(pid: int) -> list[str] | None:
     """argv of a live process, None if it is gone or a zombie (a dead daemon nobody reaped)."""
+    if _state(pid) in (None, "Z", "X"):
+        return None
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        if stat.rsplit(")", 1)[1].split()[0] in ("Z", "X"):
-            return None
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (FileNotFoundError, ProcessLookupError, PermissionError, IndexError):
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
         return None
     return raw.decode(errors="replace").split("\0")[:-1] or None
 
@@ -87,20 +94,31 @@ class Daemon:
         self.proc, self.pid, self.started_at = None, pid, time.time()
 
     def running(self) -> bool:
-        if self.pid is None:
+        proc, pid = self.proc, self.pid  # other threads (status reads, the supervisor) call this too
+        if pid is None:
             return False
-        code = self.proc.poll() if self.proc is not None else None
-        # poll() also answers None while another thread is reaping the child: ask /proc too
-        if code is None and _same(_cmdline(self.pid) or [], self.argv):
-            return True
-        if code is None and self.proc is not None:
-            try:
-                code = self.proc.wait(timeout=2)  # dead: its exit status is being collected
-            except subprocess.TimeoutExpired:
-                pass
+        if proc is None:
+            # adopted: once it is gone its pid can be anyone's, so its command line must match
+            if _same(_cmdline(pid) or [], self.argv):
+                return True
+            code = None
+        else:
+            code = proc.poll()
+            # poll() also answers None while another thread is reaping the child; /proc tells. Not by
+            # the command line: right after exec it reads empty for a moment (the console's status
+            # poll once caught a just-spawned RGW so, and the daemon was forgotten while it ran), and
+            # a child's pid is not reused before we reap it.
+            if code is None and _state(pid) not in (None, "Z", "X"):
+                return True
+            if code is None:
+                try:
+                    code = proc.wait(timeout=2)  # dead: its exit status is being collected
+                except subprocess.TimeoutExpired:
+                    pass
         self.last_exit = ("exited" if code is None else f"exit {code}" if code >= 0
                           else f"killed by {signal.Signals(-code).name}")
-        self.proc = self.pid = None
+        if self.pid == pid:  # not respawned meanwhile by another thread
+            self.proc = self.pid = None
         return False
 
     def spawn(self) -> None:

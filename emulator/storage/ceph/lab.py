@@ -1,7 +1,7 @@
-"""The durability lab's logic (the `pocketcloud lab durability` command comes later): write
+"""The durability lab's logic (`pocketcloud lab durability` drives it over the REST API): write
 objects, kill one OSD, show the cluster degraded yet serving every object, bring the OSD back
 and time the recovery. The result is a timeline of events plus the cluster's state sampled
-about once a second (OSDs up, PG states, health) — what a chart of the lab is drawn from.
+every second or so (OSDs up, PG states, health) — what a chart of the lab is drawn from.
 """
 from __future__ import annotations
 
@@ -62,12 +62,14 @@ def _digest(data: bytes) -> str:
 
 def durability(cluster, io: ObjectIO, *, objects: int = 50, size: int = 64 * 1024, osd: str | None = None,
                timeout: float = 240.0, restart: Callable[[str], None] | None = None,
-               progress: Progress = print) -> dict:
-    """Run the lab on `cluster` (a CephCluster) through `io`; returns the timeline.
+               progress: Progress = print, killable: Callable[[str], bool] = lambda name: True) -> dict:
+    """Run the lab on `cluster` (a CephCluster, or anything with its status/placement/hold/
+    kill/release: the CLI's view over REST) through `io`; returns the timeline.
 
     The killed OSD is held down (the supervisor leaves it alone) until every object has been
     read back; then it is released, so the supervisor restarts it — or `restart(name)` does,
-    where no supervisor runs.
+    where no supervisor runs. `killable(name)` says which OSDs can be killed from here (the
+    OSDs of added machines cannot).
     """
     if objects < 1 or size < 1:
         raise ValueError("objects and size must be positive")
@@ -101,7 +103,7 @@ def durability(cluster, io: ObjectIO, *, objects: int = 50, size: int = 64 * 102
             if time.monotonic() > deadline:
                 raise BackendUnavailable(f"durability lab: {what} did not happen within {timeout:.0f} s "
                                          f"(last: {s['health']} {s['health_reason']})")
-            time.sleep(1.0)
+            time.sleep(0.5)
 
     digests: dict[str, str] = {}
     for i in range(objects):
@@ -113,24 +115,34 @@ def durability(cluster, io: ObjectIO, *, objects: int = 50, size: int = 64 * 102
     before = wait_for(lambda s: s["serving"] == "ok", "a clean cluster before the failure")
     first = next(iter(digests))
     where = cluster.placement(io.bucket, first)
-    victim = osd or f"osd.{where['primary']}"
+    # the primary of the first object's PG, unless only another replica's OSD can be killed from here
+    replicas = [f"osd.{i}" for i in where["acting"]]
+    victim = osd or next((name for name in replicas if killable(name)), f"osd.{where['primary']}")
     mark(f"{first} lives in PG {where['pg']} on OSDs {where['acting']} (primary osd.{where['primary']})",
          placement=where, health=before["health"])
     cluster.hold(victim)
-    pid = cluster.kill(victim)
-    t_kill = time.monotonic()
-    mark(f"killed {victim} (pid {pid}) with SIGKILL and held it down", osd=victim, pid=pid)
-    down = wait_for(lambda s: s["osds"]["up"] is not None and s["osds"]["up"] < s["osds"]["total"],
-                    "the cluster noticing the dead OSD")
-    t_detect = time.monotonic()
-    mark(f"cluster sees {victim} down: {down['health']} ({down['health_reason']}); serving: {down['serving']}",
-         health=down["health"], serving=down["serving"], osds_up=down["osds"]["up"])
-    intact = sum(1 for key, d in digests.items() if _digest(io.get(key)) == d)
-    io.put("durability/written-while-degraded", b"written with one OSD down")
-    degraded = sample()
-    mark(f"read {intact}/{objects} objects back intact and wrote one more while {victim} is down",
-         intact=intact, serving=degraded["serving"], pgs=degraded["pgs"]["states"])
-    cluster.release(victim)
+    try:
+        pid = cluster.kill(victim)
+        t_kill = time.monotonic()
+        mark(f"killed {victim} (pid {pid}) with SIGKILL and held it down", osd=victim, pid=pid)
+        down = wait_for(lambda s: s["osds"]["up"] is not None and s["osds"]["up"] < s["osds"]["total"],
+                        "the cluster noticing the dead OSD")
+        t_detect = time.monotonic()
+        mark(f"cluster sees {victim} down: {down['health']} ({down['health_reason']}); serving: {down['serving']}",
+             health=down["health"], serving=down["serving"], osds_up=down["osds"]["up"])
+        intact, sampled = 0, time.monotonic()
+        for key, d in digests.items():
+            intact += _digest(io.get(key)) == d
+            if time.monotonic() - sampled > 1.0:  # the timeline goes on while the objects are read
+                sample()
+                sampled = time.monotonic()
+        io.put("durability/written-while-degraded", b"written with one OSD down")
+        degraded = sample()
+        mark(f"read {intact}/{objects} objects back intact and wrote one more while {victim} is down",
+             intact=intact, serving=degraded["serving"], pgs=degraded["pgs"]["states"])
+    finally:
+        # whatever happened, the OSD is not left held down (a lab must not leave the cluster degraded)
+        cluster.release(victim)
     if restart is not None:
         restart(victim)
     t_release = time.monotonic()

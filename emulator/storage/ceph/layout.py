@@ -51,8 +51,10 @@ class ClusterState:
     mon_port: int
     rgw_port: int
     osd_size: int
-    osds: list[dict] = field(default_factory=list)     # [{"id": 0, "uuid": "..."}]
+    osds: list[dict] = field(default_factory=list)     # [{"id": 0, "uuid": "..."}] on this host
     bootstrapped: bool = False
+    address: str = "127.0.0.1"                          # the monitor's and the OSDs' (public) address
+    hosts: list[dict] = field(default_factory=list)    # other machines' OSDs (hosts.py: HostRecord)
     created_at: float = 0.0
     version: str = ""
 
@@ -114,41 +116,66 @@ class Layout:
         return (self.hold / name).exists()
 
 
-def render_conf(layout: Layout, state: ClusterState) -> str:
-    """ceph.conf for a one-host cluster bound to loopback.
+OSD_MEMORY_TARGET = 939524096  # the default is 4 GiB per OSD
 
-    Why each unusual setting: chooseleaf type 0 puts the three replicas on three OSDs of the
-    same host (the default wants three hosts and leaves every PG undersized); small fixed PG
-    counts keep seven RGW pools well under the per-OSD PG limit with three OSDs; msgr2 only,
-    one monitor port per cluster; a modest memory target (the default is 4 GiB per OSD);
-    log files and admin sockets only for the daemons, so concurrent CLI calls do not share them;
-    tcp_nodelay on RGW's frontend, without which a 4 KiB GET waits ~40 ms for a delayed ACK
-    (measured: 48 ms per GET, 1.5 ms with it).
-    """
-    r = layout.root
-    daemon = (f"log file = {layout.log}/$cluster-$name.log\n"
-              f"admin socket = {layout.run}/$cluster-$name.asok\n"
-              f"pid file = {layout.run}/$cluster-$name.pid\n")
-    return f"""# written by pocketcloud from cluster.json on every start; edits here are lost
-[global]
+
+def daemon_files(log: Path | str, run: Path | str) -> str:
+    """Log file, admin socket and pid file, set for daemons only (concurrent CLI calls must
+    not share one admin socket)."""
+    return (f"log file = {log}/$cluster-$name.log\n"
+            f"admin socket = {run}/$cluster-$name.asok\n"
+            f"pid file = {run}/$cluster-$name.pid\n")
+
+
+def osd_section(data: Path | str, size: int) -> str:
+    return f"""osd data = {data}/$id
+osd objectstore = bluestore
+bluestore block create = true
+bluestore block size = {size}
+osd memory target = {OSD_MEMORY_TARGET}
+"""
+
+
+def global_section(state: ClusterState, address: str, keys: Path | str, run: Path | str, root: Path | str) -> str:
+    """[global] of every machine of the cluster: the same monitor and auth, its own address."""
+    return f"""[global]
 fsid = {state.fsid}
-mon host = v2:127.0.0.1:{state.mon_port}
+mon host = v2:{state.address}:{state.mon_port}
 mon initial members = {MON_ID}
-public addr = 127.0.0.1
-cluster addr = 127.0.0.1
+public addr = {address}
+cluster addr = {address}
 ms bind msgr1 = false
 ms bind ipv6 = false
 auth cluster required = cephx
 auth service required = cephx
 auth client required = cephx
 auth allow insecure global id reclaim = false
-keyring = {layout.keys}/$cluster.$name.keyring
-run dir = {layout.run}
-crash dir = {r}/crash
-tmp dir = {r}/tmp
+keyring = {keys}/$cluster.$name.keyring
+run dir = {run}
+crash dir = {root}/crash
+tmp dir = {root}/tmp
 log to stderr = false
 err to stderr = true
-osd crush chooseleaf type = 0
+"""
+
+
+def render_conf(layout: Layout, state: ClusterState) -> str:
+    """ceph.conf for this host's daemons, bound to the cluster's address (loopback unless the
+    cluster was made for more than one machine).
+
+    Why each unusual setting: chooseleaf type 0 puts the three replicas on three OSDs, on
+    whichever hosts (the default wants three hosts and leaves every PG undersized on one);
+    small fixed PG counts keep seven RGW pools well under the per-OSD PG limit with three
+    OSDs; msgr2 only, one monitor port per cluster; a modest memory target; log files and
+    admin sockets only for the daemons, so concurrent CLI calls do not share them;
+    tcp_nodelay on RGW's frontend, without which a 4 KiB GET waits ~40 ms for a delayed ACK
+    (measured: 48 ms per GET, 1.5 ms with it). RGW always listens on loopback: only the
+    gateway on this host talks to it.
+    """
+    r = layout.root
+    daemon = daemon_files(layout.log, layout.run)
+    return f"""# written by pocketcloud from cluster.json on every start; edits here are lost
+{global_section(state, state.address, layout.keys, layout.run, r)}osd crush chooseleaf type = 0
 osd pool default size = 3
 osd pool default min size = 2
 osd pool default pg num = 8
@@ -164,12 +191,7 @@ mon allow pool delete = true
 {daemon}mgr data = {r}/mgr/$id
 
 [osd]
-{daemon}osd data = {r}/osd/$id
-osd objectstore = bluestore
-bluestore block create = true
-bluestore block size = {state.osd_size}
-osd memory target = 939524096
-
+{daemon}{osd_section(r / "osd", state.osd_size)}
 [{RGW_NAME}]
 {daemon}rgw data = {r}/rgw
 rgw frontends = beast endpoint=127.0.0.1:{state.rgw_port} tcp_nodelay=1

@@ -62,9 +62,32 @@ def head_oid(marker: str, key: str) -> str:
     return f"{marker}_{'_' + key if key.startswith('_') else key}"
 
 
-def placement(pool: str, oid: str, osd_map: dict, osd_paths: dict[int, str], stat: dict | None) -> dict:
-    """Where a RADOS object lives: pool, PG, the acting OSDs (primary first) and their files."""
+def osd_hosts(tree: dict) -> dict[int, str]:
+    """OSD id -> the CRUSH host it sits under, from `ceph osd tree`."""
+    nodes = {n["id"]: n for n in tree.get("nodes", [])}
+    return {c: n["name"] for n in nodes.values() if n.get("type") == "host" for c in n.get("children", [])
+            if nodes.get(c, {}).get("type") == "osd"}
+
+
+def hosts(tree: dict) -> list[dict]:
+    """The CRUSH hosts with their OSDs (up or down, in or out), from `ceph osd tree`."""
+    nodes = {n["id"]: n for n in tree.get("nodes", [])}
+    out = []
+    for n in tree.get("nodes", []):
+        if n.get("type") != "host":
+            continue
+        osds = [{"id": c, "name": nodes[c]["name"], "status": nodes[c].get("status", "unknown"),
+                 "in": float(nodes[c].get("reweight", 0)) > 0} for c in n.get("children", [])
+                if nodes.get(c, {}).get("type") == "osd"]
+        out.append({"name": n["name"], "osds": sorted(osds, key=lambda o: o["id"])})
+    return sorted(out, key=lambda h: h["name"])
+
+
+def placement(pool: str, oid: str, osd_map: dict, osd_paths: dict[int, str], stat: dict | None,
+              hosts_of: dict[int, str] | None = None) -> dict:
+    """Where a RADOS object lives: pool, PG, the acting OSDs (primary first), their hosts and files."""
     acting = osd_map.get("acting") or []
+    hosts_of = hosts_of or {}
     return {
         "pool": pool,
         "object": oid,
@@ -72,7 +95,7 @@ def placement(pool: str, oid: str, osd_map: dict, osd_paths: dict[int, str], sta
         "up": osd_map.get("up") or [],
         "acting": acting,
         "primary": osd_map.get("acting_primary"),
-        "replicas": [{"osd": i, "host_path": osd_paths.get(i),
+        "replicas": [{"osd": i, "host": hosts_of.get(i), "host_path": osd_paths.get(i),
                       "note": "BlueStore keeps the object inside this block file, not as a file of its own"}
                      for i in acting],
         "exists": stat is not None,

@@ -1,5 +1,8 @@
 """One real `pocketcloud serve` on Ceph (POCKETCLOUD_S3_ENGINE=ceph) for the Ceph tests: one
 bootstrap per run, torn down after them, with a check that none of its daemons outlive it.
+The cluster is made for more than one machine: it binds to the address of a bridge the tests
+make (hostnet.py), where a namespace plays the second machine (test_ceph_hosts.py); so the
+multi-host test extends the shared cluster instead of bootstrapping its own.
 
 The packages come from scripts/engines.sh (scripts/ceph-packages.sh); a missing one fails the
 run, as any missing engine does.
@@ -8,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import time
 from pathlib import Path
@@ -19,6 +23,8 @@ from emulator.storage.ceph import CephCluster, missing_packages
 from emulator.storage.ceph.daemons import _cmdline
 
 from tests.integration.cloud import REPO, Server
+
+from .hostnet import HostNet
 
 ARTIFACTS = REPO / "artifacts"
 BOOT_TIMEOUT = 300
@@ -55,13 +61,35 @@ def wait_storage(srv: Server, cond, what: str, timeout: float = BOOT_TIMEOUT) ->
                          f"{srv.log_path.read_text()[-3000:]}")
 
 
+def console_session(srv: Server) -> requests.Session:
+    """A console session signed in with the admin's keys."""
+    admin = srv.admin
+    s = requests.Session()
+    csrf = re.search(r'name="csrf" value="([^"]+)"', s.get(srv.url + "/ui/login").text).group(1)
+    r = s.post(srv.url + "/ui/login", data={"csrf": csrf, "access_key_id": admin.key_id,
+                                            "secret_access_key": admin.secret})
+    assert r.status_code == 200 and "/ui/login" not in r.url
+    return s
+
+
 def wait_serving(srv: Server, timeout: float = BOOT_TIMEOUT) -> dict:
     return wait_storage(srv, lambda i: i.get("engine") == "ceph" and i.get("status") == "running",
                         "Ceph serving S3", timeout)
 
 
 @pytest.fixture(scope="package")
-def ceph_server(tmp_path_factory):
+def ceph_net(tmp_path_factory):
+    net = HostNet(tmp_path_factory.mktemp("pc-ceph-net"))
+    try:
+        yield net
+    finally:
+        net.close()
+        leaks = net.leaks()
+        assert not leaks, f"the Ceph tests left network pieces behind: {leaks}"
+
+
+@pytest.fixture(scope="package")
+def ceph_server(tmp_path_factory, ceph_net):
     missing = missing_packages()
     if missing:
         pytest.fail(f"Ceph packages missing: {' '.join(missing)}; run `make test` (scripts/engines.sh installs them)")
@@ -69,6 +97,7 @@ def ceph_server(tmp_path_factory):
     home = tmp_path_factory.mktemp("pc-ceph")
     srv = Server(home, ARTIFACTS)
     srv.env["POCKETCLOUD_S3_ENGINE"] = "ceph"
+    srv.env["POCKETCLOUD_CEPH_ADDRESS"] = ceph_net.host_ip
     srv.start()
     try:
         wait_serving(srv)

@@ -18,12 +18,10 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 
 from emulator.errors import NotFound
-from emulator.storage.ceph.lab import EngineBucket, durability
-from emulator.storage.client import BackendClient
 
 from tests.integration.procs import assert_no_secret_on_command_lines
 
-from .conftest import ceph_processes, storage_info, wait_serving, wait_storage
+from .conftest import ceph_processes, console_session, storage_info, wait_serving, wait_storage
 
 pytestmark = pytest.mark.integration
 
@@ -61,7 +59,7 @@ def test_boto3_put_get_list_delete_through_the_gateway(ceph_server, user_s3):
     assert e.value.response["Error"]["Code"] in ("404", "NoSuchBucket")
 
 
-def test_info_shows_engine_version_health_osds_and_pgs(ceph_server):
+def test_info_shows_engine_version_health_osds_and_pgs(ceph_server, ceph_net):
     info = storage_info(ceph_server)
     assert info["engine"] == "ceph" and info["status"] == "running"
     assert re.match(r"1[6-9]\.\d+\.\d+", info["version"]), info["version"]
@@ -71,8 +69,12 @@ def test_info_shows_engine_version_health_osds_and_pgs(ceph_server):
     assert sum(info["pgs"]["states"].values()) == info["pgs"]["total"] > 0
     assert set(info["daemons"]) == {"mon.a", "mgr.x", "osd.0", "osd.1", "osd.2", "rgw"}
     assert info["data_dir"].startswith(str(ceph_server.home))
-    assert info["endpoint"].startswith("http://127.0.0.1:")
+    assert info["endpoint"].startswith("http://127.0.0.1:")  # RGW: only the gateway here talks to it
+    assert info["mon"].startswith(f"{ceph_net.host_ip}:")  # made for more than one machine
     assert "secret" not in json.dumps(info).lower()
+    r = ceph_server.cli("storage", "status")
+    assert f"cluster {info['fsid']}" in r.stdout and "OSDs     3 up, 3 in, of 3" in r.stdout
+    assert re.search(r"^osd\.1\s+running", r.stdout, re.M) and ceph_net.host_ip in r.stdout
 
 
 def test_placement_of_an_object_from_the_engine_layer(ceph_server, user_s3, cluster):
@@ -122,8 +124,9 @@ def test_no_ceph_secret_on_any_command_line_and_keyrings_private(ceph_server):
         assert oct(f.stat().st_mode & 0o777) == "0o600", f
 
 
-def test_one_osd_down_is_degraded_but_serving_then_recovers(ceph_server, user_s3, cluster):
-    s3 = user_s3
+def test_one_osd_down_is_degraded_but_serving_then_recovers(ceph_server, cluster):
+    who = ceph_server.new_user(f"ceph-{os.urandom(3).hex()}")
+    s3 = s3_for(ceph_server, who)
     s3.create_bucket(Bucket="ceph-degraded")
     s3.put_object(Bucket="ceph-degraded", Key="before", Body=b"written with three OSDs")
     victim = f"osd.{cluster.placement('ceph-degraded', 'before')['primary']}"
@@ -141,6 +144,16 @@ def test_one_osd_down_is_degraded_but_serving_then_recovers(ceph_server, user_s3
         # the OSD count drops first; the PGs say undersized once they have peered without it
         wait_storage(ceph_server, lambda i: i["serving"] == "degraded" and any(
             "undersized" in s or "degraded" in s for s in i["pgs"]["states"]), "degraded-but-serving PGs", 60)
+        # the bucket's internals say so too, and where the object is: two of its three OSDs serve it
+        seen = who.ok("GET", "/buckets/ceph-degraded/internals", params={"key": "before"})
+        assert seen["ceph"]["serving"] == "degraded" and victim in seen["ceph"]["osds"]["down"]
+        assert seen["object"]["exists"] and f"osd.{seen['object']['primary']}" != victim  # a new primary took over
+        assert len(seen["object"]["acting"]) == 2 and seen["ceph"]["pool"] == seen["object"]["pool"]
+        status, body = ceph_server.new_user(f"other-{os.urandom(2).hex()}")(
+            "GET", "/buckets/ceph-degraded/internals", params={"key": "before"})
+        assert status in (403, 404) and "object" not in body  # another account learns nothing of it
+        page = console_session(ceph_server).get(ceph_server.url + "/ui/system").text
+        assert "degraded" in page and "HEALTH_WARN" in page and f"down: {victim}" in page and ">held<" in page
     finally:
         cluster.release(victim)
     info = wait_storage(ceph_server, lambda i: i["osds"]["up"] == 3 and i["serving"] == "ok", "recovery", 180)
@@ -170,16 +183,14 @@ def test_a_dead_gateway_is_restarted_by_the_supervisor(ceph_server, user_s3, clu
     assert re.search(r"\[ceph\] rgw is down \(killed by SIGKILL\): restarting it", ceph_server.log_path.read_text())
 
 
-def test_durability_lab_logic_on_the_real_cluster(ceph_server, cluster):
-    keys = json.loads((Path(ceph_server.home) / "storage" / "ceph" / "keys" / "rgw-user.json").read_text())
-    client = BackendClient(cluster.endpoint(), keys["access_key"], keys["secret_key"], timeout=60)
-    scratch = EngineBucket(client, "pc-lab-durability").create()
-    lines: list[str] = []
-    try:
-        report = durability(cluster, scratch, objects=20, size=16 * 1024, progress=lines.append, timeout=180)
-    finally:
-        scratch.remove()
-        client.close()
+def test_lab_durability_on_the_real_cluster_timeline_chart_and_report(ceph_server, tmp_path):
+    """`pocketcloud lab durability` as a student runs it: over the API, the server's
+    supervisor restarting the OSD; a short run (20 small objects) in bounded time."""
+    out = tmp_path / "lab"
+    r = ceph_server.cli("-o", "json", "lab", "durability", "--objects", "20", "--size", "16384", "--timeout", "180",
+                        "--out", str(out), check=False, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    report = json.loads(r.stdout)
     assert report["intact"] == 20 and report["objects"] == 20
     assert report["osd"] in ("osd.0", "osd.1", "osd.2")
     assert 0 <= report["seconds_to_detect"] <= report["seconds_degraded"]
@@ -188,8 +199,16 @@ def test_durability_lab_logic_on_the_real_cluster(ceph_server, cluster):
     assert events[0].startswith("wrote 20 objects") and events[-1].startswith("recovered")
     assert any(e.startswith(f"killed {report['osd']}") for e in events)
     assert any(s["serving"] == "degraded" for s in report["samples"])
-    assert report["samples"][-1]["serving"] == "ok" and len(lines) == len(events)
-    (Path(ceph_server.log_path).parent / "ceph-durability.json").write_text(json.dumps(report, indent=1))
+    assert report["samples"][-1]["serving"] == "ok"
+    assert (out / "durability.png").read_bytes()[:4] == b"\x89PNG"
+    md = (out / "report.md").read_text()
+    assert "## Timeline" in md and f"The lab killed {report['osd']}" in md and "recovered: all" in md
+    assert json.loads((out / "durability.json").read_text())["events"] == report["events"]
+    info = storage_info(ceph_server)
+    assert not any(d["state"] == "held" for d in info["daemons"].values())  # nothing left held down
+    assert not any(b["name"] == report["bucket"] for b in ceph_server.admin.ok("GET", "/buckets")["buckets"])
+    for name in ("durability.json", "durability.png", "report.md"):
+        (Path(ceph_server.log_path).parent / f"ceph-durability-{name}").write_bytes((out / name).read_bytes())
 
 
 def test_server_restart_reuses_the_cluster_and_kill_9_leaves_daemons_to_adopt(ceph_server, user_s3):
