@@ -277,3 +277,40 @@ def test_forecast_hourly_and_tag_views_budget_updates_and_the_bill_cli(bserver, 
     assert inst["id"] in table and "Total:" in table and "time scale 360" in table
     data = cli.json("bill", "--start", start, "--group-by", "TAG:team")
     assert data["lines"][0]["keys"] == ["team$blue"] and data["total"]["cost"] > 0
+
+
+SERVE = """#!/bin/sh
+mkdir -p /www
+dd if=/dev/zero of=/www/blob bs=1M count=4
+printf '#!/bin/sh\\nhttpd -p 80 -h /www\\n' > /etc/rc.local
+chmod +x /etc/rc.local
+"""
+
+
+def test_data_sent_out_through_a_forward_is_billed_as_transfer_out(bserver, buser):
+    prices = buser.ok("GET", "/billing/prices")
+    day = buser.ok("GET", "/billing/settings")["clock"]["now"][:10]
+    inst = buser.ok("POST", "/instances", 201, json={"image": "tiny", "type": "t2.nano", "ports": [{"guest": 80}],
+                                                     "user_data": SERVE})
+    try:
+        url = f"http://127.0.0.1:{inst['ports'][0]['host']}/blob"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if len(requests.get(url, timeout=5).content) == 4 * MIB:
+                    break
+            except requests.RequestException:
+                pass
+            assert time.monotonic() < deadline, "the forward never served the blob"
+            time.sleep(0.3)
+        for _ in range(5):
+            assert len(requests.get(url, timeout=10).content) == 4 * MIB
+        time.sleep(3)  # two engine samples after the last byte, a pass a second
+        bill = buser.ok("GET", "/billing", params={"start": day, "group_by": "USAGE_TYPE"})
+    finally:
+        buser.ok("DELETE", f"/instances/{inst['id']}")
+    line = next((x for x in bill["lines"] if x["keys"] == ["DataTransfer-Out-Bytes"]), bill["lines"])
+    sent_gb = 6 * 4 * MIB / (1 << 30)
+    assert isinstance(line, dict), line
+    assert line["unit"] == "GB" and sent_gb <= line["quantity"] < 1.3 * sent_gb, "6 x 4 MiB, plus TCP/IP headers"
+    assert line["cost"] == pytest.approx(line["quantity"] * prices["data_transfer"]["out_gb"], rel=1e-6)
