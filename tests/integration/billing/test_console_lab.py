@@ -1,7 +1,9 @@
 """The console's billing page (signed in, CSRF-checked forms) and `pocketcloud lab cost`."""
 from __future__ import annotations
 
+import html
 import re
+import time
 
 import pytest
 import requests
@@ -36,6 +38,13 @@ def test_the_billing_page_charts_costs_and_manages_budgets(bserver, buser):
                                                               "threshold": "10"})
         assert "Budget web created." in r.text
         assert [b["BudgetName"] for b in buser.ok("GET", "/billing/budgets")["budgets"]] == ["web"]
+        # 10% of $0.01 is about 3 real seconds of the t2.micro: the banner shows on every page.
+        deadline = time.monotonic() + 30
+        while not buser.ok("GET", "/billing/alerts")["alerts"] and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert buser.ok("GET", "/billing/alerts")["alerts"], "the budget fired"
+        banner = html.unescape(s.get(bserver.console_url + "/ui/").text)
+        assert "Budget alert: Budget 'web': actual spend $" in banner and "above 10% of $0.01" in banner
         delete = bserver.console_url + "/ui/billing/budgets/web/delete"
         assert s.post(delete, data={"csrf": "forged"}).status_code == 400
         r = s.post(delete, data={"csrf": csrf})
