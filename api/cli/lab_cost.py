@@ -36,9 +36,15 @@ DRAIN_TIMEOUT = 90.0  # to fill or drain a group of containers
 LAUNCHED = re.compile(r"^Launching a new EC2 instance: (i-[0-9a-f]+)$")
 
 
+def _used(client: Client, start_day: str, iid: str) -> dict:
+    bill = client.call("GET", "/billing", params={"start": start_day, "group_by": "RESOURCE_ID"})
+    return next((p for p in bill["paid_vs_used"] if p["instance_id"] == iid), {})
+
+
 def measure(client: Client, itype: str, vcpus: int, seconds: float, progress: Progress) -> dict:
     """Run one instance through a compressed day and read what the meter billed for it."""
-    start_day = client.call("GET", "/billing/settings")["clock"]["now"][:10]
+    settings = client.call("GET", "/billing/settings")
+    start_day, interval = settings["clock"]["now"][:10], settings["meter_interval_seconds"]
     progress(f"real run: one {itype} container, {seconds / 2:g}s at peak (all {vcpus} vCPUs busy), "
              f"{seconds / 2:g}s idle")
     inst = client.call("POST", "/instances", json={"image": "tiny", "type": itype, "name": "lab-cost",
@@ -46,15 +52,20 @@ def measure(client: Client, itype: str, vcpus: int, seconds: float, progress: Pr
     started = time.monotonic()  # billing starts when it is running, not when it was asked for
     iid = inst["id"]
     try:
+        # The engine is sampled once a metering pass: start the day once it has been looked at,
+        # and end it after one more pass, so what the engine saw covers the whole day.
+        deadline = time.monotonic() + 4 * interval + 10
+        while not _used(client, start_day, iid).get("measured_seconds") and time.monotonic() < deadline:
+            time.sleep(min(0.5, interval))
+        day = time.monotonic()
         burn = int(max(1, seconds / 2))
         loops = " ".join(f"(timeout {burn} sh -c 'while :; do :; done' &);" for _ in range(vcpus))
         client.call("POST", f"/instances/{iid}/exec", json={"command": ["sh", "-c", f"{loops} sleep {burn}"],
                                                              "timeout": burn + 30})
-        time.sleep(max(0.0, seconds - (time.monotonic() - started)))
+        time.sleep(max(0.0, seconds - (time.monotonic() - day)) + interval + 0.5)
     finally:
         ran = time.monotonic() - started
         client.call("DELETE", f"/instances/{iid}")
-    time.sleep(2.5)  # let the meter read the last engine samples
     bill = client.call("GET", "/billing", params={"start": start_day, "granularity": "MONTHLY",
                                                   "group_by": "RESOURCE_ID"})
     line = next((x for x in bill["lines"] if x["keys"] == [iid]), None)
@@ -64,7 +75,7 @@ def measure(client: Client, itype: str, vcpus: int, seconds: float, progress: Pr
     return {"instance_id": iid, "type": itype, "real_seconds": round(ran, 2),
             "time_scale": bill["clock"]["time_scale"], "billed_hours": round(line["quantity"], 6),
             "cost": round(line["cost"], 6), "rate_per_hour": round(line["cost"] / line["quantity"], 6),
-            "cpu_utilisation": used.get("cpu_utilisation")}
+            "cpu_utilisation": used.get("cpu_utilisation"), "measured_seconds": used.get("measured_seconds")}
 
 
 def _bill_lines(client: Client, start_day: str, ids: set[str]) -> tuple[dict, list[dict]]:
@@ -279,7 +290,7 @@ Prices: AWS {prices['source']['region']} list, taken {prices['source']['taken']}
 
 One {itype} container ran {m['real_seconds']:g} s of wall-clock time at time scale {m['time_scale']:g}: the meter
 billed {m['billed_hours']:.4f} instance-hours, ${m['cost']:.6f}, i.e. ${m['rate_per_hour']:.4f} per hour
-(the price list says ${price:g}). The engine measured {_pct(m['cpu_utilisation'])} CPU over the run: an
+(the price list says ${price:g}). The engine measured {_pct(m['cpu_utilisation'])} CPU over its {m['measured_seconds'] or 0:g} s watched (all vCPUs busy half of it): an
 instance is paid for by the hour, busy or idle.
 
 {_group_section(g, itype, price)}
