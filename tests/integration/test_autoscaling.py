@@ -309,3 +309,16 @@ def test_a_member_whose_container_is_removed_from_the_engine_is_replaced(clients
     assert len(term) == 1 and "terminated or stopped" in term[0]["Cause"] and term[0]["StatusCode"] == "Successful"
     assert ec2.describe_instances(InstanceIds=[first])["Reservations"][0]["Instances"][0]["State"]["Name"] == \
         "terminated" and second != first
+
+
+def test_a_health_report_inside_the_grace_period_is_ignored_when_asked(clients):
+    ec2, asg = clients
+    group(asg, "grace", template(ec2, "grace"), desired=1, zones=("a",), HealthCheckType="EC2",
+          HealthCheckGracePeriod=600)
+    [first] = settled(asg, "grace", 1)
+    assert describe(asg, "grace")["HealthCheckGracePeriod"] == 600
+    asg.set_instance_health(InstanceId=first, HealthStatus="Unhealthy", ShouldRespectGracePeriod=True)
+    time.sleep(2.5)  # more than two healer ticks
+    assert settled(asg, "grace", 1) == [first], "inside the grace period the report changes nothing"
+    asg.set_instance_health(InstanceId=first, HealthStatus="Unhealthy", ShouldRespectGracePeriod=False)
+    wait("the unhealthy member replaced", lambda: (ids := settled(asg, "grace", 1)) and first not in ids)
