@@ -147,10 +147,8 @@ def with_launch_template(cloud, caller, p: dict) -> dict:
         raise InvalidParameter("LaunchTemplate must be a structure", code="InvalidParameterValue")
     v = _templates(cloud).resolve(caller.id, spec.get("LaunchTemplateId"), spec.get("LaunchTemplateName"),
                                   spec.get("Version"))
-    # The template is consumed here: what is left is an ordinary RunInstances request, which
-    # check_launch_options judges like any other (it refuses a LaunchTemplate it meets).
-    data = v.data
-    out = {k: val for k, val in p.items() if not k.startswith("LaunchTemplate.")}
+    # The template is resolved here; what remains of the request is a plain launch.
+    data, out = v.data, {k: val for k, val in p.items() if not k.startswith("LaunchTemplate.")}
     for key in ("ImageId", "InstanceType", "KeyName", "UserData"):
         if data.get(key) and not p.get(key):
             out[key] = data[key]
