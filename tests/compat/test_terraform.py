@@ -68,7 +68,7 @@ def rules(ec2, group_id: str) -> dict:
     return {"in": flat(g["IpPermissions"]), "out": flat(g["IpPermissionsEgress"])}
 
 
-def test_terraform_stack_lifecycle(server, terraform_bin, provider_mirror, docker_client, tmp_path):
+def test_terraform_stack_lifecycle(terraform_bin, provider_mirror, server, docker_client, tmp_path):
     work = tmp_path / "stack"
     shutil.copytree(STACK, work)
     prefix = f"tf{server.port}"
