@@ -79,6 +79,7 @@ def create_app(config: "Config | None" = None, cloud: "Cloud | None" = None,
     from .rest import bp as rest_bp
     from .s3 import create_s3_app
     from .sts import create_sts_app
+    from .sts.iam import create_iam_app
     from .web import register as register_web
     from .web.views import error_page
 
@@ -100,8 +101,8 @@ def create_app(config: "Config | None" = None, cloud: "Cloud | None" = None,
     autoscaling = flask_app.config["AUTOSCALING"] = AutoScaling(cloud, VpcPlacement(cloud.vpcs, cloud.config.region))
     flask_app.register_blueprint(rest_groups.bp)
     app = PocketCloudApp(cloud, flask_app, {"ec2": create_ec2_app(cloud), "s3": create_s3_app(cloud),
-                                            "sts": create_sts_app(cloud), "ce": create_ce_app(cloud),
-                                            "budgets": create_budgets_app(cloud),
+                                            "sts": create_sts_app(cloud), "iam": create_iam_app(cloud),
+                                            "ce": create_ce_app(cloud), "budgets": create_budgets_app(cloud),
                                             "autoscaling": create_autoscaling_app(cloud, autoscaling)})
     if background:
         start_background(cloud)
