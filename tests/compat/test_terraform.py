@@ -94,6 +94,7 @@ def test_terraform_stack_lifecycle(terraform_bin, provider_mirror, server, docke
         assert out["vpc_cidr"].startswith("10.") and out["vpc_cidr"].endswith("/16")
         assert len(out["subnet_ids"]) == 3 and out["web_subnet"] == out["subnet_ids"][0]
         assert out["bucket_region"] == "us-east-1"
+        assert out["web_state"] == "running"  # the aws_instance data source
 
         # the instances are real, placed where the config said, with their root volumes read back
         web, vm = out["web_id"], out["vm_id"]
