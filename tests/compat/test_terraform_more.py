@@ -86,6 +86,11 @@ def test_terraform_data_sources_adoption_and_refusals(terraform_bin, provider_mi
         assert (out["nano_memory"], out["nano_vcpus"]) == (512, 1)
         t2 = ec2.describe_instance_types(Filters=[{"Name": "instance-type", "Values": ["t2.*"]}])["InstanceTypes"]
         assert sorted(out["t2_types"]) == sorted(t["InstanceType"] for t in t2)
+        assert "t2.nano" in out["t2_types"] and all(n.startswith("t2.") for n in out["t2_types"])
+        small = ec2.describe_instance_types(Filters=[{"Name": "memory-info.size-in-mib", "Values": ["512"]},
+                                                     {"Name": "vcpu-info.default-vcpus", "Values": ["1"]}])
+        assert "t2.nano" in [t["InstanceType"] for t in small["InstanceTypes"]]
+        assert all(t["MemoryInfo"]["SizeInMiB"] == 512 for t in small["InstanceTypes"])
         assert out["key_read_id"] == out["key_id"]
         assert out["app_sg_read"] == f"{prefix}-app"
         assert sorted(out["vpc_sgs"]) == sorted([out["default_sg"], out["app_sg"]])
