@@ -232,3 +232,27 @@ def test_what_pocketcloud_does_not_serve_says_why(server, account):
     assert e.value.response["Error"]["Code"] == "InvalidAction" and "RunInstances" in message
     assert "CreateVolume" not in message and "CreateVpc" not in message
     assert ec2.describe_volumes()["Volumes"] == [] and ec2.describe_images(Owners=["self"])["Images"] == []
+
+
+def test_list_buckets_pages(server, account):
+    """ListBuckets with MaxBuckets/ContinuationToken, through boto3's paginator: names in
+    order, each once; a token that pocketcloud did not issue is refused."""
+    api, _, _ = account
+    s3 = boto3.client("s3", endpoint_url=server.url, region_name="us-east-1", aws_access_key_id=api.key_id,
+                      aws_secret_access_key=api.secret, config=BotoConfig(retries={"max_attempts": 1}))
+    names = [f"pages-{n}-{time.monotonic_ns() % 10 ** 9}" for n in range(5)]
+    for name in reversed(names):
+        s3.create_bucket(Bucket=name)
+    try:
+        pages = list(s3.get_paginator("list_buckets").paginate(PaginationConfig={"PageSize": 2}))
+        assert [len(p["Buckets"]) for p in pages] == [2, 2, 1]
+        assert [b["Name"] for p in pages for b in p["Buckets"]] == sorted(names)
+        assert "ContinuationToken" not in pages[-1]
+        first = s3.list_buckets(MaxBuckets=4, Prefix="pages-1")
+        assert [b["Name"] for b in first["Buckets"]] == [names[1]] and first["Prefix"] == "pages-1"
+        with pytest.raises(ClientError) as e:
+            s3.list_buckets(MaxBuckets=2, ContinuationToken="not a token")
+        assert e.value.response["Error"]["Code"] == "InvalidArgument"
+    finally:
+        for name in names:
+            s3.delete_bucket(Bucket=name)
