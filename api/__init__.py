@@ -44,7 +44,13 @@ class PocketCloudApp:
         proto = protocol_of(environ, self.s3_domains)
         if proto == "web":
             return self.flask(environ, start_response)
-        app = self.protocols.get(proto, self.protocols["s3"])
+        app = self.protocols.get(proto)
+        if app is None:
+            from . import unserved
+
+            if unserved.shape_of(environ):  # another AWS service's Query or JSON request: say so in its shape
+                return unserved.app_for(proto)(environ, start_response)
+            app = self.protocols["s3"]
         if app is self.protocols["s3"]:
             start_response = _nosniff(start_response)
         return app(environ, start_response)

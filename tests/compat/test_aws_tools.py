@@ -219,7 +219,12 @@ def test_what_pocketcloud_does_not_serve_says_why(server, account):
             (lambda: ec2.request_spot_instances(), "UnsupportedOperation", "on demand"),
             (lambda: iam.create_role(RoleName="app", AssumeRolePolicyDocument="{}"), "NotImplemented",
              "no roles, policies or instance profiles"),
-            (lambda: iam.list_roles(), "NotImplemented", "IAM (ListRoles)")]:
+            (lambda: iam.list_roles(), "NotImplemented", "IAM (ListRoles)"),
+            # services not served at all, each in its protocol: Query, JSON 1.1, JSON 1.0
+            (lambda: boto3.client("sns", **kw).list_topics(), "NotImplemented", "the AWS service sns"),
+            (lambda: boto3.client("logs", **kw).describe_log_groups(), "NotImplemented",
+             "the AWS service logs (DescribeLogGroups)"),
+            (lambda: boto3.client("dynamodb", **kw).list_tables(), "NotImplemented", "service dynamodb (ListTables)")]:
         with pytest.raises(ClientError) as e:
             call()
         err = e.value.response["Error"]

@@ -37,6 +37,8 @@ REFUSED = {
     "aws_instance.ipv6": ["UnsupportedOperation", "Ipv6AddressCount", "IPv4 only"],
     "aws_s3_bucket_website_configuration.site": ["NotImplemented", "(PUT website)"],
     "aws_s3_bucket_logging.logs": ["NotImplemented", "(PUT logging)"],
+    "aws_sns_topic.alerts": ["NotImplemented", "does not serve the AWS service sns"],
+    "aws_cloudwatch_log_group.app": ["NotImplemented", "does not serve the AWS service logs (CreateLogGroup)"],
 }
 
 

@@ -71,3 +71,12 @@ resource "aws_s3_bucket_logging" "logs" {
   target_bucket = var.bucket
   target_prefix = "log/"
 }
+
+# Services pocketcloud does not serve at all: each answers in its own protocol (Query, JSON).
+resource "aws_sns_topic" "alerts" {
+  name = "compat-alerts"
+}
+
+resource "aws_cloudwatch_log_group" "app" {
+  name = "compat-app"
+}
