@@ -101,7 +101,8 @@ def test_a_paginator_on_every_describe_call(account):
         ec2.create_launch_template(LaunchTemplateName=f"page-{n}", LaunchTemplateData={"InstanceType": "t2.nano"})
     for n in range(5):  # one template with six versions
         ec2.create_launch_template_version(LaunchTemplateName="page-0",
-                                           LaunchTemplateData={"InstanceType": "t2.micro", "UserData": base64.b64encode(b"%d" % n).decode()})
+                                           LaunchTemplateData={"InstanceType": "t2.micro",
+                                                               "UserData": base64.b64encode(b"%d" % n).decode()})
     def flat(op, items):  # a reservation split across pages is still the same instances
         return [i["InstanceId"] for r in items for i in r["Instances"]] if op == "describe_instances" else items
 
