@@ -100,6 +100,12 @@ class Launching:
                 driver.terminate(engine.engine_id)
                 return inst
             inst = self._apply_engine(inst, engine)
+            launched = {(p.guest, p.host) for p in spec.ports}
+            # A security-group rule changed while a VM launched: its record has forwards the
+            # launch did not know of (the container path applies group forwards just below).
+            resync = inst.kind == "vm" and {(p["guest"], p["host"]) for p in inst.ports} != launched
+            if resync:
+                self._apply_forwards(inst)
         if group_ports and inst.kind != "vm":
             self._apply_forwards(inst)
         return inst
@@ -121,7 +127,7 @@ class Launching:
         try:
             self._launch_on_engine(inst_id, op_id, driver, spec, [])
         except BaseException as e:  # noqa: BLE001 - a worker has no caller to raise to
-            reason = e.message if isinstance(e, CloudError) else f"{type(e).__name__}: {e}"
+            reason = f"({e.code}) {e.message}" if isinstance(e, CloudError) else f"{type(e).__name__}: {e}"
             if not isinstance(e, CloudError):
                 log.exception("launch of %s failed", inst_id)
             with self._lock(inst_id):

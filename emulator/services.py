@@ -12,6 +12,7 @@ import platform
 import threading
 import time
 from contextlib import nullcontext
+from dataclasses import replace
 from functools import cached_property
 from typing import ContextManager, Iterable
 
@@ -158,6 +159,12 @@ class Cloud(Reconciling, Launching):
             details.update(hypervisor=hv["mode"], hypervisor_reason=hv["reason"])
         if groups:
             details["security_groups"] = [g.id for g in groups]
+        spec = LaunchSpec(
+            instance_id=inst_id, owner=caller.id, name=name, image_ref=image_row["ref"], type=itype,
+            ports=clean_ports, user_data=clean_ud, hostname=name if name != inst_id else inst_id,
+            ssh_keys=tuple(ssh_keys), auto_ssh=False,
+        )
+        driver.preflight(spec)
         now = time.time()
         with self._port_lock, self.store.tx() as c:
             count = c.execute(
@@ -180,11 +187,7 @@ class Cloud(Reconciling, Launching):
         # Containers get the ports asked for at create published by dockerd; group ports are
         # applied after launch, as forwards that can change while the instance runs.
         launch_ports = clean_ports if kind == "vm" else tuple(p for p in clean_ports if p.guest not in group_ports)
-        spec = LaunchSpec(
-            instance_id=inst_id, owner=caller.id, name=name, image_ref=image_row["ref"], type=itype,
-            ports=launch_ports, user_data=clean_ud, hostname=name if name != inst_id else inst_id,
-            ssh_keys=tuple(ssh_keys), auto_ssh=False, on_step=self._step_hook(inst_id, op_id, kind == "vm"),
-        )
+        spec = replace(spec, ports=launch_ports, on_step=self._step_hook(inst_id, op_id, kind == "vm"))
         if kind == "vm":  # minutes under TCG: answer pending at once, as EC2 does; GET shows the boot
             self._launch_async(inst_id, op_id, driver, spec)
             return self._row(inst_id)

@@ -100,6 +100,11 @@ class Driver(Protocol):
         """Create and start; on any failure remove whatever was created, then raise.
         Calls spec.step(NAME, engine_id) after each step (see the engines for the names)."""
 
+    def preflight(self, spec: LaunchSpec) -> None:
+        """Refuse at once what this engine cannot launch (image, capacity, input), before the
+        instance is recorded: a launch that goes on in the background must not fail for bad
+        input. `launch` checks again."""
+
     @abstractmethod
     def inspect(self, engine_id: str) -> EngineInstance | None:
         """None when the engine no longer has it."""

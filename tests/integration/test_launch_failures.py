@@ -1,5 +1,6 @@
 """Launches that fail inside the engine, through a real server: everything made on the
-way is removed and no record is left.
+way is removed; a container's record goes with its failed (synchronous) launch, a VM's
+(answered `pending` at once) ends `terminated` with the engine's reason.
 
 A server of its own, whose catalog holds two broken images built from recipes written
 here: `broken` (a VM kernel QEMU refuses to load; a container image without /sbin/init,
@@ -119,10 +120,14 @@ def test_vm_whose_kernel_qemu_refuses_is_rolled_back(faulty, docker_client):
     srv, config = faulty
     api = srv.admin
     before = engine_snapshot(srv, config, docker_client)
-    status, body = api("POST", "/instances", json={"image": "broken", "kind": "vm", "type": "t2.nano"})
-    assert status == 502 and body["error"]["code"] == "InternalError", body
-    assert "libvirtd said" in body["error"]["message"], body
-    assert api.ok("GET", "/instances", params={"all": "1"})["instances"] == []
+    inst = api.ok("POST", "/instances", 201, json={"image": "broken", "kind": "vm", "type": "t2.nano"})
+    assert inst["state"] == "pending", "a VM launch answers at once; it fails in the server"
+    failed = api.wait_state(inst["id"], "terminated", timeout=120)
+    reason = failed["state_reason"]
+    assert reason.startswith("Server.InternalError: the launch failed: (InternalError) "), reason
+    assert "libvirtd said" in reason, "the engine's own reason reaches the caller"
+    assert [i["id"] for i in api.ok("GET", "/instances", params={"all": "1"})["instances"]
+            if i["state"] != "terminated"] == []
     assert engine_snapshot(srv, config, docker_client) == before
 
 
@@ -130,13 +135,14 @@ def test_vm_that_never_becomes_ready_times_out_and_is_removed(faulty, docker_cli
     srv, config = faulty
     api = srv.admin
     before = engine_snapshot(srv, config, docker_client)
-    status, body = api("POST", "/instances", json={"image": "noboot", "kind": "vm", "type": "t2.nano"})
-    assert status == 502 and body["error"]["code"] == "InstanceBootTimeout", body
-    message = body["error"]["message"]
+    inst = api.ok("POST", "/instances", 201, json={"image": "noboot", "kind": "vm", "type": "t2.nano"})
+    message = api.wait_state(inst["id"], "terminated", timeout=180)["state_reason"]
+    assert message.startswith("Server.InternalError: the launch failed: (InstanceBootTimeout) "), message
     assert "did not become ready within 15s" in message
     kept = Path(re.search(r"console log kept at (\S+?)\.?\n", message).group(1))
     assert kept.parent == srv.home / "vms" / "logs"
     assert "cannot mount root /dev/vdb" in kept.read_text(), "the kept console shows why the guest never got ready"
-    assert "cannot mount root /dev/vdb" in message, "and so does the answer"
-    assert api.ok("GET", "/instances", params={"all": "1"})["instances"] == []
+    assert "cannot mount root /dev/vdb" in message, "and so does the state reason"
+    assert [i["state"] for i in api.ok("GET", "/instances", params={"all": "1"})["instances"]
+            if i["id"] == inst["id"]] == ["terminated"]
     assert engine_snapshot(srv, config, docker_client) == before

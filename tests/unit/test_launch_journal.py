@@ -81,7 +81,7 @@ def test_a_failed_vm_launch_ends_terminated_with_a_reason_and_leaves_nothing(clo
     cloud.wait_for_launches()
     vm = cloud.get_instance(alice, vm.id)
     assert vm.state == "terminated"
-    assert vm.state_reason.startswith("Server.InternalError: the launch failed: boom")
+    assert vm.state_reason.startswith("Server.InternalError: the launch failed: (InternalError) boom")
     assert cloud.drivers["vm"].objects == {} and not open_ops(cloud)
     assert cloud.run_instance(alice, image="tiny").state == "running"  # the quota counts it no more
 

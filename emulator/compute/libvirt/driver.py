@@ -121,6 +121,12 @@ class LibvirtDriver(Driver):
     def _inst_dir(self, engine_id: str) -> Path:
         return self.base_dir / "instances" / domain.check_engine_id(engine_id)
 
+    def preflight(self, spec: LaunchSpec) -> None:
+        vm = load_vm_image(spec.image_ref)
+        with engine_errors("host info"):
+            node = self.conn.getInfo()
+        check_launch(spec, vm, host_mib=node[1], host_cpus=node[2])
+
     def launch(self, spec: LaunchSpec, wait: bool = True) -> EngineInstance:
         """Define and start the domain. With wait (default) return only once the guest is
         ready (its ready marker on the console, and SSH answering when the image has it);
