@@ -22,12 +22,12 @@ class Journal:
         # Made once per server process (gunicorn runs one worker): what tells "mine" from "dead".
         self.boot_id = boot_id or uuid.uuid4().hex
 
-    def open_in(self, c: sqlite3.Connection, instance_id: str, op: str) -> int:
+    def open_in(self, c: sqlite3.Connection, instance_id: str, op: str, step: str = "") -> int:
         """Open an operation inside the caller's transaction (with the record it concerns)."""
         if op not in OPS:
             raise ValueError(op)
-        cur = c.execute("INSERT INTO operations (instance_id, op, boot_id, started_at) VALUES (?,?,?,?)",
-                        (instance_id, op, self.boot_id, time.time()))
+        cur = c.execute("INSERT INTO operations (instance_id, op, boot_id, step, started_at) VALUES (?,?,?,?,?)",
+                        (instance_id, op, self.boot_id, step, time.time()))
         return int(cur.lastrowid)
 
     def open(self, instance_id: str, op: str) -> int:

@@ -182,15 +182,16 @@ class Cloud(Reconciling, Launching):
                              for p in clean_ports]), clean_ud, json.dumps(clean_tags), key_name,
                  json.dumps(details), now, now),
             )
-            op_id = self.journal.open_in(c, inst_id, "launch")
+            op_id = self.journal.open_in(c, inst_id, "launch", step="record")
         self.fault("record")
         # Containers get the ports asked for at create published by dockerd; group ports are
         # applied after launch, as forwards that can change while the instance runs.
         launch_ports = clean_ports if kind == "vm" else tuple(p for p in clean_ports if p.guest not in group_ports)
         spec = replace(spec, ports=launch_ports, on_step=self._step_hook(inst_id, op_id, kind == "vm"))
         if kind == "vm":  # minutes under TCG: answer pending at once, as EC2 does; GET shows the boot
+            accepted = self._row(inst_id)  # the answer is the state at acceptance, whatever the worker does next
             self._launch_async(inst_id, op_id, driver, spec)
-            return self._row(inst_id)
+            return accepted
         try:
             return self._launch_on_engine(inst_id, op_id, driver, spec, group_ports)
         except BaseException:

@@ -10,20 +10,17 @@ at once, never becomes ready, and hits its 15 s boot timeout).
 """
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
-from emulator.compute.engines import build_drivers
 from emulator.config import Config
 from tests.conftest import stop_and_check_leaks
 
 from .cloud import Server
-from .conftest import pc_containers, run
+from .conftest import engine_snapshot
 
 pytestmark = pytest.mark.integration
 
@@ -71,36 +68,6 @@ def faulty(server, tmp_path_factory, docker_client):
         docker_client.images.remove(image.id, force=True)
     shutil.rmtree(base / "cache", ignore_errors=True)
     stop_and_check_leaks(srv, docker_client)
-
-
-def listening_ports(srv: Server) -> list[str]:
-    """TCP ports the server's processes listen on (its gunicorn worker holds the forwards)."""
-    pids = set()
-    for d in Path("/proc").iterdir():
-        try:
-            if d.name.isdigit() and os.getsid(int(d.name)) == srv.proc.pid:
-                pids.add(d.name)
-        except OSError:
-            continue
-    ports = set()
-    for line in run(["ss", "-ltnpH"]).stdout.splitlines():
-        if set(re.findall(r"pid=(\d+),", line)) & pids:
-            ports.add(line.split()[3].rsplit(":", 1)[1])
-    assert ports, "the server listens at least on its API port"
-    return sorted(ports)
-
-
-def engine_snapshot(srv: Server, config: Config, docker_client) -> dict:
-    """Everything a launch could leave behind on the engines and the host."""
-    dumped = run(["virsh", "-c", "qemu:///system", "net-dumpxml", srv.vm_network])
-    net = ET.fromstring(dumped.stdout if dumped.returncode == 0 else "<network/>")  # none before the first VM
-    return {
-        "containers": sorted(c.name for c in pc_containers(docker_client, srv)),
-        "domains": sorted(e.engine_id for e in build_drivers(config)["vm"].list_managed(config.instance_label).values()),
-        "instance dirs": sorted(p.name for p in (srv.home / "vms" / "instances").glob("*")),
-        "dhcp reservations": sorted(h.get("name") for h in net.iter("host")),
-        "server's listening ports": listening_ports(srv),
-    }
 
 
 def test_container_that_cannot_start_is_rolled_back(faulty, docker_client):
