@@ -89,8 +89,7 @@ class Launching:
                       " '$[#]', json(?))), engine_id=COALESCE(engine_id, NULLIF(?, '')), updated_at=? WHERE id=?",
                       (phase, json.dumps(entry), engine_id, now, inst_id))
 
-    def _launch_on_engine(self, inst_id: str, op_id: int, driver: Driver, spec: LaunchSpec,
-                          group_ports: list[int]) -> Instance:
+    def _launch_on_engine(self, inst_id: str, driver: Driver, spec: LaunchSpec, group_ports: list[int]) -> Instance:
         """Create on the engine and take the record to what the engine says; on failure the
         driver removed what it made and the exception propagates."""
         engine: EngineInstance = driver.launch(spec)
@@ -125,7 +124,7 @@ class Launching:
 
     def _launch_worker(self, inst_id: str, op_id: int, driver: Driver, spec: LaunchSpec) -> None:
         try:
-            self._launch_on_engine(inst_id, op_id, driver, spec, [])
+            self._launch_on_engine(inst_id, driver, spec, [])
         except BaseException as e:  # noqa: BLE001 - a worker has no caller to raise to
             reason = f"({e.code}) {e.message}" if isinstance(e, CloudError) else f"{type(e).__name__}: {e}"
             if not isinstance(e, CloudError):
@@ -133,7 +132,7 @@ class Launching:
             with self._lock(inst_id):
                 inst = self._row(inst_id)
                 if inst is not None and inst.state != "terminated":
-                    if inst.engine_id:  # the driver rolled back already; this is for a late step
+                    if inst.engine_id:  # a failure after the engine's launch (its forwards) left the object
                         driver.remove_leftovers(inst_id)
                     self._save(inst_id, state="terminated", terminated_at=time.time(),
                                state_reason=f"Server.InternalError: the launch failed: {reason}"[:2000])

@@ -193,7 +193,7 @@ class Cloud(Reconciling, Launching):
             self._launch_async(inst_id, op_id, driver, spec)
             return accepted
         try:
-            return self._launch_on_engine(inst_id, op_id, driver, spec, group_ports)
+            return self._launch_on_engine(inst_id, driver, spec, group_ports)
         except BaseException:
             # The driver removed what it created; the record must go too: a failed create leaves nothing.
             inst = self._row(inst_id)
