@@ -176,3 +176,30 @@ def test_a_dead_servers_terminate_is_finished(tmp_path):
     assert new.reconcile()["terminated"] == [ct.id]
     assert new.get_instance(alice, ct.id).state == "terminated"
     assert new.drivers["container"].objects == {} and not open_ops(new)
+
+
+def test_a_dead_servers_stop_ends_in_the_engines_state(tmp_path):
+    old = make_cloud(tmp_path / "home")
+    alice, _ = old.accounts.create("alice")
+    ct = old.run_instance(alice, image="tiny")
+    old.drivers["container"].objects["e-" + ct.id]["state"] = "stopped"  # the engine got the stop
+    with old.store.tx() as c:
+        c.execute("UPDATE instances SET state='stopping' WHERE id=?", (ct.id,))
+    old.journal.open(ct.id, "stop")
+    old.journal.boot_id = "gone"
+    new = make_cloud(tmp_path / "home", old.drivers)
+    assert new.reconcile()["stopped"] == [ct.id]
+    assert new.get_instance(alice, ct.id).state == "stopped" and not open_ops(new)
+
+
+def test_a_pending_record_from_before_the_journal_waits_for_the_grace_then_is_settled(cloud):
+    alice, _ = cloud.accounts.create("alice")
+    ct = cloud.run_instance(alice, image="tiny")
+    cloud.drivers["container"].objects.clear()
+    with cloud.store.tx() as c:
+        c.execute("UPDATE instances SET state='pending', engine_id=NULL WHERE id=?", (ct.id,))
+        c.execute("DELETE FROM operations WHERE instance_id=?", (ct.id,))
+    assert not any(cloud.reconcile().values()), "young: maybe still launching in an older server"
+    with cloud.store.tx() as c:
+        c.execute("UPDATE instances SET created_at=? WHERE id=?", (time.time() - 3600, ct.id))
+    assert cloud.reconcile()["rolled_back"] == [ct.id]
