@@ -99,7 +99,9 @@ PATHS: dict[str, dict[str, dict]] = {
             _param("state"), _param("kind"), _param("tag", schema={"type": "array", "items": STR},
                                                     description="KEY=VALUE or KEY, repeated"),
             _param("all", description="1 or true: every account's (admin)"))),
-        "post": op("Launch an instance", 201, *AUTHED, 409, *ENGINE, tag="instances", body=_body({
+        "post": op("Launch an instance: a container answers running (synchronous); a VM answers pending at "
+                   "once and boots in the server (poll GET; boot.phases shows its progress)",
+                   201, *AUTHED, 409, *ENGINE, tag="instances", body=_body({
             "name": STR, "kind": {"type": "string", "enum": ["container", "vm"]}, "image": STR, "type": STR,
             "ports": PORTS, "user_data": {"type": "string", "maxLength": 16384},
             "tags": {"type": "object", "additionalProperties": STR}, "key_name": STR}, ("image",))),

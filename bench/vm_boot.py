@@ -75,6 +75,9 @@ def wait_banner(host: str, port: int, deadline: float) -> None:
 def pocketcloud_boot(api) -> tuple[float, str]:
     t0 = time.monotonic()
     inst = api.ok("POST", "/instances", 201, json={"image": "tiny", "kind": "vm", "type": TYPE.name})
+    # The launch answers pending at once; the VM is up when the API says running (its SSH
+    # forward answers then), as a client polling GET sees it.
+    inst = api.wait_state(inst["id"], "running", timeout=180)
     port = next(p["host"] for p in inst["ports"] if p["guest"] == 22)
     wait_banner("127.0.0.1", port, t0 + 180)
     return time.monotonic() - t0, inst["id"]

@@ -82,6 +82,11 @@ class Config:
     max_console_upload: int = field(default_factory=lambda: int(_env("POCKETCLOUD_MAX_CONSOLE_UPLOAD",
                                                                      str(1024 ** 3))))
     stop_timeout: int = 10
+    # VM launches run in this many workers of the server (each boot costs a core under TCG).
+    launch_workers: int = field(default_factory=lambda: int(_env("POCKETCLOUD_LAUNCH_WORKERS", "2")))
+    # Crash tests only: launch:after-STEP makes the server kill itself (SIGKILL) at that step
+    # of a launch (record, engine-create, define, start; see emulator/launching.py).
+    fault: str = field(default_factory=lambda: _env("POCKETCLOUD_FAULT"))
 
     @property
     def db_path(self) -> Path:

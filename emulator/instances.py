@@ -71,7 +71,8 @@ class Instance:
             "launched_at": iso(self.details.get("launched_at")),
             "terminated_at": iso(self.terminated_at),
             "has_user_data": bool(self.user_data),
-            **({"hypervisor": {"mode": self.details.get("hypervisor"), "reason": self.details.get("hypervisor_reason")}}
+            **({"hypervisor": {"mode": self.details.get("hypervisor"), "reason": self.details.get("hypervisor_reason")},
+                "boot": self.details.get("boot") or {"phase": None, "phases": []}}
                if self.kind == "vm" else {}),
         }
 

@@ -15,6 +15,7 @@ from .compute.driver import Driver, EngineInstance
 from .config import Config
 from .errors import CloudError
 from .instances import Instance
+from .journal import Journal
 from .state import Store
 
 if TYPE_CHECKING:
@@ -22,8 +23,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("pocketcloud")
 
-# A create still in flight in this process has a pending record without an engine id.
+# A launch recorded before the operations journal existed has no journal row: it is taken
+# for dead only once this old.
 LAUNCH_GRACE = 600
+# The driver steps after which the engine object has been started (a launch that died later
+# is adopted when the engine shows it pending or running).
+STARTED_STEPS = ("start", "kernel", "network", "ssh-ready")
 
 
 class Reconciling:
@@ -31,6 +36,7 @@ class Reconciling:
 
     config: Config
     store: Store
+    journal: Journal
     drivers: dict[str, Driver]
     _lock: Callable[[str], ContextManager]
     _row: Callable[[str], Instance | None]
@@ -40,7 +46,8 @@ class Reconciling:
 
     def reconcile(self) -> dict:
         """Bring records in line with what the engines really hold (after a restart, or any time)."""
-        report = {"terminated": [], "stopped": [], "running": [], "orphans_removed": []}
+        report = {"terminated": [], "stopped": [], "running": [], "orphans_removed": [], "adopted": [],
+                  "rolled_back": []}
         for kind, driver in self.drivers.items():
             ok, why = driver.available()
             if not ok:
@@ -68,6 +75,25 @@ class Reconciling:
 
     def _reconcile_one(self, kind: str, driver: Driver, inst: Instance, seen: EngineInstance | None,
                        report: dict) -> None:
+        op = self.journal.open_op(inst.id) if inst.state in ("pending", "stopping", "shutting-down") else None
+        if op is not None and self.journal.is_live(op):
+            return  # this server is performing it right now (a VM launch runs in a worker)
+        legacy = op is None and inst.state == "pending" and not inst.engine_id
+        if (op is not None and op["op"] == "launch") or (legacy and time.time() - inst.created_at >= LAUNCH_GRACE):
+            self._settle_dead_launch(kind, driver, inst, seen, op["step"] if op is not None else "", report)
+            return
+        if inst.state == "shutting-down":  # a terminate whose server died: finish it
+            if inst.engine_id:
+                driver.terminate(inst.engine_id)
+            driver.remove_leftovers(inst.id)
+            self._save(inst.id, state="terminated", terminated_at=time.time(),
+                       state_reason="Client.UserInitiatedShutdown: terminated by its owner")
+            self.journal.finish_all(inst.id)
+            report["terminated"].append(inst.id)
+            return
+        if op is not None:  # a start or stop whose server died: the engine's state is the truth
+            self.journal.finish_all(inst.id)
+            seen = None
         if seen is not None and seen.engine_id == inst.engine_id:
             if seen.state == inst.state or seen.state not in ("stopped", "running"):
                 return  # the listing agrees, or shows a transition still under way
@@ -85,6 +111,30 @@ class Reconciling:
             reason = "Server.EngineStopped: stopped outside pocketcloud" if e.state == "stopped" else ""
             self._apply_engine(inst, e, state_reason=reason)
             report[e.state].append(inst.id)
+
+    def _settle_dead_launch(self, kind: str, driver: Driver, inst: Instance, seen: EngineInstance | None,
+                            step: str, report: dict) -> None:
+        """A launch whose server died: adopted when the engine runs its object (started, or
+        seen running), rolled back otherwise, with every leftover removed through the driver."""
+        started = seen is not None and (seen.state == "running"
+                                        or (seen.state == "pending" and step in STARTED_STEPS))
+        if started:
+            e = driver.inspect(seen.engine_id) or seen
+            inst = self._apply_engine(inst, e, state_reason="")
+            try:
+                self._apply_forwards(inst)
+            except CloudError as err:
+                log.warning("adopted %s, but its forwards could not be applied: %s", inst.id, err)
+            report["adopted"].append(inst.id)
+        else:
+            if seen is not None:
+                driver.terminate(seen.engine_id)
+            driver.remove_leftovers(inst.id)
+            self._save(inst.id, state="terminated", terminated_at=time.time(),
+                       state_reason="Server.InternalError: the server stopped during this launch"
+                                    f"{f' (after its {step} step)' if step else ''}; what it had made was removed")
+            report["rolled_back"].append(inst.id)
+        self.journal.finish_all(inst.id)
 
     def restore_forwards(self) -> None:
         """Forwards live in this process: after a restart, open them again. Each engine

@@ -6,13 +6,13 @@ here is global, so tests build as many clouds as they like.
 from __future__ import annotations
 
 import hashlib
-import hashlib
 import json
 import logging
 import platform
 import threading
 import time
 from contextlib import nullcontext
+from dataclasses import replace
 from functools import cached_property
 from typing import ContextManager, Iterable
 
@@ -27,7 +27,9 @@ from .config import Config
 from .errors import BackendUnavailable, CloudError, Forbidden, InvalidParameter, InvalidState, NotFound, QuotaExceeded
 from .images import Images
 from .instances import KINDS, STATES, Instance, KeyedLocks, allocate_ports
+from .journal import Journal
 from .keypairs import KeyPairs
+from .launching import Launching
 from .reconcile import Reconciling
 from .resize import resize
 from .security_groups import SecurityGroups
@@ -48,9 +50,10 @@ def _fingerprint(count: int, params: dict) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-class Cloud(Reconciling):
+class Cloud(Reconciling, Launching):
     """Every use case, over one store and the engines' drivers. The reconcile pass lives in
-    reconcile.py, instance records and their bookkeeping in instances.py."""
+    reconcile.py, the engine half of a launch in launching.py, instance records and their
+    bookkeeping in instances.py."""
 
     def __init__(self, config: Config, drivers: dict[str, Driver] | None = None):
         self.config = config
@@ -68,6 +71,7 @@ class Cloud(Reconciling):
         self.security_groups = SecurityGroups(self.store)
         self._locks = KeyedLocks()
         self._port_lock = threading.Lock()
+        self.journal = Journal(self.store)  # this server's boot id: its operations are live
         self.billing = Billing(self)  # billing hook: meter, bills, budgets (its loop starts with the server's)
 
     # -- bootstrap -----------------------------------------------------------------
@@ -155,6 +159,12 @@ class Cloud(Reconciling):
             details.update(hypervisor=hv["mode"], hypervisor_reason=hv["reason"])
         if groups:
             details["security_groups"] = [g.id for g in groups]
+        spec = LaunchSpec(
+            instance_id=inst_id, owner=caller.id, name=name, image_ref=image_row["ref"], type=itype,
+            ports=clean_ports, user_data=clean_ud, hostname=name if name != inst_id else inst_id,
+            ssh_keys=tuple(ssh_keys), auto_ssh=False,
+        )
+        driver.preflight(spec)
         now = time.time()
         with self._port_lock, self.store.tx() as c:
             count = c.execute(
@@ -172,29 +182,29 @@ class Cloud(Reconciling):
                              for p in clean_ports]), clean_ud, json.dumps(clean_tags), key_name,
                  json.dumps(details), now, now),
             )
+            op_id = self.journal.open_in(c, inst_id, "launch", step="record")
+        self.fault("record")
         # Containers get the ports asked for at create published by dockerd; group ports are
         # applied after launch, as forwards that can change while the instance runs.
         launch_ports = clean_ports if kind == "vm" else tuple(p for p in clean_ports if p.guest not in group_ports)
-        spec = LaunchSpec(
-            instance_id=inst_id, owner=caller.id, name=name, image_ref=image_row["ref"], type=itype,
-            ports=launch_ports, user_data=clean_ud, hostname=name if name != inst_id else inst_id,
-            ssh_keys=tuple(ssh_keys), auto_ssh=False,
-        )
+        spec = replace(spec, ports=launch_ports, on_step=self._step_hook(inst_id, op_id, kind == "vm"))
+        if kind == "vm":  # minutes under TCG: answer pending at once, as EC2 does; GET shows the boot
+            accepted = self._row(inst_id)  # the answer is the state at acceptance, whatever the worker does next
+            self._launch_async(inst_id, op_id, driver, spec)
+            return accepted
         try:
-            engine = driver.launch(spec)
+            return self._launch_on_engine(inst_id, driver, spec, group_ports)
         except BaseException:
             # The driver removed what it created; the record must go too: a failed create leaves nothing.
-            with self.store.tx() as c:
-                c.execute("DELETE FROM instances WHERE id=?", (inst_id,))
-            raise
-        inst = self._apply_engine(self._row(inst_id), engine)
-        if group_ports and kind != "vm":
-            try:
-                self._apply_forwards(inst)
-            except BaseException:
+            inst = self._row(inst_id)
+            if inst is not None and inst.engine_id:  # it ran: terminated, as any instance that ran
                 self.terminate_instance(caller, inst_id)
-                raise
-        return inst
+            else:
+                with self.store.tx() as c:
+                    c.execute("DELETE FROM instances WHERE id=?", (inst_id,))
+            raise
+        finally:
+            self.journal.finish(op_id)
 
     def run_instances(self, caller: Account, count: int = 1, client_token: str | None = None,
                       extra: dict | None = None, **kwargs) -> tuple[str, list[Instance]]:
@@ -335,58 +345,69 @@ class Cloud(Reconciling):
         if self.store.one("SELECT 1 FROM instances WHERE state='terminated' AND terminated_at < ?", (cutoff,)):
             with self.store.tx() as c:
                 c.execute("DELETE FROM instances WHERE state='terminated' AND terminated_at < ?", (cutoff,))
+                c.execute("DELETE FROM operations WHERE instance_id NOT IN (SELECT id FROM instances)")
 
     def _transition(self, caller: Account, instance_id: str, action: str) -> tuple[Instance, str]:
         """Run one lifecycle action under the instance's lock; returns (instance, previous state)."""
         inst = self.get_instance(caller, instance_id)
         with self._lock(instance_id):
             inst = self._row(instance_id)
-            prev = inst.state
-            driver = self.driver(inst.kind)
-            if action == "terminate":
-                if prev == "terminated":
-                    return inst, prev
-                self._save(inst.id, state="shutting-down")
-                if inst.engine_id:
-                    driver.terminate(inst.engine_id)
-                # The reason is the termination's, whatever stopped the instance before (EC2 does the same).
-                self._save(inst.id, state="terminated", terminated_at=time.time(),
-                           state_reason="Client.UserInitiatedShutdown: terminated by its owner")
-                return self._row(inst.id), prev
+            if action in ("terminate", "start", "stop") and inst.state != "terminated":
+                with self.journal.track(instance_id, action):
+                    return self._transition_locked(inst, action)
+            return self._transition_locked(inst, action)
+
+    def _transition_locked(self, inst: Instance, action: str) -> tuple[Instance, str]:
+        """The action itself; the caller holds the instance's lock and journals the operation."""
+        prev = inst.state
+        driver = self.driver(inst.kind)
+        if action == "terminate":
             if prev == "terminated":
-                raise InvalidState(f"instance {inst.id} is terminated and cannot be {action}ed",
+                return inst, prev
+            self._save(inst.id, state="shutting-down")
+            if inst.engine_id:
+                driver.terminate(inst.engine_id)
+            # The reason is the termination's, whatever stopped the instance before (EC2 does the same).
+            self._save(inst.id, state="terminated", terminated_at=time.time(),
+                       state_reason="Client.UserInitiatedShutdown: terminated by its owner")
+            return self._row(inst.id), prev
+        if prev == "terminated":
+            raise InvalidState(f"instance {inst.id} is terminated and cannot be {action}ed",
+                               code="IncorrectInstanceState")
+        if action == "start":
+            if prev == "running":
+                return inst, prev
+            if prev != "stopped":
+                raise InvalidState(f"instance {inst.id} is {prev}; only a stopped instance can be started",
                                    code="IncorrectInstanceState")
-            if action == "start":
-                if prev == "running":
-                    return inst, prev
-                if prev != "stopped":
-                    raise InvalidState(f"instance {inst.id} is {prev}; only a stopped instance can be started",
-                                       code="IncorrectInstanceState")
-                self._save(inst.id, state="pending")
-                try:
-                    return self._apply_engine(inst, driver.start(inst.engine_id), state_reason=""), prev
-                except CloudError:
-                    self._refresh(inst)
-                    raise
-            if action == "stop":
-                if prev == "stopped":
-                    return inst, prev
-                if prev not in ("running", "pending"):
-                    raise InvalidState(f"instance {inst.id} is {prev}; only a running instance can be stopped",
-                                       code="IncorrectInstanceState")
-                self._save(inst.id, state="stopping")
-                try:
-                    e = driver.stop(inst.engine_id, self.config.stop_timeout)
-                except CloudError:
-                    self._refresh(inst)
-                    raise
-                return self._apply_engine(inst, e, state_reason="Client.UserInitiatedShutdown: stopped by its owner"), prev
-            if action == "reboot":
-                if prev != "running":
-                    raise InvalidState(f"instance {inst.id} is {prev}; only a running instance can be rebooted",
-                                       code="IncorrectInstanceState")
-                return self._apply_engine(inst, driver.reboot(inst.engine_id, self.config.stop_timeout)), prev
-            raise InvalidParameter(f"unknown action {action!r}")
+            self._save(inst.id, state="pending")
+            try:
+                return self._apply_engine(inst, driver.start(inst.engine_id), state_reason=""), prev
+            except CloudError:
+                self._refresh(inst)
+                raise
+        if action == "stop":
+            if prev == "stopped":
+                return inst, prev
+            if prev == "pending" and self.launching_now(inst.id):
+                raise InvalidState(f"instance {inst.id} is still launching; stop it once it runs, or terminate it",
+                                   code="IncorrectInstanceState")
+            if prev not in ("running", "pending"):
+                raise InvalidState(f"instance {inst.id} is {prev}; only a running instance can be stopped",
+                                   code="IncorrectInstanceState")
+            self._save(inst.id, state="stopping")
+            try:
+                e = driver.stop(inst.engine_id, self.config.stop_timeout)
+            except CloudError:
+                self._refresh(inst)
+                raise
+            return self._apply_engine(inst, e, state_reason="Client.UserInitiatedShutdown: stopped by its owner"), prev
+        if action == "reboot":
+            if prev != "running":
+                raise InvalidState(f"instance {inst.id} is {prev}; only a running instance can be rebooted",
+                                   code="IncorrectInstanceState")
+            return self._apply_engine(inst, driver.reboot(inst.engine_id, self.config.stop_timeout)), prev
+        raise InvalidParameter(f"unknown action {action!r}")
 
     def _refresh(self, inst: Instance) -> None:
         e = self.driver(inst.kind).inspect(inst.engine_id) if inst.engine_id else None

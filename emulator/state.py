@@ -440,6 +440,20 @@ MIGRATIONS: list[str] = [
         CHECK (status IN ('Active', 'Inactive'));
     ALTER TABLE accounts ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0
     """,
+    # 9: the operations journal: every multi-step instance operation, with the boot id of the
+    # server performing it, so a restarted server tells a dead operation from a live one.
+    """
+    CREATE TABLE IF NOT EXISTS operations (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        instance_id TEXT NOT NULL,
+        op TEXT NOT NULL CHECK (op IN ('launch', 'terminate', 'start', 'stop')),
+        boot_id TEXT NOT NULL,
+        step TEXT NOT NULL DEFAULT '',
+        started_at REAL NOT NULL,
+        finished_at REAL
+    );
+    CREATE INDEX IF NOT EXISTS operations_open ON operations(instance_id) WHERE finished_at IS NULL
+    """,
 ]
 
 

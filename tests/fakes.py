@@ -30,7 +30,14 @@ class FakeDriver(Driver):
         if self.fail_launch:
             raise EngineError("boom")
         engine_id = "e-" + spec.instance_id
-        self.objects[engine_id] = {"id": spec.instance_id, "state": "running", "ports": spec.ports, "forwards": ()}
+        self.objects[engine_id] = {"id": spec.instance_id, "state": "pending", "ports": spec.ports, "forwards": ()}
+        try:
+            spec.step("engine-create", engine_id)
+            self.objects[engine_id]["state"] = "running"
+            spec.step("start", engine_id)
+        except BaseException:
+            self.objects.pop(engine_id, None)  # a failed launch leaves nothing, as the real drivers
+            raise
         return self._describe(engine_id)
 
     def inspect(self, engine_id: str) -> EngineInstance | None:
@@ -75,6 +82,11 @@ class FakeDriver(Driver):
 
     def internals(self, engine_id: str) -> dict:
         return {"engine": {"name": self.name, "id": engine_id}}
+
+    def remove_leftovers(self, instance_id: str) -> None:
+        self.calls.append(("remove_leftovers", instance_id))
+        for eid in [e for e, o in self.objects.items() if o["id"] == instance_id]:
+            del self.objects[eid]
 
     def list_managed(self, cloud_label: str) -> dict[str, EngineInstance]:
         self.calls.append(("list_managed", cloud_label))

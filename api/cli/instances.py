@@ -20,7 +20,7 @@ from .waiting import call_with_progress, wait_for_state
 
 INSTANCE_COLUMNS = ["id", "name", "kind", "image", "type", "state", "ports"]
 INSTANCE_FIELDS = [("id", "id"), ("name", "name"), ("kind", "kind"), ("image", "image"), ("type", "type"),
-                   ("vcpus", "vcpus"), ("memory", "memory"), ("state", "state"), ("reason", "state_reason"),
+                   ("vcpus", "vcpus"), ("memory", "memory"), ("state", "state"), ("reason", "state_reason"), ("boot", "boot"),
                    ("forwards", "ports"), ("private ip", "private_ip"), ("key", "key_name"), ("tags", "tags"),
                    ("created", "created_at"), ("launched", "launched_at"), ("terminated", "terminated_at")]
 
@@ -76,6 +76,9 @@ def instances_run(ctx, image, kind, itype, name, ports, user_data, key_name, tag
         raise _suggest(c, e, image=image, itype=itype, key_name=key_name) from None
     if wait:
         inst = wait_for_state(ctx, c, inst, "running", timeout)
+    elif inst.get("state") == "pending":
+        note(ctx, f"{inst['id']} boots in the server: `pocketcloud instances show {inst['id']}` tells how far "
+                  "it got; --wait follows its boot phases")
     emit(ctx, inst, INSTANCE_COLUMNS)
 
 

@@ -54,6 +54,8 @@ CELLS = {
     "fingerprint": lambda r: r.get("fingerprint"),
     "yours": lambda r: "owner" if r.get("owned", True) else f"shared ({r.get('my_access')})",
     "objects": lambda r: (r.get("usage") or {}).get("objects"),
+    # a VM's boot phases as seen so far, each with its seconds since the launch
+    "boot": lambda r: ", ".join(f"{p.get('name')} {p.get('elapsed')}s" for p in (r.get("boot") or {}).get("phases", [])),
 }
 
 STATE_STYLE = {"running": "green", "pending": "yellow", "stopping": "yellow", "shutting-down": "yellow",

@@ -87,14 +87,16 @@ def wait_for_state(ctx: click.Context, c: Client, inst: dict, want: str, timeout
     with Ticker(ctx, iid) as ticker:
         while True:
             state = inst["state"]
-            if state != last_state:
-                ticker.event(f"{iid}: {state}", style="bold")
-                last_state = state
             boot = inst.get("boot") or {}
+            # Phases first: they happened before the state this answer reports (a VM is
+            # running once SSH is ready, not before).
             for phase in boot.get("phases") or []:
                 if phase.get("name") not in shown:
                     shown.add(phase.get("name"))
                     ticker.event(f"{iid}: {phase_text(phase)}")
+            if state != last_state:
+                ticker.event(f"{iid}: {state}", style="bold")
+                last_state = state
             if state == want:
                 return inst
             if state in ("terminated", "stopped") and want == "running":

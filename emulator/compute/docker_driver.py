@@ -122,14 +122,22 @@ class DockerDriver(Driver):
                     detach=True,
                     stop_signal="SIGTERM",
                 )
+            spec.step("engine-create", container.id)
+            with _engine_errors(f"start {spec.instance_id}"):
                 container.put_archive("/", seed)
                 container.start()
+            spec.step("start", container.id)
+            with _engine_errors(f"inspect {spec.instance_id}"):
                 container.reload()
             return self._describe(container)
         except BaseException:
             if container is not None:
                 self._remove_quietly(container.id)
             raise
+
+    def remove_leftovers(self, instance_id: str) -> None:
+        """A launch leaves only its container, named after the instance."""
+        self._remove_quietly(f"pc-{instance_id}")
 
     def _remove_quietly(self, engine_id: str) -> None:
         try:

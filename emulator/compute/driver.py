@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Callable, Protocol, runtime_checkable
 
 from .types import InstanceType
 
@@ -36,6 +36,14 @@ class LaunchSpec:
     # Forward SSH without being asked when the image has it (a VM driver's convenience);
     # the services turn it off and decide the forwards themselves (security groups).
     auto_ssh: bool = True
+    # Told each step a launch reaches, with the engine id once there is one: the services
+    # journal it (crash recovery) and show a VM's boot phases. It may raise to abort the
+    # launch (the instance was terminated meanwhile); the driver then rolls back as on any failure.
+    on_step: Callable[[str, str], None] | None = field(default=None, compare=False, repr=False)
+
+    def step(self, name: str, engine_id: str = "") -> None:
+        if self.on_step is not None:
+            self.on_step(name, engine_id)
 
 
 @dataclass(frozen=True)
@@ -89,7 +97,13 @@ class Driver(Protocol):
 
     @abstractmethod
     def launch(self, spec: LaunchSpec) -> EngineInstance:
-        """Create and start; on any failure remove whatever was created, then raise."""
+        """Create and start; on any failure remove whatever was created, then raise.
+        Calls spec.step(NAME, engine_id) after each step (see the engines for the names)."""
+
+    def preflight(self, spec: LaunchSpec) -> None:
+        """Refuse at once what this engine cannot launch (image, capacity, input), before the
+        instance is recorded: a launch that goes on in the background must not fail for bad
+        input. `launch` checks again."""
 
     @abstractmethod
     def inspect(self, engine_id: str) -> EngineInstance | None:
@@ -122,6 +136,11 @@ class Driver(Protocol):
     def list_managed(self, cloud_label: str) -> dict[str, EngineInstance]:
         """instance id -> what the engine says about it, for every engine object this cloud
         created, in one pass over the engine (the reconciler's view)."""
+
+    def remove_leftovers(self, instance_id: str) -> None:
+        """Remove whatever a launch of `instance_id` that died half-way may have left (its
+        engine object, disk overlay, seed, address reservation, forwards); nothing there is
+        not an error. The default suits an engine whose launch leaves nothing but the object."""
 
     def set_forwards(self, engine_id: str, ports: tuple[PortForward, ...]) -> None:
         """Make the instance's 127.0.0.1 forwards exactly `ports` (host ports already

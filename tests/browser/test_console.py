@@ -227,6 +227,7 @@ def test_vm_internals_picture(page, user, cleanup):
     """The hypervisor stack of a real VM: libvirt, QEMU, KVM or TCG, the host kernel."""
     inst = user.ok("POST", "/instances", 201, json={"image": "tiny", "kind": "vm", "type": "t2.nano"})
     cleanup.append((user, inst["id"]))
+    user.wait_state(inst["id"])
     data = user.ok("GET", f"/instances/{inst['id']}/internals")
     sign_in(page, user)
     page.goto(f"/ui/instances/{inst['id']}/internals")

@@ -61,6 +61,25 @@ class Api:
         return body
 
 
+    def wait_state(self, iid: str, want: str = "running", timeout: float = 300) -> dict:
+        """GET the instance until it is `want` (a VM launch answers `pending` at once and boots
+        in the server); fails at once on terminated/stopped when waiting for running."""
+        deadline = time.monotonic() + timeout
+        while True:
+            inst = self.ok("GET", f"/instances/{iid}")
+            if inst["state"] == want:
+                return inst
+            assert not (want == "running" and inst["state"] in ("terminated", "stopped")), inst
+            assert time.monotonic() < deadline, f"{iid} still {inst['state']} after {timeout}s"
+            time.sleep(0.5)
+
+    def launch_vm(self, **payload) -> dict:
+        """POST a VM launch (answered pending) and wait until it runs."""
+        inst = self.ok("POST", "/instances", 201, json={"kind": "vm", **payload})
+        assert inst["state"] == "pending", inst
+        return self.wait_state(inst["id"])
+
+
 class Server:
     def __init__(self, home: Path, log_dir: Path):
         self.home = home

@@ -1,5 +1,6 @@
 """Launches that fail inside the engine, through a real server: everything made on the
-way is removed and no record is left.
+way is removed; a container's record goes with its failed (synchronous) launch, a VM's
+(answered `pending` at once) ends `terminated` with the engine's reason.
 
 A server of its own, whose catalog holds two broken images built from recipes written
 here: `broken` (a VM kernel QEMU refuses to load; a container image without /sbin/init,
@@ -9,20 +10,17 @@ at once, never becomes ready, and hits its 15 s boot timeout).
 """
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
-from emulator.compute.engines import build_drivers
 from emulator.config import Config
 from tests.conftest import stop_and_check_leaks
 
 from .cloud import Server
-from .conftest import pc_containers, run
+from .conftest import engine_snapshot
 
 pytestmark = pytest.mark.integration
 
@@ -72,36 +70,6 @@ def faulty(server, tmp_path_factory, docker_client):
     stop_and_check_leaks(srv, docker_client)
 
 
-def listening_ports(srv: Server) -> list[str]:
-    """TCP ports the server's processes listen on (its gunicorn worker holds the forwards)."""
-    pids = set()
-    for d in Path("/proc").iterdir():
-        try:
-            if d.name.isdigit() and os.getsid(int(d.name)) == srv.proc.pid:
-                pids.add(d.name)
-        except OSError:
-            continue
-    ports = set()
-    for line in run(["ss", "-ltnpH"]).stdout.splitlines():
-        if set(re.findall(r"pid=(\d+),", line)) & pids:
-            ports.add(line.split()[3].rsplit(":", 1)[1])
-    assert ports, "the server listens at least on its API port"
-    return sorted(ports)
-
-
-def engine_snapshot(srv: Server, config: Config, docker_client) -> dict:
-    """Everything a launch could leave behind on the engines and the host."""
-    dumped = run(["virsh", "-c", "qemu:///system", "net-dumpxml", srv.vm_network])
-    net = ET.fromstring(dumped.stdout if dumped.returncode == 0 else "<network/>")  # none before the first VM
-    return {
-        "containers": sorted(c.name for c in pc_containers(docker_client, srv)),
-        "domains": sorted(e.engine_id for e in build_drivers(config)["vm"].list_managed(config.instance_label).values()),
-        "instance dirs": sorted(p.name for p in (srv.home / "vms" / "instances").glob("*")),
-        "dhcp reservations": sorted(h.get("name") for h in net.iter("host")),
-        "server's listening ports": listening_ports(srv),
-    }
-
-
 def test_container_that_cannot_start_is_rolled_back(faulty, docker_client):
     srv, config = faulty
     api = srv.admin
@@ -119,10 +87,14 @@ def test_vm_whose_kernel_qemu_refuses_is_rolled_back(faulty, docker_client):
     srv, config = faulty
     api = srv.admin
     before = engine_snapshot(srv, config, docker_client)
-    status, body = api("POST", "/instances", json={"image": "broken", "kind": "vm", "type": "t2.nano"})
-    assert status == 502 and body["error"]["code"] == "InternalError", body
-    assert "libvirtd said" in body["error"]["message"], body
-    assert api.ok("GET", "/instances", params={"all": "1"})["instances"] == []
+    inst = api.ok("POST", "/instances", 201, json={"image": "broken", "kind": "vm", "type": "t2.nano"})
+    assert inst["state"] == "pending", "a VM launch answers at once; it fails in the server"
+    failed = api.wait_state(inst["id"], "terminated", timeout=120)
+    reason = failed["state_reason"]
+    assert reason.startswith("Server.InternalError: the launch failed: (InternalError) "), reason
+    assert "libvirtd said" in reason, "the engine's own reason reaches the caller"
+    assert [i["id"] for i in api.ok("GET", "/instances", params={"all": "1"})["instances"]
+            if i["state"] != "terminated"] == []
     assert engine_snapshot(srv, config, docker_client) == before
 
 
@@ -130,13 +102,14 @@ def test_vm_that_never_becomes_ready_times_out_and_is_removed(faulty, docker_cli
     srv, config = faulty
     api = srv.admin
     before = engine_snapshot(srv, config, docker_client)
-    status, body = api("POST", "/instances", json={"image": "noboot", "kind": "vm", "type": "t2.nano"})
-    assert status == 502 and body["error"]["code"] == "InstanceBootTimeout", body
-    message = body["error"]["message"]
+    inst = api.ok("POST", "/instances", 201, json={"image": "noboot", "kind": "vm", "type": "t2.nano"})
+    message = api.wait_state(inst["id"], "terminated", timeout=180)["state_reason"]
+    assert message.startswith("Server.InternalError: the launch failed: (InstanceBootTimeout) "), message
     assert "did not become ready within 15s" in message
     kept = Path(re.search(r"console log kept at (\S+?)\.?\n", message).group(1))
     assert kept.parent == srv.home / "vms" / "logs"
     assert "cannot mount root /dev/vdb" in kept.read_text(), "the kept console shows why the guest never got ready"
-    assert "cannot mount root /dev/vdb" in message, "and so does the answer"
-    assert api.ok("GET", "/instances", params={"all": "1"})["instances"] == []
+    assert "cannot mount root /dev/vdb" in message, "and so does the state reason"
+    assert [i["state"] for i in api.ok("GET", "/instances", params={"all": "1"})["instances"]
+            if i["id"] == inst["id"]] == ["terminated"]
     assert engine_snapshot(srv, config, docker_client) == before

@@ -71,7 +71,14 @@ def test_tiny_vm_lifecycle_over_ssh(server, user, docker_client):
                                                      "type": "t2.nano", "key_name": "vmkey", "user_data": USER_DATA})
     iid = inst["id"]
     try:
+        assert inst["state"] == "pending", "a VM launch answers at once, as EC2 does"
+        inst = user.wait_state(iid)
         assert inst["state"] == "running" and inst["kind"] == "vm"
+        boot = inst["boot"]
+        assert [p["name"] for p in boot["phases"]] == ["defined", "qemu-started", "kernel", "network", "ssh-ready"]
+        assert boot["phase"] == "ssh-ready"
+        elapsed = [p["elapsed"] for p in boot["phases"]]
+        assert elapsed == sorted(elapsed) and all(p["at"].endswith("Z") for p in boot["phases"])
         assert inst["private_ip"].startswith(server.vm_cidr.rsplit(".", 2)[0])
         port = forward(inst, 22)
         rc, out = ssh(port, key["private_key"], "cat /root/user-data-marker; hostname; uname -r; "
@@ -135,6 +142,7 @@ def test_tiny_vm_lifecycle_over_ssh(server, user, docker_client):
 def test_the_teaching_pair_same_rootfs_different_kernels(server, user, cleanup):
     vm = user.ok("POST", "/instances", 201, json={"kind": "vm", "image": "tiny", "type": "t2.nano"})
     cleanup.append((user, vm["id"]))
+    user.wait_state(vm["id"])
     ct = user.ok("POST", "/instances", 201, json={"kind": "container", "image": "tiny", "type": "t2.nano"})
     cleanup.append((user, ct["id"]))
     probe = {"command": "uname -r; cat /etc/os-release"}
@@ -177,6 +185,8 @@ def test_domain_destroyed_or_undefined_behind_our_back(server, user):
     a = user.ok("POST", "/instances", 201, json={"kind": "vm", "image": "tiny", "type": "t2.nano"})
     b = user.ok("POST", "/instances", 201, json={"kind": "vm", "image": "tiny", "type": "t2.nano"})
     try:
+        user.wait_state(a["id"])
+        user.wait_state(b["id"])
         server.stop()
         assert run(["virsh", "-c", "qemu:///system", "destroy", f"pc-{a['id']}"]).returncode == 0
         run(["virsh", "-c", "qemu:///system", "destroy", f"pc-{b['id']}"])

@@ -42,6 +42,8 @@ def test_every_driver_is_a_complete_driver(tmp_path):
 def test_the_meter_reads_a_vms_usage_through_the_driver(cloud):
     alice, _ = cloud.accounts.create("alice")
     vm = cloud.run_instance(alice, image="tiny", kind="vm")
+    cloud.wait_for_launches()  # a VM launch answers pending; the engine half runs in a worker
+    vm = cloud.get_instance(alice, vm.id)
     probe = EngineProbe(cloud.drivers)
     assert probe.sample("vm", vm.engine_id) is None, "no figures from the engine, no sample"
     cloud.drivers["vm"].objects[vm.engine_id]["usage"] = Usage(cpu_ns=7, mem_bytes=2**20, tx_bytes=None)
@@ -83,6 +85,7 @@ def test_another_account_changes_nothing_on_the_engine(cloud):
     alice, _ = cloud.accounts.create("alice")
     bob, _ = cloud.accounts.create("bob")
     inst = cloud.run_instance(alice, image="tiny", kind="vm")
+    cloud.wait_for_launches()
     fake = cloud.drivers["vm"]
     before = (list(fake.calls), {k: dict(v) for k, v in fake.objects.items()})
     for action in (cloud.start_instance, cloud.stop_instance, cloud.reboot_instance, cloud.terminate_instance,
@@ -150,6 +153,7 @@ def test_a_quiet_reconcile_pass_is_one_listing_per_engine(cloud):
     for _ in range(3):
         cloud.run_instance(alice, image="tiny")
     cloud.run_instance(alice, image="tiny", kind="vm")
+    cloud.wait_for_launches()
     for fake in cloud.drivers.values():
         fake.calls.clear()
     assert not any(cloud.reconcile().values())

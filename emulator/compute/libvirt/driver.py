@@ -121,6 +121,12 @@ class LibvirtDriver(Driver):
     def _inst_dir(self, engine_id: str) -> Path:
         return self.base_dir / "instances" / domain.check_engine_id(engine_id)
 
+    def preflight(self, spec: LaunchSpec) -> None:
+        vm = load_vm_image(spec.image_ref)
+        with engine_errors("host info"):
+            node = self.conn.getInfo()
+        check_launch(spec, vm, host_mib=node[1], host_cpus=node[2])
+
     def launch(self, spec: LaunchSpec, wait: bool = True) -> EngineInstance:
         """Define and start the domain. With wait (default) return only once the guest is
         ready (its ready marker on the console, and SSH answering when the image has it);
@@ -163,10 +169,13 @@ class LibvirtDriver(Driver):
                                                  opts=self.opts)
                 dom = self.conn.defineXML(xml)
                 defined = True
+            spec.step("define", engine_id)
+            with engine_errors(f"start {spec.instance_id}"):
                 guest.mark_boot(inst_dir)
                 dom.create()
+            spec.step("start", engine_id)
             if wait:
-                self.wait_ready(engine_id, boot_timeout(vm, self.boot_timeout))
+                self.wait_ready(engine_id, boot_timeout(vm, self.boot_timeout), on_step=spec.step)
             return self._describe(dom)
         except BaseException as e:
             kept = None
@@ -276,23 +285,41 @@ class LibvirtDriver(Driver):
         self.stop(engine_id, timeout)
         return self.start(engine_id)
 
+    def remove_leftovers(self, instance_id: str) -> None:
+        """Domain, overlay, seed, DHCP reservation and forwards all follow from the instance id."""
+        self.terminate(domain.engine_id_for(instance_id))
+
     def terminate(self, engine_id: str) -> None:
         domain.check_engine_id(engine_id)
         with engine_errors(f"terminate {engine_id}"):
             self._remove(engine_id, None, defined=True)
 
-    def wait_ready(self, engine_id: str, timeout: float) -> EngineInstance:
+    def wait_ready(self, engine_id: str, timeout: float, on_step=None) -> EngineInstance:
         """Block until the guest is ready; TimeoutError after `timeout` seconds, InvalidState
-        if the domain stops meanwhile."""
+        if the domain stops meanwhile. ON_STEP(name, engine_id), if given, hears the boot
+        phases as they are seen: `kernel` (the guest prints on its console), `network` (its
+        DHCP lease), `ssh-ready` (ready: marker printed, SSH answering where there is SSH)."""
         dom = self._dom(engine_id)
         meta = self._meta(dom)
         deadline = time.monotonic() + timeout
+        seen: set[str] = set()
+
+        def phase(name: str, reached) -> None:
+            if on_step is not None and name not in seen and reached():
+                seen.add(name)
+                on_step(name, engine_id)
+
         while True:
             with engine_errors(f"instance {engine_id}"):
                 active = dom.isActive()
             if not active:
                 raise InvalidState(f"{engine_id} stopped while booting; see its console")
+            phase("kernel", lambda: guest.console_since_boot(self._inst_dir(engine_id)).strip() != "")
+            phase("network", lambda: self.network.has_lease(meta.get("mac") or ""))
             if self._is_ready(dom, engine_id, meta, deep=True):
+                phase("kernel", lambda: True)
+                phase("network", lambda: True)
+                phase("ssh-ready", lambda: True)
                 return self._describe(dom)
             if time.monotonic() > deadline:
                 raise TimeoutError(engine_id)

@@ -123,6 +123,14 @@ class VmNetwork:
                 raise
         raise EngineError(f"no free address left in {self.subnet}")
 
+    def has_lease(self, mac: str) -> bool:
+        """Has the guest with this MAC taken its address over DHCP (its network is up)?"""
+        try:
+            net = self.conn.get().networkLookupByName(self.name)
+            return any(lease.get("mac") == mac for lease in (net.DHCPLeases() or []))
+        except libvirt.libvirtError:
+            return False
+
     def release_ip(self, mac: str, instance_id: str) -> None:
         """Remove the instance's reservation (found by MAC or by name); best effort."""
         try:

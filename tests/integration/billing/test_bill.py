@@ -219,6 +219,7 @@ def test_a_vm_is_metered_from_libvirt_domain_stats(bserver, buser):
     start, end = _months(buser.ok("GET", "/billing/settings")["clock"]["now"][:10])
     vm = buser.ok("POST", "/instances", 201, json={"image": "tiny", "kind": "vm", "type": "t2.nano"})
     try:
+        buser.wait_state(vm["id"])
         deadline, used = time.monotonic() + 30, {}
         while time.monotonic() < deadline and not used.get("measured_seconds", 0) > 2:
             time.sleep(1)  # two engine samples at least, a pass a second (slower on a busy host)
