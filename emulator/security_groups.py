@@ -16,7 +16,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 
-from .errors import AlreadyExists, InvalidParameter, InvalidState, NotFound
+from .errors import AlreadyExists, InvalidParameter, InvalidState, NotFound, QuotaExceeded
 from .state import Store
 from .validation import resource_id
 from .vpcs import Vpcs
@@ -136,9 +136,13 @@ def egress_rule(protocol, from_port, to_port, cidr="0.0.0.0/0", description=None
 ALLOW_ALL = Rule("-1", -1, -1, "0.0.0.0/0")
 
 
+MAX_RULES = 60  # EC2's default quota, inbound and outbound each
+
+
 class SecurityGroups:
-    def __init__(self, store: Store):
+    def __init__(self, store: Store, max_rules: int = MAX_RULES):
         self.store = store
+        self.max_rules = max_rules
         self.vpcs = Vpcs(store)
 
     def _rules(self, group_ids: list[str]) -> dict[tuple[str, bool], list[Rule]]:
@@ -239,6 +243,14 @@ class SecurityGroups:
                 raise AlreadyExists(f"the specified rule \"peer: {r.cidr}, {r.text()}, ALLOW\" already exists",
                                     code="InvalidPermission.Duplicate")
         with self.store.tx() as c:
+            # Counted in the transaction that inserts, so concurrent additions cannot both fit.
+            count = c.execute("SELECT COUNT(*) FROM security_group_rules WHERE group_id=? AND egress=?",
+                              (group.id, int(egress))).fetchone()[0]
+            if count + len(rules) > self.max_rules:
+                raise QuotaExceeded(
+                    f"{group.id} has {count} {'outbound' if egress else 'inbound'} rules; {len(rules)} more would "
+                    f"pass the limit of {self.max_rules} per direction (each CIDR of a permission is a rule)",
+                    code="RulesPerSecurityGroupLimitExceeded")
             ids = self._insert(c, group.id, owner, egress, rules, time.time())
         return self.get(owner, group.id), ids
 

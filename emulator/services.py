@@ -6,13 +6,13 @@ here is global, so tests build as many clouds as they like.
 from __future__ import annotations
 
 import hashlib
-import hashlib
 import json
 import logging
 import platform
 import threading
 import time
 from contextlib import nullcontext
+from dataclasses import replace
 from functools import cached_property
 from typing import ContextManager, Iterable
 
@@ -26,7 +26,7 @@ from .compute.types import DEFAULT_TYPE, INSTANCE_TYPES
 from .config import Config
 from .errors import BackendUnavailable, CloudError, Forbidden, InvalidParameter, InvalidState, NotFound, QuotaExceeded
 from .images import Images
-from .instances import KINDS, STATES, Instance, KeyedLocks, allocate_ports
+from .instances import KINDS, MAX_FORWARDS, STATES, Instance, KeyedLocks, Slots, allocate_ports
 from .keypairs import KeyPairs
 from .reconcile import Reconciling
 from .resize import resize
@@ -65,8 +65,9 @@ class Cloud(Reconciling):
         self.images = Images(self.store, config.recipes_dir, config.cache_dir, drivers.get("container"))
         self.storage = Storage(self.store, self.accounts, config)
         self.keypairs = KeyPairs(self.store)
-        self.security_groups = SecurityGroups(self.store)
+        self.security_groups = SecurityGroups(self.store, max_rules=config.max_rules_per_group)
         self._locks = KeyedLocks()
+        self._exec_slots = Slots(config.exec_per_account, config.exec_total)
         self._port_lock = threading.Lock()
         self.billing = Billing(self)  # billing hook: meter, bills, budgets (its loop starts with the server's)
 
@@ -163,7 +164,7 @@ class Cloud(Reconciling):
                 raise QuotaExceeded(
                     f"account {caller.name} already has {count} instances (limit {caller.max_instances}); "
                     "terminate one or ask an admin to raise the limit", code="InstanceLimitExceeded")
-            clean_ports = allocate_ports(c, clean_ports)
+            clean_ports = allocate_ports(c, clean_ports, self.config.forward_ports)
             c.execute(
                 "INSERT INTO instances (id, owner, name, kind, image, type, state, ports, user_data, tags, key_name,"
                 " details, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -247,7 +248,10 @@ class Cloud(Reconciling):
 
     # -- security groups ------------------------------------------------------------
     def authorize_ingress(self, caller: Account, group: str, rules: list) -> None:
-        g = self.security_groups.authorize(caller.id, group, rules)
+        with self._lock(f"rules:{caller.id}"):  # two changes cannot each pass the forward check alone
+            g = self.security_groups.get(caller.id, group)
+            self._check_forwards(caller, g.id, list(g.rules) + list(rules))
+            g = self.security_groups.authorize(caller.id, group, rules)
         self._resync_group(caller, g.id)
 
     def revoke_ingress(self, caller: Account, group: str, rules: list) -> None:
@@ -259,6 +263,26 @@ class Cloud(Reconciling):
         in_use = any(g.id in i.details.get("security_groups", []) for i in self.describe_instances(caller)
                      if i.state != "terminated")
         self.security_groups.delete(caller.id, g.id, in_use)
+
+    def _check_forwards(self, caller: Account, group_id: str, ingress: list) -> None:
+        """Refuse a rule change that would give an instance of the group more forwards than
+        a launch may have: each forward takes a host port from the one shared range."""
+        for inst in self.describe_instances(caller):
+            gids = inst.details.get("security_groups", [])
+            if inst.state == "terminated" or group_id not in gids:
+                continue
+            groups = []
+            for gid in gids:
+                try:
+                    g = self.security_groups.get(inst.owner, gid)
+                except NotFound:
+                    continue
+                groups.append(replace(g, rules=tuple(ingress)) if g.id == group_id else g)
+            ports = {p["guest"] for p in inst.ports if not p.get("from_group")} | set(SecurityGroups.ports(groups))
+            if len(ports) > MAX_FORWARDS:
+                raise QuotaExceeded(f"instance {inst.id} would have {len(ports)} forwarded ports with this change "
+                                    f"(at most {MAX_FORWARDS}: explicit ports and its groups' rules); nothing was "
+                                    "changed", code="ForwardedPortLimitExceeded")
 
     def _resync_group(self, caller: Account, group_id: str) -> None:
         for inst in self.describe_instances(caller):
@@ -282,7 +306,8 @@ class Cloud(Reconciling):
         kept = [p for p in inst.ports if p.get("from_group") and p["guest"] in wanted]
         new = [PortForward(g) for g in wanted if g not in {p["guest"] for p in kept}]
         with self._port_lock, self.store.tx() as c:
-            added = [{**p.to_dict(), "from_group": True} for p in allocate_ports(c, tuple(new))]
+            added = [{**p.to_dict(), "from_group": True}
+                     for p in allocate_ports(c, tuple(new), self.config.forward_ports)]
         ports = explicit + kept + added
         self._save(inst.id, ports=ports)
         self._apply_forwards(self._row(inst.id))
@@ -419,7 +444,11 @@ class Cloud(Reconciling):
         if inst.state != "running":
             raise InvalidState(f"instance {inst.id} is {inst.state}; exec needs a running instance",
                                code="IncorrectInstanceState")
-        return exec_hints.explain(self.driver(inst.kind).exec(inst.engine_id, cmd, timeout))
+        # Refused at once past the account's (or the server's) share: each exec holds a server
+        # thread until it ends, so queueing them would block every other caller as surely.
+        with self._exec_slots.hold(caller.id):
+            res = self.driver(inst.kind).exec(inst.engine_id, cmd, timeout, self.config.exec_max_output)
+        return exec_hints.explain(res)
 
     def instance_internals(self, caller: Account, instance_id: str) -> dict:
         inst = self.get_instance(caller, instance_id)
@@ -517,5 +546,9 @@ class Cloud(Reconciling):
 
     def modify_security_group_rules(self, caller: Account, group: str, changes: dict) -> None:
         """Rules keep their ids and take new content; forwards follow changed ingress ports."""
-        g = self.security_groups.replace_rules(caller.id, group, changes)
+        with self._lock(f"rules:{caller.id}"):
+            g = self.security_groups.get(caller.id, group)
+            ingress = [changes.get(r.id, r) for r in g.rules]
+            self._check_forwards(caller, g.id, [r for r in ingress if r.protocol == "tcp"])
+            g = self.security_groups.replace_rules(caller.id, group, changes)
         self._resync_group(caller, g.id)
