@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 import pytest
 from botocore.exceptions import ClientError
 
+from .cloud import Cli
 from .test_ec2 import ec2_for, error_code, tiny_ami
 
 pytestmark = pytest.mark.integration
@@ -68,6 +69,15 @@ def test_exec_output_is_capped_per_stream(server, user, cleanup):
     assert body["truncated"] is True and body["exit_code"] == 0
     small = exec_(user, iid, "echo hi")[1]
     assert small["stdout"] == "hi\n" and small["truncated"] is False
+
+
+def test_the_cli_says_when_output_was_cut_or_the_command_killed(server, user, cleanup, tmp_path):
+    iid = launch(user, cleanup)
+    cli = Cli(server, user, tmp_path / "cli")
+    big = cli("instances", "exec", iid, "--", "sh", "-c", "head -c 1100000 /dev/zero; exit 3", rc=3)
+    assert len(big.stdout) == MIB and "was cut" in big.stderr
+    slow = cli("instances", "exec", iid, "--timeout", "1", "--", "sleep", "30", rc=124)
+    assert "killed after 1s" in slow.stderr
 
 
 def test_exec_is_killed_at_its_timeout_with_what_it_started(server, user, cleanup):
