@@ -58,7 +58,7 @@ class ManagementKey:
 
 
 def ssh_run(ip: str, user: str, key_path: Path, command: list[str], timeout: int,
-            max_output: int = MAX_EXEC_OUTPUT) -> ExecResult:
+            max_output: int = MAX_EXEC_OUTPUT, port: int = 22) -> ExecResult:
     """Run `command` in the guest: output kept up to `max_output` bytes a stream, the command
     and what it started killed in the guest after `timeout` seconds."""
     import paramiko
@@ -67,7 +67,7 @@ def ssh_run(ip: str, user: str, key_path: Path, command: list[str], timeout: int
     client = paramiko.SSHClient()
     client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
     try:
-        client.connect(ip, 22, username=user, pkey=key, timeout=10, banner_timeout=20, auth_timeout=20,
+        client.connect(ip, port, username=user, pkey=key, timeout=10, banner_timeout=20, auth_timeout=20,
                        allow_agent=False, look_for_keys=False)
         transport = client.get_transport()
         chan = transport.open_session(timeout=10)
