@@ -106,6 +106,10 @@ class Config:
     # Docker's json-file log of each container is rotated at this size, this many files kept.
     container_log_max_size: str = field(default_factory=lambda: _env("POCKETCLOUD_CONTAINER_LOG_SIZE", "10m"))
     container_log_max_files: int = field(default_factory=lambda: int(_env("POCKETCLOUD_CONTAINER_LOG_FILES", "3")))
+    # A cap on each container's writable layer (e.g. 2g). dockerd honours it on overlay2 only
+    # over xfs mounted with pquota (and on devicemapper, btrfs, zfs); elsewhere (overlay2 on
+    # ext4, as here) it refuses every launch, so it is off unless asked for.
+    container_disk_size: str = field(default_factory=lambda: _env("POCKETCLOUD_CONTAINER_DISK"))
 
     def __post_init__(self):
         lo, hi = self.forward_ports
@@ -113,6 +117,8 @@ class Config:
             raise ValueError(f"forward ports {lo}-{hi}: give a range LOW-HIGH within 1024-65535")
         if not re.fullmatch(r"[1-9][0-9]*[kmg]?", self.container_log_max_size):
             raise ValueError(f"container log size {self.container_log_max_size!r}: give e.g. 10m, 512k or 1g")
+        if self.container_disk_size and not re.fullmatch(r"[1-9][0-9]*[kmg]?", self.container_disk_size):
+            raise ValueError(f"container disk size {self.container_disk_size!r}: give e.g. 2g or 512m")
         for name in ("exec_max_output", "exec_per_account", "exec_total", "max_rules_per_group",
                      "container_log_max_files"):
             if getattr(self, name) < 1:

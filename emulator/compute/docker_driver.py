@@ -47,6 +47,9 @@ def _engine_errors(what: str) -> Iterator[None]:
         text = str(e.explanation or e)
         if "port is already allocated" in text or "address already in use" in text:
             raise AlreadyExists(f"{what}: a requested host port is already in use", code="PortInUse") from e
+        if "--storage-opt is supported only" in text:
+            raise EngineError(f"{what}: this dockerd cannot cap a container's disk: {text}",
+                              hint="unset POCKETCLOUD_CONTAINER_DISK, or put /var/lib/docker on xfs with pquota") from e
         if "is not running" in text or "is already" in text:
             raise InvalidState(f"{what}: {text}") from e
         raise EngineError(f"{what}: dockerd said: {text}") from e
@@ -61,11 +64,12 @@ class DockerDriver(Driver):
     name = "docker"
 
     def __init__(self, base_url: str, cloud_label: str, forwarder: Forwarder | None = None,
-                 log_max_size: str = "10m", log_max_files: int = 3):
+                 log_max_size: str = "10m", log_max_files: int = 3, disk_size: str = ""):
         self.base_url = base_url
         # A container's console is its json-file log: rotated, so no instance fills the disk.
         self.log_config = docker.types.LogConfig(type="json-file", config={
             "max-size": log_max_size, "max-file": str(log_max_files)})
+        self.storage_opt = {"size": disk_size} if disk_size else None
         self.cloud_label = cloud_label
         # Ports asked for at create are published by dockerd; ports opened later (security
         # group rules) cannot be added to a container, so they go through this forwarder.
@@ -127,6 +131,7 @@ class DockerDriver(Driver):
                     detach=True,
                     stop_signal="SIGTERM",
                     log_config=self.log_config,
+                    storage_opt=self.storage_opt,
                 )
                 container.put_archive("/", seed)
                 container.start()

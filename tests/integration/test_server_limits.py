@@ -182,3 +182,35 @@ def test_vm_exec_over_ssh_is_capped_and_killed_too(server, user, cleanup):
     ps = exec_(user, iid, "ps")[1]["stdout"]
     assert "PID" in ps and "sleep 30" not in ps, ps
     assert exec_(user, iid, "echo fine")[1]["stdout"] == "fine\n", "the pid line never reaches the caller"
+
+
+def _layer_cap_supported(docker_client) -> bool:
+    """overlay2 caps a writable layer only over xfs mounted with project quotas."""
+    info = docker_client.info()
+    if info.get("Driver") != "overlay2" or dict(info.get("DriverStatus") or []).get("Backing Filesystem") != "xfs":
+        return info.get("Driver") in ("devicemapper", "btrfs", "zfs")
+    root = info.get("DockerRootDir", "/var/lib/docker")
+    mounts = [line.split() for line in open("/proc/mounts")]
+    best = max((m for m in mounts if root.startswith(m[1])), key=lambda m: len(m[1]))
+    return "prjquota" in best[3] or "pquota" in best[3]
+
+
+def test_a_container_disk_cap_is_applied_or_refused_clearly(tmp_path, docker_client):
+    """POCKETCLOUD_CONTAINER_DISK caps each writable layer where dockerd can (xfs with
+    pquota); on overlay2 over ext4 (this CI machine) every launch says why it cannot."""
+    from tests.conftest import start_server, stop_and_check_leaks
+
+    srv = start_server(tmp_path / "home", POCKETCLOUD_CONTAINER_DISK="200m")
+    try:
+        status, body = srv.admin("POST", "/instances", json={"image": "tiny", "type": "t2.nano"})
+        if _layer_cap_supported(docker_client):
+            assert status == 201, body
+            engine_id = body["engine"]["id"]
+            assert docker_client.api.inspect_container(engine_id)["HostConfig"]["StorageOpt"] == {"size": "200m"}
+            srv.admin.ok("DELETE", f"/instances/{body['id']}")
+        else:
+            assert status == 502 and "cannot cap a container's disk" in body["error"]["message"], body
+            assert "POCKETCLOUD_CONTAINER_DISK" in body["error"]["message"]
+            assert srv.admin.ok("GET", "/instances")["instances"] == [], "the refused launch left no record"
+    finally:
+        stop_and_check_leaks(srv, docker_client)
