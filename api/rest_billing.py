@@ -186,8 +186,14 @@ def create_budget():
         raise InvalidParameter("limit must be an amount in USD", code="InvalidParameterException")
     account = _budget_account()
     subs = data.get("subscribers") or [{"SubscriptionType": "EMAIL", "Address": f"{g.account.name}@pocketcloud.local"}]
+    if not isinstance(subs, list) or not all(isinstance(s, dict) for s in subs):
+        raise InvalidParameter("subscribers are a list of {SubscriptionType, Address}", code="InvalidParameterException")
+    asked = data.get("notifications") or [{"type": "ACTUAL", "threshold": 100}]
+    if not isinstance(asked, list):
+        raise InvalidParameter("notifications are a list of {type, threshold, threshold_type, comparison}",
+                               code="InvalidParameterException")
     notes = []
-    for n in data.get("notifications") or [{"type": "ACTUAL", "threshold": 100}]:
+    for n in asked:
         if not isinstance(n, dict):
             raise InvalidParameter("notifications are {type, threshold, threshold_type, comparison}")
         notes.append({"Notification": {"NotificationType": n.get("type", "ACTUAL"),

@@ -31,7 +31,6 @@ UNSUPPORTED_HINTS = {
     "KernelId": "the kernel comes with the image",
     "RamdiskId": "the initrd comes with the image",
     "LicenseSpecification": "pocketcloud has no license manager",
-    "LaunchTemplate": "launch templates are not available in this pocketcloud",
 }
 # name -> the values that mean "what AWS does by default" (lower-case)
 DEFAULTS = {

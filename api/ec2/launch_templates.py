@@ -147,7 +147,8 @@ def with_launch_template(cloud, caller, p: dict) -> dict:
         raise InvalidParameter("LaunchTemplate must be a structure", code="InvalidParameterValue")
     v = _templates(cloud).resolve(caller.id, spec.get("LaunchTemplateId"), spec.get("LaunchTemplateName"),
                                   spec.get("Version"))
-    data, out = v.data, dict(p)
+    # The template is resolved here; what remains of the request is a plain launch.
+    data, out = v.data, {k: val for k, val in p.items() if not k.startswith("LaunchTemplate.")}
     for key in ("ImageId", "InstanceType", "KeyName", "UserData"):
         if data.get(key) and not p.get(key):
             out[key] = data[key]

@@ -294,13 +294,13 @@ def others_get_not_found_and_change_nothing(server, ec2, iid: str, key_name: str
         (lambda: b.describe_key_pairs(KeyNames=[key_name]), "InvalidKeyPair.NotFound"),
         (lambda: b.run_instances(ImageId=tiny_ami(b, "vm"), MinCount=1, MaxCount=1, KeyName=key_name),
          "InvalidKeyPair.NotFound"),
-        (lambda: b.describe_security_groups(GroupIds=[sg]), "InvalidGroupId.NotFound"),
-        (lambda: b.authorize_security_group_ingress(GroupId=sg, IpPermissions=rule), "InvalidGroupId.NotFound"),
+        (lambda: b.describe_security_groups(GroupIds=[sg]), "InvalidGroup.NotFound"),
+        (lambda: b.authorize_security_group_ingress(GroupId=sg, IpPermissions=rule), "InvalidGroup.NotFound"),
         (lambda: b.revoke_security_group_ingress(GroupId=sg, IpPermissions=before_group[0]["IpPermissions"]),
-         "InvalidGroupId.NotFound"),
-        (lambda: b.delete_security_group(GroupId=sg), "InvalidGroupId.NotFound"),
+         "InvalidGroup.NotFound"),
+        (lambda: b.delete_security_group(GroupId=sg), "InvalidGroup.NotFound"),
         (lambda: b.run_instances(ImageId=tiny_ami(b, "vm"), MinCount=1, MaxCount=1, SecurityGroupIds=[sg]),
-         "InvalidGroupId.NotFound"),
+         "InvalidGroup.NotFound"),
     ]:
         with pytest.raises(ClientError) as e:
             call()

@@ -28,12 +28,12 @@ def in_service(api, name: str) -> list[str]:
 
 def console(server, api) -> tuple[requests.Session, str]:
     s = requests.Session()
-    page = s.get(f"{server.url}/ui/login").text
+    page = s.get(f"{server.console_url}/ui/login").text
     token = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
-    r = s.post(f"{server.url}/ui/login", data={"csrf": token, "access_key_id": api.key_id,
+    r = s.post(f"{server.console_url}/ui/login", data={"csrf": token, "access_key_id": api.key_id,
                                                "secret_access_key": api.secret}, allow_redirects=False)
     assert r.status_code == 302, r.text
-    token = re.search(r'name="csrf" value="([^"]+)"', s.get(f"{server.url}/ui/groups").text).group(1)
+    token = re.search(r'name="csrf" value="([^"]+)"', s.get(f"{server.console_url}/ui/groups").text).group(1)
     return s, token
 
 
@@ -59,19 +59,19 @@ def test_rest_console_and_explain(server, user):
         assert other.ok("GET", "/groups")["groups"] == []
 
         s, token = console(server, user)
-        page = s.get(f"{server.url}/ui/groups/rest").text
+        page = s.get(f"{server.console_url}/ui/groups/rest").text
         assert all(m in page for m in members) and "Launching a new EC2 instance" in page
-        r = s.post(f"{server.url}/ui/groups/rest/capacity", data={"csrf": token, "min": "1", "desired": "3",
+        r = s.post(f"{server.console_url}/ui/groups/rest/capacity", data={"csrf": token, "min": "1", "desired": "3",
                                                                  "max": "3"})
         assert r.status_code == 200 and "desired 3" in r.text
         wait("three in service", lambda: len(in_service(user, "rest")) == 3)
-        r = s.post(f"{server.url}/ui/groups/rest/capacity", data={"csrf": token, "desired": "9"})
+        r = s.post(f"{server.console_url}/ui/groups/rest/capacity", data={"csrf": token, "desired": "9"})
         assert "Desired capacity:9 must be between" in r.text and user.ok("GET", "/groups/rest")["desired"] == 3
-        r = s.post(f"{server.url}/ui/groups/rest/capacity", data={"csrf": "forged", "desired": "1"})
+        r = s.post(f"{server.console_url}/ui/groups/rest/capacity", data={"csrf": "forged", "desired": "1"})
         assert r.status_code == 400 and user.ok("GET", "/groups/rest")["desired"] == 3
         theirs, _ = console(server, other)
-        assert theirs.get(f"{server.url}/ui/groups/rest").status_code == 404
-        assert "rest" in s.get(f"{server.url}/ui/groups").text
+        assert theirs.get(f"{server.console_url}/ui/groups/rest").status_code == 404
+        assert "rest" in s.get(f"{server.console_url}/ui/groups").text
 
         acts = user.ok("GET", "/groups/rest/activities?limit=2")["activities"]
         assert len(acts) == 2 and acts[0]["start"] >= acts[1]["start"]

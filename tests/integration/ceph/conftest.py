@@ -65,8 +65,8 @@ def console_session(srv: Server) -> requests.Session:
     """A console session signed in with the admin's keys."""
     admin = srv.admin
     s = requests.Session()
-    csrf = re.search(r'name="csrf" value="([^"]+)"', s.get(srv.url + "/ui/login").text).group(1)
-    r = s.post(srv.url + "/ui/login", data={"csrf": csrf, "access_key_id": admin.key_id,
+    csrf = re.search(r'name="csrf" value="([^"]+)"', s.get(srv.console_url + "/ui/login").text).group(1)
+    r = s.post(srv.console_url + "/ui/login", data={"csrf": csrf, "access_key_id": admin.key_id,
                                             "secret_access_key": admin.secret})
     assert r.status_code == 200 and "/ui/login" not in r.url
     return s

@@ -152,7 +152,7 @@ def test_one_osd_down_is_degraded_but_serving_then_recovers(ceph_server, cluster
         status, body = ceph_server.new_user(f"other-{os.urandom(2).hex()}")(
             "GET", "/buckets/ceph-degraded/internals", params={"key": "before"})
         assert status in (403, 404) and "object" not in body  # another account learns nothing of it
-        page = console_session(ceph_server).get(ceph_server.url + "/ui/system").text
+        page = console_session(ceph_server).get(ceph_server.console_url + "/ui/system").text
         assert "degraded" in page and "HEALTH_WARN" in page and f"down: {victim}" in page and ">held<" in page
     finally:
         cluster.release(victim)
