@@ -195,3 +195,13 @@ def test_concurrent_rule_changes_cannot_pass_the_forward_cap_together(tmp_path):
     for t in threads:
         t.join()
     assert len(errors) == 1 and len(c.get_instance(alice, inst.id).ports) == 30
+
+
+def test_the_cli_names_a_bad_setting_instead_of_a_traceback(monkeypatch):
+    from click.testing import CliRunner
+
+    from api.cli import main
+
+    monkeypatch.setenv("POCKETCLOUD_FORWARD_PORTS", "80-90")
+    res = CliRunner().invoke(main, ["env"])
+    assert res.exit_code == 2 and "forward ports 80-90" in res.output and "Traceback" not in res.output
