@@ -10,6 +10,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from .cloud import Cli
+from .rawhttp import memory_kib, worker_pid
 from .test_ec2 import ec2_for, error_code, tiny_ami
 
 pytestmark = pytest.mark.integration
@@ -88,9 +89,26 @@ def test_exec_is_killed_at_its_timeout_with_what_it_started(server, user, cleanu
     assert body["stdout"] == "started\n" and "killed after 2s" in body["stderr"]
     ps = exec_(user, iid, "ps")[1]["stdout"]
     assert "PID" in ps and "sleep 30" not in ps, ps
-    # Endless output: capped and killed, never held whole.
-    status, body = exec_(user, iid, ["yes"], timeout=2)
+    # Endless output: capped and killed, never held whole (the worker's RSS is sampled
+    # meanwhile: `yes` through docker exec makes about 58 MB a second here, all of it held before).
+    pid = worker_pid(server.proc.pid)
+    before, samples, done = memory_kib(pid)["VmRSS"], [], threading.Event()
+
+    def sample():
+        while not done.wait(0.1):
+            samples.append(memory_kib(pid)["VmRSS"])
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        status, body = exec_(user, iid, ["yes"], timeout=4)
+    finally:
+        done.set()
+        sampler.join()
     assert status == 200 and body["timed_out"] and body["truncated"] and len(body["stdout"]) == MIB
+    growth_mib = (max(samples) - before) / 1024
+    print(f"\nworker RSS growth during a 4 s endless exec: {growth_mib:.1f} MiB")
+    assert growth_mib < 48, f"the worker grew by {growth_mib:.0f} MiB during an endless exec"
     ps = exec_(user, iid, "ps")[1]["stdout"]
     assert "PID" in ps and " yes" not in ps, ps
 
