@@ -14,9 +14,10 @@ import ipaddress
 import re
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .errors import AlreadyExists, InvalidParameter, InvalidState, NotFound, QuotaExceeded
+from .instances import MAX_FORWARDS
 from .state import Store
 from .validation import resource_id
 from .vpcs import Vpcs
@@ -328,6 +329,26 @@ class SecurityGroups:
         with self.store.tx() as c:
             c.execute("DELETE FROM security_groups WHERE id=?", (group.id,))  # its rules go by cascade
             c.execute(f"DELETE FROM resource_tags WHERE resource_id IN ({','.join('?' * len(ids))})", ids)
+
+    def check_forwards(self, instances: list, group_id: str, ingress: list[Rule]) -> None:
+        """Refuse a rule change (the group's ingress becoming `ingress`) that would give one of
+        `instances` more forwards than a launch may have: each takes a host port of one range."""
+        for inst in instances:
+            gids = inst.details.get("security_groups", [])
+            if inst.state == "terminated" or group_id not in gids:
+                continue
+            groups = []
+            for gid in gids:
+                try:
+                    g = self.get(inst.owner, gid)
+                except NotFound:
+                    continue
+                groups.append(replace(g, rules=tuple(ingress)) if g.id == group_id else g)
+            ports = {p["guest"] for p in inst.ports if not p.get("from_group")} | set(self.ports(groups))
+            if len(ports) > MAX_FORWARDS:
+                raise QuotaExceeded(f"instance {inst.id} would have {len(ports)} forwarded ports with this change "
+                                    f"(at most {MAX_FORWARDS}: explicit ports and its groups' rules); nothing was "
+                                    "changed", code="ForwardedPortLimitExceeded")
 
     @staticmethod
     def ports(groups: list[SecurityGroup]) -> list[int]:

@@ -12,7 +12,6 @@ import platform
 import threading
 import time
 from contextlib import nullcontext
-from dataclasses import replace
 from functools import cached_property
 from typing import ContextManager, Iterable
 
@@ -26,7 +25,7 @@ from .compute.types import DEFAULT_TYPE, INSTANCE_TYPES
 from .config import Config
 from .errors import BackendUnavailable, CloudError, Forbidden, InvalidParameter, InvalidState, NotFound, QuotaExceeded
 from .images import Images
-from .instances import KINDS, MAX_FORWARDS, STATES, Instance, KeyedLocks, Slots, allocate_ports
+from .instances import KINDS, STATES, Instance, KeyedLocks, Slots, allocate_ports
 from .keypairs import KeyPairs
 from .reconcile import Reconciling
 from .resize import resize
@@ -250,7 +249,7 @@ class Cloud(Reconciling):
     def authorize_ingress(self, caller: Account, group: str, rules: list) -> None:
         with self._lock(f"rules:{caller.id}"):  # two changes cannot each pass the forward check alone
             g = self.security_groups.get(caller.id, group)
-            self._check_forwards(caller, g.id, list(g.rules) + list(rules))
+            self.security_groups.check_forwards(self.describe_instances(caller), g.id, list(g.rules) + list(rules))
             g = self.security_groups.authorize(caller.id, group, rules)
         self._resync_group(caller, g.id)
 
@@ -263,26 +262,6 @@ class Cloud(Reconciling):
         in_use = any(g.id in i.details.get("security_groups", []) for i in self.describe_instances(caller)
                      if i.state != "terminated")
         self.security_groups.delete(caller.id, g.id, in_use)
-
-    def _check_forwards(self, caller: Account, group_id: str, ingress: list) -> None:
-        """Refuse a rule change that would give an instance of the group more forwards than
-        a launch may have: each forward takes a host port from the one shared range."""
-        for inst in self.describe_instances(caller):
-            gids = inst.details.get("security_groups", [])
-            if inst.state == "terminated" or group_id not in gids:
-                continue
-            groups = []
-            for gid in gids:
-                try:
-                    g = self.security_groups.get(inst.owner, gid)
-                except NotFound:
-                    continue
-                groups.append(replace(g, rules=tuple(ingress)) if g.id == group_id else g)
-            ports = {p["guest"] for p in inst.ports if not p.get("from_group")} | set(SecurityGroups.ports(groups))
-            if len(ports) > MAX_FORWARDS:
-                raise QuotaExceeded(f"instance {inst.id} would have {len(ports)} forwarded ports with this change "
-                                    f"(at most {MAX_FORWARDS}: explicit ports and its groups' rules); nothing was "
-                                    "changed", code="ForwardedPortLimitExceeded")
 
     def _resync_group(self, caller: Account, group_id: str) -> None:
         for inst in self.describe_instances(caller):
@@ -549,6 +528,6 @@ class Cloud(Reconciling):
         with self._lock(f"rules:{caller.id}"):
             g = self.security_groups.get(caller.id, group)
             ingress = [changes.get(r.id, r) for r in g.rules]
-            self._check_forwards(caller, g.id, [r for r in ingress if r.protocol == "tcp"])
+            self.security_groups.check_forwards(self.describe_instances(caller), g.id, ingress)
             g = self.security_groups.replace_rules(caller.id, group, changes)
         self._resync_group(caller, g.id)
