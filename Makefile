@@ -28,8 +28,11 @@ images: engines venv
 up: engines venv images
 	@$(PC) serve
 
+# The S3 suite runs once per engine: the stand-in and Ceph RGW (issue 18; scripts/engines.sh
+# installs Ceph's packages). POCKETCLOUD_TEST_S3_ENGINES=default runs the stand-in leg only.
 test: engines venv
-	@$(PY) -m pytest -ra --ignore=tests/compat $(PYTEST_ARGS)
+	@POCKETCLOUD_TEST_S3_ENGINES="$${POCKETCLOUD_TEST_S3_ENGINES:-default,ceph}" \
+	$(PY) -m pytest -ra --ignore=tests/compat $(PYTEST_ARGS)
 
 # pytest exits 5 when it collects no tests: an empty compat suite passes; any other failure fails.
 compat: engines venv

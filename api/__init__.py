@@ -44,7 +44,13 @@ class PocketCloudApp:
         proto = protocol_of(environ, self.s3_domains)
         if proto == "web":
             return self.flask(environ, start_response)
-        app = self.protocols.get(proto, self.protocols["s3"])
+        app = self.protocols.get(proto)
+        if app is None:
+            from . import unserved
+
+            if unserved.shape_of(environ):  # another AWS service's Query or JSON request: say so in its shape
+                return unserved.app_for(proto)(environ, start_response)
+            app = self.protocols["s3"]
         if app is self.protocols["s3"]:
             start_response = _nosniff(start_response)
         return app(environ, start_response)
@@ -79,6 +85,7 @@ def create_app(config: "Config | None" = None, cloud: "Cloud | None" = None,
     from .rest import bp as rest_bp
     from .s3 import create_s3_app
     from .sts import create_sts_app
+    from .sts.iam import create_iam_app
     from .web import register as register_web
     from .web.views import error_page
 
@@ -100,8 +107,8 @@ def create_app(config: "Config | None" = None, cloud: "Cloud | None" = None,
     autoscaling = flask_app.config["AUTOSCALING"] = AutoScaling(cloud, VpcPlacement(cloud.vpcs, cloud.config.region))
     flask_app.register_blueprint(rest_groups.bp)
     app = PocketCloudApp(cloud, flask_app, {"ec2": create_ec2_app(cloud), "s3": create_s3_app(cloud),
-                                            "sts": create_sts_app(cloud), "ce": create_ce_app(cloud),
-                                            "budgets": create_budgets_app(cloud),
+                                            "sts": create_sts_app(cloud), "iam": create_iam_app(cloud),
+                                            "ce": create_ce_app(cloud), "budgets": create_budgets_app(cloud),
                                             "autoscaling": create_autoscaling_app(cloud, autoscaling)})
     if background:
         start_background(cloud)

@@ -69,9 +69,10 @@ def create_query_app(cloud, service: QueryService):
                 raise InvalidParameter("the request must contain the parameter Action", code="MissingAction")
             handler = service.actions.get(action)
             if handler is None:
+                served = sorted(a for a, h in service.actions.items() if not getattr(h, "refuses", False))
                 raise InvalidParameter(f"the action {action[:64]} is not valid for this web service "
                                        f"(pocketcloud's {service.name} implements: "
-                                       f"{', '.join(sorted(service.actions))})", code="InvalidAction")
+                                       f"{', '.join(served) or 'nothing'})", code="InvalidAction")
             if service.wrap is not None:
                 handler = service.wrap(handler)
             xml = service.render(action, handler(cloud, verified.account, params), request_id)

@@ -7,11 +7,12 @@ from emulator.errors import Unauthorized
 
 from ..errors import DryRunOperation, ec2_error
 from ..query import QueryService, create_query_app
-from . import attributes, catalog, instances, launch_templates, resources, security_groups, vpcs
+from . import attributes, catalog, instances, launch_templates, resources, security_groups, unserved, vpcs
 from .params import boolean
 from .xml import response
 
 ACTIONS = {
+    **unserved.ACTIONS,  # refused by name; a handler below wins
     "RunInstances": instances.run_instances,
     "DescribeInstances": instances.describe_instances,
     "DescribeInstanceStatus": instances.describe_instance_status,

@@ -69,6 +69,9 @@ def not_yet(cloud, caller, p) -> dict:
                            "deleting VPCs and subnets comes with VPC networking", code="UnsupportedOperation")
 
 
+not_yet.refuses = True  # not listed among the actions pocketcloud implements
+
+
 @mutating
 def create_default_vpc(cloud, caller, p) -> dict:
     vpc = cloud.vpcs.default(caller.id)

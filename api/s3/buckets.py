@@ -36,14 +36,17 @@ class BucketHandlers:
 
     # -- buckets ------------------------------------------------------------------------------------
     def list_buckets(self, req: S3Request) -> Response:
-        buckets = self.storage.list_buckets(req.account)
-        prefix = req.q.get("prefix")
+        prefix = req.q.get("prefix") or ""
+        limit, after = listings.bucket_page(req.q.get("max-buckets"), req.q.get("continuation-token"))
+        buckets = sorted((b for b in self.storage.list_buckets(req.account)
+                          if b.name.startswith(prefix) and b.name > after), key=lambda b: b.name)
         owner = req.account
         return xml("ListAllMyBucketsResult", {
             "Owner": {"ID": owner.id, "DisplayName": owner.name},
             "Buckets": {"Bucket": [{"Name": b.name, "CreationDate": listings.iso(b.created_at),
-                                    "BucketRegion": self.storage.region}
-                                   for b in buckets if not prefix or b.name.startswith(prefix)]}})
+                                    "BucketRegion": self.storage.region} for b in buckets[:limit]]},
+            "ContinuationToken": listings.bucket_token(buckets[limit - 1].name) if len(buckets) > limit else None,
+            "Prefix": prefix or None})
 
     def create_bucket(self, req: S3Request) -> Response:
         if (req.header("x-amz-bucket-object-lock-enabled") or "").lower() == "true":

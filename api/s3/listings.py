@@ -2,8 +2,11 @@
 versions of a bucket whose engine keeps none, multipart uploads and their parts."""
 from __future__ import annotations
 
+import base64
 import time
 from urllib.parse import quote
+
+from emulator.errors import InvalidParameter
 
 
 def iso(ts: float) -> str:
@@ -62,3 +65,26 @@ def parts(page: dict) -> dict:
         "Part": [{"PartNumber": p["number"], "LastModified": iso(p["modified"]), "ETag": p["etag"],
                   "Size": p["size"]} for p in page["parts"]],
     }
+
+
+MAX_BUCKETS = 10000  # S3's bound for max-buckets, and the page without it
+
+
+def bucket_page(max_buckets: str | None, token: str | None) -> tuple[int, str]:
+    """ListBuckets paging: (page size, the name after which the page starts). The token is
+    the last name of the previous page, opaque to the client as S3's is."""
+    limit = MAX_BUCKETS
+    if max_buckets is not None:
+        if not max_buckets.isdigit() or not 1 <= int(max_buckets) <= MAX_BUCKETS:
+            raise InvalidParameter(f"max-buckets must be an integer from 1 to {MAX_BUCKETS}", code="InvalidArgument")
+        limit = int(max_buckets)
+    if not token:
+        return limit, ""
+    try:
+        return limit, base64.b64decode(token.encode("ascii"), altchars=b"-_", validate=True).decode("utf-8")
+    except (ValueError, UnicodeError):
+        raise InvalidParameter("The continuation token provided is incorrect", code="InvalidArgument") from None
+
+
+def bucket_token(last_name: str) -> str:
+    return base64.urlsafe_b64encode(last_name.encode()).decode("ascii")

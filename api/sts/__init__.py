@@ -52,6 +52,7 @@ def _not_implemented(action: str):
             "roles; every call is made with your account's own access key (eval \"$(pocketcloud env)\")",
             code="NotImplemented")
 
+    refuse.refuses = True  # not listed among the actions pocketcloud implements
     return refuse
 
 

@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import ARTIFACTS
 from tests.integration.cloud import s3_engines, start_s3_server
 
-from .tf import INSTALL, MIRRORS, PROVIDER, find_mirror
+from .tf import INSTALL, PROVIDER, find_mirror, mirrors
 
 
 @pytest.fixture(scope="session")
@@ -29,7 +29,7 @@ def terraform_bin() -> str:
 def provider_mirror(terraform_bin) -> Path:
     mirror = find_mirror()
     if mirror is None:
-        pytest.fail(f"the hashicorp/aws {PROVIDER[3]} provider is in none of {', '.join(filter(None, MIRRORS))}.\n"
+        pytest.fail(f"the hashicorp/aws {PROVIDER[3]} provider is in none of {', '.join(mirrors())}.\n"
                     + INSTALL, pytrace=False)
     return mirror
 

@@ -3,6 +3,7 @@ containers: the resource API, a paginator on every Describe call pocketcloud ser
 `aws ec2 wait` for every state it can reach, and --dry-run."""
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -86,6 +87,7 @@ PAGINATED = {
     "describe_security_group_rules": "SecurityGroupRules", "describe_network_interfaces": "NetworkInterfaces",
     "describe_volumes": "Volumes", "describe_tags": "Tags", "describe_instance_types": "InstanceTypes",
     "describe_instance_credit_specifications": "InstanceCreditSpecifications", "describe_images": "Images",
+    "describe_launch_templates": "LaunchTemplates",
 }
 
 
@@ -96,6 +98,11 @@ def test_a_paginator_on_every_describe_call(account):
         TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "batch", "Value": "p"}]}])["Instances"]]
     for n in range(6):
         ec2.create_security_group(GroupName=f"page-{n}", Description="paging")
+        ec2.create_launch_template(LaunchTemplateName=f"page-{n}", LaunchTemplateData={"InstanceType": "t2.nano"})
+    for n in range(5):  # one template with six versions
+        ec2.create_launch_template_version(LaunchTemplateName="page-0",
+                                           LaunchTemplateData={"InstanceType": "t2.micro",
+                                                               "UserData": base64.b64encode(b"%d" % n).decode()})
     def flat(op, items):  # a reservation split across pages is still the same instances
         return [i["InstanceId"] for r in items for i in r["Instances"]] if op == "describe_instances" else items
 
@@ -107,6 +114,10 @@ def test_a_paginator_on_every_describe_call(account):
         if len(whole) > 5:
             assert len(pages) > 1 and all(len(p[key]) <= 5 for p in pages), op
     assert len([i for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]]) == 6
+    pages = list(ec2.get_paginator("describe_launch_template_versions").paginate(
+        LaunchTemplateName="page-0", PaginationConfig={"PageSize": 4}))
+    assert [len(p["LaunchTemplateVersions"]) for p in pages] == [4, 2]
+    assert sorted(v["VersionNumber"] for p in pages for v in p["LaunchTemplateVersions"]) == list(range(1, 7))
     # AWS's bounds and errors
     for call, code in [(lambda: ec2.describe_instances(MaxResults=4), "InvalidParameterValue"),
                        (lambda: ec2.describe_instances(MaxResults=5, InstanceIds=ids[:1]), "InvalidParameterCombination"),
@@ -173,3 +184,81 @@ def test_aws_cli_wait_pagination_and_dry_run(server, account):
         assert out.returncode == 0, (waiter, out.stderr)
     aws(server, api, "ec2", "delete-security-group", "--group-id", sg)
     aws(server, api, "ec2", "delete-key-pair", "--key-name", "waits")
+
+
+def test_aws_cli_s3_waiters(server, account):
+    """`aws s3api wait` for every state S3 has: bucket and object, there and gone."""
+    api, _, _ = account
+    bucket = f"waits-{time.monotonic_ns() % 10 ** 9}"
+    assert aws(server, api, "s3api", "create-bucket", "--bucket", bucket).returncode == 0
+    steps = [("wait", "bucket-exists", "--bucket", bucket),
+             ("put-object", "--bucket", bucket, "--key", "k", "--body", __file__),
+             ("wait", "object-exists", "--bucket", bucket, "--key", "k"),
+             ("delete-object", "--bucket", bucket, "--key", "k"),
+             ("wait", "object-not-exists", "--bucket", bucket, "--key", "k"),
+             ("delete-bucket", "--bucket", bucket),
+             ("wait", "bucket-not-exists", "--bucket", bucket)]
+    for step in steps:
+        out = aws(server, api, "s3api", *step)
+        assert out.returncode == 0, (step, out.stderr)
+
+
+def test_what_pocketcloud_does_not_serve_says_why(server, account):
+    """EC2 actions pocketcloud does not serve yet, and IAM, answer an error naming the action
+    and the reason, in the protocol the client parses (never UnknownError), even with DryRun."""
+    api, ec2, _ = account
+    kw = dict(endpoint_url=server.url, region_name="us-east-1", aws_access_key_id=api.key_id,
+              aws_secret_access_key=api.secret, config=BotoConfig(retries={"max_attempts": 1}))
+    iam = boto3.client("iam", **kw)
+    for call, code, words in [
+            (lambda: ec2.create_volume(AvailabilityZone="us-east-1a", Size=1), "UnsupportedOperation", "block storage"),
+            (lambda: ec2.create_volume(AvailabilityZone="us-east-1a", Size=1, DryRun=True), "UnsupportedOperation",
+             "block storage"),
+            (lambda: ec2.allocate_address(Domain="vpc"), "UnsupportedOperation", "VPC networking"),
+            (lambda: ec2.create_image(InstanceId="i-00000000000000000", Name="mine"), "UnsupportedOperation",
+             "pocketcloud images"),
+            (lambda: ec2.request_spot_instances(), "UnsupportedOperation", "on demand"),
+            (lambda: iam.create_role(RoleName="app", AssumeRolePolicyDocument="{}"), "NotImplemented",
+             "no roles, policies or instance profiles"),
+            (lambda: iam.list_roles(), "NotImplemented", "IAM (ListRoles)"),
+            # services not served at all, each in its protocol: Query, JSON 1.1, JSON 1.0
+            (lambda: boto3.client("sns", **kw).list_topics(), "NotImplemented", "the AWS service sns"),
+            (lambda: boto3.client("logs", **kw).describe_log_groups(), "NotImplemented",
+             "the AWS service logs (DescribeLogGroups)"),
+            (lambda: boto3.client("dynamodb", **kw).list_tables(), "NotImplemented", "service dynamodb (ListTables)")]:
+        with pytest.raises(ClientError) as e:
+            call()
+        err = e.value.response["Error"]
+        assert err["Code"] == code and words in err["Message"], err
+        assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    # an action EC2 does not have at all: InvalidAction, listing only what pocketcloud serves
+    with pytest.raises(ClientError) as e:
+        ec2.describe_spot_price_history()
+    message = e.value.response["Error"]["Message"]
+    assert e.value.response["Error"]["Code"] == "InvalidAction" and "RunInstances" in message
+    assert "CreateVolume" not in message and "CreateVpc" not in message
+    assert ec2.describe_volumes()["Volumes"] == [] and ec2.describe_images(Owners=["self"])["Images"] == []
+
+
+def test_list_buckets_pages(server, account):
+    """ListBuckets with MaxBuckets/ContinuationToken, through boto3's paginator: names in
+    order, each once; a token that pocketcloud did not issue is refused."""
+    api, _, _ = account
+    s3 = boto3.client("s3", endpoint_url=server.url, region_name="us-east-1", aws_access_key_id=api.key_id,
+                      aws_secret_access_key=api.secret, config=BotoConfig(retries={"max_attempts": 1}))
+    names = [f"pages-{n}-{time.monotonic_ns() % 10 ** 9}" for n in range(5)]
+    for name in reversed(names):
+        s3.create_bucket(Bucket=name)
+    try:
+        pages = list(s3.get_paginator("list_buckets").paginate(PaginationConfig={"PageSize": 2}))
+        assert [len(p["Buckets"]) for p in pages] == [2, 2, 1]
+        assert [b["Name"] for p in pages for b in p["Buckets"]] == sorted(names)
+        assert "ContinuationToken" not in pages[-1]
+        first = s3.list_buckets(MaxBuckets=4, Prefix="pages-1")
+        assert [b["Name"] for b in first["Buckets"]] == [names[1]] and first["Prefix"] == "pages-1"
+        with pytest.raises(ClientError) as e:
+            s3.list_buckets(MaxBuckets=2, ContinuationToken="not a token")
+        assert e.value.response["Error"]["Code"] == "InvalidArgument"
+    finally:
+        for name in names:
+            s3.delete_bucket(Bucket=name)

@@ -68,7 +68,7 @@ def rules(ec2, group_id: str) -> dict:
     return {"in": flat(g["IpPermissions"]), "out": flat(g["IpPermissionsEgress"])}
 
 
-def test_terraform_stack_lifecycle(server, terraform_bin, provider_mirror, docker_client, tmp_path):
+def test_terraform_stack_lifecycle(terraform_bin, provider_mirror, server, docker_client, tmp_path):
     work = tmp_path / "stack"
     shutil.copytree(STACK, work)
     prefix = f"tf{server.port}"
@@ -94,6 +94,7 @@ def test_terraform_stack_lifecycle(server, terraform_bin, provider_mirror, docke
         assert out["vpc_cidr"].startswith("10.") and out["vpc_cidr"].endswith("/16")
         assert len(out["subnet_ids"]) == 3 and out["web_subnet"] == out["subnet_ids"][0]
         assert out["bucket_region"] == "us-east-1"
+        assert out["web_state"] == "running"  # the aws_instance data source
 
         # the instances are real, placed where the config said, with their root volumes read back
         web, vm = out["web_id"], out["vm_id"]

@@ -35,7 +35,7 @@ def in_service(asg, name: str) -> list[dict]:
     return [i for i in g["Instances"] if i["LifecycleState"] == "InService" and i["HealthStatus"] == "Healthy"]
 
 
-def test_terraform_launch_template_and_autoscaling_group(server, terraform_bin, provider_mirror, docker_client,
+def test_terraform_launch_template_and_autoscaling_group(terraform_bin, provider_mirror, server, docker_client,
                                                          tmp_path):
     ec2, asg = clients(server)
     work = tmp_path / "asg"

@@ -57,7 +57,7 @@ def check_site(s3, s3_server, site: str, page: str, expire_days: int, versioning
     assert s3.get_object(Bucket=site, Key="src/main.tf")["Body"].read() == (STACK / "main.tf").read_bytes()
 
 
-def test_terraform_s3_resources(s3_server, terraform_bin, provider_mirror, tmp_path):
+def test_terraform_s3_resources(terraform_bin, provider_mirror, s3_server, tmp_path):
     work = tmp_path / "stack"
     shutil.copytree(STACK, work)
     prefix = f"tfs3-{s3_server.port}"

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PROVIDER = ("registry.terraform.io", "hashicorp", "aws", "5.100.0")
-MIRRORS = [os.environ.get("POCKETCLOUD_TF_MIRROR", ""), "/opt/tf-plugins", "/usr/local/share/terraform/plugins",
-           "/usr/share/terraform/plugins", str(Path.home() / ".terraform.d" / "plugins")]
+MIRRORS = ["/opt/tf-plugins", "/usr/local/share/terraform/plugins", "/usr/share/terraform/plugins",
+           str(Path.home() / ".terraform.d" / "plugins")]
 INSTALL = """\
 Terraform and the hashicorp/aws provider are needed by the compat suite (make compat):
   1. terraform 1.11 on PATH, e.g.
@@ -26,9 +26,16 @@ Terraform and the hashicorp/aws provider are needed by the compat suite (make co
      (unpacked) or registry.terraform.io/hashicorp/aws/terraform-provider-aws_5.100.0_linux_amd64.zip (packed)."""
 
 
+def mirrors() -> list[str]:
+    """Where to look: only POCKETCLOUD_TF_MIRROR when it is set (a user who names a mirror
+    means that one), else the usual places."""
+    named = os.environ.get("POCKETCLOUD_TF_MIRROR")
+    return [named] if named else MIRRORS
+
+
 def find_mirror() -> Path | None:
     host, ns, name, version = PROVIDER
-    for root in filter(None, MIRRORS):
+    for root in mirrors():
         base = Path(root) / host / ns / name
         if list(base.glob(f"{version}/linux_amd64/terraform-provider-{name}_v{version}*")) or \
                 (base / f"terraform-provider-{name}_{version}_linux_amd64.zip").exists():
