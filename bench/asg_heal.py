@@ -124,13 +124,14 @@ def raw_container(srv, runs: int) -> list[float]:
 
 
 def raw_vm(srv, runs: int, scratch: Path) -> list[float]:
-    from vm_boot import raw_boot
+    from vm_boot import RawBoot
 
     api = srv.admin
     tiny = Path(next(i for i in api.ok("GET", "/images")["images"] if i["name"] == "tiny")["kinds"]["vm"]["ref"])
     conn = libvirt.open("qemu:///system")
     try:
-        return [raw_boot(conn, tiny, srv.vm_network, scratch) for _ in range(runs)]
+        raw = RawBoot(conn, tiny, srv.vm_network, srv.vm_cidr, api.ok("GET", "/info")["hypervisor"], scratch)
+        return [raw.boot() for _ in range(runs)]
     finally:
         conn.close()
 

@@ -243,13 +243,15 @@ def hygiene(ctx, idle_minutes, cpu_percent, untouched_days, snapshot_days, all_a
 @click.option("--server-watts", type=float, default=150.0, show_default=True, help="owned server: average power")
 @click.option("--kwh-price", type=float, default=0.30, show_default=True, help="USD per kWh")
 @click.option("--run-seconds", type=float, default=12.0, show_default=True, help="length of the real measuring run")
+@click.option("--hour-seconds", type=float, default=2.0, show_default=True,
+              help="real seconds per hour of the Auto Scaling group's compressed day")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("lab-cost"), show_default=True)
 @click.pass_context
 def lab_cost(ctx, itype, peak_vcpus, peak_hours, base, server_price, server_months, server_watts, kwh_price,
-             run_seconds, out):
+             run_seconds, hour_seconds, out):
     """The same daily-peak workload three ways for a simulated month: always-on instances sized
-    for the peak, an autoscaled group, and an owned server; a report and a chart of cost vs
-    utilisation."""
+    for the peak, a real Auto Scaling group following the load through a compressed day, and an
+    owned server; a report and a chart of cost vs utilisation."""
     import importlib.util
 
     from emulator.billing.costlab import OwnedServer, Workload
@@ -260,9 +262,11 @@ def lab_cost(ctx, itype, peak_vcpus, peak_hours, base, server_price, server_mont
         raise click.ClickException("the lab draws its chart with matplotlib: pip install 'pocketcloud[labs]'")
     if not 0 <= base <= 1 or not 0 < peak_hours <= 24 or peak_vcpus <= 0:
         raise click.BadParameter("need 0 <= --base <= 1, 0 < --peak-hours <= 24 and --peak-vcpus > 0")
+    if not 0.5 <= hour_seconds <= 60 or not 1 <= run_seconds <= 600:
+        raise click.BadParameter("need 0.5 <= --hour-seconds <= 60 and 1 <= --run-seconds <= 600")
     res = labs.run(_client(ctx), out, Workload(peak_vcpus=peak_vcpus, peak_hours=peak_hours, base=base),
                    itype=itype, owned=OwnedServer(server_price, server_months, server_watts, kwh_price),
-                   run_seconds=run_seconds, progress=lambda m: None if _json(ctx) else click.echo(m, err=True))
+                   run_seconds=run_seconds, hour_seconds=hour_seconds, progress=lambda m: None if _json(ctx) else click.echo(m, err=True))
     if _json(ctx):
         return _out(res)
     click.echo(res["table"])

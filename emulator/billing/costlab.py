@@ -8,8 +8,9 @@ rates; an owned server's purchase amortised plus its power).
 
 `AutoscaledSetup` is the seam for Auto Scaling (issue 16): `TargetTracking` applies target
 tracking on average CPU by rule (instances = ceil(demand / (vCPUs x target)), reacting after
-`lag_hours`); a measured group replays a compressed day against a real Auto Scaling group and
-returns the instance counts it really ran.
+`lag_hours`); `MeasuredGroup` is what a real Auto Scaling group ran through a compressed day
+(the lab drives one, api/cli/lab_cost.py): the instances it really kept running in each hour,
+launch delays included.
 """
 from __future__ import annotations
 
@@ -51,8 +52,8 @@ class AutoscaledSetup(Protocol):
     instance_type: str
     how: str
 
-    def capacity(self, demand: list[float], vcpus: int) -> list[int]:
-        """Instances running in each hour of the day for that demand."""
+    def capacity(self, demand: list[float], vcpus: int) -> list[float]:
+        """Instances running in each hour of the day for that demand (an average where measured)."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,30 @@ class TargetTracking:
         if self.max_size:
             want = [min(self.max_size, n) for n in want]
         return [want[(h - self.lag_hours) % HOURS] for h in range(HOURS)]
+
+
+@dataclass(frozen=True)
+class MeasuredGroup:
+    """A real group's day: `measured[h]` is the average number of instances it kept running in
+    hour h of a compressed day run under `demand`, following `plan`'s schedule. For that demand
+    the measured counts are the capacity; for any other (the sweep's wider peaks, never run)
+    the plan's rule stands in, since nothing was measured there."""
+    instance_type: str
+    plan: TargetTracking
+    demand: tuple[float, ...]
+    measured: tuple[float, ...]
+    group: str = ""
+    name: str = "autoscaled"
+
+    @property
+    def how(self) -> str:
+        return (f"a real Auto Scaling group{f' ({self.group})' if self.group else ''} measured through a compressed "
+                f"day, its desired capacity set each hour to the plan ({self.plan.how.removeprefix('simulated by rule: ')})")
+
+    def capacity(self, demand: list[float], vcpus: int) -> list[float]:
+        if len(demand) == len(self.demand) and all(math.isclose(a, b) for a, b in zip(demand, self.demand)):
+            return list(self.measured)
+        return self.plan.capacity(demand, vcpus)
 
 
 @dataclass(frozen=True)

@@ -309,33 +309,41 @@ class Meter:
         return len(items)
 
     # -- the engines' real usage ---------------------------------------------------------------------------
-    def _probe(self) -> dict[str, tuple[dict, Sample]]:
-        out = {}
-        for r in self.store.query("SELECT id, owner, kind, type, engine_id, tags FROM instances WHERE state='running'"):
-            s = self.probe.sample(r["kind"], r["engine_id"])
-            if s is not None:
-                out[r["id"]] = (dict(r), s)
-        return out
+    def _probe(self) -> dict[str, tuple[dict, Sample | None]]:
+        """Every running instance with its sample (None when the engine could not be read)."""
+        return {r["id"]: (dict(r), self.probe.sample(r["kind"], r["engine_id"]))
+                for r in self.store.query("SELECT id, owner, kind, type, engine_id, tags FROM instances "
+                                          "WHERE state='running'")}
 
     def _engines(self, c, now: float, prices: PriceList, samples: dict) -> int:
         marks = self._marks(c, "engine")
         hour = hour_start(self.clock.sim(now))
         slot = int(now // SLOT_S)
-        for gone in set(marks) - set(samples):  # stopped (or unreadable): the next sample starts afresh
+        # A stopped instance loses its mark: it comes back with fresh counters (a new network
+        # namespace or tap device). One the engine could not read this time keeps it, so a
+        # missing mark always means counters that nothing has billed yet.
+        for gone in set(marks) - set(samples):
             c.execute("DELETE FROM meter_marks WHERE kind='engine' AND resource=?", (gone,))
         for iid, (row, s) in samples.items():
+            if s is None:
+                continue
             mark = marks.get(iid)
             prev = json.loads(mark["data"]) if mark else None
             data = {"cpu_ns": s.cpu_ns, "tx": s.tx_bytes, "at": s.at}
             self._set_mark(c, "engine", iid, row["owner"], now, None, data)
-            if prev is None or s.at <= prev["at"]:
+            if prev is not None and s.at <= prev["at"]:
                 continue
-            dt = s.at - prev["at"]
-            # A counter that went down means the instance restarted: count from zero.
-            dcpu = 0 if s.cpu_ns is None else (s.cpu_ns - prev["cpu_ns"] if prev.get("cpu_ns") is not None
-                                                 and s.cpu_ns >= prev["cpu_ns"] else s.cpu_ns)
-            dtx = 0 if s.tx_bytes is None else (s.tx_bytes - prev["tx"] if prev.get("tx") is not None
-                                                  and s.tx_bytes >= prev["tx"] else s.tx_bytes)
+            if prev is None:
+                # The first sample of a run: CPU and time start here, but bytes already sent (a
+                # download in the first seconds) are billed, the counter being the run's own.
+                dt, dcpu, dtx = 0.0, 0, s.tx_bytes or 0
+            else:
+                dt = s.at - prev["at"]
+                # A counter that went down means the instance restarted: count from zero.
+                dcpu = 0 if s.cpu_ns is None else (s.cpu_ns - prev["cpu_ns"] if prev.get("cpu_ns") is not None
+                                                     and s.cpu_ns >= prev["cpu_ns"] else s.cpu_ns)
+                dtx = 0 if s.tx_bytes is None else (s.tx_bytes - prev["tx"] if prev.get("tx") is not None
+                                                      and s.tx_bytes >= prev["tx"] else s.tx_bytes)
             itype = INSTANCE_TYPES.get(row["type"])
             mem = s.mem_bytes or 0
             c.execute(
@@ -357,7 +365,7 @@ class Meter:
                            cost=gb * prices.transfer_out_gb, tags=json.loads(row["tags"] or "{}"),
                            attrs={"region": self.cloud.config.region, "platform": row["kind"],
                                   "instance_type": row["type"], "operation": "InterZone-Out"})
-        return len(samples)
+        return sum(1 for _, s in samples.values() if s is not None)
 
     def _prune(self, c, now: float) -> None:
         horizon = self.clock.sim(now) - RETENTION_S

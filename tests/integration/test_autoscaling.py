@@ -277,3 +277,48 @@ def test_failing_launches_back_off_and_say_why(clients):
     threading.Event().wait(5)  # inside the first back-off (10 s): no new attempt
     assert len(activities(asg, "broken")) == 2  # the two launches of the first attempt, nothing since
     assert describe(asg, "broken")["Instances"] == []
+
+
+def test_subnets_place_members_and_another_accounts_subnet_is_refused(server, clients):
+    ec2, asg = clients
+    tid = template(ec2, "subnets")
+    mine = {s["AvailabilityZone"]: s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]}
+    other = client(server, server.new_user(f"asg-subnets-{server.port}"), "ec2")
+    theirs = other.describe_subnets()["Subnets"][0]["SubnetId"]
+    spec = {"LaunchTemplate": {"LaunchTemplateId": tid}, "MinSize": 0, "MaxSize": 2, "DesiredCapacity": 2}
+    for bad in (theirs, f"{mine['us-east-1a']},{theirs}"):  # their VPC is another VPC, and not ours to see
+        with pytest.raises(ClientError) as e:
+            asg.create_auto_scaling_group(AutoScalingGroupName="nets", VPCZoneIdentifier=bad, **spec)
+        assert code(e) == "ValidationError" and "does not exist" in e.value.response["Error"]["Message"], e.value
+    assert asg.describe_auto_scaling_groups()["AutoScalingGroups"] == [], "nothing created"
+    asg.create_auto_scaling_group(AutoScalingGroupName="nets", **spec,
+                                  VPCZoneIdentifier=f"{mine['us-east-1a']},{mine['us-east-1b']}")
+    members = settled(asg, "nets", 2)
+    placed = {i["InstanceId"]: (i["Placement"]["AvailabilityZone"], i["SubnetId"])
+              for r in ec2.describe_instances(InstanceIds=members)["Reservations"] for i in r["Instances"]}
+    assert sorted(placed.values()) == [("us-east-1a", mine["us-east-1a"]), ("us-east-1b", mine["us-east-1b"])]
+
+
+def test_a_member_whose_container_is_removed_from_the_engine_is_replaced(clients, docker_client):
+    ec2, asg = clients
+    group(asg, "lost", template(ec2, "lost"), desired=1, zones=("a",))
+    [first] = settled(asg, "lost", 1)
+    containers_of(docker_client, [first])[0].remove(force=True)  # docker rm -f: lost with its host, as it were
+    [second] = wait("a replacement", lambda: (ids := settled(asg, "lost", 1)) and first not in ids and ids)
+    term = [a for a in activities(asg, "lost") if a["Description"] == f"Terminating EC2 instance: {first}"]
+    assert len(term) == 1 and "terminated or stopped" in term[0]["Cause"] and term[0]["StatusCode"] == "Successful"
+    assert ec2.describe_instances(InstanceIds=[first])["Reservations"][0]["Instances"][0]["State"]["Name"] == \
+        "terminated" and second != first
+
+
+def test_a_health_report_inside_the_grace_period_is_ignored_when_asked(clients):
+    ec2, asg = clients
+    group(asg, "grace", template(ec2, "grace"), desired=1, zones=("a",), HealthCheckType="EC2",
+          HealthCheckGracePeriod=600)
+    [first] = settled(asg, "grace", 1)
+    assert describe(asg, "grace")["HealthCheckGracePeriod"] == 600
+    asg.set_instance_health(InstanceId=first, HealthStatus="Unhealthy", ShouldRespectGracePeriod=True)
+    time.sleep(2.5)  # more than two healer ticks
+    assert settled(asg, "grace", 1) == [first], "inside the grace period the report changes nothing"
+    asg.set_instance_health(InstanceId=first, HealthStatus="Unhealthy", ShouldRespectGracePeriod=False)
+    wait("the unhealthy member replaced", lambda: (ids := settled(asg, "grace", 1)) and first not in ids)

@@ -104,3 +104,18 @@ def test_bad_templates_are_refused_and_another_accounts_is_not_found(server, use
         ec2.create_launch_template_version(LaunchTemplateId=tid, LaunchTemplateData={"UserData": raw})
     assert code(e) == "InvalidUserData.Malformed"
     assert ec2.describe_launch_templates(LaunchTemplateIds=[tid])["LaunchTemplates"][0]["LatestVersionNumber"] == 1
+
+
+def test_a_templates_key_pair_reaches_the_instance_and_a_missing_one_launches_nothing(ec2):
+    ec2.create_key_pair(KeyName="lt-key")
+    template(ec2, "keyed", KeyName="lt-key")
+    inst = ec2.run_instances(MinCount=1, MaxCount=1, LaunchTemplate={"LaunchTemplateName": "keyed"})["Instances"][0]
+    described = ec2.describe_instances(InstanceIds=[inst["InstanceId"]])["Reservations"][0]["Instances"][0]
+    assert inst["KeyName"] == described["KeyName"] == "lt-key"
+    template(ec2, "lost-key", KeyName="no-such-key")  # as on EC2: the template is not checked, the launch is
+    with pytest.raises(ClientError) as e:
+        ec2.run_instances(MinCount=1, MaxCount=1, LaunchTemplate={"LaunchTemplateName": "lost-key"})
+    assert code(e) == "InvalidKeyPair.NotFound"
+    running = [i["InstanceId"] for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]
+               if i["State"]["Name"] != "terminated"]
+    assert running == [inst["InstanceId"]], "the failed launch left nothing"

@@ -5,7 +5,7 @@ import pytest
 
 from emulator.billing import clock as clk
 from emulator.billing.clock import BillingClock, check_scale, scale_meaning
-from emulator.billing.costlab import OwnedServer, TargetTracking, Workload, crossover, month, sweep
+from emulator.billing.costlab import MeasuredGroup, OwnedServer, TargetTracking, Workload, crossover, month, sweep
 from emulator.errors import InvalidParameter
 from emulator.state import Store
 
@@ -71,3 +71,26 @@ def test_the_workload_and_the_three_setups():
 def test_target_tracking_lag_delays_the_capacity():
     tt = TargetTracking("m5.large", target=1.0, lag_hours=1)
     assert tt.capacity([2.0] * 12 + [8.0] + [2.0] * 11, 2)[12:14] == [1, 4]
+
+
+def test_a_measured_group_prices_what_it_really_ran():
+    w = Workload(peak_vcpus=8, peak_hours=3, base=0.1)
+    plan = TargetTracking("m5.large", max_size=4)
+    ran = [1.0] * 17 + [1.5, 3.5, 4.0, 4.0, 2.0, 1.0, 1.0]  # launch and termination lag around the peak
+    group = MeasuredGroup("m5.large", plan, tuple(w.demand()), tuple(ran), group="g")
+    kw = {"price_per_hour": 0.096, "vcpus": 2, "owned": OwnedServer()}
+    m = month(w, autoscaled=group, **kw)["setups"]["autoscaled"]
+    assert m["instances"] == ran and m["cost"] == pytest.approx(sum(ran) * 30 * 0.096)
+    assert m["unserved_vcpu_hours"] == pytest.approx(30 * ((4.4 - 3) + (8 - 7))), "the lag leaves load unserved"
+    wider = Workload(peak_vcpus=8, peak_hours=6, base=0.1).demand()
+    assert group.capacity(wider, 2) == plan.capacity(wider, 2), "a day never run falls back to the plan's rule"
+    assert "real Auto Scaling group (g)" in group.how and "70%" in group.how
+
+
+def test_hourly_integrates_the_samples_as_steps():
+    from api.cli.lab_cost import hourly
+
+    t0 = 1000.0
+    samples = [(t0 - 1, 1), (t0 + 0.5, 3), (t0 + 1.5, 1), (t0 + 30, 0)]
+    out = hourly(samples, t0, 1.0)
+    assert out[0] == pytest.approx(2.0) and out[1] == pytest.approx(2.0) and out[2:] == [1.0] * 22

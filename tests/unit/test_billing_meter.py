@@ -219,3 +219,24 @@ def test_a_pass_without_probes_keeps_the_engine_baseline(cloud, alice, wall, mon
     row = cloud.store.one("SELECT SUM(seconds) AS s, SUM(cpu_seconds) AS cpu FROM engine_usage WHERE resource=?",
                           (inst.id,))
     assert (row["s"], row["cpu"]) == (pytest.approx(2), pytest.approx(1))
+
+
+def test_bytes_sent_before_the_first_sample_are_billed_once_and_an_unreadable_sample_keeps_the_mark(
+        cloud, alice, wall, monkeypatch):
+    inst = cloud.run_instance(alice, image="tiny", type="t2.micro")
+    readings = iter([Sample(wall.now, 10**9, 0, 1 << 30),   # a GiB went out before the meter first looked
+                     None,                                  # the engine did not answer this pass
+                     Sample(wall.now + 20, 2 * 10**9, 0, (1 << 30) + (1 << 20))])
+    monkeypatch.setattr(cloud.billing.meter.probe, "sample", lambda kind, eid: next(readings))
+    for _ in range(3):
+        cloud.billing.meter.run_pass(probe_engines=True)
+        wall.advance(10)
+    row = cloud.store.one("SELECT SUM(seconds) AS s, SUM(cpu_seconds) AS cpu, SUM(tx_bytes) AS tx "
+                          "FROM engine_usage WHERE resource=?", (inst.id,))
+    assert row["tx"] == (1 << 30) + (1 << 20), "the first GiB once, then the delta across the gap, never twice"
+    assert row["s"] == pytest.approx(20) and row["cpu"] == pytest.approx(1)
+    assert costs(cloud, alice.id)[ledger.TRANSFER_OUT] == pytest.approx((1 + 1 / 1024) * 0.09)
+    cloud.stop_instance(alice, inst.id)
+    cloud.billing.meter.run_pass(probe_engines=True)
+    assert not cloud.store.one("SELECT 1 FROM meter_marks WHERE kind='engine' AND resource=?", (inst.id,)), \
+        "stopped: its counters restart, so its mark goes"

@@ -233,3 +233,84 @@ def test_a_vm_is_metered_from_libvirt_domain_stats(bserver, buser):
         Filter={"Dimensions": {"Key": "PLATFORM", "Values": ["vm"]}})
     hours = sum(float(p["Total"]["UsageQuantity"]["Amount"]) for p in res["ResultsByTime"])
     assert hours > 0.4, "4+ real seconds at 10 s per billed hour"
+
+
+def test_forecast_hourly_and_tag_views_budget_updates_and_the_bill_cli(bserver, buser, tmp_path):
+    from tests.integration.test_cli import Cli
+
+    me = account_id(buser)
+    day = buser.ok("GET", "/billing/settings")["clock"]["now"][:10]
+    start, end = _months(day)
+    ce = client(bserver, buser, "ce")
+    with pytest.raises(ce.exceptions.DataUnavailableException):
+        ce.get_cost_forecast(TimePeriod={"Start": day, "End": end}, Metric="UNBLENDED_COST", Granularity="MONTHLY")
+    inst = buser.ok("POST", "/instances", 201, json={"image": "tiny", "type": "m5.large", "tags": {"team": "blue"}})
+    try:
+        time.sleep(4)
+        buser.ok("GET", "/billing")  # a pass now, so the run rate is known
+        f = ce.get_cost_forecast(TimePeriod={"Start": day, "End": end}, Metric="UNBLENDED_COST", Granularity="MONTHLY")
+        assert float(f["Total"]["Amount"]) > 0 and f["ForecastResultsByTime"]
+        hourly = ce.get_cost_and_usage(
+            TimePeriod={"Start": f"{day}T00:00:00Z", "End": f"{_months(day)[1]}T00:00:00Z"}, Granularity="HOURLY",
+            Metrics=["UnblendedCost", "UsageQuantity"], GroupBy=[{"Type": "TAG", "Key": "team"},
+                                                                 {"Type": "DIMENSION", "Key": "SERVICE"}])
+        keys = {tuple(g["Keys"]) for p in hourly["ResultsByTime"] for g in p["Groups"]}
+        assert ("team$blue", "Amazon Elastic Compute Cloud - Compute") in keys, keys
+    finally:
+        buser.ok("DELETE", f"/instances/{inst['id']}")
+    budgets = client(bserver, buser, "budgets")
+    limit = {"BudgetName": "up", "BudgetLimit": {"Amount": "5", "Unit": "USD"}, "TimeUnit": "MONTHLY",
+             "BudgetType": "COST"}
+    budgets.create_budget(AccountId=me, Budget=limit)
+    budgets.update_budget(AccountId=me, NewBudget={**limit, "BudgetLimit": {"Amount": "7", "Unit": "USD"}})
+    got = budgets.describe_budget(AccountId=me, BudgetName="up")["Budget"]
+    assert float(got["BudgetLimit"]["Amount"]) == 7 and float(got["CalculatedSpend"]["ActualSpend"]["Amount"]) > 0
+    with pytest.raises(ClientError) as e:
+        budgets.update_budget(AccountId=me, NewBudget={**limit, "BudgetLimit": {"Amount": "-1", "Unit": "USD"}})
+    assert e.value.response["Error"]["Code"] == "InvalidParameterException"
+    assert float(budgets.describe_budget(AccountId=me, BudgetName="up")["Budget"]["BudgetLimit"]["Amount"]) == 7
+    budgets.delete_budget(AccountId=me, BudgetName="up")
+    with pytest.raises(budgets.exceptions.NotFoundException):
+        budgets.describe_budget(AccountId=me, BudgetName="up")
+    cli = Cli(bserver, buser, tmp_path / "cli")
+    table = cli("bill", "--start", start, "--group-by", "RESOURCE_ID").stdout
+    assert inst["id"] in table and "Total:" in table and "time scale 360" in table
+    data = cli.json("bill", "--start", start, "--group-by", "TAG:team")
+    assert data["lines"][0]["keys"] == ["team$blue"] and data["total"]["cost"] > 0
+
+
+SERVE = """#!/bin/sh
+mkdir -p /www
+dd if=/dev/zero of=/www/blob bs=1M count=4
+printf '#!/bin/sh\\nhttpd -p 80 -h /www\\n' > /etc/rc.local
+chmod +x /etc/rc.local
+"""
+
+
+def test_data_sent_out_through_a_forward_is_billed_as_transfer_out(bserver, buser):
+    prices = buser.ok("GET", "/billing/prices")
+    day = buser.ok("GET", "/billing/settings")["clock"]["now"][:10]
+    inst = buser.ok("POST", "/instances", 201, json={"image": "tiny", "type": "t2.nano", "ports": [{"guest": 80}],
+                                                     "user_data": SERVE})
+    try:
+        url = f"http://127.0.0.1:{inst['ports'][0]['host']}/blob"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if len(requests.get(url, timeout=5).content) == 4 * MIB:
+                    break
+            except requests.RequestException:
+                pass
+            assert time.monotonic() < deadline, "the forward never served the blob"
+            time.sleep(0.3)
+        for _ in range(5):
+            assert len(requests.get(url, timeout=10).content) == 4 * MIB
+        time.sleep(3)  # two engine samples after the last byte, a pass a second
+        bill = buser.ok("GET", "/billing", params={"start": day, "group_by": "USAGE_TYPE"})
+    finally:
+        buser.ok("DELETE", f"/instances/{inst['id']}")
+    line = next((x for x in bill["lines"] if x["keys"] == ["DataTransfer-Out-Bytes"]), bill["lines"])
+    sent_gb = 6 * 4 * MIB / (1 << 30)
+    assert isinstance(line, dict), line
+    assert line["unit"] == "GB" and sent_gb <= line["quantity"] < 1.3 * sent_gb, "6 x 4 MiB, plus TCP/IP headers"
+    assert line["cost"] == pytest.approx(line["quantity"] * prices["data_transfer"]["out_gb"], rel=1e-6)
