@@ -52,6 +52,9 @@ STATUS: dict[type, tuple[int, int, int, int, int]] = {
     e.Unauthorized: (401, 401, 403, 400, 403),
     e.Forbidden: (403, 403, 403, 400, 403),
     e.TooLarge: (413, 413, 413, 413, 413),
+    # AWS answers throttling with 503 (EC2 RequestLimitExceeded, S3 SlowDown) or 400 (JSON
+    # and Query ThrottlingException); REST says what it is.
+    e.Throttled: (429, 503, 503, 400, 400),
     e.BackendUnavailable: (503, 503, 503, 503, 503),
     e.EngineError: (502, 500, 500, 500, 500),
     DryRunOperation: (412, 412, 412, 412, 412),

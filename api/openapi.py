@@ -27,7 +27,8 @@ INT = {"type": "integer"}
 BOOL = {"type": "boolean"}
 REASONS = {200: "OK", 201: "Created", 204: "No content", 206: "Partial content", 400: "Bad input",
            401: "No valid credentials", 403: "Not allowed", 404: "Not found", 409: "Conflict with the current state",
-           411: "Content-Length required", 413: "Body too large", 415: "Not JSON", 416: "Range not satisfiable", 502: "An engine failed",
+           411: "Content-Length required", 413: "Body too large", 415: "Not JSON", 416: "Range not satisfiable",
+           429: "Too many at once; try again when one has finished", 502: "An engine failed",
            503: "An engine is unavailable"}
 
 AUTHED = (400, 401, 403, 404)
@@ -111,7 +112,9 @@ PATHS: dict[str, dict[str, dict]] = {
         "delete": op("Terminate", 200, *AUTHED, 409, *ENGINE, params=(INSTANCE_ID,), tag="instances"),
     },
     "/api/v1/instances/{instance_id}/{action}": {
-        "post": op("start, stop, reboot, or exec ({command, timeout})", 200, *AUTHED, 409, *ENGINE,
+        "post": op("start, stop, reboot, or exec ({command, timeout}; output capped per stream, then "
+                   "truncated: true; killed at the timeout, then timed_out: true and exit code 124; "
+                   "429 RequestLimitExceeded past the account's concurrent execs)", 200, *AUTHED, 409, 429, *ENGINE,
                    tag="instances", params=(INSTANCE_ID, _param("action", "path", {
                        "type": "string", "enum": ["start", "stop", "reboot", "exec"]})),
                    body={"required": False, "content": {JSON: {"schema": {

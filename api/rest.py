@@ -176,7 +176,8 @@ def exec_command(instance_id: str):
     if "command" not in data:
         raise InvalidParameter("field 'command' is required", code="MissingParameter")
     res = cloud().exec_command(g.account, instance_id, data["command"], data.get("timeout", 60))
-    return jsonify(exit_code=res.exit_code, stdout=res.stdout, stderr=res.stderr)
+    return jsonify(exit_code=res.exit_code, stdout=res.stdout, stderr=res.stderr, truncated=res.truncated,
+                   timed_out=res.timed_out)
 
 
 # -- accounts ---------------------------------------------------------------------------

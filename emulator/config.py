@@ -6,6 +6,7 @@ so a test or a second cloud in the same process sets its settings explicitly.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -19,6 +20,15 @@ def _env(name: str, default: str = "", *fallbacks: str) -> str:
         if value:
             return value
     return default
+
+
+def port_range(text: str) -> tuple[int, int]:
+    """'LOW-HIGH' as two ints (checked by Config)."""
+    try:
+        lo, hi = (int(x) for x in text.split("-", 1))
+    except ValueError:
+        raise ValueError(f"a port range is LOW-HIGH, e.g. 20000-29999; got {text!r}") from None
+    return lo, hi
 
 
 @dataclass(frozen=True)
@@ -87,6 +97,37 @@ class Config:
     # Crash tests only: launch:after-STEP makes the server kill itself (SIGKILL) at that step
     # of a launch (record, engine-create, define, start; see emulator/launching.py).
     fault: str = field(default_factory=lambda: _env("POCKETCLOUD_FAULT"))
+    # One account cannot take the server down: exec output is capped per stream, at most
+    # `exec_per_account` execs run at once per account and `exec_total` in all (each holds a
+    # server thread while it runs; the server has 32), the rest answer RequestLimitExceeded.
+    exec_max_output: int = field(default_factory=lambda: int(_env("POCKETCLOUD_EXEC_MAX_OUTPUT", str(1024 * 1024))))
+    exec_per_account: int = field(default_factory=lambda: int(_env("POCKETCLOUD_EXEC_PER_ACCOUNT", "4")))
+    exec_total: int = field(default_factory=lambda: int(_env("POCKETCLOUD_EXEC_TOTAL", "16")))
+    # Host ports forwards are drawn from (and the only ones a caller may ask for): a range of
+    # the host's own, above the privileged ports, that no other service of the host should use.
+    forward_ports: tuple = field(default_factory=lambda: port_range(_env("POCKETCLOUD_FORWARD_PORTS", "20000-29999")))
+    # EC2's default quota: rules per security group, for inbound and for outbound each.
+    max_rules_per_group: int = field(default_factory=lambda: int(_env("POCKETCLOUD_MAX_RULES_PER_GROUP", "60")))
+    # Docker's json-file log of each container is rotated at this size, this many files kept.
+    container_log_max_size: str = field(default_factory=lambda: _env("POCKETCLOUD_CONTAINER_LOG_SIZE", "10m"))
+    container_log_max_files: int = field(default_factory=lambda: int(_env("POCKETCLOUD_CONTAINER_LOG_FILES", "3")))
+    # A cap on each container's writable layer (e.g. 2g). dockerd honours it on overlay2 only
+    # over xfs mounted with pquota (and on devicemapper, btrfs, zfs); elsewhere (overlay2 on
+    # ext4, as here) it refuses every launch, so it is off unless asked for.
+    container_disk_size: str = field(default_factory=lambda: _env("POCKETCLOUD_CONTAINER_DISK"))
+
+    def __post_init__(self):
+        lo, hi = self.forward_ports
+        if not 1024 <= lo <= hi <= 65535:
+            raise ValueError(f"forward ports {lo}-{hi}: give a range LOW-HIGH within 1024-65535")
+        if not re.fullmatch(r"[1-9][0-9]*[kmg]?", self.container_log_max_size):
+            raise ValueError(f"container log size {self.container_log_max_size!r}: give e.g. 10m, 512k or 1g")
+        if self.container_disk_size and not re.fullmatch(r"[1-9][0-9]*[kmg]?", self.container_disk_size):
+            raise ValueError(f"container disk size {self.container_disk_size!r}: give e.g. 2g or 512m")
+        for name in ("exec_max_output", "exec_per_account", "exec_total", "max_rules_per_group",
+                     "container_log_max_files"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
 
     @property
     def db_path(self) -> Path:

@@ -41,6 +41,13 @@ class QuotaExceeded(CloudError):
     code = "QuotaExceeded"
 
 
+class Throttled(CloudError):
+    """Too many requests of one kind at once from one account (or from everyone): try again
+    when one of them has finished. Nothing was done."""
+
+    code = "RequestLimitExceeded"
+
+
 class Unauthorized(CloudError):
     code = "AuthFailure"
 

@@ -31,4 +31,4 @@ def explain(result: ExecResult) -> ExecResult:
     if m:
         return ExecResult(126, "", f"{m.group(1)}: permission denied (the file is not executable in this "
                                    f"instance; run it through a shell: -- sh {m.group(1)})\n")
-    return ExecResult(result.exit_code, result.stdout, result.stderr)
+    return result

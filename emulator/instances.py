@@ -14,11 +14,12 @@ from typing import Iterator
 from .compute.driver import PortForward
 from .compute.engines import ENGINE_NAMES
 from .compute.types import INSTANCE_TYPES
-from .errors import AlreadyExists, QuotaExceeded
+from .errors import AlreadyExists, InvalidParameter, QuotaExceeded, Throttled
 
 STATES = ("pending", "running", "stopping", "stopped", "shutting-down", "terminated")
 KINDS = ("container", "vm")
-HOST_PORT_RANGE = (20000, 39999)
+HOST_PORT_RANGE = (20000, 29999)  # Config.forward_ports's default
+MAX_FORWARDS = 32  # per instance: explicit ports and security group rules together
 
 
 @dataclass
@@ -108,6 +109,40 @@ class KeyedLocks:
             return len(self._locks)
 
 
+class Slots:
+    """At most `per_key` holders per key (an account) and `total` in all. One more is refused
+    at once, not queued: a waiting exec would hold a server thread as surely as a running one.
+    Keys go when their last holder leaves, like KeyedLocks."""
+
+    def __init__(self, per_key: int, total: int, what: str = "execs"):
+        self.per_key, self.total, self.what = per_key, total, what
+        self._guard = threading.Lock()
+        self._used: dict[str, int] = {}
+
+    @contextmanager
+    def hold(self, key: str) -> Iterator[None]:
+        with self._guard:
+            mine, everyone = self._used.get(key, 0), sum(self._used.values())
+            if mine >= self.per_key:
+                raise Throttled(f"{mine} {self.what} of this account are already running (at most {self.per_key} "
+                                "at once); try again when one has finished", code="RequestLimitExceeded")
+            if everyone >= self.total:
+                raise Throttled(f"{everyone} {self.what} are already running on this server (at most {self.total} "
+                                "at once); try again shortly", code="RequestLimitExceeded")
+            self._used[key] = mine + 1
+        try:
+            yield
+        finally:
+            with self._guard:
+                self._used[key] -= 1
+                if not self._used[key]:
+                    del self._used[key]
+
+    def __len__(self) -> int:
+        with self._guard:
+            return len(self._used)
+
+
 def port_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -118,10 +153,17 @@ def port_free(port: int) -> bool:
             return False
 
 
-def allocate_ports(c, ports: tuple[PortForward, ...]) -> tuple[PortForward, ...]:
+def allocate_ports(c, ports: tuple[PortForward, ...],
+                   port_range: tuple[int, int] = HOST_PORT_RANGE) -> tuple[PortForward, ...]:
     """Fix a host port for every forward now (inside the caller's transaction `c`), so it
-    stays the same across stop/start: an asked-for port must be free, the others are drawn
-    from HOST_PORT_RANGE."""
+    stays the same across stop/start: an asked-for port must be free and inside `port_range`
+    (forwards become kernel rules that bind nothing, so they could shadow a host service
+    outside it unnoticed), the others are drawn from that range."""
+    lo, hi = port_range
+    for p in ports:
+        if p.host is not None and not lo <= p.host <= hi:
+            raise InvalidParameter(f"host port {p.host} is outside this cloud's forward range {lo}-{hi}; "
+                                   "pick one inside it or omit it", code="InvalidParameterValue")
     used = set()
     for row in c.execute("SELECT ports FROM instances WHERE state!='terminated'"):
         used.update(p.get("host") for p in json.loads(row[0]))
@@ -133,7 +175,6 @@ def allocate_ports(c, ports: tuple[PortForward, ...]) -> tuple[PortForward, ...]
             used.add(p.host)
             out.append(p)
             continue
-        lo, hi = HOST_PORT_RANGE
         start = random.randint(lo, hi)
         for i in range(hi - lo + 1):
             cand = lo + (start - lo + i) % (hi - lo + 1)

@@ -14,9 +14,10 @@ import ipaddress
 import re
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from .errors import AlreadyExists, InvalidParameter, InvalidState, NotFound
+from .errors import AlreadyExists, InvalidParameter, InvalidState, NotFound, QuotaExceeded
+from .instances import MAX_FORWARDS
 from .state import Store
 from .validation import resource_id
 from .vpcs import Vpcs
@@ -136,9 +137,13 @@ def egress_rule(protocol, from_port, to_port, cidr="0.0.0.0/0", description=None
 ALLOW_ALL = Rule("-1", -1, -1, "0.0.0.0/0")
 
 
+MAX_RULES = 60  # EC2's default quota, inbound and outbound each
+
+
 class SecurityGroups:
-    def __init__(self, store: Store):
+    def __init__(self, store: Store, max_rules: int = MAX_RULES):
         self.store = store
+        self.max_rules = max_rules
         self.vpcs = Vpcs(store)
 
     def _rules(self, group_ids: list[str]) -> dict[tuple[str, bool], list[Rule]]:
@@ -239,6 +244,14 @@ class SecurityGroups:
                 raise AlreadyExists(f"the specified rule \"peer: {r.cidr}, {r.text()}, ALLOW\" already exists",
                                     code="InvalidPermission.Duplicate")
         with self.store.tx() as c:
+            # Counted in the transaction that inserts, so concurrent additions cannot both fit.
+            count = c.execute("SELECT COUNT(*) FROM security_group_rules WHERE group_id=? AND egress=?",
+                              (group.id, int(egress))).fetchone()[0]
+            if count + len(rules) > self.max_rules:
+                raise QuotaExceeded(
+                    f"{group.id} has {count} {'outbound' if egress else 'inbound'} rules; {len(rules)} more would "
+                    f"pass the limit of {self.max_rules} per direction (each CIDR of a permission is a rule)",
+                    code="RulesPerSecurityGroupLimitExceeded")
             ids = self._insert(c, group.id, owner, egress, rules, time.time())
         return self.get(owner, group.id), ids
 
@@ -316,6 +329,26 @@ class SecurityGroups:
         with self.store.tx() as c:
             c.execute("DELETE FROM security_groups WHERE id=?", (group.id,))  # its rules go by cascade
             c.execute(f"DELETE FROM resource_tags WHERE resource_id IN ({','.join('?' * len(ids))})", ids)
+
+    def check_forwards(self, instances: list, group_id: str, ingress: list[Rule]) -> None:
+        """Refuse a rule change (the group's ingress becoming `ingress`) that would give one of
+        `instances` more forwards than a launch may have: each takes a host port of one range."""
+        for inst in instances:
+            gids = inst.details.get("security_groups", [])
+            if inst.state == "terminated" or group_id not in gids:
+                continue
+            groups = []
+            for gid in gids:
+                try:
+                    g = self.get(inst.owner, gid)
+                except NotFound:
+                    continue
+                groups.append(replace(g, rules=tuple(ingress)) if g.id == group_id else g)
+            ports = {p["guest"] for p in inst.ports if not p.get("from_group")} | set(self.ports(groups))
+            if len(ports) > MAX_FORWARDS:
+                raise QuotaExceeded(f"instance {inst.id} would have {len(ports)} forwarded ports with this change "
+                                    f"(at most {MAX_FORWARDS}: explicit ports and its groups' rules); nothing was "
+                                    "changed", code="ForwardedPortLimitExceeded")
 
     @staticmethod
     def ports(groups: list[SecurityGroup]) -> list[int]:

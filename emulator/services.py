@@ -26,8 +26,9 @@ from .compute.types import DEFAULT_TYPE, INSTANCE_TYPES
 from .config import Config
 from .errors import BackendUnavailable, CloudError, Forbidden, InvalidParameter, InvalidState, NotFound, QuotaExceeded
 from .images import Images
-from .instances import KINDS, STATES, Instance, KeyedLocks, allocate_ports
+from .instances import KINDS, STATES, Instance, KeyedLocks, Slots, allocate_ports
 from .journal import Journal
+from .group_forwards import GroupForwards
 from .keypairs import KeyPairs
 from .launching import Launching
 from .reconcile import Reconciling
@@ -50,7 +51,7 @@ def _fingerprint(count: int, params: dict) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-class Cloud(Reconciling, Launching):
+class Cloud(Reconciling, Launching, GroupForwards):
     """Every use case, over one store and the engines' drivers. The reconcile pass lives in
     reconcile.py, the engine half of a launch in launching.py, instance records and their
     bookkeeping in instances.py."""
@@ -68,8 +69,9 @@ class Cloud(Reconciling, Launching):
         self.images = Images(self.store, config.recipes_dir, config.cache_dir, drivers.get("container"))
         self.storage = Storage(self.store, self.accounts, config)
         self.keypairs = KeyPairs(self.store)
-        self.security_groups = SecurityGroups(self.store)
+        self.security_groups = SecurityGroups(self.store, max_rules=config.max_rules_per_group)
         self._locks = KeyedLocks()
+        self._exec_slots = Slots(config.exec_per_account, config.exec_total)
         self._port_lock = threading.Lock()
         self.journal = Journal(self.store)  # this server's boot id: its operations are live
         self.billing = Billing(self)  # billing hook: meter, bills, budgets (its loop starts with the server's)
@@ -173,7 +175,7 @@ class Cloud(Reconciling, Launching):
                 raise QuotaExceeded(
                     f"account {caller.name} already has {count} instances (limit {caller.max_instances}); "
                     "terminate one or ask an admin to raise the limit", code="InstanceLimitExceeded")
-            clean_ports = allocate_ports(c, clean_ports)
+            clean_ports = allocate_ports(c, clean_ports, self.config.forward_ports)
             c.execute(
                 "INSERT INTO instances (id, owner, name, kind, image, type, state, ports, user_data, tags, key_name,"
                 " details, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -254,53 +256,6 @@ class Cloud(Reconciling, Launching):
         for inst in insts:
             kept = {k: v for k, v in inst.tags.items() if not (k in tags and tags[k] in (None, v))}
             self._save(inst.id, tags=kept)
-
-    # -- security groups ------------------------------------------------------------
-    def authorize_ingress(self, caller: Account, group: str, rules: list) -> None:
-        g = self.security_groups.authorize(caller.id, group, rules)
-        self._resync_group(caller, g.id)
-
-    def revoke_ingress(self, caller: Account, group: str, rules: list) -> None:
-        g = self.security_groups.revoke(caller.id, group, rules)
-        self._resync_group(caller, g.id)
-
-    def delete_security_group(self, caller: Account, group: str) -> None:
-        g = self.security_groups.get(caller.id, group)
-        in_use = any(g.id in i.details.get("security_groups", []) for i in self.describe_instances(caller)
-                     if i.state != "terminated")
-        self.security_groups.delete(caller.id, g.id, in_use)
-
-    def _resync_group(self, caller: Account, group_id: str) -> None:
-        for inst in self.describe_instances(caller):
-            if inst.state != "terminated" and group_id in inst.details.get("security_groups", []):
-                with self._lock(inst.id):
-                    current = self._row(inst.id)  # it may have been terminated while we waited for its lock
-                    if current is not None and current.state != "terminated":
-                        self._sync_forwards(current)
-
-    def _sync_forwards(self, inst: Instance) -> None:
-        """Make the instance's forwards match its explicit ports plus its groups' rules:
-        new rule ports get a host port, revoked ones lose theirs."""
-        groups = []
-        for gid in inst.details.get("security_groups", []):
-            try:
-                groups.append(self.security_groups.get(inst.owner, gid))
-            except NotFound:
-                pass
-        explicit = [p for p in inst.ports if not p.get("from_group")]
-        wanted = [g for g in SecurityGroups.ports(groups) if g not in {p["guest"] for p in explicit}]
-        kept = [p for p in inst.ports if p.get("from_group") and p["guest"] in wanted]
-        new = [PortForward(g) for g in wanted if g not in {p["guest"] for p in kept}]
-        with self._port_lock, self.store.tx() as c:
-            added = [{**p.to_dict(), "from_group": True} for p in allocate_ports(c, tuple(new))]
-        ports = explicit + kept + added
-        self._save(inst.id, ports=ports)
-        self._apply_forwards(self._row(inst.id))
-
-    def _apply_forwards(self, inst: Instance) -> None:
-        if inst.engine_id:
-            self.driver(inst.kind).set_forwards(inst.engine_id,
-                                                tuple(PortForward(p["guest"], p["host"]) for p in inst.ports))
 
     def get_instance(self, caller: Account, instance_id: str) -> Instance:
         validation.instance_id(instance_id)
@@ -440,7 +395,11 @@ class Cloud(Reconciling, Launching):
         if inst.state != "running":
             raise InvalidState(f"instance {inst.id} is {inst.state}; exec needs a running instance",
                                code="IncorrectInstanceState")
-        return exec_hints.explain(self.driver(inst.kind).exec(inst.engine_id, cmd, timeout))
+        # Refused at once past the account's (or the server's) share: each exec holds a server
+        # thread until it ends, so queueing them would block every other caller as surely.
+        with self._exec_slots.hold(caller.id):
+            res = self.driver(inst.kind).exec(inst.engine_id, cmd, timeout, self.config.exec_max_output)
+        return exec_hints.explain(res)
 
     def instance_internals(self, caller: Account, instance_id: str) -> dict:
         inst = self.get_instance(caller, instance_id)
@@ -535,8 +494,3 @@ class Cloud(Reconciling, Launching):
             if clean_ud is not None:
                 self._save(inst.id, user_data=clean_ud)
         return self._row(instance_id)
-
-    def modify_security_group_rules(self, caller: Account, group: str, changes: dict) -> None:
-        """Rules keep their ids and take new content; forwards follow changed ingress ports."""
-        g = self.security_groups.replace_rules(caller.id, group, changes)
-        self._resync_group(caller, g.id)

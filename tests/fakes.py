@@ -76,7 +76,7 @@ class FakeDriver(Driver):
     def console(self, engine_id: str, tail: int) -> str:
         return f"console of {self._get(engine_id)['id']}\n"
 
-    def exec(self, engine_id: str, command: list[str], timeout: int) -> ExecResult:
+    def exec(self, engine_id: str, command: list[str], timeout: int, max_output: int = 1 << 20) -> ExecResult:
         self._get(engine_id)
         return ExecResult(0, " ".join(command) + "\n", "")
 

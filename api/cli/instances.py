@@ -225,6 +225,8 @@ def instances_exec(ctx, instance, command, timeout):
     else:
         click.echo(res["stdout"], nl=False)
         click.echo(res["stderr"], nl=False, err=True)
+        if res.get("truncated"):
+            note(ctx, "note: the output passed the server's cap (1 MiB a stream by default) and was cut")
     sys.exit(res["exit_code"])
 
 

@@ -33,7 +33,10 @@ def main(ctx, home, output):
     """
     ctx.ensure_object(dict)
     ctx.obj["started"] = time.monotonic()
-    ctx.obj["config"] = Config().with_(home=home)
+    try:
+        ctx.obj["config"] = Config().with_(home=home)
+    except ValueError as e:  # a POCKETCLOUD_* setting that makes no sense: say which, no traceback
+        raise click.UsageError(f"bad setting in the environment: {e}") from None
     ctx.obj["output"] = output
 
 

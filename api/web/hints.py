@@ -19,6 +19,7 @@ NEXT_STEP = {
     "MissingParameter": "Fill in the field named above and submit again.",
     "RequestTooLarge": "Send less: user data is limited, large files go to a bucket.",
     "QuotaExceeded": "Delete what you no longer need, or ask an admin to raise your quota.",
+    "RequestLimitExceeded": "Wait for one of your running commands to finish, then run this again.",
     "UnauthorizedOperation": "This needs an admin account.",
     "AccessDenied": "Ask the bucket's owner to share it with you.",
     "NoSuchBucket": "The Buckets page lists yours and those shared with you.",

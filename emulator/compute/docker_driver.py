@@ -14,15 +14,15 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from ..errors import AlreadyExists, BackendUnavailable, EngineError, InvalidParameter, InvalidState, NotFound
+from ..errors import AlreadyExists, BackendUnavailable, EngineError, InvalidState, NotFound
 from . import cloudinit, hostinfo
+from .execio import MAX_EXEC_OUTPUT, TIMED_OUT_EXIT, Capped, kill_tree
 from .driver import Driver, EngineInstance, ExecResult, LaunchSpec, PortForward
 from .forwarder import Forwarder
 
 LABEL_CLOUD = "pocketcloud.cloud"
 LABEL_INSTANCE = "pocketcloud.instance"
 LABEL_OWNER = "pocketcloud.owner"
-MAX_OUTPUT = 1024 * 1024
 
 _STATES = {
     "created": "pending",
@@ -47,6 +47,9 @@ def _engine_errors(what: str) -> Iterator[None]:
         text = str(e.explanation or e)
         if "port is already allocated" in text or "address already in use" in text:
             raise AlreadyExists(f"{what}: a requested host port is already in use", code="PortInUse") from e
+        if "--storage-opt is supported only" in text:
+            raise EngineError(f"{what}: this dockerd cannot cap a container's disk: {text}",
+                              hint="unset POCKETCLOUD_CONTAINER_DISK, or put /var/lib/docker on xfs with pquota") from e
         if "is not running" in text or "is already" in text:
             raise InvalidState(f"{what}: {text}") from e
         raise EngineError(f"{what}: dockerd said: {text}") from e
@@ -60,14 +63,20 @@ class DockerDriver(Driver):
     kind = "container"
     name = "docker"
 
-    def __init__(self, base_url: str, cloud_label: str, forwarder: Forwarder | None = None):
+    def __init__(self, base_url: str, cloud_label: str, forwarder: Forwarder | None = None,
+                 log_max_size: str = "10m", log_max_files: int = 3, disk_size: str = ""):
         self.base_url = base_url
+        # A container's console is its json-file log: rotated, so no instance fills the disk.
+        self.log_config = docker.types.LogConfig(type="json-file", config={
+            "max-size": log_max_size, "max-file": str(log_max_files)})
+        self.storage_opt = {"size": disk_size} if disk_size else None
         self.cloud_label = cloud_label
         # Ports asked for at create are published by dockerd; ports opened later (security
         # group rules) cannot be added to a container, so they go through this forwarder.
         self.forwarder = forwarder or Forwarder()
         self._client: docker.DockerClient | None = None
-        self._exec_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="docker-exec")
+        # As many as the services let run at once (Config.exec_total), so none waits here.
+        self._exec_pool = ThreadPoolExecutor(max_workers=32, thread_name_prefix="docker-exec")
 
     @property
     def client(self) -> docker.DockerClient:
@@ -121,6 +130,8 @@ class DockerDriver(Driver):
                     ports=ports,
                     detach=True,
                     stop_signal="SIGTERM",
+                    log_config=self.log_config,
+                    storage_opt=self.storage_opt,
                 )
             spec.step("engine-create", container.id)
             with _engine_errors(f"start {spec.instance_id}"):
@@ -193,26 +204,52 @@ class DockerDriver(Driver):
             out = c.logs(stdout=True, stderr=True, tail=tail, timestamps=False)
         return out.decode(errors="replace")
 
-    def exec(self, engine_id: str, command: list[str], timeout: int) -> ExecResult:
+    def exec(self, engine_id: str, command: list[str], timeout: int, max_output: int = MAX_EXEC_OUTPUT) -> ExecResult:
         c = self._get(engine_id)
         if c.status != "running":
             raise InvalidState("the instance is not running; start it before exec", code="IncorrectInstanceState")
+        api = self.client.api
+        with _engine_errors("exec"):
+            exec_id = api.exec_create(c.id, command, stdout=True, stderr=True, stdin=False, tty=False)["Id"]
+            stream = api.exec_start(exec_id, stream=True, demux=True)
+        out, err = Capped(max_output), Capped(max_output)
 
-        def run():
+        def pump() -> None:
+            # docker-py polls the socket without a timeout: this ends when the command's
+            # output closes, which the kill below makes sure of.
             with _engine_errors("exec"):
-                return c.exec_run(command, demux=True, stdin=False, tty=False)
+                for o, e in stream:
+                    out.add(o)
+                    err.add(e)
 
-        future = self._exec_pool.submit(run)
+        future = self._exec_pool.submit(pump)
+        timed_out = False
         try:
-            res = future.result(timeout=timeout)
+            future.result(timeout=timeout)
         except FutureTimeout:
-            raise InvalidParameter(f"command still running after {timeout}s; run long jobs in the background") from None
-        out, err = res.output if res.output else (b"", b"")
-        return ExecResult(
-            res.exit_code if res.exit_code is not None else -1,
-            (out or b"")[:MAX_OUTPUT].decode(errors="replace"),
-            (err or b"")[:MAX_OUTPUT].decode(errors="replace"),
-        )
+            timed_out = True
+            self._kill_exec(exec_id)
+            try:
+                future.result(timeout=10)
+            except FutureTimeout:  # something it started still holds the output open
+                stream.close()
+        finally:
+            if not future.done():
+                stream.close()
+        with _engine_errors("exec"):
+            code = api.exec_inspect(exec_id).get("ExitCode")
+        return ExecResult(TIMED_OUT_EXIT if timed_out else (code if code is not None else -1), out.text(),
+                          err.text() + (f"\n[killed after {timeout}s]\n" if timed_out else ""),
+                          truncated=out.truncated or err.truncated, timed_out=timed_out)
+
+    def _kill_exec(self, exec_id: str) -> None:
+        """Docker has no API to stop an exec: kill its process tree from the host (dockerd
+        reports the host pid; containers live in the host's pid namespace seen from here)."""
+        try:
+            pid = self.client.api.exec_inspect(exec_id).get("Pid") or 0
+        except (docker.errors.DockerException, requests.exceptions.RequestException):
+            return
+        kill_tree(pid)
 
     def list_managed(self, cloud_label: str) -> dict[str, EngineInstance]:
         with _engine_errors("list"):

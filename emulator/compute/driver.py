@@ -62,6 +62,8 @@ class ExecResult:
     exit_code: int
     stdout: str
     stderr: str
+    truncated: bool = False  # a stream passed the output cap: only its first bytes are kept
+    timed_out: bool = False  # the command was killed at its timeout (exit code 124)
 
 
 @dataclass(frozen=True)
@@ -126,7 +128,9 @@ class Driver(Protocol):
     def console(self, engine_id: str, tail: int) -> str: ...
 
     @abstractmethod
-    def exec(self, engine_id: str, command: list[str], timeout: int) -> ExecResult: ...
+    def exec(self, engine_id: str, command: list[str], timeout: int, max_output: int = 1024 * 1024) -> ExecResult:
+        """Run a command: stdout and stderr kept up to `max_output` bytes each (the rest read
+        and dropped), the command and what it started killed after `timeout` seconds."""
 
     @abstractmethod
     def internals(self, engine_id: str) -> dict:

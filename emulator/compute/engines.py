@@ -20,7 +20,10 @@ def build_drivers(config: Config, *, probe_image: str | Path | None = None,
     # One forwarder for both kinds: every 127.0.0.1 forward lives in this process.
     forwarder = forwarder or Forwarder()
     return {
-        "container": DockerDriver(config.docker_url, config.instance_label, forwarder=forwarder),
+        "container": DockerDriver(config.docker_url, config.instance_label, forwarder=forwarder,
+                                  log_max_size=config.container_log_max_size,
+                                  log_max_files=config.container_log_max_files,
+                                  disk_size=config.container_disk_size),
         "vm": LibvirtDriver(config.libvirt_uri, config.instance_label, config.home / "vms",
                             hypervisor=config.hypervisor, network_name=config.vm_network,
                             network_cidr=config.vm_cidr, forwarder=forwarder, probe_image=probe_image),

@@ -11,12 +11,11 @@ import threading
 import time
 from pathlib import Path
 
-from ...errors import EngineError, InvalidParameter
+from ...errors import EngineError
 from ..cloudinit import VOLUME_LABEL
 from ..driver import ExecResult
+from ..execio import MAX_EXEC_OUTPUT, REMOTE_KILL_TREE, TIMED_OUT_EXIT, Capped
 from ..sshkeys import generate_keypair
-
-MAX_OUTPUT = 1024 * 1024
 
 
 def write_seed_iso(inst_dir: Path, files: dict[str, str]) -> Path:
@@ -58,33 +57,52 @@ class ManagementKey:
             return pub.read_text().strip()
 
 
-def ssh_run(ip: str, user: str, key_path: Path, command: list[str], timeout: int) -> ExecResult:
-    """Run `command` in the guest; InvalidParameter when it is still running after `timeout`."""
+def ssh_run(ip: str, user: str, key_path: Path, command: list[str], timeout: int,
+            max_output: int = MAX_EXEC_OUTPUT, port: int = 22) -> ExecResult:
+    """Run `command` in the guest: output kept up to `max_output` bytes a stream, the command
+    and what it started killed in the guest after `timeout` seconds."""
     import paramiko
 
     key = paramiko.Ed25519Key.from_private_key_file(str(key_path))
     client = paramiko.SSHClient()
     client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
     try:
-        client.connect(ip, 22, username=user, pkey=key, timeout=10, banner_timeout=20, auth_timeout=20,
+        client.connect(ip, port, username=user, pkey=key, timeout=10, banner_timeout=20, auth_timeout=20,
                        allow_agent=False, look_for_keys=False)
-        chan = client.get_transport().open_session(timeout=10)
-        chan.settimeout(timeout)
-        chan.exec_command(shlex.join(command))
-        out, err = bytearray(), bytearray()
+        transport = client.get_transport()
+        chan = transport.open_session(timeout=10)
+        # The shell says its pid first, so that a timeout can kill it and its children: closing
+        # the channel does not stop a command that writes nothing.
+        chan.exec_command("echo $$; " + shlex.join(command))
+        out, err = Capped(max_output), Capped(max_output)
+        pid_line = bytearray()
         deadline = time.monotonic() + timeout
+        timed_out = False
         while True:
             if chan.recv_ready():
-                out += chan.recv(65536)
+                chunk = chan.recv(65536)
+                if pid_line is not None:
+                    pid_line += chunk
+                    if b"\n" not in pid_line and len(pid_line) < 32:
+                        continue
+                    head, _, chunk = bytes(pid_line).partition(b"\n")
+                    pid, pid_line = head.strip(), None
+                out.add(chunk)
             if chan.recv_stderr_ready():
-                err += chan.recv_stderr(65536)
+                err.add(chan.recv_stderr(65536))
             if chan.exit_status_ready() and not chan.recv_ready() and not chan.recv_stderr_ready():
                 break
             if time.monotonic() > deadline:
-                raise InvalidParameter(f"command still running after {timeout}s; run long jobs in the background")
+                timed_out = True
+                if pid_line is None and pid.isdigit():
+                    killer = transport.open_session(timeout=10)
+                    killer.exec_command(REMOTE_KILL_TREE + pid.decode())
+                    killer.recv_exit_status()
+                break
             time.sleep(0.02)
-        return ExecResult(chan.recv_exit_status(), bytes(out[:MAX_OUTPUT]).decode(errors="replace"),
-                          bytes(err[:MAX_OUTPUT]).decode(errors="replace"))
+        code = TIMED_OUT_EXIT if timed_out else chan.recv_exit_status()
+        return ExecResult(code, out.text(), err.text() + (f"\n[killed after {timeout}s]\n" if timed_out else ""),
+                          truncated=out.truncated or err.truncated, timed_out=timed_out)
     except (paramiko.SSHException, OSError) as e:
         raise EngineError(f"exec over SSH to {ip} failed: {e}") from None
     finally:
@@ -117,6 +135,29 @@ def read_text(path: Path | None, offset: int = 0) -> str:
             return f.read().decode(errors="replace")
     except OSError:
         return ""
+
+
+def tail_lines(path: Path, lines: int, max_bytes: int = 4 * 1024 * 1024) -> str:
+    """The last `lines` lines of a file, read backwards from its end in blocks: a console log
+    of any size costs only what is shown (at most `max_bytes` of it)."""
+    block = 64 * 1024
+    with open(path, "rb") as f:
+        end = pos = os.fstat(f.fileno()).st_size
+        chunks: list[bytes] = []
+        newlines = 0
+        while pos > 0 and newlines <= lines and end - pos < max_bytes:
+            step = min(block, pos, max_bytes - (end - pos))
+            pos -= step
+            f.seek(pos)
+            chunk = f.read(step)
+            chunks.append(chunk)
+            newlines += chunk.count(b"\n")
+    kept = b"".join(reversed(chunks)).splitlines()
+    if pos > 0 and newlines <= lines:
+        kept = kept[1:]  # stopped by max_bytes inside a line: only whole lines are shown
+    kept = kept[-max(lines, 1):]
+    text = b"\n".join(kept).decode(errors="replace")
+    return text + ("\n" if kept else "")
 
 
 def mark_boot(inst_dir: Path) -> None:
