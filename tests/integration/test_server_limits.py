@@ -21,6 +21,8 @@ MIB = 1024 * 1024
 def launch(api, cleanup, **extra) -> str:
     inst = api.ok("POST", "/instances", 201, json={"image": "tiny", "type": "t2.nano", **extra})
     cleanup.append((api, inst["id"]))
+    if inst["state"] == "pending":  # a VM launch answers at once and boots in the server
+        api.wait_state(inst["id"])
     return inst["id"]
 
 
