@@ -80,3 +80,15 @@ def test_without_a_user_to_hand_files_to_the_home_is_used_as_before(tmp_path: Pa
     vm = _image(tmp_path)
     assert area.stage_image(vm) is vm
     assert area.new_instance_dir("i-0123456789abcdef0") == home_vms / "instances" / "i-0123456789abcdef0"
+
+
+def test_the_area_lives_while_the_cloud_has_vms(area: QemuArea, tmp_path: Path):
+    vm = _image(tmp_path)
+    staged, first = area.claim("i-0000000000000000a", vm)
+    _, second = area.claim("i-0000000000000000b", vm)
+    area.release("i-0000000000000000a")
+    assert not first.exists() and second.exists() and staged["disk"].exists()
+    area.release("i-0000000000000000b")
+    assert not area.root.exists(), "the last instance's removal takes the area and its image links"
+    staged, again = area.claim("i-0000000000000000c", vm)  # the next launch makes it again
+    assert again.is_dir() and staged["kernel"].read_bytes() == vm["kernel"].read_bytes()

@@ -150,10 +150,6 @@ class LibvirtDriver(Driver):
             node = self.conn.getInfo()
         hostname, keys = check_launch(spec, vm, host_mib=node[1], host_cpus=node[2])
         hv = self.hypervisor()
-        try:
-            vm = self.area.stage_image(vm)
-        except OSError as e:
-            raise EngineError(f"cannot put image files where QEMU reaches them ({self.area.root}): {e}") from None
         engine_id = domain.engine_id_for(spec.instance_id)
         inst_dir = self._inst_dir(engine_id)
         mac = domain.mac_for(spec.instance_id)
@@ -164,8 +160,8 @@ class LibvirtDriver(Driver):
                 if self._conn.lookup(engine_id) is not None:
                     raise AlreadyExists(f"a domain {engine_id} already exists", code="InvalidInstanceID.Duplicate")
                 net = self.network.ensure()
-                try:
-                    self.area.new_instance_dir(spec.instance_id)
+                try:  # the image's files staged where QEMU reaches them, with the instance's dir
+                    vm, _ = self.area.claim(spec.instance_id, vm)
                 except FileExistsError:
                     raise AlreadyExists(f"instance directory {inst_dir} already exists") from None
                 created_dir = True
@@ -241,7 +237,7 @@ class LibvirtDriver(Driver):
         iid = domain.check_engine_id(engine_id)
         self.network.release_ip(mac or domain.mac_for(iid), iid)
         self._ready.forget(engine_id)
-        shutil.rmtree(self._inst_dir(engine_id), ignore_errors=True)
+        self.area.release(iid)
 
     def _dom(self, engine_id: str):
         domain.check_engine_id(engine_id)

@@ -12,7 +12,9 @@ homes are not, so each cloud gets its own area ROOT/<cloud label>/ (ROOT is
                      boots from: kernel, initrd and the read-only base disk
   probe/             the KVM probe's console logs
 
-It is removed with the cloud's other engine objects (`remove`). When the server does not
+The area lives while the cloud has VMs: the last instance's removal takes it (`release`), the
+next launch makes it again (hard links are cheap), and `remove` takes whatever is left with
+the cloud's other engine objects. When the server does not
 run as root (or the user does not exist) nothing is chowned and QEMU runs as the server's
 own user, with the area under the cloud's home as before.
 """
@@ -23,6 +25,7 @@ import hashlib
 import os
 import pwd
 import shutil
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,6 +66,7 @@ class QemuArea:
     def __init__(self, root: Path, user: QemuUser | None):
         self.root = root
         self.user = user
+        self._lock = threading.Lock()  # a launch making the area and a removal taking it
 
     @classmethod
     def for_cloud(cls, cloud_label: str, fallback: Path, *, root: Path | None = None,
@@ -85,6 +89,26 @@ class QemuArea:
         for name in subdirs:
             path = self._mkdir(path / name, 0o750)
         return path
+
+    def claim(self, instance_id: str, vm: dict) -> tuple[dict, Path]:
+        """The image staged (see stage_image) and a fresh instance directory, together, so the
+        area cannot go in between. FileExistsError if the directory exists: it is another's."""
+        with self._lock:
+            return self.stage_image(vm), self.new_instance_dir(instance_id)
+
+    def release(self, instance_id: str) -> None:
+        """Remove an instance's directory, and the whole area once no instance (or KVM probe)
+        needs it."""
+        with self._lock:
+            shutil.rmtree(self.instances / instance_id, ignore_errors=True)
+            if self.user is None:
+                return
+            try:
+                if any(self.instances.iterdir()) or any((self.root / "probe").glob("*")):
+                    return
+            except FileNotFoundError:
+                pass
+            shutil.rmtree(self.root, ignore_errors=True)
 
     def new_instance_dir(self, instance_id: str) -> Path:
         """A fresh instance directory (FileExistsError if there is one: it is another's)."""
