@@ -52,10 +52,9 @@ class LibvirtDriver(Driver):
         probe_image   a vm image dir (tiny) whose kernel+initrd serve as the KVM probe
         forwarder     share one with the container driver; one is created otherwise
         boot_timeout  overrides the image's vm.json boot_timeout
-        run_as        qemu's DAC label '+UID:+GID'; default: QEMU_USER's (libvirt-qemu), or this
-                      process's own when it cannot hand files to that user (not root)
-        vm_root       where each cloud's QEMU-reachable area is made (/var/lib/pocketcloud)
-        qemu_user     the unprivileged user QEMU runs as
+        run_as        qemu's DAC label '+UID:+GID'; default: qemu_user's, or this process's own
+                      when it cannot hand files to that user (not root)
+        vm_root, qemu_user  where each cloud's QEMU area is made, the user QEMU runs as
         tcg_tb_cache_mib  TCG translation cache per VM (QEMU's default is 1 GiB); None: default
         """
         if hypervisor not in ("auto", "kvm", "qemu"):
@@ -126,8 +125,7 @@ class LibvirtDriver(Driver):
     def remove_network(self) -> None:
         self.network.remove()
 
-    def remove_host_files(self) -> None:
-        """The cloud's QEMU area (instance dirs, staged images); call once its domains are gone."""
+    def remove_host_files(self) -> None:  # the cloud's QEMU area, once its domains are gone
         self.area.remove()
 
     # -- lifecycle -------------------------------------------------------------------
