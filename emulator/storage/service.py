@@ -54,6 +54,7 @@ class Storage(ObjectOperations, MultipartOperations, AccessOperations, SettingsO
         self._start_lock = threading.Lock()
         self._start_error: str | None = None
         self._start_failed_at = 0.0
+        self._engine_seen: tuple | None = None  # the engine start whose lost uploads were forgotten
         self.buckets = BucketRecords(store)
         self.settings = self.buckets.settings
         self.index = ObjectIndex(store)
@@ -232,10 +233,20 @@ class Storage(ObjectOperations, MultipartOperations, AccessOperations, SettingsO
         return bool(folders)
 
     def settle_journal(self) -> list[str]:
-        """Roll forward what a dead server left half done (storage/journal.py); needs the engine."""
-        if not self.journal.dead():
-            return []
-        return self.journal.settle(self)
+        """Roll forward what a dead server left half done (storage/journal.py), and after each
+        start of the engine forget the uploads it lost (the stand-in keeps them in memory),
+        whose parts would otherwise count against the quota forever. Needs the engine."""
+        done = self.journal.settle(self) if self.journal.dead() else []
+        backend = self.backend
+        generation = (backend.started_at, backend.restarts)
+        if backend.status == "running" and generation != self._engine_seen:
+            lost = [u for u in self.index.all_uploads() if not self.engine.upload_exists(*u)]
+            for _bucket, _key, upload_id in lost:
+                self.index.forget_upload(upload_id)
+            if lost:
+                log.warning("the storage engine lost %d unfinished multipart uploads; forgotten", len(lost))
+            self._engine_seen = generation
+        return done
 
     # -- usage ------------------------------------------------------------------------------------
     def usage(self, name: str) -> dict:
