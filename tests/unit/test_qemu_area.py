@@ -92,3 +92,13 @@ def test_the_area_lives_while_the_cloud_has_vms(area: QemuArea, tmp_path: Path):
     assert not area.root.exists(), "the last instance's removal takes the area and its image links"
     staged, again = area.claim("i-0000000000000000c", vm)  # the next launch makes it again
     assert again.is_dir() and staged["kernel"].read_bytes() == vm["kernel"].read_bytes()
+
+
+def test_a_probe_alone_leaves_no_area(area: QemuArea, tmp_path: Path):
+    area.stage_image(_image(tmp_path))
+    area.ensure("probe")
+    area.tidy()
+    assert not area.root.exists()
+    area.new_instance_dir("i-0123456789abcdef0")
+    area.tidy()
+    assert area.root.exists(), "an instance's area is never tidied away"

@@ -144,6 +144,7 @@ class HypervisorProbe:
                 atexit.unregister(destroy_probe)
                 destroy_probe(dom)
             shutil.rmtree(probe_dir, ignore_errors=True)
+            self.area.tidy()  # a cloud with no VM yet keeps no area
 
     def reap_stale(self) -> None:
         """Destroy probe guests whose creating process is gone (a crash mid-probe)."""

@@ -101,14 +101,22 @@ class QemuArea:
         needs it."""
         with self._lock:
             shutil.rmtree(self.instances / instance_id, ignore_errors=True)
-            if self.user is None:
+            self._remove_if_unused()
+
+    def tidy(self) -> None:
+        """Remove the area if nothing needs it (after a KVM probe, which stages its kernel)."""
+        with self._lock:
+            self._remove_if_unused()
+
+    def _remove_if_unused(self) -> None:
+        if self.user is None:
+            return
+        try:
+            if any(self.instances.iterdir()) or any((self.root / "probe").glob("*")):
                 return
-            try:
-                if any(self.instances.iterdir()) or any((self.root / "probe").glob("*")):
-                    return
-            except FileNotFoundError:
-                pass
-            shutil.rmtree(self.root, ignore_errors=True)
+        except FileNotFoundError:
+            pass
+        shutil.rmtree(self.root, ignore_errors=True)
 
     def new_instance_dir(self, instance_id: str) -> Path:
         """A fresh instance directory (FileExistsError if there is one: it is another's)."""
