@@ -10,7 +10,7 @@ from pathlib import Path
 from emulator.compute.engines import build_drivers
 from emulator.config import Config
 
-from .cloud import Server
+from .cloud import Server, vm_area
 
 
 def pc_containers(docker_client, server) -> list:
