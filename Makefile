@@ -6,6 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PC := $(VENV)/bin/pocketcloud
 PYTEST_ARGS ?=
+FAULTS_ARGS ?=
 COMPAT_ARGS ?=
 
 .PHONY: up test compat venv engines images unit bench clean
@@ -30,9 +31,12 @@ up: engines venv images
 
 # The S3 suite runs once per engine: the stand-in and Ceph RGW (issue 18; scripts/engines.sh
 # installs Ceph's packages). POCKETCLOUD_TEST_S3_ENGINES=default runs the stand-in leg only.
+# Engine restarts (tests/faults) disturb every cloud on the host: they run alone, last.
 test: engines venv
-	@POCKETCLOUD_TEST_S3_ENGINES="$${POCKETCLOUD_TEST_S3_ENGINES:-default,ceph}" \
-	$(PY) -m pytest -ra --ignore=tests/compat $(PYTEST_ARGS)
+	@rc=0; POCKETCLOUD_TEST_S3_ENGINES="$${POCKETCLOUD_TEST_S3_ENGINES:-default,ceph}" \
+	$(PY) -m pytest -ra --ignore=tests/compat --ignore=tests/faults $(PYTEST_ARGS) || rc=$$?; \
+	$(PY) -m pytest -ra tests/faults $(FAULTS_ARGS) || rc=$$((rc ? rc : $$?)); \
+	exit $$rc
 
 # pytest exits 5 when it collects no tests: an empty compat suite passes; any other failure fails.
 compat: engines venv

@@ -95,7 +95,8 @@ class Config:
     # VM launches run in this many workers of the server (each boot costs a core under TCG).
     launch_workers: int = field(default_factory=lambda: int(_env("POCKETCLOUD_LAUNCH_WORKERS", "2")))
     # Crash tests only: launch:after-STEP makes the server kill itself (SIGKILL) at that step
-    # of a launch (record, engine-create, define, start; see emulator/launching.py).
+    # of a launch (record, engine-create, define, start; see emulator/launching.py), and
+    # storage:OP:after-STEP in a bucket create/delete or multipart completion (storage/journal.py).
     fault: str = field(default_factory=lambda: _env("POCKETCLOUD_FAULT"))
     # One account cannot take the server down: exec output is capped per stream, at most
     # `exec_per_account` execs run at once per account and `exec_total` in all (each holds a

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import signal
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from functools import cached_property
@@ -21,6 +19,7 @@ from typing import Callable, ContextManager
 from .compute.driver import Driver, EngineInstance, LaunchSpec
 from .config import Config
 from .errors import CloudError, InvalidState
+from .faults import maybe_die
 from .instances import Instance, iso
 from .journal import Journal
 from .state import Store
@@ -51,17 +50,7 @@ class Launching:
 
     def fault(self, step: str) -> None:
         """Die here, as kill -9 would, when the fault hook names this step (crash tests only)."""
-        if self.config.fault != f"launch:after-{step}":
-            return
-        log.warning("fault hook %s: killing the server", self.config.fault)
-        parent = os.getppid()
-        try:  # the gunicorn master too, or it would start a fresh worker at once
-            with open(f"/proc/{parent}/cmdline", "rb") as f:
-                if b"pocketcloud" in f.read():
-                    os.kill(parent, signal.SIGKILL)
-        except OSError:
-            pass
-        os.kill(os.getpid(), signal.SIGKILL)
+        maybe_die(self.config.fault, f"launch:after-{step}")
 
     def _step_hook(self, inst_id: str, op_id: int, record_phases: bool) -> Callable[[str, str], None]:
         def on_step(step: str, engine_id: str) -> None:

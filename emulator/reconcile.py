@@ -156,6 +156,16 @@ class Reconciling:
                     log.warning("could not restore the forwards of %s: %s", inst.id, e)
 
 
+def settle_storage(cloud: "Cloud") -> None:
+    """Bucket creates/deletes and multipart completions a dead server left half done."""
+    try:
+        cloud.storage.settle_journal()
+    except CloudError as e:  # the engine is not serving yet: the next pass tries again
+        log.warning("storage journal not settled yet: %s", e)
+    except Exception:
+        log.exception("settling the storage journal failed")
+
+
 def start_background(cloud: "Cloud", interval: float = 5.0) -> threading.Thread:
     """Start the storage engine, re-open forwards and reconcile once before serving (a
     restarted server must not answer with stale states), then keep records in line with
@@ -164,6 +174,7 @@ def start_background(cloud: "Cloud", interval: float = 5.0) -> threading.Thread:
         cloud.storage.start()  # prints which engine serves S3, and why
     except CloudError:
         log.exception("the S3 storage engine did not start; S3 requests will answer ServiceUnavailable")
+    settle_storage(cloud)
     cloud.storage.start_lifecycle()  # S3 lifecycle rules honoured in the background
     try:
         cloud.restore_forwards()
@@ -191,6 +202,7 @@ def start_background(cloud: "Cloud", interval: float = 5.0) -> threading.Thread:
                     log.info("reconcile: %s", changed)
             except Exception:  # the loop must survive an engine hiccup
                 log.exception("reconcile failed")
+            settle_storage(cloud)
 
     t = threading.Thread(target=loop, name="reconciler", daemon=True)
     t.start()

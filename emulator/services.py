@@ -67,13 +67,13 @@ class Cloud(Reconciling, Launching, GroupForwards):
             drivers = build_drivers(config, probe_image=tiny_vm["ref"] if tiny_vm else None)
         self.drivers = drivers
         self.images = Images(self.store, config.recipes_dir, config.cache_dir, drivers.get("container"))
-        self.storage = Storage(self.store, self.accounts, config)
+        self.journal = Journal(self.store)  # this server's boot id: its operations are live
+        self.storage = Storage(self.store, self.accounts, config, boot_id=self.journal.boot_id)
         self.keypairs = KeyPairs(self.store)
         self.security_groups = SecurityGroups(self.store, max_rules=config.max_rules_per_group)
         self._locks = KeyedLocks()
         self._exec_slots = Slots(config.exec_per_account, config.exec_total)
         self._port_lock = threading.Lock()
-        self.journal = Journal(self.store)  # this server's boot id: its operations are live
         self.billing = Billing(self)  # billing hook: meter, bills, budgets (its loop starts with the server's)
 
     # -- bootstrap -----------------------------------------------------------------

@@ -454,6 +454,21 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX IF NOT EXISTS operations_open ON operations(instance_id) WHERE finished_at IS NULL
     """,
+    # 10: the storage operations journal: bucket create/delete and multipart completions, each
+    # with the boot id of its server, so a restarted one settles what a dead one left half done.
+    """
+    CREATE TABLE IF NOT EXISTS storage_operations (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        op TEXT NOT NULL CHECK (op IN ('bucket-create', 'bucket-delete', 'multipart-complete')),
+        bucket TEXT NOT NULL,
+        object_key TEXT NOT NULL DEFAULT '',
+        upload_id TEXT NOT NULL DEFAULT '',
+        boot_id TEXT NOT NULL,
+        started_at REAL NOT NULL,
+        finished_at REAL
+    );
+    CREATE INDEX IF NOT EXISTS storage_operations_open ON storage_operations(id) WHERE finished_at IS NULL
+    """,
 ]
 
 

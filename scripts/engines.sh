@@ -36,6 +36,7 @@ PACKAGES=(
   iproute2 openssh-client curl procps chromium
 )
 LOGDIR=${POCKETCLOUD_LOGDIR:-/var/log/pocketcloud}
+DOCKER_CONFIG_FILE=${POCKETCLOUD_DOCKER_DAEMON_JSON:-/etc/docker/daemon.json}
 LISTS_MAX_AGE=86400  # seconds: image recipes `apt-get download` kernels, which stale lists get wrong
 STAMP=/var/lib/apt/periodic/pocketcloud-update-stamp
 
@@ -97,6 +98,12 @@ if [ -z "$age" ] || [ "$age" -ge "$LISTS_MAX_AGE" ]; then stale=1; fi
 down=()
 for d in dockerd virtlogd libvirtd; do daemon_up "$d" || down+=("$d"); done
 
+# A cloud's containers outlive a dockerd restart (as its VMs outlive libvirtd's): live-restore.
+live_restore_configured() {
+  [ -f "$DOCKER_CONFIG_FILE" ] && python3 -c 'import json,sys; sys.exit(0 if json.load(open(sys.argv[1])).get("live-restore") is True else 1)' "$DOCKER_CONFIG_FILE" 2>/dev/null
+}
+live_restore_active() { [ "$(docker info --format '{{.LiveRestoreEnabled}}' 2>/dev/null)" = true ]; }
+
 if [ "$MODE" = check ]; then
   todo=0
   if [ "$stale" = 1 ]; then
@@ -110,6 +117,7 @@ if [ "$MODE" = check ]; then
     say "all ${#PACKAGES[@]} packages are installed"
   fi
   if kvm_needs_group; then todo=1; say "would give /dev/kvm to group kvm (mode 0660), as udev would"; fi
+  if ! live_restore_configured; then todo=1; say "would set live-restore in $DOCKER_CONFIG_FILE (containers outlive a dockerd restart)"; fi
   if [ "${#down[@]}" -eq 0 ]; then
     say "dockerd, virtlogd and libvirtd are running"
   elif is_root; then
@@ -170,8 +178,29 @@ start_daemon() {  # start_daemon NAME COMMAND...
   setsid "$@" >>"$LOGDIR/$name.log" 2>&1 < /dev/null &
 }
 
+if ! live_restore_configured; then
+  say "setting live-restore in $DOCKER_CONFIG_FILE: containers keep running while dockerd restarts"
+  mkdir -p "$(dirname "$DOCKER_CONFIG_FILE")"
+  python3 - "$DOCKER_CONFIG_FILE" <<'PY'
+import json, os, sys
+path = sys.argv[1]
+conf = json.load(open(path)) if os.path.exists(path) and os.path.getsize(path) else {}
+conf["live-restore"] = True
+tmp = path + ".tmp"
+with open(tmp, "w") as f:
+    json.dump(conf, f, indent=2)
+    f.write("\n")
+os.replace(tmp, path)
+PY
+fi
 start_daemon dockerd dockerd
 wait_for 60 dockerd
+if ! live_restore_active; then  # a running dockerd takes live-restore on a reload, no restart
+  say "reloading dockerd's configuration (live-restore)"
+  [ -s /var/run/docker.pid ] && kill -HUP "$(cat /var/run/docker.pid)" || true
+  for _ in $(seq 1 50); do live_restore_active && break; sleep 0.2; done
+  live_restore_active || say "dockerd did not take live-restore; see $LOGDIR/dockerd.log"
+fi
 start_daemon virtlogd virtlogd
 start_daemon libvirtd libvirtd
 wait_for 60 libvirtd

@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import docker
 import pytest
 
-from tests.integration.cloud import REPO, Server, remove_leftovers
+from tests.integration.cloud import REPO, Server, remove_leftovers, vm_area
 
 ARTIFACTS = REPO / "artifacts"
 
@@ -39,12 +39,14 @@ def start_server(home: Path, **env: str) -> Server:
 
 def stop_and_check_leaks(srv: Server, docker_client) -> None:
     """Stop the server, remove what its tests left behind, and fail if they left anything."""
-    home = srv.home
+    area = vm_area(srv.home)
     srv.stop()
+    instance_dirs = sorted(p.name for p in (area / "instances").glob("*"))
     leftovers, domains = remove_leftovers(srv, docker_client)
     assert not leftovers, f"tests left containers behind: {leftovers}"
     assert not domains, f"tests left VMs behind: {domains}"
-    assert not list((home / "vms" / "instances").glob("*")) if (home / "vms" / "instances").exists() else True
+    assert not instance_dirs, f"tests left VM instance directories behind: {instance_dirs}"
+    assert not area.exists(), f"{area} outlived its cloud"
 
 
 @pytest.fixture(scope="session")

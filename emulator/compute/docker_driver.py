@@ -106,6 +106,8 @@ class DockerDriver(Driver):
             "cgroup_version": i.get("CgroupVersion"),
             "kernel": i.get("KernelVersion"),
             "runtime": i.get("DefaultRuntime"),
+            # with it, containers keep running while dockerd restarts (scripts/engines.sh sets it)
+            "live_restore": bool(i.get("LiveRestoreEnabled")),
         }
 
     # -- lifecycle ---------------------------------------------------------------
@@ -130,6 +132,10 @@ class DockerDriver(Driver):
                     ports=ports,
                     detach=True,
                     stop_signal="SIGTERM",
+                    # An instance outlives its control plane: where dockerd has no live-restore,
+                    # a dockerd restart (or a host reboot) starts the instances that ran again;
+                    # one stopped through pocketcloud (or `docker stop`/`kill`) stays stopped.
+                    restart_policy={"Name": "unless-stopped"},
                     log_config=self.log_config,
                     storage_opt=self.storage_opt,
                 )

@@ -17,6 +17,17 @@ def _read(path: Path | str, default: str | None = None) -> str | None:
         return default
 
 
+def _user_name(uid: int | None) -> str | None:
+    import pwd
+
+    if uid is None:
+        return None
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
 def process(pid: int) -> dict:
     """Command line, parent, threads and resident memory of a host process."""
     base = PROC / str(pid)
@@ -24,8 +35,11 @@ def process(pid: int) -> dict:
     fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
     cmdline = (_read(base / "cmdline") or "").split("\0")
     rss_kib = int(fields.get("VmRSS", "0 kB").split()[0]) if "VmRSS" in fields else None
+    uid = int(fields["Uid"].split()[1]) if "Uid" in fields else None  # the effective uid
     return {
         "pid": pid,
+        "uid": uid,
+        "user": _user_name(uid),
         "name": fields.get("Name", "").strip(),
         "ppid": int(fields.get("PPid", "0").strip() or 0),
         "cmdline": [c for c in cmdline if c],

@@ -114,6 +114,12 @@ class Engine:
     def delete_bucket(self, name: str) -> Reply:
         return self._call("DELETE", name)
 
+    def bucket_exists(self, name: str) -> bool:
+        reply = self._call("HEAD", name)
+        if reply.status not in (200, 404):
+            raise EngineError(f"asking the storage engine for bucket {name}: HTTP {reply.status}")
+        return reply.status == 200
+
     def list_page(self, name: str, *, prefix: str = "", delimiter: str = "", max_keys: int = 1000,
                   continuation_token: str | None = None, start_after: str | None = None) -> dict:
         """One ListObjectsV2 page as data."""
@@ -229,3 +235,12 @@ class Engine:
 
     def abort(self, name: str, key: str, upload_id: str) -> Reply:
         return self._call("DELETE", name, key, [("uploadId", upload_id)])
+
+    def upload_exists(self, name: str, key: str, upload_id: str) -> bool:
+        """Whether the engine still has the upload (ListParts: NoSuchUpload once completed)."""
+        reply = self._call("GET", name, key, [("uploadId", upload_id), ("max-parts", "1")])
+        if reply.status == 200:
+            return True
+        if reply.status == 404:
+            return False
+        raise EngineError(f"asking the storage engine for upload {upload_id}: HTTP {reply.status}")

@@ -121,6 +121,11 @@ class ObjectIndex:
                            "upload may have been aborted or completed.", code="NoSuchUpload")
         return Upload(row["upload_id"], row["bucket"], row["key"], row["initiator"], row["created_at"])
 
+    def all_uploads(self) -> list[tuple[str, str, str]]:
+        """(bucket, key, upload id) of every unfinished upload."""
+        return [(r["bucket"], r["key"], r["upload_id"]) for r in
+                self.store.query("SELECT bucket, key, upload_id FROM multipart_uploads")]
+
     def uploads_in(self, bucket: str) -> list[tuple[str, str]]:
         """(upload id, key) of every unfinished upload into `bucket`."""
         return [(r["upload_id"], r["key"]) for r in

@@ -23,6 +23,7 @@ from .settings import ObjectAttrs
 
 if TYPE_CHECKING:
     from ..accounts import Account
+    from .journal import StorageJournal
 
 MAX_LISTED = 1000
 _RANGE = re.compile(r"bytes=(\d+)-(\d+)")
@@ -70,6 +71,7 @@ def _source_failure(reply: Reply) -> Exception:
 class MultipartOperations:
     authorize: Callable[..., Bucket]
     readable: Callable[..., Bucket]
+    journal: "StorageJournal"
 
     def create_upload(self, account: "Account | None", name: str, key: str, headers: dict[str, str] | None = None,
                       request_body: Callable[[], object] | None = None, attrs: ObjectAttrs | None = None) -> Reply:
@@ -149,10 +151,12 @@ class MultipartOperations:
             self.index.forget_upload(upload.upload_id)
             raise
         try:
-            reply, completed = self.engine.complete(name, key, upload.upload_id, listed)
-            if completed:
-                self.index.record_object(name, key, total, self.settings.upload_attrs(upload.upload_id))
-                self.index.forget_upload(upload.upload_id)
+            with self.journal.track("multipart-complete", name, key, upload.upload_id):
+                reply, completed = self.engine.complete(name, key, upload.upload_id, listed)
+                if completed:
+                    self.journal.fault("multipart-complete", "engine")
+                    self.index.record_object(name, key, total, self.settings.upload_attrs(upload.upload_id))
+                    self.index.forget_upload(upload.upload_id)
         finally:
             reservation.__exit__(None, None, None)
         return reply

@@ -31,6 +31,7 @@ from .engine import Engine
 from .expiry import LifecycleWorker
 from .engine_admin import EngineAdmin
 from .index import ObjectIndex
+from .journal import StorageJournal
 from .multipart import MultipartOperations
 from .objects import ObjectOperations
 from .quotas import Quotas
@@ -41,8 +42,10 @@ MAX_POLICY = 20 * 1024
 
 
 class Storage(ObjectOperations, MultipartOperations, AccessOperations, SettingsOperations, EngineAdmin):
-    def __init__(self, store, accounts, config, *, backend: Backend | None = None, choice: Choice | None = None):
+    def __init__(self, store, accounts, config, *, backend: Backend | None = None, choice: Choice | None = None,
+                 boot_id: str | None = None):
         self.store = store
+        self.journal = StorageJournal(store, boot_id, getattr(config, "fault", "") or "")
         self.accounts = accounts
         self.config = config
         self.region = getattr(config, "region", "us-east-1") or "us-east-1"
@@ -51,6 +54,7 @@ class Storage(ObjectOperations, MultipartOperations, AccessOperations, SettingsO
         self._start_lock = threading.Lock()
         self._start_error: str | None = None
         self._start_failed_at = 0.0
+        self._engine_seen: tuple | None = None  # the engine start whose lost uploads were forgotten
         self.buckets = BucketRecords(store)
         self.settings = self.buckets.settings
         self.index = ObjectIndex(store)
@@ -166,25 +170,33 @@ class Storage(ObjectOperations, MultipartOperations, AccessOperations, SettingsO
                                    code="InvalidBucketAclWithObjectOwnership")
         if configuration:
             configuration()
-        self.buckets.claim(name, account.id, access)
-        try:
-            if acl not in (None, "private"):
-                self.settings.put(name, "acl", {"canned": acl})
-            if ownership:
-                self.settings.put(name, "ownership_controls", {"ObjectOwnership": ownership})
-            if not self.engine.create_bucket(name):
-                # Only the cloud holds the engine's keys, so an existing engine bucket is an earlier
-                # cloud's (e.g. the state was reset): adopt it and index what it holds.
-                log.warning("bucket %s already exists in the engine: adopting it", name)
-                self.rescan(name)
-        except BaseException:
-            self.buckets.remove(name)
-            raise
+        with self.journal.track("bucket-create", name):
+            self.buckets.claim(name, account.id, access)
+            self.journal.fault("bucket-create", "record")
+            try:
+                if acl not in (None, "private"):
+                    self.settings.put(name, "acl", {"canned": acl})
+                if ownership:
+                    self.settings.put(name, "ownership_controls", {"ObjectOwnership": ownership})
+                if not self.engine.create_bucket(name):
+                    # Only the cloud holds the engine's keys, so an existing engine bucket is an earlier
+                    # cloud's (e.g. the state was reset): adopt it and index what it holds.
+                    log.warning("bucket %s already exists in the engine: adopting it", name)
+                    self.rescan(name)
+                self.journal.fault("bucket-create", "engine")
+            except BaseException:
+                self.buckets.remove(name)
+                raise
         log.info("bucket %s created by %s", name, account.name)
         return self.buckets.get(name)
 
     def delete_bucket(self, account: Account | None, name: str, force: bool = False) -> None:
         bucket = self._owner(account, name)
+        with self.journal.track("bucket-delete", bucket.name):
+            self._delete_bucket(account, bucket, force)
+
+    def _delete_bucket(self, account: Account, bucket: Bucket, force: bool) -> None:
+        name = bucket.name
         if force:
             self.empty_bucket(bucket.name)
         elif self.index.count(name, folder_markers=not self.keys_are_paths):
@@ -200,6 +212,7 @@ class Storage(ObjectOperations, MultipartOperations, AccessOperations, SettingsO
             if code == "BucketNotEmpty":
                 raise InvalidState("The bucket you tried to delete is not empty", code="BucketNotEmpty")
             raise EngineError(f"the storage engine refused to delete {name}: {code} {msg}")
+        self.journal.fault("bucket-delete", "engine")
         self.buckets.remove(name)
         log.info("bucket %s deleted by %s", name, account.name)
 
@@ -218,6 +231,22 @@ class Storage(ObjectOperations, MultipartOperations, AccessOperations, SettingsO
             for rel in folders:     # a folder emptied on disk only now: tell the engine
                 self.engine.delete(name, rel + "/")
         return bool(folders)
+
+    def settle_journal(self) -> list[str]:
+        """Roll forward what a dead server left half done (storage/journal.py), and after each
+        start of the engine forget the uploads it lost (the stand-in keeps them in memory),
+        whose parts would otherwise count against the quota forever. Needs the engine."""
+        done = self.journal.settle(self) if self.journal.dead() else []
+        backend = self.backend
+        generation = (backend.started_at, backend.restarts)
+        if backend.status == "running" and generation != self._engine_seen:
+            lost = [u for u in self.index.all_uploads() if not self.engine.upload_exists(*u)]
+            for _bucket, _key, upload_id in lost:
+                self.index.forget_upload(upload_id)
+            if lost:
+                log.warning("the storage engine lost %d unfinished multipart uploads; forgotten", len(lost))
+            self._engine_seen = generation
+        return done
 
     # -- usage ------------------------------------------------------------------------------------
     def usage(self, name: str) -> dict:

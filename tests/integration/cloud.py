@@ -205,4 +205,12 @@ def remove_leftovers(server: Server, docker_client) -> tuple[list[str], list[str
     for e in domains.values():
         vms.terminate(e.engine_id)
     vms.remove_network()
+    vms.remove_host_files()
     return [c.name for c in containers], sorted(domains)
+
+
+def vm_area(home: Path) -> Path:
+    """The cloud's directory QEMU (as libvirt-qemu) reaches: instance dirs, staged images."""
+    from emulator.compute.libvirt.qemu_area import DEFAULT_ROOT
+
+    return DEFAULT_ROOT / Config(home=Path(home)).instance_label

@@ -10,7 +10,7 @@ from pathlib import Path
 from emulator.compute.engines import build_drivers
 from emulator.config import Config
 
-from .cloud import Server
+from .cloud import Server, vm_area
 
 
 def pc_containers(docker_client, server) -> list:
@@ -46,7 +46,7 @@ def engine_snapshot(srv: Server, config: Config, docker_client) -> dict:
     return {
         "containers": sorted(c.name for c in pc_containers(docker_client, srv)),
         "domains": sorted(e.engine_id for e in build_drivers(config)["vm"].list_managed(config.instance_label).values()),
-        "instance dirs": sorted(p.name for p in (srv.home / "vms" / "instances").glob("*")),
+        "instance dirs": sorted(p.name for p in (vm_area(srv.home) / "instances").glob("*")),
         "dhcp reservations": sorted(h.get("name") for h in net.iter("host")),
         "server's listening ports": listening_ports(srv),
     }

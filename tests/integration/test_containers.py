@@ -65,6 +65,8 @@ def test_curl_lifecycle_with_port_forward_and_user_data(server, user, docker_cli
         status, res = curl(server, user, "POST", f"/instances/{iid}/exec", {"command": "cat /etc/os-release; exit 3"})
         assert status == 200 and res["exit_code"] == 3 and "pocketcloud tiny" in res["stdout"]
 
+        # outlives a dockerd without live-restore restarting; one stopped through pocketcloud stays stopped
+        assert docker_client.containers.get(f"pc-{iid}").attrs["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
         status, stopped = curl(server, user, "POST", f"/instances/{iid}/stop")
         assert status == 200 and stopped["state"] == "stopped" and stopped["previous_state"] == "running"
         assert docker_client.containers.get(f"pc-{iid}").status == "exited"

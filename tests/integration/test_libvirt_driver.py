@@ -88,8 +88,10 @@ def driver(conn, tiny, tmp_path_factory):
         d.terminate(e.engine_id)
     left = d.list_managed(LABEL)
     d.remove_network()
+    d.remove_host_files()
     d.forwarder.close_all()
     assert not left, f"tests left domains behind: {left}"
+    assert not d.area.root.exists(), "the cloud's QEMU area goes with it"
     assert f"pctest-{os.getpid()}" not in [n.name() for n in conn.listAllNetworks(0)]
 
 
@@ -135,7 +137,7 @@ def leftovers(d: LibvirtDriver, conn, instance_id: str) -> list[str]:
     found = []
     if any(dom.name() == f"pc-{instance_id}" for dom in conn.listAllDomains(0)):
         found.append("domain")
-    if (d.base_dir / "instances" / instance_id).exists():
+    if (d.area.instances / instance_id).exists():
         found.append("instance dir (overlay, seed)")
     if any(k.startswith(f"pc-{instance_id}:") for k in d.forwarder.active()):
         found.append("port forward")

@@ -1,12 +1,15 @@
 """VM instances through the running server: real libvirtd, real QEMU guests, real SSH."""
 from __future__ import annotations
 
+import os
+import pwd
 import socket
 import time
 
 import paramiko
 import pytest
 
+from .cloud import vm_area
 from .conftest import run
 
 pytestmark = pytest.mark.integration
@@ -62,6 +65,22 @@ def another_account_gets_404_and_changes_nothing(server, iid: str) -> None:
     assert (virsh("domstate", f"pc-{iid}"), virsh("domid", f"pc-{iid}")) == ("running", domid)
 
 
+def qemu_runs_unprivileged(server, user, iid: str) -> None:
+    """QEMU runs as libvirt-qemu, although the cloud's home is reachable by root only: its
+    overlay is handed to that user by libvirt, the shared base disk stays root's."""
+    assert any(not p.stat().st_mode & 0o001 for p in server.home.parents), "a home QEMU cannot reach"
+    lq = pwd.getpwnam("libvirt-qemu")
+    internals = user.ok("GET", f"/instances/{iid}/internals")
+    pid = internals["summary"]["host_pid"]
+    assert (os.stat(f"/proc/{pid}").st_uid, internals["qemu"]["user"], internals["summary"]["host_user"]) == (
+        lq.pw_uid, "libvirt-qemu", "libvirt-qemu")
+    inst_dir = vm_area(server.home) / "instances" / iid
+    overlay, base = internals["disk_chain"][0]["file"], internals["disk_chain"][1]["file"]
+    assert overlay == str(inst_dir / "root.qcow2") and os.stat(overlay).st_uid == lq.pw_uid
+    assert base.startswith(str(vm_area(server.home))) and os.stat(base).st_uid == 0
+    assert "relabel='no'" not in virsh("dumpxml", f"pc-{iid}").split("<backingStore")[0]
+
+
 def test_tiny_vm_lifecycle_over_ssh(server, user, docker_client):
     """One tiny VM through its whole life: SSH with the user's key, user-data read back,
     another account refused, a server restart (the SSH forward comes back), a reboot and a
@@ -89,6 +108,7 @@ def test_tiny_vm_lifecycle_over_ssh(server, user, docker_client):
 
         assert kernel != platform.release(), "a VM runs its own kernel"
         assert virsh("domstate", f"pc-{iid}") == "running"
+        qemu_runs_unprivileged(server, user, iid)
         info = user.ok("GET", "/info")
         assert info["hypervisor"]["mode"] in ("kvm", "qemu") and info["hypervisor"]["reason"]
         assert inst["hypervisor"] == {"mode": info["hypervisor"]["mode"], "reason": info["hypervisor"]["reason"]}
@@ -134,7 +154,7 @@ def test_tiny_vm_lifecycle_over_ssh(server, user, docker_client):
         user("DELETE", "/keys/vmkey")
     assert gone["state"] == "terminated"
     assert run(["virsh", "-c", "qemu:///system", "dominfo", f"pc-{iid}"]).returncode != 0
-    assert not list((server.home / "vms" / "instances").glob(f"*{iid[2:]}*")), "overlay and seed are removed"
+    assert not (vm_area(server.home) / "instances" / iid).exists(), "overlay, seed and console log are removed"
     with socket.socket() as s:
         assert s.connect_ex(("127.0.0.1", port)) != 0, "the SSH forward is closed"
 

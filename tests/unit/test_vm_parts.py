@@ -90,7 +90,8 @@ def test_forwarder_relays_and_refuses_while_target_is_unknown():
 
 
 def test_domain_xml_escapes_every_value(tmp_path: Path):
-    image = {"dir": tmp_path, "kernel": tmp_path / "k<&>", "initrd": None, "cmdline": "a='b' </cmdline><x/>",
+    image = {"dir": tmp_path, "kernel": tmp_path / "k<&>", "initrd": None, "disk": tmp_path / "base.qcow2",
+             "cmdline": "a='b' </cmdline><x/>",
              "ssh": True, "ready_marker": "ready", "guest_kernel": "6.1"}
     spec = LaunchSpec(IID, "owner\"<&", "web</name>", str(tmp_path), INSTANCE_TYPES["t2.nano"])
     hv = {"mode": "qemu", "domain_type": "qemu", "reason": "r<>"}
@@ -107,6 +108,11 @@ def test_domain_xml_escapes_every_value(tmp_path: Path):
     assert [d.find("source").get("file") for d in root.findall("devices/disk")] == [
         str(tmp_path / "i" / "root.qcow2"), str(tmp_path / "i" / "seed.iso")]
     assert root.find("seclabel/label").text == "+0:+0" and root.find("cpu") is None
+    # libvirt labels the domain's own files for QEMU's user, but never the shared base disk
+    assert root.find("seclabel").get("relabel") == "yes"
+    backing = root.find("devices/disk/backingStore")
+    assert backing.find("source").get("file") == str(image["disk"])
+    assert backing.find("source/seclabel").get("relabel") == "no"
     meta = root.find(f"metadata/{{{NS}}}instance")
     assert meta.findtext(f"{{{NS}}}owner") == "owner\"<&"
     assert root.findtext("memory") == "512" and root.findtext("vcpu") == "1"
@@ -125,7 +131,7 @@ def test_kvm_domains_pass_the_host_cpu_and_tcg_ones_may_cap_their_cache(tmp_path
 
 
 def test_metadata_round_trips_and_its_ports_can_be_replaced(tmp_path: Path):
-    image = {"dir": tmp_path, "kernel": tmp_path / "k", "initrd": None, "ssh": True, "ready_marker": "up"}
+    image = {"dir": tmp_path, "kernel": tmp_path / "k", "initrd": None, "disk": tmp_path / "d", "ssh": True, "ready_marker": "up"}
     spec = LaunchSpec(IID, "acct", "web", str(tmp_path), INSTANCE_TYPES["t2.nano"])
     hv = {"mode": "qemu", "domain_type": "qemu", "reason": "configured"}
     xml = domain.instance_domain_xml(spec, image, hv, tmp_path, domain.mac_for(IID), "10.0.0.9",

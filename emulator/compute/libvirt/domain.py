@@ -34,7 +34,7 @@ ACTIVE_STATES = (1, 2, 3)
 class DomainOptions:
     """Host-wide choices every domain of one driver shares."""
 
-    run_as: str  # qemu's DAC label 'UID:GID'
+    run_as: str  # qemu's DAC label '+UID:+GID'
     tcg_tb_cache_mib: int | None = None  # TCG translation cache per VM; None: QEMU's default (1 GiB)
     free_page_reporting: bool = True
 
@@ -106,8 +106,9 @@ def base_domain(name: str, domain_type: str, vcpus: int, memory_mib: int, vm: di
         ET.SubElement(dev, "memballoon", model="virtio", freePageReporting="on")
     else:
         ET.SubElement(dev, "memballoon", model="none")
-    # qemu runs with this label and touches only files this process made (no relabelling).
-    label = ET.SubElement(d, "seclabel", type="static", model="dac", relabel="no")
+    # qemu runs as this (unprivileged) user; libvirt's DAC driver hands it the domain's files
+    # while it runs and gives them back afterwards.
+    label = ET.SubElement(d, "seclabel", type="static", model="dac", relabel="yes")
     ET.SubElement(label, "label").text = opts.run_as
     return d
 
@@ -137,6 +138,13 @@ def instance_domain_xml(spec: LaunchSpec, vm: dict, hv: dict, inst_dir: Path, ma
     disk = ET.Element("disk", type="file", device="disk")
     ET.SubElement(disk, "driver", name="qemu", type="qcow2", discard="unmap")
     ET.SubElement(disk, "source", file=str(inst_dir / "root.qcow2"))
+    # The base is shared by every VM of the image and only ever read: libvirt must not chown
+    # it to one domain's user (it never gives a backing file back); it is readable as it is.
+    backing = ET.SubElement(disk, "backingStore", type="file")
+    ET.SubElement(backing, "format", type="qcow2")
+    base = ET.SubElement(backing, "source", file=str(vm["disk"]))
+    ET.SubElement(base, "seclabel", model="dac", relabel="no")
+    ET.SubElement(backing, "backingStore")
     ET.SubElement(disk, "target", dev="vda", bus="virtio")
     seed = ET.Element("disk", type="file", device="disk")
     ET.SubElement(seed, "driver", name="qemu", type="raw")

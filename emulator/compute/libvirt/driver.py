@@ -1,6 +1,7 @@
 """LibvirtDriver: the Driver protocol over libvirtd, built from this package's parts.
 
-Per instance (engine id = domain name `pc-<instance-id>`), under BASE/instances/<iid>/:
+Per instance (engine id = domain name `pc-<instance-id>`), under AREA/instances/<iid>/ (AREA
+is the cloud's directory QEMU can reach, see qemu_area.py):
   root.qcow2   copy-on-write overlay on the image's read-only base (disk.qcow2)
   seed.iso     NoCloud seed (volume label cidata: meta-data, user-data)
   console.log  the serial console, appended across boots (written by virtlogd)
@@ -29,6 +30,7 @@ from .conn import Connection, engine_errors, error_code, libvirt
 from .image import boot_timeout, check_launch, load_vm_image
 from .network import VmNetwork
 from .probe import HypervisorProbe, host_warnings
+from .qemu_area import QemuArea
 
 
 class LibvirtDriver(Driver):
@@ -39,19 +41,20 @@ class LibvirtDriver(Driver):
                  network_name: str = "pocketcloud", network_cidr: str = "10.213.0.0/24",
                  probe_image: str | Path | None = None, forwarder: Forwarder | None = None,
                  boot_timeout: float | None = None, run_as: str | None = None,
-                 tcg_tb_cache_mib: int | None = None, free_page_reporting: bool = True):
+                 tcg_tb_cache_mib: int | None = None, free_page_reporting: bool = True,
+                 vm_root: str | Path | None = None, qemu_user: str = "libvirt-qemu"):
         """
         uri           libvirt URI (qemu:///system)
         cloud_label   tags every domain, so list_managed finds this cloud's domains only
-        base_dir      instance dirs, kept console logs, the management key, probe cache;
-                      must be reachable by the qemu process (see run_as)
+        base_dir      kept console logs, the management key, probe cache (never QEMU's)
         hypervisor    auto | kvm | qemu
         network_*     the NAT network the driver defines and starts itself
         probe_image   a vm image dir (tiny) whose kernel+initrd serve as the KVM probe
         forwarder     share one with the container driver; one is created otherwise
         boot_timeout  overrides the image's vm.json boot_timeout
-        run_as        qemu's DAC label 'UID:GID'; default: this process's uid:gid, so qemu
-                      can read the files this process made (no chown, no relabelling)
+        run_as        qemu's DAC label '+UID:+GID'; default: qemu_user's, or this process's own
+                      when it cannot hand files to that user (not root)
+        vm_root, qemu_user  where each cloud's QEMU area is made, the user QEMU runs as
         tcg_tb_cache_mib  TCG translation cache per VM (QEMU's default is 1 GiB); None: default
         """
         if hypervisor not in ("auto", "kvm", "qemu"):
@@ -62,12 +65,15 @@ class LibvirtDriver(Driver):
         self.hypervisor_mode = hypervisor
         self._conn = Connection(uri)
         self.network = VmNetwork(self._conn, network_name, network_cidr)
-        self.opts = domain.DomainOptions(run_as or f"+{os.getuid()}:+{os.getgid()}", tcg_tb_cache_mib,
-                                         free_page_reporting)
+        self.area = QemuArea.for_cloud(cloud_label, self.base_dir, root=Path(vm_root) if vm_root else None,
+                                       user_name=qemu_user)
+        default_label = self.area.user.label if self.area.user else f"+{os.getuid()}:+{os.getgid()}"
+        self.opts = domain.DomainOptions(run_as or default_label, tcg_tb_cache_mib, free_page_reporting)
         self.forwarder = forwarder or Forwarder()
         self.boot_timeout = boot_timeout
         self._probe = HypervisorProbe(self._conn, hypervisor, self.base_dir,
-                                      Path(probe_image).resolve() if probe_image else None, self.opts)
+                                      Path(probe_image).resolve() if probe_image else None, self.opts,
+                                      self.area)
         self._hv: dict | None = None
         self._hv_lock = threading.Lock()
         self._ready = guest.Readiness()
@@ -104,6 +110,7 @@ class LibvirtDriver(Driver):
             "network": {"name": self.network.name, "cidr": str(self.network.subnet),
                         "gateway": str(self.network.gateway)},
             "base_dir": str(self.base_dir),
+            "qemu": {**self.area.describe(), "dac_label": self.opts.run_as},
             "warnings": host_warnings(),
         }
 
@@ -118,9 +125,12 @@ class LibvirtDriver(Driver):
     def remove_network(self) -> None:
         self.network.remove()
 
+    def remove_host_files(self) -> None:  # the cloud's QEMU area, once its domains are gone
+        self.area.remove()
+
     # -- lifecycle -------------------------------------------------------------------
     def _inst_dir(self, engine_id: str) -> Path:
-        return self.base_dir / "instances" / domain.check_engine_id(engine_id)
+        return self.area.instances / domain.check_engine_id(engine_id)
 
     def preflight(self, spec: LaunchSpec) -> None:
         vm = load_vm_image(spec.image_ref)
@@ -148,8 +158,8 @@ class LibvirtDriver(Driver):
                 if self._conn.lookup(engine_id) is not None:
                     raise AlreadyExists(f"a domain {engine_id} already exists", code="InvalidInstanceID.Duplicate")
                 net = self.network.ensure()
-                try:
-                    inst_dir.mkdir(parents=True)
+                try:  # the image's files staged where QEMU reaches them, with the instance's dir
+                    vm, _ = self.area.claim(spec.instance_id, vm)
                 except FileExistsError:
                     raise AlreadyExists(f"instance directory {inst_dir} already exists") from None
                 created_dir = True
@@ -225,7 +235,7 @@ class LibvirtDriver(Driver):
         iid = domain.check_engine_id(engine_id)
         self.network.release_ip(mac or domain.mac_for(iid), iid)
         self._ready.forget(engine_id)
-        shutil.rmtree(self._inst_dir(engine_id), ignore_errors=True)
+        self.area.release(iid)
 
     def _dom(self, engine_id: str):
         domain.check_engine_id(engine_id)

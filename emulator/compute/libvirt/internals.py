@@ -53,6 +53,15 @@ def disk_chain(overlay: Path) -> list[dict]:
     return chain
 
 
+def dac_label(root: ET.Element) -> str | None:
+    """The user:group libvirt runs the domain's QEMU as (the live XML shows the one in use)."""
+    for sec in root.findall("seclabel"):
+        if sec.get("model") == "dac":
+            label = sec.find("label")
+            return label.text if label is not None else None
+    return None
+
+
 def guest_kernel(meta: dict, console: str) -> str | None:
     """The kernel the guest says it booted (tiny's init prints it), else the image's claim."""
     m = re.search(r"kernel (\S+)", console[console.rfind("pocketcloud-init: booting"):]) if console else None
@@ -74,6 +83,7 @@ def describe(*, engine_id: str, uri: str, xml: str, active: bool, meta: dict, in
         "host_pid": pid,
         "host_process": " ".join((qemu or {}).get("cmdline", [])[:3]) + " ..." if qemu else None,
         "host_memory_bytes": (qemu or {}).get("rss_bytes"),
+        "host_user": (qemu or {}).get("user"),
         "image_size_bytes": sum(layer["size_on_disk_bytes"] or 0 for layer in chain) or None,
     }
     return {
@@ -81,7 +91,8 @@ def describe(*, engine_id: str, uri: str, xml: str, active: bool, meta: dict, in
         "engine": {"name": "libvirt", "uri": uri, "domain": engine_id},
         "hypervisor": hv,
         "domain_xml": xml,
-        "qemu": ({"pid": pid, "cmdline": qemu["cmdline"], "threads": qemu["threads"], "vcpu_threads": vcpu_threads(pid),
+        "qemu": ({"pid": pid, "user": qemu["user"], "uid": qemu["uid"], "dac_label": dac_label(root),
+                  "cmdline": qemu["cmdline"], "threads": qemu["threads"], "vcpu_threads": vcpu_threads(pid),
                   "rss_bytes": qemu["rss_bytes"]} if qemu else None),
         "kernel": {"guest": kernel, "host": os.uname().release, "shared": False},
         "disk_chain": chain,

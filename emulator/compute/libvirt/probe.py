@@ -23,6 +23,7 @@ from . import domain
 from .conn import Connection, engine_errors, error_code, libvirt
 from .guest import read_text
 from .image import load_vm_image
+from .qemu_area import QemuArea
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +55,11 @@ def _result(requested: str, mode: str, reason: str) -> dict:
 
 class HypervisorProbe:
     def __init__(self, conn: Connection, requested: str, base_dir: Path, probe_image: Path | None,
-                 opts: domain.DomainOptions):
+                 opts: domain.DomainOptions, area: QemuArea):
         self.conn = conn
         self.requested = requested
         self.base_dir = base_dir
+        self.area = area
         self.probe_image = probe_image
         self.opts = opts
 
@@ -112,9 +114,11 @@ class HypervisorProbe:
     def probe(self) -> tuple[bool, float, str]:
         """Boot the probe image's kernel+initrd under KVM with `pocketcloud.probe`: its
         initrd prints PROBE_MARKER and powers off as soon as it reaches userspace."""
-        vm = load_vm_image(str(self.probe_image))
-        parent = self.base_dir / "probe"
-        parent.mkdir(parents=True, exist_ok=True)
+        try:
+            vm = self.area.stage_image(load_vm_image(str(self.probe_image)))
+            parent = self.area.ensure("probe")
+        except OSError as e:
+            return False, 0.0, f"could not be prepared ({e})"
         probe_dir = Path(tempfile.mkdtemp(prefix="probe-", dir=parent))
         log_path = probe_dir / "console.log"
         name = f"pc-probe-{os.getpid()}-{int(time.time())}"
@@ -140,6 +144,7 @@ class HypervisorProbe:
                 atexit.unregister(destroy_probe)
                 destroy_probe(dom)
             shutil.rmtree(probe_dir, ignore_errors=True)
+            self.area.tidy()  # a cloud with no VM yet keeps no area
 
     def reap_stale(self) -> None:
         """Destroy probe guests whose creating process is gone (a crash mid-probe)."""
