@@ -38,6 +38,7 @@ from .state import Store
 from .storage import Storage
 from .tags import Tags
 from .volumes import Volumes
+from .volumes.service import VolumeUseCases
 from .vpcs import Vpcs
 
 log = logging.getLogger("pocketcloud")
@@ -51,7 +52,7 @@ def _fingerprint(count: int, params: dict) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-class Cloud(Reconciling, Launching, GroupForwards):
+class Cloud(Reconciling, Launching, GroupForwards, VolumeUseCases):
     """Every use case, over one store and the engines' drivers. The reconcile pass lives in
     reconcile.py, the engine half of a launch in launching.py, instance records and their
     bookkeeping in instances.py."""
@@ -75,6 +76,7 @@ class Cloud(Reconciling, Launching, GroupForwards):
         self._port_lock = threading.Lock()
         self.journal = Journal(self.store)  # this server's boot id: its operations are live
         self.billing = Billing(self)  # billing hook: meter, bills, budgets (its loop starts with the server's)
+        self.register_block_source()
 
     # -- bootstrap -----------------------------------------------------------------
     def bootstrap(self) -> Account:

@@ -1,9 +1,11 @@
-"""Volumes, describe-level for now: the root device of every instance as an EBS-shaped volume.
+"""Volume records: the root device of every instance, and the volumes an account creates.
 
 Each instance gets one `vol-…` record for its root device (a VM's qcow2 overlay, a container's
 writable layer), sized from its image, attached at the image's root device name, deleted with
-the instance (`DeleteOnTermination` true, as AWS's default for root volumes). The block-storage
-work makes volumes real (create, attach, snapshot) and adopts these records and ids unchanged.
+the instance (`DeleteOnTermination` true, as AWS's default for root volumes); those records
+(`root`) keep the ids they were given when EC2 first described them. Volumes of their own
+(`CreateVolume`) are files in the cloud's storage pool (pool.py); their use cases are in
+service.py.
 """
 from __future__ import annotations
 
@@ -15,8 +17,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .state import Store
-from .validation import by_ids
+from ..state import Store
+from ..validation import by_ids
 
 VOLUME_ID = re.compile(r"vol-[0-9a-f]{17}")
 GIB = 1024 ** 3
@@ -40,6 +42,10 @@ class Volume:
     device: str | None
     delete_on_termination: bool
     created_at: float
+    root: bool = True
+    state: str = "in-use"           # a root volume's follows its instance: in-use while it lives
+    snapshot_id: str = ""
+    attached_at: float | None = None
 
     def zone(self, region: str) -> str:
         return region + self.zone_suffix
@@ -68,6 +74,10 @@ def root_size_gib(kind: str, ref: str, details: dict, image_bytes: int | None) -
     return max(1, math.ceil(size / GIB))
 
 
+def new_volume_id() -> str:
+    return "vol-" + secrets.token_hex(9)[:17]
+
+
 class Volumes:
     def __init__(self, store: Store):
         self.store = store
@@ -75,7 +85,8 @@ class Volumes:
     @staticmethod
     def _row(r) -> Volume:
         return Volume(r["id"], r["owner"], r["instance_id"], r["zone_suffix"], r["size_gib"], r["volume_type"],
-                      r["iops"], r["throughput"], r["device"], bool(r["delete_on_termination"]), r["created_at"])
+                      r["iops"], r["throughput"], r["device"], bool(r["delete_on_termination"]), r["created_at"],
+                      bool(r["root"]), r["state"], r["snapshot_id"], r["attached_at"])
 
     def ensure_roots(self, owner: str, wanted: list[tuple[str, str, str, int]]) -> None:
         """(instance id, zone suffix, device, size GiB) for instances that need a root volume
@@ -86,10 +97,10 @@ class Volumes:
         with self.store.tx() as c:
             for iid, zone_suffix, device, size in wanted:
                 c.execute("INSERT OR IGNORE INTO volumes (id, owner, instance_id, zone_suffix, size_gib, volume_type,"
-                          " iops, throughput, device, delete_on_termination, created_at)"
-                          " VALUES (?,?,?,?,?,?,?,?,?,1,?)",
-                          ("vol-" + secrets.token_hex(9)[:17], owner, iid, zone_suffix, size, GP3["type"],
-                           GP3["iops"], GP3["throughput"], device, now))
+                          " iops, throughput, device, delete_on_termination, created_at, attached_at)"
+                          " VALUES (?,?,?,?,?,?,?,?,?,1,?,?)",
+                          (new_volume_id(), owner, iid, zone_suffix, size, GP3["type"],
+                           GP3["iops"], GP3["throughput"], device, now, now))
 
     def list(self, owner: str, ids: list[str] | None = None) -> list[Volume]:
         rows = [self._row(r) for r in self.store.query(
@@ -105,3 +116,37 @@ class Volumes:
                                   (owner, *instance_ids)):
             out.setdefault(r["instance_id"], []).append(self._row(r))
         return out
+
+    # -- volumes of their own (root = 0) -----------------------------------------------------------
+    def get(self, owner: str, volume_id: str) -> Volume:
+        """One of the account's volumes (another account's answers like a missing one)."""
+        return self.list(owner, [volume_id])[0]
+
+    def data(self, owner: str | None = None) -> list[Volume]:
+        """Created volumes (not root records): an account's, or every account's (capacity)."""
+        sql, args = "SELECT * FROM volumes WHERE root=0", ()
+        if owner is not None:
+            sql, args = sql + " AND owner=?", (owner,)
+        return [self._row(r) for r in self.store.query(sql + " ORDER BY created_at", args)]
+
+    def insert(self, owner: str, zone_suffix: str, size_gib: int, iops: int, throughput: int,
+               snapshot_id: str = "") -> Volume:
+        vid = new_volume_id()
+        with self.store.tx() as c:
+            c.execute("INSERT INTO volumes (id, owner, instance_id, zone_suffix, size_gib, volume_type, iops, throughput,"
+                      " device, delete_on_termination, created_at, root, state, snapshot_id)"
+                      " VALUES (?,?,NULL,?,?,?,?,?,NULL,0,?,0,'creating',?)",
+                      (vid, owner, zone_suffix, size_gib, GP3["type"], iops, throughput, time.time(), snapshot_id))
+        return self.get(owner, vid)
+
+    def update(self, volume_id: str, **fields) -> None:
+        allowed = {"state", "size_gib", "iops", "throughput", "instance_id", "device", "delete_on_termination",
+                   "attached_at"}
+        assert fields and set(fields) <= allowed, fields
+        with self.store.tx() as c:
+            c.execute(f"UPDATE volumes SET {', '.join(k + '=?' for k in fields)} WHERE id=?",
+                      (*fields.values(), volume_id))
+
+    def remove(self, volume_id: str) -> None:
+        with self.store.tx() as c:
+            c.execute("DELETE FROM volumes WHERE id=? AND root=0", (volume_id,))
