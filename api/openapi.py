@@ -269,6 +269,19 @@ PATHS: dict[str, dict[str, dict]] = {
     "/api/v1/storage/daemons/{name}/release": {
         "post": op("Let the supervisor restart a held daemon", 200, *AUTHED, 409, *ENGINE, tag="storage",
                    params=(_param("name", "path"),))},
+    # volumes (block storage): api/rest_volumes.py
+    "/api/v1/volumes": {
+        "get": op("The caller's volumes, root volumes of live instances included", 200, *AUTHED, tag="volumes"),
+        "post": op("Create a gp3 volume (a qcow2 file in the cloud's storage pool)", 201, *AUTHED, *ENGINE,
+                   tag="volumes", body=_body({"size": INT, "zone": STR, "type": STR, "iops": INT, "throughput": INT,
+                                              "tags": {"type": "object", "additionalProperties": STR}}, ("size",)))},
+    "/api/v1/volumes/{volume_id}": {
+        "get": op("A volume", 200, *AUTHED, tag="volumes", params=(_param("volume_id", "path"),)),
+        "patch": op("Grow a volume, or set its gp3 IOPS and throughput", 200, *AUTHED, 409, *ENGINE, tag="volumes",
+                    params=(_param("volume_id", "path"),),
+                    body=_body({"size": INT, "iops": INT, "throughput": INT})),
+        "delete": op("Delete an available volume and its file", 204, *AUTHED, 409, *ENGINE, tag="volumes",
+                     params=(_param("volume_id", "path"),))},
     "/api/v1/billing/hygiene": {
         "get": op("Idle and forgotten resources", 200, *AUTHED, tag="billing", params=(
             ACCOUNT_Q, _param("idle_minutes"), _param("cpu_percent"), _param("untouched_days"),

@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import docker
 import pytest
 
-from tests.integration.cloud import REPO, Server, remove_leftovers
+from tests.integration.cloud import REPO, Server, remove_leftovers, remove_volume_pool
 
 ARTIFACTS = REPO / "artifacts"
 
@@ -44,6 +44,8 @@ def stop_and_check_leaks(srv: Server, docker_client) -> None:
     leftovers, domains = remove_leftovers(srv, docker_client)
     assert not leftovers, f"tests left containers behind: {leftovers}"
     assert not domains, f"tests left VMs behind: {domains}"
+    volumes = remove_volume_pool(srv)
+    assert not volumes, f"tests left volumes behind: {volumes}"
     assert not list((home / "vms" / "instances").glob("*")) if (home / "vms" / "instances").exists() else True
 
 

@@ -125,4 +125,4 @@ def describe_volumes_modifications(cloud, caller, p) -> dict:
              "start-time": lambda m: iso(m["started_at"])}
     mods = filtering.apply(p, mods, table)
     mods, token = filtering.page(p, mods, ids_param="VolumeId")
-    return {"volumesModificationSet": [_modification_xml(m) for m in mods], "nextToken": token}
+    return {"volumeModificationSet": [_modification_xml(m) for m in mods], "nextToken": token}

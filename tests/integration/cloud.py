@@ -206,3 +206,18 @@ def remove_leftovers(server: Server, docker_client) -> tuple[list[str], list[str
         vms.terminate(e.engine_id)
     vms.remove_network()
     return [c.name for c in containers], sorted(domains)
+
+
+def remove_volume_pool(server: Server) -> list[str]:
+    """Remove a cloud's storage pool (and any volume file still in it); return the ids of the
+    volumes that were still there (a test that created one and did not delete it)."""
+    from emulator.volumes.pool import VolumePool
+
+    home = Path(server.home)
+    config = Config(home=home)
+    pool = VolumePool(config.libvirt_uri, config.instance_label, home / "volumes")
+    left = pool.files()
+    for vid in left:
+        pool.file(vid).unlink()
+    pool.remove()
+    return left

@@ -1,0 +1,78 @@
+"""`pocketcloud volumes ...`: block storage over the REST API (/api/v1/volumes)."""
+from __future__ import annotations
+
+import click
+
+from .context import client_of
+from .output import emit, note
+
+COLUMNS = ["id", "size_gib", "zone", "state", "instance_id", "device", "root"]
+
+
+def _tags(pairs: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r}: give KEY=VALUE", param_hint="--tag")
+        out[key] = value
+    return out
+
+
+@click.group()
+def volumes():
+    """Volumes: disks of their own (gp3), kept when an instance goes."""
+
+
+@volumes.command("ls", short_help="List your volumes, root volumes included.")
+@click.pass_context
+def volumes_ls(ctx):
+    """List your volumes (the root volume of each live instance too)."""
+    emit(ctx, client_of(ctx).call("GET", "/volumes"), COLUMNS, key="volumes",
+         empty="no volumes yet: `pocketcloud volumes create --size 1`")
+
+
+@volumes.command("create", short_help="Create a gp3 volume (a sparse qcow2 file).")
+@click.option("--size", type=int, required=True, help="GiB (1-16384)")
+@click.option("--zone", help="availability zone (default: the region's first)")
+@click.option("--iops", type=int, help="gp3 IOPS (3000-16000)")
+@click.option("--throughput", type=int, help="gp3 MiB/s (125-1000)")
+@click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="a tag (repeatable)")
+@click.pass_context
+def volumes_create(ctx, size, zone, iops, throughput, tags):
+    """Create a gp3 volume: a sparse qcow2 file in the cloud's storage pool."""
+    body = {"size": size, "tags": _tags(tags)}
+    body.update({k: v for k, v in (("zone", zone), ("iops", iops), ("throughput", throughput)) if v is not None})
+    v = client_of(ctx).call("POST", "/volumes", json=body)
+    emit(ctx, v, COLUMNS)
+
+
+@volumes.command("show")
+@click.argument("volume_id")
+@click.pass_context
+def volumes_show(ctx, volume_id):
+    """One volume."""
+    emit(ctx, client_of(ctx).call("GET", f"/volumes/{volume_id}"), COLUMNS + ["iops", "throughput", "snapshot_id"])
+
+
+@volumes.command("grow", short_help="Grow a volume or change its IOPS/throughput.")
+@click.argument("volume_id")
+@click.option("--size", type=int, help="the new size in GiB (volumes only grow)")
+@click.option("--iops", type=int)
+@click.option("--throughput", type=int)
+@click.pass_context
+def volumes_grow(ctx, volume_id, size, iops, throughput):
+    """Grow a volume, or change its gp3 IOPS/throughput."""
+    body = {k: v for k, v in (("size", size), ("iops", iops), ("throughput", throughput)) if v is not None}
+    if not body:
+        raise click.UsageError("give --size, --iops or --throughput")
+    emit(ctx, client_of(ctx).call("PATCH", f"/volumes/{volume_id}", json=body), COLUMNS)
+
+
+@volumes.command("rm", short_help="Delete an available volume.")
+@click.argument("volume_id")
+@click.pass_context
+def volumes_rm(ctx, volume_id):
+    """Delete an available volume (its data goes with it)."""
+    client_of(ctx).call("DELETE", f"/volumes/{volume_id}")
+    note(ctx, f"{volume_id} deleted")
