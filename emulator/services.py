@@ -107,6 +107,8 @@ class Cloud(Reconciling, Launching, GroupForwards, VolumeUseCases):
             c.execute(f"UPDATE instances SET {sets} WHERE id=?", (*fields.values(), inst_id))
             if "state" in fields:  # billing hook: the meter bills running time to this transition
                 record_state(c, inst_id, fields["state"], fields["updated_at"])
+        if fields.get("state") == "terminated":  # from every path: its volumes go or stay (DeleteOnTermination)
+            self.release_volumes(inst_id)
 
     def _apply_engine(self, inst: Instance, e: EngineInstance, **extra) -> Instance:
         details = {**inst.details, "engine": e.details}

@@ -456,12 +456,13 @@ MIGRATIONS: list[str] = [
     """,
     # 10: block storage. Volumes of their own (root = 0) next to the root-volume records
     # (root = 1, whose state follows their instance); a state; the snapshot a volume came
-    # from; when it was attached; the last ModifyVolume of each volume.
+    # from; when it was attached and the device its guest sees; the last ModifyVolume of each volume.
     """
     ALTER TABLE volumes ADD COLUMN root INTEGER NOT NULL DEFAULT 1;
     ALTER TABLE volumes ADD COLUMN state TEXT NOT NULL DEFAULT 'in-use';
     ALTER TABLE volumes ADD COLUMN snapshot_id TEXT NOT NULL DEFAULT '';
     ALTER TABLE volumes ADD COLUMN attached_at REAL;
+    ALTER TABLE volumes ADD COLUMN guest_device TEXT;
     CREATE TABLE volume_modifications (
         volume_id TEXT PRIMARY KEY REFERENCES volumes(id) ON DELETE CASCADE,
         owner TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,

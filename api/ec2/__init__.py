@@ -62,6 +62,8 @@ ACTIONS = {
     "ModifyVolume": volumes.modify_volume,
     "DescribeVolumesModifications": volumes.describe_volumes_modifications,
     "DeleteVolume": volumes.delete_volume,
+    "AttachVolume": volumes.attach_volume,
+    "DetachVolume": volumes.detach_volume,
     # launch templates (issue 16)
     "CreateLaunchTemplate": launch_templates.create_launch_template,
     "CreateLaunchTemplateVersion": launch_templates.create_launch_template_version,

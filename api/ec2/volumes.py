@@ -1,5 +1,6 @@
 """EBS on the EC2 wire: CreateVolume, DescribeVolumes, ModifyVolume,
-DescribeVolumesModifications, DeleteVolume. Parse, one service call, render."""
+DescribeVolumesModifications, DeleteVolume, AttachVolume, DetachVolume. Parse, one service
+call, render."""
 from __future__ import annotations
 
 import re
@@ -21,11 +22,17 @@ def _status(v) -> str:
     return "in-use" if v.root else v.state
 
 
+ATTACHMENT_STATUS = {"attaching": "attaching", "detaching": "detaching"}  # else attached
+
+
+def _attachment(v) -> dict:
+    return {"volumeId": v.id, "instanceId": v.instance_id, "device": v.device,
+            "status": "attached" if v.root else ATTACHMENT_STATUS.get(v.state, "attached"),
+            "attachTime": iso(v.attached_at or v.created_at), "deleteOnTermination": v.delete_on_termination}
+
+
 def _attachments(v) -> list[dict]:
-    if not v.instance_id:
-        return []
-    return [{"volumeId": v.id, "instanceId": v.instance_id, "device": v.device, "status": "attached",
-             "attachTime": iso(v.attached_at or v.created_at), "deleteOnTermination": v.delete_on_termination}]
+    return [_attachment(v)] if v.instance_id else []
 
 
 def volume_xml(cloud, v, tags: dict[str, str]) -> dict:
@@ -41,7 +48,7 @@ def describe_volumes(cloud, caller, p) -> dict:
     vols = cloud.describe_volumes(caller, values(p, "VolumeId") or None)
     tags = cloud.resource_tags.of(caller.id, [v.id for v in vols])
     region = cloud.config.region
-    attached = lambda v: "attached" if v.instance_id else None  # noqa: E731
+    attached = lambda v: _attachment(v)["status"] if v.instance_id else None  # noqa: E731
     table = {"volume-id": lambda v: v.id, "attachment.instance-id": lambda v: v.instance_id,
              "attachment.device": lambda v: v.device, "attachment.status": attached,
              "attachment.delete-on-termination": lambda v: v.delete_on_termination if v.instance_id else None,
@@ -126,3 +133,21 @@ def describe_volumes_modifications(cloud, caller, p) -> dict:
     mods = filtering.apply(p, mods, table)
     mods, token = filtering.page(p, mods, ids_param="VolumeId")
     return {"volumeModificationSet": [_modification_xml(m) for m in mods], "nextToken": token}
+
+
+@mutating
+def attach_volume(cloud, caller, p) -> dict:
+    vid, iid, device = required(p, "VolumeId"), required(p, "InstanceId"), required(p, "Device")
+    cloud.describe_volumes(caller, [vid])
+    cloud.get_instance(caller, iid)
+    dry_run(p)
+    return _attachment(cloud.attach_volume(caller, vid, iid, device))
+
+
+@mutating
+def detach_volume(cloud, caller, p) -> dict:
+    vid = required(p, "VolumeId")
+    cloud.describe_volumes(caller, [vid])
+    dry_run(p)
+    return _attachment(cloud.detach_volume(caller, vid, instance_id=p.get("InstanceId") or None,
+                                           device=p.get("Device") or None))

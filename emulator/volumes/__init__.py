@@ -46,6 +46,7 @@ class Volume:
     state: str = "in-use"           # a root volume's follows its instance: in-use while it lives
     snapshot_id: str = ""
     attached_at: float | None = None
+    guest_device: str | None = None  # where the instance's engine put it (/dev/vdc), when attached
 
     def zone(self, region: str) -> str:
         return region + self.zone_suffix
@@ -86,7 +87,7 @@ class Volumes:
     def _row(r) -> Volume:
         return Volume(r["id"], r["owner"], r["instance_id"], r["zone_suffix"], r["size_gib"], r["volume_type"],
                       r["iops"], r["throughput"], r["device"], bool(r["delete_on_termination"]), r["created_at"],
-                      bool(r["root"]), r["state"], r["snapshot_id"], r["attached_at"])
+                      bool(r["root"]), r["state"], r["snapshot_id"], r["attached_at"], r["guest_device"])
 
     def ensure_roots(self, owner: str, wanted: list[tuple[str, str, str, int]]) -> None:
         """(instance id, zone suffix, device, size GiB) for instances that need a root volume
@@ -141,11 +142,16 @@ class Volumes:
 
     def update(self, volume_id: str, **fields) -> None:
         allowed = {"state", "size_gib", "iops", "throughput", "instance_id", "device", "delete_on_termination",
-                   "attached_at"}
+                   "attached_at", "guest_device"}
         assert fields and set(fields) <= allowed, fields
         with self.store.tx() as c:
             c.execute(f"UPDATE volumes SET {', '.join(k + '=?' for k in fields)} WHERE id=?",
                       (*fields.values(), volume_id))
+
+    def attached_to(self, instance_id: str) -> list[Volume]:
+        """The volumes of their own attached to (or attaching to) an instance."""
+        return [self._row(r) for r in self.store.query(
+            "SELECT * FROM volumes WHERE root=0 AND instance_id=? ORDER BY attached_at", (instance_id,))]
 
     def remove(self, volume_id: str) -> None:
         with self.store.tx() as c:

@@ -19,6 +19,7 @@ from ..placement import placements
 from ..validation import tags as clean_tags
 from ..vpcs import ZONES
 from . import GIB, GP3, Volume
+from .attach import VolumeAttachments
 from .pool import VolumePool
 
 # gp3's bounds, as EC2 enforces them.
@@ -46,8 +47,9 @@ def _volume_type(value) -> str:
                            code="InvalidParameterValue")
 
 
-class VolumeUseCases:
-    """Mixed into Cloud; uses its store, config, locks, billing and resource tags."""
+class VolumeUseCases(VolumeAttachments):
+    """Mixed into Cloud; uses its store, config, locks, billing and resource tags. Attaching
+    and detaching are attach.py's."""
 
     @cached_property
     def volume_pool(self) -> VolumePool:

@@ -37,6 +37,9 @@ class FakePool:
         assert size_bytes >= self.sizes[volume_id]
         self.sizes[volume_id] = size_bytes
 
+    def file(self, volume_id: str):
+        return f"/pool/{volume_id}.qcow2"
+
     def allocated(self, volume_id: str) -> int:
         return self.written.get(volume_id, 0)
 
