@@ -22,7 +22,7 @@ def volume_dict(v, tags: dict[str, str]) -> dict:
     c = cloud()
     return {"id": v.id, "size_gib": v.size_gib, "zone": v.zone(c.config.region), "type": v.volume_type,
             "iops": v.iops, "throughput": v.throughput, "state": "in-use" if v.root else v.state, "root": v.root,
-            "instance_id": v.instance_id, "device": v.device,
+            "instance_id": v.instance_id, "device": v.device, "guest_device": v.guest_device,
             "delete_on_termination": v.delete_on_termination if v.instance_id else None,
             "snapshot_id": v.snapshot_id or None, "created_at": v.created_at, "tags": tags}
 

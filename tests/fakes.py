@@ -103,7 +103,7 @@ class FakeDriver(Driver):
         return o.get("usage") if o and o["state"] == "running" else None
 
     # -- volumes: disks by serial, named vdc, vdd ... in order, as the libvirt driver does --------
-    def attach_volume(self, engine_id: str, path, serial: str) -> str:
+    def attach_volume(self, engine_id: str, instance_id: str, path, serial: str, device: str) -> str:
         self.calls.append(("attach_volume", engine_id))
         if getattr(self, "fail_attach", False):
             raise EngineError("attach failed")
@@ -111,7 +111,7 @@ class FakeDriver(Driver):
         disks.setdefault(serial, f"/dev/vd{'cdefghijklmnopqrstuvwxyz'[len(disks)]}")
         return disks[serial]
 
-    def detach_volume(self, engine_id: str, serial: str) -> None:
+    def detach_volume(self, engine_id: str, instance_id: str, serial: str, device: str) -> None:
         self.calls.append(("detach_volume", engine_id))
         if getattr(self, "fail_detach", False):
             raise EngineError("the guest did not release the disk", code="VolumeDetachTimeout")

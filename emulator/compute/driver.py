@@ -156,12 +156,13 @@ class Driver(Protocol):
         """Re-open, after a server restart, the forwards this engine keeps a record of."""
 
     # -- volumes (block storage): an engine that cannot attach refuses -----------------------------
-    def attach_volume(self, engine_id: str, path: Path, serial: str) -> str:
+    def attach_volume(self, engine_id: str, instance_id: str, path: Path, serial: str, device: str) -> str:
         """Give the instance the volume file at `path`, named `serial` (the volume id without
-        its dash) where the engine allows; return the device the guest sees it as."""
+        its dash) where the engine allows, asked for as EC2 `device` (/dev/sdf); return where
+        the instance finds it (a VM's /dev/vdc, a container's /volumes/sdf)."""
         raise InvalidParameter(f"{self.name} instances cannot attach volumes", code="UnsupportedOperation")
 
-    def detach_volume(self, engine_id: str, serial: str) -> None:
+    def detach_volume(self, engine_id: str, instance_id: str, serial: str, device: str) -> None:
         """Take the volume back; an instance that no longer has it is not an error."""
         raise InvalidParameter(f"{self.name} instances cannot detach volumes", code="UnsupportedOperation")
 

@@ -63,7 +63,8 @@ class VolumeAttachments:
             self.volumes.update(vol.id, state="attaching", instance_id=inst.id, device=device, attached_at=time.time(),
                                 delete_on_termination=0)
             try:
-                guest = driver.attach_volume(inst.engine_id, self.volume_pool.file(vol.id), serial_of(vol.id))
+                guest = driver.attach_volume(inst.engine_id, inst.id, self.volume_pool.file(vol.id), serial_of(vol.id),
+                                             device)
             except BaseException:
                 self.volumes.update(vol.id, state="available", instance_id=None, device=None, attached_at=None)
                 raise
@@ -90,7 +91,7 @@ class VolumeAttachments:
             self.volumes.update(vol.id, state="detaching")
             try:
                 if inst is not None and inst.engine_id and inst.state != "terminated":
-                    self.driver(inst.kind).detach_volume(inst.engine_id, serial_of(vol.id))
+                    self.driver(inst.kind).detach_volume(inst.engine_id, inst.id, serial_of(vol.id), vol.device)
             except BaseException:
                 self.volumes.update(vol.id, state="in-use")
                 raise
@@ -112,18 +113,21 @@ class VolumeAttachments:
 
     def release_volumes(self, instance_id: str) -> None:
         """The instance is terminated: its volumes with DeleteOnTermination go (file and record),
-        the others become available. Called from every path that terminates an instance; the
-        engine object is gone already, so nothing is detached from it."""
+        the others become available. Called from every path that terminates an instance, after
+        its engine object went; the engine lets go of what it held beside it (a container's
+        host mount)."""
+        inst = self._row(instance_id)
         for vol in self.volumes.attached_to(instance_id):
             with self._locks.hold(vol.id):
-                if vol.delete_on_termination:
-                    try:
+                try:
+                    if inst is not None:
+                        self.driver(inst.kind).detach_volume(inst.engine_id or "", inst.id, serial_of(vol.id),
+                                                             vol.device)
+                    if vol.delete_on_termination:
                         self.volume_pool.delete(vol.id)
-                    except CloudError as e:  # the record stays (available), so the file is not lost track of
-                        log.warning("volume %s of terminated %s could not be deleted: %s", vol.id, instance_id, e)
-                    else:
                         self._forget_volume(vol.id)
                         continue
+                except CloudError as e:  # the record stays (available), so the file is not lost track of
+                    log.warning("volume %s of terminated %s was not released cleanly: %s", vol.id, instance_id, e)
                 self.volumes.update(vol.id, state="available", instance_id=None, device=None, attached_at=None,
                                     guest_device=None, delete_on_termination=0)
-

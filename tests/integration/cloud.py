@@ -209,15 +209,19 @@ def remove_leftovers(server: Server, docker_client) -> tuple[list[str], list[str
 
 
 def remove_volume_pool(server: Server) -> list[str]:
-    """Remove a cloud's storage pool (and any volume file still in it); return the ids of the
-    volumes that were still there (a test that created one and did not delete it)."""
+    """Remove a cloud's storage pool (and any volume file still in it), its containers' host
+    mounts and exports; return what was still there (volume ids, mount points): a test that
+    created a volume and did not delete it, or a mount its detach did not undo."""
+    from emulator.compute.hostmount import HostMounts
     from emulator.volumes.pool import VolumePool
 
     home = Path(server.home)
     config = Config(home=home)
+    mounts = HostMounts(home / "volume-mounts", home / "volume-run")
+    left = mounts.exports() + mounts.remove_all()
     pool = VolumePool(config.libvirt_uri, config.instance_label, home / "volumes")
-    left = pool.files()
-    for vid in left:
+    left += pool.files()
+    for vid in pool.files():
         pool.file(vid).unlink()
     pool.remove()
     return left

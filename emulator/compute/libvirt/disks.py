@@ -58,7 +58,7 @@ class VolumeDisks:
         config = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE) if dom.isPersistent() else None
         return live, config
 
-    def attach_volume(self, engine_id: str, path: Path, serial: str) -> str:
+    def attach_volume(self, engine_id: str, instance_id: str, path: Path, serial: str, device: str) -> str:
         dom = self._dom(engine_id)
         with engine_errors(f"attach a volume to {engine_id}"):
             live, config = self._xmls(dom)
@@ -74,7 +74,7 @@ class VolumeDisks:
             dom.attachDeviceFlags(disk_xml(path, free[0], serial), flags)
         return "/dev/" + free[0]
 
-    def detach_volume(self, engine_id: str, serial: str) -> None:
+    def detach_volume(self, engine_id: str, instance_id: str, serial: str, device: str) -> None:
         """Unplug from the running guest (waiting until it let go), then from the definition.
         A volume already gone is not an error (a retried detach)."""
         try:
