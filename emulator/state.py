@@ -456,7 +456,8 @@ MIGRATIONS: list[str] = [
     """,
     # 10: block storage. Volumes of their own (root = 0) next to the root-volume records
     # (root = 1, whose state follows their instance); a state; the snapshot a volume came
-    # from; when it was attached and the device its guest sees; the last ModifyVolume of each volume.
+    # from; when it was attached and the device its guest sees; the last ModifyVolume of each volume;
+    # snapshots (their files live apart from the volumes, so a snapshot outlives its volume).
     """
     ALTER TABLE volumes ADD COLUMN root INTEGER NOT NULL DEFAULT 1;
     ALTER TABLE volumes ADD COLUMN state TEXT NOT NULL DEFAULT 'in-use';
@@ -470,7 +471,19 @@ MIGRATIONS: list[str] = [
         target TEXT NOT NULL,
         started_at REAL NOT NULL,
         finished_at REAL
-    )
+    );
+    CREATE TABLE snapshots (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        volume_id TEXT NOT NULL,
+        volume_size INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        description TEXT NOT NULL DEFAULT '',
+        source_snapshot_id TEXT NOT NULL DEFAULT '',
+        stored_bytes INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX snapshots_owner ON snapshots(owner)
     """,
 ]
 

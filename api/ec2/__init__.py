@@ -7,7 +7,7 @@ from emulator.errors import Unauthorized
 
 from ..errors import DryRunOperation, ec2_error
 from ..query import QueryService, create_query_app
-from . import attributes, catalog, instances, launch_templates, resources, security_groups, unserved, volumes, vpcs
+from . import attributes, catalog, instances, launch_templates, resources, security_groups, snapshots, unserved, volumes, vpcs
 from .params import boolean
 from .xml import response
 
@@ -64,6 +64,10 @@ ACTIONS = {
     "DeleteVolume": volumes.delete_volume,
     "AttachVolume": volumes.attach_volume,
     "DetachVolume": volumes.detach_volume,
+    "CreateSnapshot": snapshots.create_snapshot,
+    "DescribeSnapshots": snapshots.describe_snapshots,
+    "CopySnapshot": snapshots.copy_snapshot,
+    "DeleteSnapshot": snapshots.delete_snapshot,
     # launch templates (issue 16)
     "CreateLaunchTemplate": launch_templates.create_launch_template,
     "CreateLaunchTemplateVersion": launch_templates.create_launch_template_version,

@@ -16,8 +16,7 @@ from emulator.errors import InvalidParameter
 from .params import mutating
 
 LATER = {
-    "block storage's snapshots": (
-        "CreateSnapshot", "CreateSnapshots", "DeleteSnapshot", "CopySnapshot"),
+    "block storage's multi-volume snapshots": ("CreateSnapshots",),
     "VPC networking (addresses, gateways, route tables, interfaces and peering beyond the default VPC)": (
         "AllocateAddress", "AssociateAddress", "DisassociateAddress", "ReleaseAddress", "CreateInternetGateway",
         "AttachInternetGateway", "DetachInternetGateway", "DeleteInternetGateway", "CreateNatGateway",

@@ -3,16 +3,11 @@ DescribeVolumesModifications, DeleteVolume, AttachVolume, DetachVolume. Parse, o
 call, render."""
 from __future__ import annotations
 
-import re
-
-from emulator.errors import InvalidParameter, NotFound
+from emulator.errors import InvalidParameter
 
 from . import filtering
 from .params import boolean, dry_run, integer, mutating, required, tag_specifications, values
 from .wire import iso
-
-SNAPSHOT_ID = re.compile(r"snap-[0-9a-f]{17}")
-
 
 def _tag_set(tags: dict[str, str]) -> list[dict]:
     return [{"key": k, "value": v} for k, v in tags.items()]
@@ -76,19 +71,16 @@ def _refuse_unoffered(p) -> None:
 @mutating
 def create_volume(cloud, caller, p) -> dict:
     _refuse_unoffered(p)
-    snapshot = p.get("SnapshotId")
-    if snapshot:
-        if not SNAPSHOT_ID.fullmatch(snapshot):
-            raise InvalidParameter(f"Invalid id: \"{snapshot[:40]}\" (expecting \"snap-...\")",
-                                   code="InvalidSnapshotID.Malformed")
-        raise NotFound(f"The snapshot '{snapshot}' does not exist.", code="InvalidSnapshot.NotFound")
+    snapshot = p.get("SnapshotId") or None
     request = {"zone": required(p, "AvailabilityZone"), "size_gib": integer(p, "Size", high=1 << 40),
                "volume_type": p.get("VolumeType"), "iops": integer(p, "Iops", high=1 << 40),
                "throughput": integer(p, "Throughput", high=1 << 40),
                "tags": tag_specifications(p, ("volume",)).get("volume")}
+    if snapshot:  # its size by default, never less
+        request["size_gib"] = cloud.snapshot_for_volume(caller, snapshot, request["size_gib"])[1]
     cloud.volume_request(**request)
     dry_run(p)
-    v = cloud.create_volume(caller, **request)
+    v = cloud.create_volume(caller, snapshot_id=snapshot, **request)
     return volume_xml(cloud, v, cloud.resource_tags.of(caller.id, [v.id]).get(v.id, {}))
 
 

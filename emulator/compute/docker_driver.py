@@ -223,6 +223,10 @@ class DockerDriver(Driver):
                                    code="UnsupportedOperation")
         return self.mounts.mount(serial, path, instance_id, device.rsplit("/", 1)[-1])
 
+    def snapshot_volume(self, engine_id: str, instance_id: str, serial: str, device: str, source, target) -> bool:
+        return self.mounts is not None and self.mounts.snapshot(serial, instance_id, device.rsplit("/", 1)[-1],
+                                                                source, target)
+
     def detach_volume(self, engine_id: str, instance_id: str, serial: str, device: str) -> None:
         if self.mounts is None:
             return

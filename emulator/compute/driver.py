@@ -166,6 +166,13 @@ class Driver(Protocol):
         """Take the volume back; an instance that no longer has it is not an error."""
         raise InvalidParameter(f"{self.name} instances cannot detach volumes", code="UnsupportedOperation")
 
+    def snapshot_volume(self, engine_id: str, instance_id: str, serial: str, device: str, source: Path,
+                        target: Path) -> bool:
+        """Copy the attached volume (file `source`) to the qcow2 file `target`, crash-consistent
+        while the instance goes on writing; False when the engine is not writing to it (the
+        caller copies the file itself)."""
+        return False
+
     def volume_disks(self, engine_id: str) -> dict[str, str]:
         """serial -> guest device of the volumes the engine says the instance has."""
         return {}

@@ -21,6 +21,7 @@ from ..vpcs import ZONES
 from . import GIB, GP3, Volume
 from .attach import VolumeAttachments
 from .pool import VolumePool
+from .snapshots import SnapshotUseCases, snapshot_gib
 
 # gp3's bounds, as EC2 enforces them.
 SIZE_GIB = (1, 16384)
@@ -47,9 +48,9 @@ def _volume_type(value) -> str:
                            code="InvalidParameterValue")
 
 
-class VolumeUseCases(VolumeAttachments):
+class VolumeUseCases(VolumeAttachments, SnapshotUseCases):
     """Mixed into Cloud; uses its store, config, locks, billing and resource tags. Attaching
-    and detaching are attach.py's."""
+    and detaching are attach.py's, snapshots snapshots.py's."""
 
     @cached_property
     def volume_pool(self) -> VolumePool:
@@ -62,8 +63,13 @@ class VolumeUseCases(VolumeAttachments):
             tags = {}
             for owner in {v.owner for v in vols}:
                 tags.update(self.resource_tags.of(owner, [v.id for v in vols if v.owner == owner]))
+            snaps = [s for s in self.all_snapshots() if s.state == "completed"]
+            for owner in {s.owner for s in snaps}:
+                tags.update(self.resource_tags.of(owner, [s.id for s in snaps if s.owner == owner]))
             return [BlockItem(v.id, v.owner, "volume", float(v.size_gib), v.volume_type, v.instance_id,
-                              v.created_at, tags.get(v.id, {}), v.state) for v in vols if v.state != "creating"]
+                              v.created_at, tags.get(v.id, {}), v.state) for v in vols if v.state != "creating"] + [
+                BlockItem(s.id, s.owner, "snapshot", snapshot_gib(s), created_at=s.created_at,
+                          tags=tags.get(s.id, {}), state=s.state) for s in snaps]
 
         self.billing.add_block_source(source)
 
@@ -126,19 +132,25 @@ class VolumeUseCases(VolumeAttachments):
                                        "Throughput"),
                 "tags": clean_tags(tags)}
 
-    def create_volume(self, caller, **request) -> Volume:
-        """See volume_request for the arguments."""
+    def create_volume(self, caller, *, snapshot_id: str | None = None, **request) -> Volume:
+        """See volume_request for the arguments; with a snapshot, its data (and by default its
+        size: never less)."""
+        if snapshot_id:
+            snapshot_id, request["size_gib"] = self.snapshot_for_volume(caller, snapshot_id, request.get("size_gib"))
         r = self.volume_request(**request)
         size, clean = r["size_gib"], r["tags"]
         zone_suffix = r["zone"][len(self.config.region):]
         with self._locks.hold(CAPACITY_LOCK):
             self._check_room(caller, size, new_volume=True)
-            vol = self.volumes.insert(caller.id, zone_suffix, size, r["iops"], r["throughput"])
+            vol = self.volumes.insert(caller.id, zone_suffix, size, r["iops"], r["throughput"], snapshot_id or "")
             try:
                 if clean:
                     self.resource_tags.set(caller.id, [vol.id], clean)
                 self.volume_pool.create(vol.id, size * GIB)
+                if snapshot_id:
+                    self.fill_from_snapshot(caller, snapshot_id, vol.id)
             except BaseException:
+                self.volume_pool.delete(vol.id)
                 self._forget_volume(vol.id)
                 raise
             self.volumes.update(vol.id, state="available")

@@ -210,8 +210,9 @@ def remove_leftovers(server: Server, docker_client) -> tuple[list[str], list[str
 
 def remove_volume_pool(server: Server) -> list[str]:
     """Remove a cloud's storage pool (and any volume file still in it), its containers' host
-    mounts and exports; return what was still there (volume ids, mount points): a test that
-    created a volume and did not delete it, or a mount its detach did not undo."""
+    mounts and exports, its snapshot files; return what was still there (volume and snapshot
+    ids, mount points): a test that created one and did not delete it, or a mount its detach
+    did not undo."""
     from emulator.compute.hostmount import HostMounts
     from emulator.volumes.pool import VolumePool
 
@@ -223,5 +224,8 @@ def remove_volume_pool(server: Server) -> list[str]:
     left += pool.files()
     for vid in pool.files():
         pool.file(vid).unlink()
+    for snap in (home / "snapshots").glob("snap-*.qcow2"):
+        left.append(snap.stem)
+        snap.unlink()
     pool.remove()
     return left

@@ -42,6 +42,11 @@ def _targets(xml: str) -> set[str]:
     return {t.get("dev") for t in ET.fromstring(xml).iter("target") if t.get("dev")}
 
 
+def _disk_targets(xml: str) -> set[str]:
+    return {d.find("target").get("dev") for d in ET.fromstring(xml).iter("disk")
+            if d.get("device", "disk") == "disk" and d.find("target") is not None}
+
+
 def disk_xml(path: Path, target: str, serial: str) -> str:
     return (f"<disk type='file' device='disk'><driver name='qemu' type='qcow2' discard='unmap'/>"
             f"<source file={quoteattr(str(path))}/><target dev='{target}' bus='virtio'/>"
@@ -94,6 +99,46 @@ class VolumeDisks:
                     time.sleep(0.2)
             if config and serial in attached(config):
                 dom.detachDeviceFlags(self._disk_of(config, serial), libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+
+    def snapshot_volume(self, engine_id: str, instance_id: str, serial: str, device: str, source: Path,
+                        target: Path) -> bool:
+        """A push backup of the running domain's disk: QEMU copies it as it was when the backup
+        began (copy-before-write) while the guest goes on. False when the domain does not run
+        (the file is still, the caller copies it)."""
+        try:
+            dom = self._dom(engine_id)
+        except NotFound:
+            return False
+        with engine_errors(f"snapshot a volume of {engine_id}"):
+            if not dom.isActive():
+                return False
+            live = dom.XMLDesc(0)
+            disks = attached(live)
+            if serial not in disks:
+                return False
+            others = "".join(f"<disk name='{t}' backup='no'/>" for t in sorted(_disk_targets(live))
+                             if t != disks[serial])
+            dom.backupBegin(f"<domainbackup mode='push'><disks><disk name='{disks[serial]}' backup='yes' type='file'>"
+                            f"<driver type='qcow2'/><target file={quoteattr(str(target))}/></disk>{others}"
+                            "</disks></domainbackup>", None, 0)
+            deadline = time.monotonic() + 3600
+            while self._backup_running(dom):
+                if time.monotonic() > deadline:
+                    dom.abortJob()
+                    raise EngineError(f"the snapshot of {serial} did not finish within an hour")
+                time.sleep(0.1)
+            stats = dom.jobStats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED)
+            if stats.get("type") != libvirt.VIR_DOMAIN_JOB_COMPLETED:
+                raise EngineError(f"the snapshot of {serial} failed: {stats.get('errmsg') or stats}")
+        return True
+
+    @staticmethod
+    def _backup_running(dom) -> bool:
+        try:
+            dom.backupGetXMLDesc(0)
+            return True
+        except libvirt.libvirtError:
+            return False
 
     @staticmethod
     def _disk_of(xml: str, serial: str) -> str:
