@@ -1,6 +1,7 @@
 """A volume on real VMs (libvirt + QEMU, the tiny image): hot-plugged into a running guest,
-formatted and written from inside, detached, attached to another VM and read back; a second
-attach is refused while the first holds it; DeleteOnTermination as each volume says."""
+formatted and written from inside, snapshotted while attached, detached, attached to another
+VM and read back; the snapshot restored holds its point in time; a second attach is refused
+while the first holds it; DeleteOnTermination as each volume says."""
 from __future__ import annotations
 
 import time
@@ -40,10 +41,12 @@ def test_a_volume_moves_between_running_vms_with_its_data(server, user):
     ec2 = ec2_for(server, user)
     a = user.ok("POST", "/instances", 201, json={"kind": "vm", "image": "tiny", "type": "t2.nano"})
     b = user.ok("POST", "/instances", 201, json={"kind": "vm", "image": "tiny", "type": "t2.nano"})
-    vid = None
+    made: list[str] = []
+    snap = None
     try:
         a, b = user.wait_state(a["id"]), user.wait_state(b["id"])
         vid = ec2.create_volume(AvailabilityZone="us-east-1a", Size=1)["VolumeId"]
+        made.append(vid)
         serial = vid.replace("-", "")
 
         att = ec2.attach_volume(VolumeId=vid, InstanceId=a["id"], Device="/dev/sdf")
@@ -54,6 +57,9 @@ def test_a_volume_moves_between_running_vms_with_its_data(server, user):
         assert dev.startswith("/dev/vd")
         sh(user, a["id"], f"mke2fs -q {dev} && mkdir -p /mnt/v && mount {dev} /mnt/v && "
                           "echo written-in-a > /mnt/v/proof && sync && umount /mnt/v")
+        # a snapshot while the guest runs with the disk (a libvirt push backup), then more writes
+        snap = ec2.create_snapshot(VolumeId=vid)["SnapshotId"]
+        sh(user, a["id"], f"mount {dev} /mnt/v && echo after-snapshot > /mnt/v/proof && sync && umount /mnt/v")
         assert code_of(lambda: ec2.attach_volume(VolumeId=vid, InstanceId=b["id"], Device="/dev/sdf")) == "VolumeInUse"
         assert code_of(lambda: ec2.delete_volume(VolumeId=vid)) == "VolumeInUse"
 
@@ -65,14 +71,29 @@ def test_a_volume_moves_between_running_vms_with_its_data(server, user):
         wait_volume(ec2, vid, "in-use")
         dev = sh(user, b["id"], FIND.format(serial=serial)).strip()
         out = sh(user, b["id"], f"mkdir -p /mnt/v && mount {dev} /mnt/v && cat /mnt/v/proof && umount /mnt/v")
-        assert out.strip() == "written-in-a"
+        assert out.strip() == "after-snapshot"
 
-        # terminating b keeps the volume (DeleteOnTermination false for an attached volume)
+        # the snapshot holds the point in time it was taken at
+        restored = ec2.create_volume(AvailabilityZone="us-east-1a", SnapshotId=snap)["VolumeId"]
+        made.append(restored)
+        ec2.attach_volume(VolumeId=restored, InstanceId=b["id"], Device="/dev/sdh")
+        dev = sh(user, b["id"], FIND.format(serial=restored.replace("-", ""))).strip()
+        out = sh(user, b["id"], f"mkdir -p /mnt/r && mount {dev} /mnt/r && cat /mnt/r/proof && umount /mnt/r")
+        assert out.strip() == "written-in-a"
+        ec2.modify_instance_attribute(InstanceId=b["id"], BlockDeviceMappings=[
+            {"DeviceName": "/dev/sdh", "Ebs": {"DeleteOnTermination": True}}])
+
+        # terminating b keeps the volume (DeleteOnTermination false for an attached volume) and
+        # deletes the restored one (set true above)
         user.ok("DELETE", f"/instances/{b['id']}")
         v = wait_volume(ec2, vid, "available")
         assert v["Attachments"] == []
+        assert code_of(lambda: ec2.describe_volumes(VolumeIds=[restored])) == "InvalidVolume.NotFound"
+        made.remove(restored)
     finally:
         for inst in (a, b):
             user("DELETE", f"/instances/{inst['id']}")
-        if vid:
-            ec2.delete_volume(VolumeId=vid)
+        for v in made:
+            ec2.delete_volume(VolumeId=v)
+        if snap:
+            ec2.delete_snapshot(SnapshotId=snap)
