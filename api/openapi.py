@@ -282,6 +282,9 @@ PATHS: dict[str, dict[str, dict]] = {
                     body=_body({"size": INT, "iops": INT, "throughput": INT})),
         "delete": op("Delete an available volume and its file", 204, *AUTHED, 409, *ENGINE, tag="volumes",
                      params=(_param("volume_id", "path"),))},
+    "/api/v1/volumes/{volume_id}/internals": {
+        "get": op("A volume's file, qcow2 chain and attachment as the host has them", 200, *AUTHED, *ENGINE,
+                  tag="volumes", params=(_param("volume_id", "path"),))},
     "/api/v1/billing/hygiene": {
         "get": op("Idle and forgotten resources", 200, *AUTHED, tag="billing", params=(
             ACCOUNT_Q, _param("idle_minutes"), _param("cpu_percent"), _param("untouched_days"),

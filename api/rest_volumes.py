@@ -6,6 +6,7 @@
     GET    /api/v1/volumes/ID
     PATCH  /api/v1/volumes/ID  {"size"?, "iops"?, "throughput"?}   grow (never shrink)
     DELETE /api/v1/volumes/ID
+    GET    /api/v1/volumes/ID/internals     its qcow2 file and chain, where the instance sees it
 """
 from __future__ import annotations
 
@@ -53,6 +54,12 @@ def create_volume():
 @authenticated
 def get_volume(volume_id: str):
     return jsonify(_render(cloud().describe_volumes(g.account, [volume_id]))[0])
+
+
+@bp.get("/volumes/<volume_id>/internals")
+@authenticated
+def volume_internals(volume_id: str):
+    return jsonify(cloud().volume_internals(g.account, volume_id))
 
 
 @bp.patch("/volumes/<volume_id>")

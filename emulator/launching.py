@@ -49,9 +49,9 @@ class Launching:
     def _launch_pool(self) -> ThreadPoolExecutor:
         return ThreadPoolExecutor(max_workers=self.config.launch_workers, thread_name_prefix="vm-launch")
 
-    def fault(self, step: str) -> None:
+    def fault(self, step: str, op: str = "launch") -> None:
         """Die here, as kill -9 would, when the fault hook names this step (crash tests only)."""
-        if self.config.fault != f"launch:after-{step}":
+        if self.config.fault != f"{op}:after-{step}":
             return
         log.warning("fault hook %s: killing the server", self.config.fault)
         parent = os.getppid()

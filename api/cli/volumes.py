@@ -76,3 +76,11 @@ def volumes_rm(ctx, volume_id):
     """Delete an available volume (its data goes with it)."""
     client_of(ctx).call("DELETE", f"/volumes/{volume_id}")
     note(ctx, f"{volume_id} deleted")
+
+
+@volumes.command("internals", short_help="Open the lid: the file, qcow2 chain, device.")
+@click.argument("volume_id")
+@click.pass_context
+def volumes_internals(ctx, volume_id):
+    """What the volume is on the host: its file in the pool, the qcow2 chain, where its instance sees it."""
+    emit(ctx, client_of(ctx).call("GET", f"/volumes/{volume_id}/internals"))

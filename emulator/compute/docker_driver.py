@@ -227,6 +227,16 @@ class DockerDriver(Driver):
         return self.mounts is not None and self.mounts.snapshot(serial, instance_id, device.rsplit("/", 1)[-1],
                                                                 source, target)
 
+    def volume_disks(self, engine_id: str) -> dict[str, str]:
+        if self.mounts is None:
+            return {}
+        try:
+            with _engine_errors(f"container {engine_id[:12]}"):
+                labels = self.client.api.inspect_container(engine_id)["Config"]["Labels"] or {}
+        except NotFound:
+            return {}
+        return self.mounts.mounted(labels.get(LABEL_INSTANCE, "")) if labels.get(LABEL_INSTANCE) else {}
+
     def detach_volume(self, engine_id: str, instance_id: str, serial: str, device: str) -> None:
         if self.mounts is None:
             return

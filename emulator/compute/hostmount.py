@@ -192,6 +192,22 @@ class HostMounts:
                 sub.rmdir()
             d.rmdir()
 
+    def mounted(self, instance_id: str) -> dict[str, str]:
+        """serial -> path in the container of the volumes mounted for an instance (the loop
+        device's backing file is RUN/<serial>.raw)."""
+        d = str(self.root / self._name(instance_id.replace("-", ""))) + "/"
+        out = {}
+        for mp, source in mountpoints().items():
+            if not mp.startswith(d) or not source.startswith("/dev/loop"):
+                continue
+            try:
+                backing = Path(f"/sys/block/{source[5:]}/loop/backing_file").read_text().strip()
+            except OSError:
+                continue
+            if backing.startswith(str(self.run) + "/") and backing.endswith(".raw"):
+                out[Path(backing).stem] = f"{TARGET}/{mp[len(d):]}"
+        return out
+
     def exports(self) -> list[str]:
         """Serials with a daemon pidfile (for the leak check and reconcile)."""
         return sorted(p.stem for p in self.run.glob("*.pid")) if self.run.exists() else []

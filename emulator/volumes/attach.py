@@ -68,6 +68,7 @@ class VolumeAttachments:
             except BaseException:
                 self.volumes.update(vol.id, state="available", instance_id=None, device=None, attached_at=None)
                 raise
+            self.fault("engine-attach", op="volume")  # crash tests: POCKETCLOUD_FAULT=volume:after-engine-attach
             self.volumes.update(vol.id, state="in-use", guest_device=guest)
         return self.volumes.get(caller.id, vol.id)
 
@@ -131,3 +132,40 @@ class VolumeAttachments:
                     log.warning("volume %s of terminated %s was not released cleanly: %s", vol.id, instance_id, e)
                 self.volumes.update(vol.id, state="available", instance_id=None, device=None, attached_at=None,
                                     guest_device=None, delete_on_termination=0)
+
+    # -- after a crash --------------------------------------------------------------------------------
+    def reconcile_volumes(self) -> list[str]:
+        """Settle what a server that died left half-done: a create or delete (the file goes),
+        an attach or detach (the engine says whether the instance has the volume). An
+        operation of this server holds the volume's lock, so it is waited for, never undone."""
+        report: list[str] = []
+        for vol in self.volumes.data():
+            if vol.state in ("available", "in-use", "error"):
+                continue
+            with self._locks.hold(vol.id):
+                vol = next((v for v in self.volumes.data(vol.owner) if v.id == vol.id), None)
+                if vol is None or vol.state in ("available", "in-use", "error"):
+                    continue
+                try:
+                    self._settle_volume(vol, report)
+                except CloudError as e:
+                    log.warning("reconcile: volume %s (%s) not settled yet: %s", vol.id, vol.state, e)
+        return report
+
+    def _settle_volume(self, vol: Volume, report: list[str]) -> None:
+        if vol.state in ("creating", "deleting"):
+            self.volume_pool.delete(vol.id)
+            self._forget_volume(vol.id)
+            report.append(f"{vol.id}: {vol.state} rolled back")
+            return
+        inst = self._row(vol.instance_id) if vol.instance_id else None
+        disks = {}
+        if inst is not None and inst.engine_id and inst.state != "terminated":
+            disks = self.driver(inst.kind).volume_disks(inst.engine_id)
+        if serial_of(vol.id) in disks:
+            self.volumes.update(vol.id, state="in-use", guest_device=disks[serial_of(vol.id)])
+            report.append(f"{vol.id}: {vol.state} settled in-use")
+        else:
+            self.volumes.update(vol.id, state="available", instance_id=None, device=None, attached_at=None,
+                                guest_device=None, delete_on_termination=0)
+            report.append(f"{vol.id}: {vol.state} settled available")

@@ -21,7 +21,7 @@ from ..vpcs import ZONES
 from . import GIB, GP3, Volume
 from .attach import VolumeAttachments
 from .pool import VolumePool
-from .snapshots import SnapshotUseCases, snapshot_gib
+from .snapshots import SnapshotUseCases, qemu_img_output, snapshot_gib
 
 # gp3's bounds, as EC2 enforces them.
 SIZE_GIB = (1, 16384)
@@ -227,3 +227,28 @@ class VolumeUseCases(VolumeAttachments, SnapshotUseCases):
         return [self._modification(r["volume_id"], json.loads(r["original"]), json.loads(r["target"]),
                                    r["started_at"], r["finished_at"])
                 for r in rows if not ids or r["volume_id"] in ids]
+
+    # -- open the lid -------------------------------------------------------------------------------
+    def volume_internals(self, caller, volume_id: str) -> dict:
+        """What a volume is on this host: its file in the pool and qemu-img's view of it (format,
+        sizes, the backing chain), and where its instance sees it."""
+        vol = self._own_volume(caller, volume_id)
+        if vol.root:
+            raise InvalidParameter(f"{vol.id} is a root volume: see its instance's internals (its disk overlay)",
+                                   code="UnsupportedOperation")
+        path = self.volume_pool.file(vol.id)
+        info = json.loads(qemu_img_output(["info", "-U", "--output=json", "--backing-chain", str(path)],
+                                          f"look at {vol.id}"))
+        out = {"volume_id": vol.id, "state": vol.state, **self.volume_pool.describe(), "file": str(path),
+               "size_bytes": vol.size_gib * GIB, "allocated_bytes": self.volume_pool.allocated(vol.id),
+               "chain": [{"file": i.get("filename"), "format": i.get("format"), "virtual_size": i.get("virtual-size"),
+                          "actual_size": i.get("actual-size")} for i in (info if isinstance(info, list) else [info])],
+               "snapshot_id": vol.snapshot_id or None, "attachment": None}
+        if vol.instance_id:
+            inst = self._row(vol.instance_id)
+            how = ("a virtio disk of the domain, hot-plugged; serial " if inst.kind == "vm" else
+                   "a filesystem mounted by the host (qemu-storage-daemon FUSE export, loop device) and seen by "
+                   "the container through mount propagation; export ")
+            out["attachment"] = {"instance_id": inst.id, "kind": inst.kind, "device": vol.device,
+                                 "guest_device": vol.guest_device, "how": how + vol.id.replace("-", "")}
+        return out

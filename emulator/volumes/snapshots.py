@@ -40,7 +40,7 @@ class Snapshot:
     created_at: float
 
 
-def qemu_img(args: list[str], what: str, timeout: float = 3600) -> None:
+def qemu_img_output(args: list[str], what: str, timeout: float = 3600) -> str:
     try:
         res = subprocess.run(["qemu-img", *args], capture_output=True, text=True, timeout=timeout)
     except FileNotFoundError:
@@ -49,6 +49,11 @@ def qemu_img(args: list[str], what: str, timeout: float = 3600) -> None:
         raise EngineError(f"{what}: qemu-img did not finish within {timeout:.0f}s") from None
     if res.returncode != 0:
         raise EngineError(f"{what}: qemu-img {args[0]}: {res.stderr.strip()[-400:]}")
+    return res.stdout
+
+
+def qemu_img(args: list[str], what: str, timeout: float = 3600) -> None:
+    qemu_img_output(args, what, timeout)
 
 
 def allocated(path: Path) -> int:

@@ -117,3 +117,24 @@ def test_a_stopped_instance_takes_a_volume_and_the_terminated_one_does_not(setup
     with pytest.raises(InvalidState) as e:
         cloud.attach_volume(cloud.me, vol.id, inst.id, "/dev/sdf")
     assert e.value.code == "IncorrectInstanceState"
+
+
+def test_reconcile_settles_what_a_dead_server_left_half_done(setup):
+    cloud, inst, vol = setup
+    fake = cloud.drivers["container"]
+    gone = cloud.create_volume(cloud.me, zone=vol.zone(cloud.config.region), size_gib=1)
+    spare = cloud.create_volume(cloud.me, zone=vol.zone(cloud.config.region), size_gib=1)
+    # as a server killed mid-way would leave them: attached on the engine but recorded attaching;
+    # recorded attaching but never reached the engine; a create that never finished
+    cloud.attach_volume(cloud.me, vol.id, inst.id, "/dev/sdf")
+    cloud.volumes.update(vol.id, state="attaching")
+    cloud.volumes.update(spare.id, state="attaching", instance_id=inst.id, device="/dev/sdg")
+    cloud.volumes.update(gone.id, state="creating")
+    report = cloud.reconcile()["volumes"]
+    assert sorted(report) == sorted([f"{vol.id}: attaching settled in-use", f"{spare.id}: attaching settled available",
+                                     f"{gone.id}: creating rolled back"])
+    states = {v.id: (v.state, v.instance_id) for v in cloud.describe_volumes(cloud.me) if not v.root}
+    assert states == {vol.id: ("in-use", inst.id), spare.id: ("available", None)}
+    assert gone.id not in cloud.volume_pool.sizes
+    assert fake.volume_disks(inst.engine_id) == {vol.id.replace("-", ""): "/dev/vdc"}
+    assert cloud.reconcile()["volumes"] == []
