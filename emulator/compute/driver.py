@@ -173,6 +173,11 @@ class Driver(Protocol):
         caller copies the file itself)."""
         return False
 
+    def grow_volume(self, engine_id: str, serial: str, size_bytes: int) -> bool:
+        """Grow an attached volume through the engine, so the instance is told; False when
+        this engine cannot (the caller refuses: detach first)."""
+        return False
+
     def volume_disks(self, engine_id: str) -> dict[str, str]:
         """serial -> guest device of the volumes the engine says the instance has."""
         return {}

@@ -19,7 +19,7 @@ from ..placement import placements
 from ..validation import tags as clean_tags
 from ..vpcs import ZONES
 from . import GIB, GP3, Volume
-from .attach import VolumeAttachments
+from .attach import VolumeAttachments, serial_of
 from .pool import VolumePool
 from .snapshots import SnapshotUseCases, qemu_img_output, snapshot_gib
 
@@ -201,11 +201,10 @@ class VolumeUseCases(VolumeAttachments, SnapshotUseCases):
         with self._locks.hold(CAPACITY_LOCK), self._locks.hold(vol.id):
             vol = self.volumes.get(caller.id, vol.id)
             if size > vol.size_gib:
-                if vol.state != "available":
-                    raise InvalidState(f"Volume {vol.id} is {vol.state}: grow it while it is available",
-                                       code="IncorrectState")
+                if vol.state not in ("available", "in-use"):
+                    raise InvalidState(f"Volume {vol.id} is {vol.state}", code="IncorrectState")
                 self._check_room(caller, size - vol.size_gib, new_volume=False)
-                self.volume_pool.grow(vol.id, size * GIB)
+                self._grow(caller, vol, size * GIB)
             self.volumes.update(vol.id, size_gib=size, iops=iops, throughput=throughput)
         original = {"size": vol.size_gib, "iops": vol.iops, "throughput": vol.throughput, "type": vol.volume_type}
         target = {"size": size, "iops": iops, "throughput": throughput, "type": vol.volume_type}
@@ -214,6 +213,19 @@ class VolumeUseCases(VolumeAttachments, SnapshotUseCases):
                       " finished_at) VALUES (?,?,?,?,?,?)",
                       (vol.id, caller.id, json.dumps(original), json.dumps(target), started, time.time()))
         return self._modification(vol.id, original, target, started, time.time())
+
+    def _grow(self, caller, vol: Volume, size_bytes: int) -> None:
+        """A running VM grows its disk live; a stopped one, or a detached volume, through the
+        file; a container's filesystem cannot grow under its mount here (detach first)."""
+        inst = self._row(vol.instance_id) if vol.instance_id else None
+        if inst is not None and inst.engine_id and inst.state != "terminated":
+            if self.driver(inst.kind).grow_volume(inst.engine_id, serial_of(vol.id), size_bytes):
+                return
+            if inst.kind != "vm" or inst.state == "running":
+                raise InvalidState(f"Volume {vol.id} is attached to container {inst.id}, whose filesystem cannot "
+                                   "grow while mounted here: detach it, grow it, attach it again",
+                                   code="IncorrectState")
+        self.volume_pool.grow(vol.id, size_bytes)
 
     @staticmethod
     def _modification(volume_id: str, original: dict, target: dict, started: float, finished: float | None) -> dict:

@@ -138,3 +138,15 @@ def test_reconcile_settles_what_a_dead_server_left_half_done(setup):
     assert gone.id not in cloud.volume_pool.sizes
     assert fake.volume_disks(inst.engine_id) == {vol.id.replace("-", ""): "/dev/vdc"}
     assert cloud.reconcile()["volumes"] == []
+
+
+def test_an_attached_volume_grows_through_its_engine_or_is_refused_saying_why(setup):
+    cloud, inst, vol = setup
+    cloud.attach_volume(cloud.me, vol.id, inst.id, "/dev/sdf")
+    with pytest.raises(InvalidState) as e:  # the fake engine, like docker, cannot grow a mounted volume
+        cloud.modify_volume(cloud.me, vol.id, size_gib=2)
+    assert "detach it, grow it" in e.value.message and cloud.volume_pool.sizes[vol.id] == 1 << 30
+    grown = []
+    cloud.drivers["container"].grow_volume = lambda engine_id, serial, size: grown.append((serial, size)) or True
+    assert cloud.modify_volume(cloud.me, vol.id, size_gib=2)["target"]["size"] == 2
+    assert grown == [(vol.id.replace("-", ""), 2 << 30)] and cloud.volume_pool.sizes[vol.id] == 1 << 30

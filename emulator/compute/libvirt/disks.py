@@ -100,6 +100,22 @@ class VolumeDisks:
             if config and serial in attached(config):
                 dom.detachDeviceFlags(self._disk_of(config, serial), libvirt.VIR_DOMAIN_AFFECT_CONFIG)
 
+    def grow_volume(self, engine_id: str, serial: str, size_bytes: int) -> bool:
+        """blockResize on the running domain (the guest sees the new size at once); a domain
+        that does not run is grown through its file by the caller."""
+        try:
+            dom = self._dom(engine_id)
+        except NotFound:
+            return False
+        with engine_errors(f"grow a volume of {engine_id}"):
+            if not dom.isActive():
+                return False
+            target = attached(dom.XMLDesc(0)).get(serial)
+            if target is None:
+                return False
+            dom.blockResize(target, int(size_bytes), libvirt.VIR_DOMAIN_BLOCK_RESIZE_BYTES)
+        return True
+
     def snapshot_volume(self, engine_id: str, instance_id: str, serial: str, device: str, source: Path,
                         target: Path) -> bool:
         """A push backup of the running domain's disk: QEMU copies it as it was when the backup
