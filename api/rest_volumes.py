@@ -7,6 +7,11 @@
     PATCH  /api/v1/volumes/ID  {"size"?, "iops"?, "throughput"?}   grow (never shrink)
     DELETE /api/v1/volumes/ID
     GET    /api/v1/volumes/ID/internals     its qcow2 file and chain, where the instance sees it
+    POST   /api/v1/volumes/ID/attach  {"instance_id", "device": "/dev/sdf"}
+    POST   /api/v1/volumes/ID/detach
+    GET    /api/v1/snapshots   POST /api/v1/snapshots {"volume_id", "description"?, "tags"?}
+    POST   /api/v1/volumes  {"snapshot_id", "size"?}    a volume from a snapshot
+    DELETE /api/v1/snapshots/ID
 """
 from __future__ import annotations
 
@@ -42,9 +47,10 @@ def list_volumes():
 @bp.post("/volumes")
 @authenticated
 def create_volume():
-    data = _only(body(), {"size", "zone", "type", "iops", "throughput", "tags"})
+    data = _only(body(), {"size", "zone", "type", "iops", "throughput", "tags", "snapshot_id"})
     c = cloud()
-    v = c.create_volume(g.account, zone=data.get("zone", c.config.region + ZONES[0]), size_gib=data.get("size"),
+    v = c.create_volume(g.account, snapshot_id=data.get("snapshot_id"),
+                        zone=data.get("zone", c.config.region + ZONES[0]), size_gib=data.get("size"),
                         volume_type=data.get("type"), iops=data.get("iops"), throughput=data.get("throughput"),
                         tags=data.get("tags"))
     return jsonify(_render([v])[0]), 201
@@ -75,4 +81,50 @@ def modify_volume(volume_id: str):
 @authenticated
 def delete_volume(volume_id: str):
     cloud().delete_volume(g.account, volume_id)
+    return "", 204
+
+
+@bp.post("/volumes/<volume_id>/attach")
+@authenticated
+def attach_volume(volume_id: str):
+    data = _only(body(), {"instance_id", "device"})
+    cloud().attach_volume(g.account, volume_id, data.get("instance_id"), data.get("device", "/dev/sdf"))
+    return jsonify(_render(cloud().describe_volumes(g.account, [volume_id]))[0])
+
+
+@bp.post("/volumes/<volume_id>/detach")
+@authenticated
+def detach_volume(volume_id: str):
+    _only(body(), set())
+    cloud().detach_volume(g.account, volume_id)
+    return jsonify(_render(cloud().describe_volumes(g.account, [volume_id]))[0])
+
+
+def snapshot_dict(s, tags: dict[str, str]) -> dict:
+    return {"id": s.id, "volume_id": s.volume_id, "volume_size_gib": s.volume_size, "state": s.state,
+            "description": s.description, "stored_bytes": s.stored_bytes, "copied_from": s.source_snapshot_id or None,
+            "created_at": s.created_at, "tags": tags}
+
+
+@bp.get("/snapshots")
+@authenticated
+def list_snapshots():
+    snaps = cloud().describe_snapshots(g.account)
+    tags = cloud().resource_tags.of(g.account.id, [s.id for s in snaps])
+    return jsonify(snapshots=[snapshot_dict(s, tags.get(s.id, {})) for s in snaps])
+
+
+@bp.post("/snapshots")
+@authenticated
+def create_snapshot():
+    data = _only(body(), {"volume_id", "description", "tags"})
+    s = cloud().create_snapshot(g.account, data.get("volume_id"), description=data.get("description"),
+                                tags=data.get("tags"))
+    return jsonify(snapshot_dict(s, cloud().resource_tags.of(g.account.id, [s.id]).get(s.id, {}))), 201
+
+
+@bp.delete("/snapshots/<snapshot_id>")
+@authenticated
+def delete_snapshot(snapshot_id: str):
+    cloud().delete_snapshot(g.account, snapshot_id)
     return "", 204

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from .context import client_of
+from .context import client_of, resolve_instance
 from .output import emit, note
 
 COLUMNS = ["id", "size_gib", "zone", "state", "instance_id", "device", "root"]
@@ -33,16 +33,18 @@ def volumes_ls(ctx):
 
 
 @volumes.command("create", short_help="Create a gp3 volume (a sparse qcow2 file).")
-@click.option("--size", type=int, required=True, help="GiB (1-16384)")
+@click.option("--size", type=int, help="GiB (1-16384); from a snapshot: its size by default")
 @click.option("--zone", help="availability zone (default: the region's first)")
 @click.option("--iops", type=int, help="gp3 IOPS (3000-16000)")
 @click.option("--throughput", type=int, help="gp3 MiB/s (125-1000)")
 @click.option("--tag", "tags", multiple=True, metavar="KEY=VALUE", help="a tag (repeatable)")
+@click.option("--snapshot", help="a snapshot id: the volume starts with its data (and its size, by default)")
 @click.pass_context
-def volumes_create(ctx, size, zone, iops, throughput, tags):
+def volumes_create(ctx, size, zone, iops, throughput, tags, snapshot):
     """Create a gp3 volume: a sparse qcow2 file in the cloud's storage pool."""
-    body = {"size": size, "tags": _tags(tags)}
-    body.update({k: v for k, v in (("zone", zone), ("iops", iops), ("throughput", throughput)) if v is not None})
+    body = {"tags": _tags(tags)}
+    body.update({k: v for k, v in (("size", size), ("zone", zone), ("iops", iops), ("throughput", throughput),
+                                   ("snapshot_id", snapshot)) if v is not None})
     v = client_of(ctx).call("POST", "/volumes", json=body)
     emit(ctx, v, COLUMNS)
 
@@ -84,3 +86,52 @@ def volumes_rm(ctx, volume_id):
 def volumes_internals(ctx, volume_id):
     """What the volume is on the host: its file in the pool, the qcow2 chain, where its instance sees it."""
     emit(ctx, client_of(ctx).call("GET", f"/volumes/{volume_id}/internals"))
+
+
+@volumes.command("attach", short_help="Attach a volume to an instance.")
+@click.argument("volume_id")
+@click.argument("instance")
+@click.option("--device", default="/dev/sdf", show_default=True, help="the EC2 device name")
+@click.pass_context
+def volumes_attach(ctx, volume_id, instance, device):
+    """Attach VOLUME_ID to INSTANCE (id or name): a VM sees a new disk, a container /volumes/<device>."""
+    body = {"instance_id": resolve_instance(ctx, instance), "device": device}
+    emit(ctx, client_of(ctx).call("POST", f"/volumes/{volume_id}/attach", json=body), COLUMNS + ["guest_device"])
+
+
+@volumes.command("detach", short_help="Detach a volume from its instance.")
+@click.argument("volume_id")
+@click.pass_context
+def volumes_detach(ctx, volume_id):
+    """Detach VOLUME_ID (a VM's guest must release the disk; a container's mount must be unused)."""
+    emit(ctx, client_of(ctx).call("POST", f"/volumes/{volume_id}/detach"), COLUMNS)
+
+
+SNAPSHOT_COLUMNS = ["id", "volume_id", "volume_size_gib", "state", "stored_bytes", "description"]
+
+
+@volumes.command("snapshot", short_help="Snapshot a volume, even in use.")
+@click.argument("volume_id")
+@click.option("--description", help="a note kept with the snapshot")
+@click.pass_context
+def volumes_snapshot(ctx, volume_id, description):
+    """A crash-consistent point-in-time copy of VOLUME_ID, kept after the volume is deleted."""
+    body = {"volume_id": volume_id, **({"description": description} if description else {})}
+    emit(ctx, client_of(ctx).call("POST", "/snapshots", json=body), SNAPSHOT_COLUMNS)
+
+
+@volumes.command("snapshots", short_help="List your snapshots.")
+@click.pass_context
+def volumes_snapshots(ctx):
+    """Your snapshots (`volumes create --snapshot ID` makes a volume from one)."""
+    emit(ctx, client_of(ctx).call("GET", "/snapshots"), SNAPSHOT_COLUMNS, key="snapshots",
+         empty="no snapshots yet: `pocketcloud volumes snapshot VOLUME_ID`")
+
+
+@volumes.command("rm-snapshot", short_help="Delete a snapshot.")
+@click.argument("snapshot_id")
+@click.pass_context
+def volumes_rm_snapshot(ctx, snapshot_id):
+    """Delete SNAPSHOT_ID (volumes made from it keep their data)."""
+    client_of(ctx).call("DELETE", f"/snapshots/{snapshot_id}")
+    note(ctx, f"{snapshot_id} deleted")

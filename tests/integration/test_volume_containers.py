@@ -37,7 +37,8 @@ def test_a_volume_moves_between_running_containers_with_its_data(server, user):
         wait_volume(ec2, vid, "available")
         assert "no-volume" in sh(user, a["id"], "ls /volumes/sdf 2>/dev/null || echo no-volume")
 
-        ec2.attach_volume(VolumeId=vid, InstanceId=b["id"], Device="/dev/xvdg")
+        got = user.ok("POST", f"/volumes/{vid}/attach", json={"instance_id": b["id"], "device": "/dev/xvdg"})
+        assert (got["state"], got["guest_device"]) == ("in-use", "/volumes/xvdg")
         assert sh(user, b["id"], "cat /volumes/xvdg/proof").strip() == "written-in-a"
         user.ok("DELETE", f"/instances/{b['id']}")  # DeleteOnTermination false: the volume stays
         assert wait_volume(ec2, vid, "available")["Attachments"] == []

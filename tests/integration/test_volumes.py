@@ -112,6 +112,13 @@ def test_rest_and_cli_share_the_volumes_boto3_sees(server, pair, tmp_path):
     assert grown["size_gib"] == 2 and grown["modification"]["state"] == "completed"
     assert {x["id"] for x in cli.json("volumes", "ls")["volumes"]} == {v["id"], made["id"]}
     assert "InvalidVolume.NotFound" in cli("volumes", "rm", "vol-0123456789abcdef0", rc=1).stderr
+    snap = cli.json("volumes", "snapshot", made["id"], "--description", "via cli")
+    assert (snap["state"], snap["volume_id"], snap["volume_size_gib"]) == ("completed", made["id"], 2)
+    copy = cli.json("volumes", "create", "--snapshot", snap["id"])
+    assert (copy["size_gib"], copy["snapshot_id"]) == (2, snap["id"])
+    assert [s["id"] for s in cli.json("volumes", "snapshots")["snapshots"]] == [snap["id"]]
+    cli("volumes", "rm-snapshot", snap["id"])
+    cli("volumes", "rm", copy["id"])
     cli("volumes", "rm", made["id"])
     a.ok("DELETE", f"/volumes/{v['id']}", 204)
     assert cli.json("volumes", "ls")["volumes"] == []
