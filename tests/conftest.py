@@ -41,10 +41,10 @@ def stop_and_check_leaks(srv: Server, docker_client) -> None:
     """Stop the server, remove what its tests left behind, and fail if they left anything."""
     home = srv.home
     srv.stop()
+    volumes = remove_volume_pool(srv)  # before remove_leftovers, which removes them without a word
     leftovers, domains = remove_leftovers(srv, docker_client)
     assert not leftovers, f"tests left containers behind: {leftovers}"
     assert not domains, f"tests left VMs behind: {domains}"
-    volumes = remove_volume_pool(srv)
     assert not volumes, f"tests left volumes behind: {volumes}"
     assert not list((home / "vms" / "instances").glob("*")) if (home / "vms" / "instances").exists() else True
 

@@ -192,7 +192,7 @@ class Cli:
 
 def remove_leftovers(server: Server, docker_client) -> tuple[list[str], list[str]]:
     """Remove what a cloud left in the engines (its containers, its VMs, its libvirt
-    network) and return (container names, instance ids of VMs) that were still there."""
+    network, its volumes) and return (container names, instance ids of VMs) that were still there."""
     from emulator.compute.engines import build_drivers
 
     home = Path(server.home)
@@ -205,6 +205,7 @@ def remove_leftovers(server: Server, docker_client) -> tuple[list[str], list[str
     for e in domains.values():
         vms.terminate(e.engine_id)
     vms.remove_network()
+    remove_volume_pool(server)  # its pool, mounts and exports too (the leak check reports them first)
     return [c.name for c in containers], sorted(domains)
 
 
