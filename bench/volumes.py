@@ -12,7 +12,9 @@ the raw engines in the same run:
     `qemu-img convert` of the file;
   - a volume from that snapshot (CreateVolume SnapshotId) vs `qemu-img convert`.
 
-    flock /tmp/pc-heavy.lock .venv/bin/python bench/volumes.py [--runs 3] [--json PATH]
+    flock /tmp/pc-heavy.lock .venv/bin/python bench/volumes.py [--runs 3] [--no-vm] [--json PATH]
+
+--no-vm leaves out the VM rows (no guest boots: a light run).
 """
 from __future__ import annotations
 
@@ -61,6 +63,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--json", metavar="PATH")
+    ap.add_argument("--no-vm", action="store_true", help="containers and detached volumes only")
     args = ap.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="pc-bench-volumes-"))
     srv = Server(scratch / "home", scratch)
@@ -71,7 +74,7 @@ def main() -> None:
         api = srv.admin
         ec2 = boto3.client("ec2", endpoint_url=srv.url, region_name="us-east-1", aws_access_key_id=api.key_id,
                            aws_secret_access_key=api.secret)
-        vm = api.launch_vm(image="tiny", type="t2.nano")
+        vm = None if args.no_vm else api.launch_vm(image="tiny", type="t2.nano")
         ct = api.ok("POST", "/instances", 201, json={"kind": "container", "image": "tiny"})
         pool = srv.home / "volumes"
         vid = ec2.create_volume(AvailabilityZone="us-east-1a", Size=1)["VolumeId"]
@@ -79,25 +82,27 @@ def main() -> None:
         # -- attach, VM and container, each against the same steps by hand --
         vm_attach, ct_attach = [], []
         for _ in range(args.runs):
-            vm_attach.append(timed(lambda: ec2.attach_volume(VolumeId=vid, InstanceId=vm["id"], Device="/dev/sdf")))
-            ec2.detach_volume(VolumeId=vid)
-            wait_state(ec2, vid, "available")
+            if vm:
+                vm_attach.append(timed(lambda: ec2.attach_volume(VolumeId=vid, InstanceId=vm["id"],
+                                                                 Device="/dev/sdf")))
+                ec2.detach_volume(VolumeId=vid)
+                wait_state(ec2, vid, "available")
             ct_attach.append(timed(lambda: ec2.attach_volume(VolumeId=vid, InstanceId=ct["id"], Device="/dev/sdf")))
             ec2.detach_volume(VolumeId=vid)
             wait_state(ec2, vid, "available")
         raw_vm, raw_ct = [], []
-        conn = libvirt.open("qemu:///system")
-        dom = conn.lookupByName(f"pc-{vm['id']}")
+        dom = libvirt.open("qemu:///system").lookupByName(f"pc-{vm['id']}") if vm else None
         spare = scratch / "raw.qcow2"
         run(["qemu-img", "create", "-q", "-f", "qcow2", str(spare), "1G"])
         xml = disk_xml(spare, "vdz", "rawbench")
         mnt, raw_file = scratch / "mnt", scratch / "raw.img"
         mnt.mkdir()
         for _ in range(args.runs):
-            raw_vm.append(timed(lambda: dom.attachDeviceFlags(xml, libvirt.VIR_DOMAIN_AFFECT_LIVE)))
-            dom.detachDeviceFlags(xml, libvirt.VIR_DOMAIN_AFFECT_LIVE)
-            while "rawbench" in dom.XMLDesc(0):
-                time.sleep(0.05)
+            if dom:
+                raw_vm.append(timed(lambda: dom.attachDeviceFlags(xml, libvirt.VIR_DOMAIN_AFFECT_LIVE)))
+                dom.detachDeviceFlags(xml, libvirt.VIR_DOMAIN_AFFECT_LIVE)
+                while "rawbench" in dom.XMLDesc(0):
+                    time.sleep(0.05)
 
             def by_hand():
                 raw_file.touch()
@@ -112,8 +117,10 @@ def main() -> None:
             run(["kill", (scratch / "raw.pid").read_text().strip()])
             while raw_file.stat().st_size:
                 time.sleep(0.05)
-        rows.append(row("attach a volume to a running VM", statistics.median(vm_attach), statistics.median(raw_vm),
-                        "s", f"median of {args.runs}; raw: attachDeviceFlags of the same disk XML"))
+        if vm:
+            rows.append(row("attach a volume to a running VM", statistics.median(vm_attach),
+                            statistics.median(raw_vm), "s",
+                            f"median of {args.runs}; raw: attachDeviceFlags of the same disk XML"))
         rows.append(row("attach a volume to a running container", statistics.median(ct_attach),
                         statistics.median(raw_ct), "s",
                         f"median of {args.runs}; raw: qemu-storage-daemon export + blkid + mount -o loop"))
@@ -139,22 +146,24 @@ def main() -> None:
                         statistics.median(raw_snap), "s", "1 GiB written; raw: qemu-img convert of the file"))
         rows.append(row("volume from that snapshot", statistics.median(restore_t), statistics.median(raw_restore),
                         "s", "a full copy into the pool; raw: qemu-img convert"))
-        ec2.attach_volume(VolumeId=big, InstanceId=vm["id"], Device="/dev/sdg")
-        live = []
-        for _ in range(args.runs):
-            t = time.perf_counter()
-            snaps.append(ec2.create_snapshot(VolumeId=big)["SnapshotId"])
-            live.append(time.perf_counter() - t)
-        rows.append(row("snapshot of a 1 GiB volume attached to a running VM", statistics.median(live),
-                        statistics.median(raw_snap), "s",
-                        "a libvirt push backup while the guest runs (TCG); raw: qemu-img convert of a still file"))
-        ec2.detach_volume(VolumeId=big)
-        wait_state(ec2, big, "available")
+        if vm:
+            ec2.attach_volume(VolumeId=big, InstanceId=vm["id"], Device="/dev/sdg")
+            live = []
+            for _ in range(args.runs):
+                t = time.perf_counter()
+                snaps.append(ec2.create_snapshot(VolumeId=big)["SnapshotId"])
+                live.append(time.perf_counter() - t)
+            rows.append(row("snapshot of a 1 GiB volume attached to a running VM", statistics.median(live),
+                            statistics.median(raw_snap), "s",
+                            "a libvirt push backup while the guest runs (TCG); raw: qemu-img convert of a still file"))
+            ec2.detach_volume(VolumeId=big)
+            wait_state(ec2, big, "available")
         for v in [big, *made]:
             ec2.delete_volume(VolumeId=v)
         for s in snaps:
             ec2.delete_snapshot(SnapshotId=s)
-        api.ok("DELETE", f"/instances/{vm['id']}")
+        if vm:
+            api.ok("DELETE", f"/instances/{vm['id']}")
         api.ok("DELETE", f"/instances/{ct['id']}")
         emit("volumes", rows, args.json)
     finally:
