@@ -269,6 +269,38 @@ PATHS: dict[str, dict[str, dict]] = {
     "/api/v1/storage/daemons/{name}/release": {
         "post": op("Let the supervisor restart a held daemon", 200, *AUTHED, 409, *ENGINE, tag="storage",
                    params=(_param("name", "path"),))},
+    # volumes (block storage): api/rest_volumes.py
+    "/api/v1/volumes": {
+        "get": op("The caller's volumes, root volumes of live instances included", 200, *AUTHED, tag="volumes"),
+        "post": op("Create a gp3 volume (a qcow2 file in the cloud's storage pool)", 201, *AUTHED, *ENGINE,
+                   tag="volumes", body=_body({"size": INT, "zone": STR, "type": STR, "iops": INT, "throughput": INT,
+                                              "snapshot_id": STR,
+                                              "tags": {"type": "object", "additionalProperties": STR}}))},
+    "/api/v1/volumes/{volume_id}": {
+        "get": op("A volume", 200, *AUTHED, tag="volumes", params=(_param("volume_id", "path"),)),
+        "patch": op("Grow a volume, or set its gp3 IOPS and throughput", 200, *AUTHED, 409, *ENGINE, tag="volumes",
+                    params=(_param("volume_id", "path"),),
+                    body=_body({"size": INT, "iops": INT, "throughput": INT})),
+        "delete": op("Delete an available volume and its file", 204, *AUTHED, 409, *ENGINE, tag="volumes",
+                     params=(_param("volume_id", "path"),))},
+    "/api/v1/volumes/{volume_id}/attach": {
+        "post": op("Attach to an instance: a VM's hot-plugged disk, a container's /volumes/<device>", 200, *AUTHED,
+                   409, *ENGINE, tag="volumes", params=(_param("volume_id", "path"),),
+                   body=_body({"instance_id": STR, "device": STR}, ("instance_id",)))},
+    "/api/v1/volumes/{volume_id}/detach": {
+        "post": op("Detach from its instance", 200, *AUTHED, 409, *ENGINE, tag="volumes",
+                   params=(_param("volume_id", "path"),))},
+    "/api/v1/snapshots": {
+        "get": op("The caller's snapshots", 200, *AUTHED, tag="volumes"),
+        "post": op("Snapshot a volume (crash-consistent, even in use)", 201, *AUTHED, 409, *ENGINE, tag="volumes",
+                   body=_body({"volume_id": STR, "description": STR,
+                               "tags": {"type": "object", "additionalProperties": STR}}, ("volume_id",)))},
+    "/api/v1/snapshots/{snapshot_id}": {
+        "delete": op("Delete a snapshot", 204, *AUTHED, *ENGINE, tag="volumes",
+                     params=(_param("snapshot_id", "path"),))},
+    "/api/v1/volumes/{volume_id}/internals": {
+        "get": op("A volume's file, qcow2 chain and attachment as the host has them", 200, *AUTHED, *ENGINE,
+                  tag="volumes", params=(_param("volume_id", "path"),))},
     "/api/v1/billing/hygiene": {
         "get": op("Idle and forgotten resources", 200, *AUTHED, tag="billing", params=(
             ACCOUNT_Q, _param("idle_minutes"), _param("cpu_percent"), _param("untouched_days"),

@@ -116,6 +116,13 @@ class Config:
     # over xfs mounted with pquota (and on devicemapper, btrfs, zfs); elsewhere (overlay2 on
     # ext4, as here) it refuses every launch, so it is off unless asked for.
     container_disk_size: str = field(default_factory=lambda: _env("POCKETCLOUD_CONTAINER_DISK"))
+    # Block storage. Volumes are sparse files: the host promises their full size. A volume is
+    # created (or grown) only while everything promised and not yet written fits in the
+    # host's free space times this ratio (1.0: a guest never meets "no space left").
+    volume_overcommit: float = field(default_factory=lambda: float(_env("POCKETCLOUD_VOLUME_OVERCOMMIT", "1.0")))
+    # Per account, as EC2's quotas: how many volumes, and how many GiB in all.
+    max_volumes: int = field(default_factory=lambda: int(_env("POCKETCLOUD_MAX_VOLUMES", "50")))
+    max_volume_gib: int = field(default_factory=lambda: int(_env("POCKETCLOUD_MAX_VOLUME_GIB", "2048")))
 
     def __post_init__(self):
         lo, hi = self.forward_ports
@@ -125,8 +132,10 @@ class Config:
             raise ValueError(f"container log size {self.container_log_max_size!r}: give e.g. 10m, 512k or 1g")
         if self.container_disk_size and not re.fullmatch(r"[1-9][0-9]*[kmg]?", self.container_disk_size):
             raise ValueError(f"container disk size {self.container_disk_size!r}: give e.g. 2g or 512m")
+        if not 0 < self.volume_overcommit <= 100:
+            raise ValueError(f"volume over-commit ratio {self.volume_overcommit}: give a number in (0, 100]")
         for name in ("exec_max_output", "exec_per_account", "exec_total", "max_rules_per_group",
-                     "container_log_max_files"):
+                     "container_log_max_files", "max_volumes", "max_volume_gib"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
 

@@ -48,9 +48,9 @@ class Launching:
     def _launch_pool(self) -> ThreadPoolExecutor:
         return ThreadPoolExecutor(max_workers=self.config.launch_workers, thread_name_prefix="vm-launch")
 
-    def fault(self, step: str) -> None:
+    def fault(self, step: str, op: str = "launch") -> None:
         """Die here, as kill -9 would, when the fault hook names this step (crash tests only)."""
-        maybe_die(self.config.fault, f"launch:after-{step}")
+        maybe_die(self.config.fault, f"{op}:after-{step}")
 
     def _step_hook(self, inst_id: str, op_id: int, record_phases: bool) -> Callable[[str, str], None]:
         def on_step(step: str, engine_id: str) -> None:

@@ -35,7 +35,7 @@ def placements(cloud, owner: str, insts: list) -> dict[str, Placement]:
     enis = {n.instance_id: n for n in cloud.vpcs.interfaces(
         owner, region, {i.id: i.details.get("subnet_id") for i in live})}
     vols = cloud.volumes.for_instances(owner, [i.id for i in live])
-    missing = [i for i in live if i.id not in vols]
+    missing = [i for i in live if not any(v.root for v in vols.get(i.id, ()))]
     if missing:
         cloud.volumes.ensure_roots(owner, [(i.id, enis[i.id].zone_suffix, ROOT_DEVICE[i.kind], _root_size(cloud, i))
                                           for i in missing])

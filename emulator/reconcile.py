@@ -43,6 +43,7 @@ class Reconciling:
     _save: Callable[..., None]
     _apply_engine: Callable[..., Instance]
     _apply_forwards: Callable[[Instance], None]
+    reconcile_volumes: Callable[[], list[str]]
 
     def reconcile(self) -> dict:
         """Bring records in line with what the engines really hold (after a restart, or any time)."""
@@ -71,6 +72,7 @@ class Reconciling:
                 if inst is None or inst.state == "terminated":
                     driver.terminate(seen.engine_id)
                     report["orphans_removed"].append(inst_id or seen.engine_id)
+        report["volumes"] = self.reconcile_volumes()  # half-done volume operations of a dead server
         return report
 
     def _reconcile_one(self, kind: str, driver: Driver, inst: Instance, seen: EngineInstance | None,

@@ -38,6 +38,7 @@ from .state import Store
 from .storage import Storage
 from .tags import Tags
 from .volumes import Volumes
+from .volumes.service import VolumeUseCases
 from .vpcs import Vpcs
 
 log = logging.getLogger("pocketcloud")
@@ -51,7 +52,7 @@ def _fingerprint(count: int, params: dict) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-class Cloud(Reconciling, Launching, GroupForwards):
+class Cloud(Reconciling, Launching, GroupForwards, VolumeUseCases):
     """Every use case, over one store and the engines' drivers. The reconcile pass lives in
     reconcile.py, the engine half of a launch in launching.py, instance records and their
     bookkeeping in instances.py."""
@@ -75,6 +76,7 @@ class Cloud(Reconciling, Launching, GroupForwards):
         self._exec_slots = Slots(config.exec_per_account, config.exec_total)
         self._port_lock = threading.Lock()
         self.billing = Billing(self)  # billing hook: meter, bills, budgets (its loop starts with the server's)
+        self.register_block_source()
 
     # -- bootstrap -----------------------------------------------------------------
     def bootstrap(self) -> Account:
@@ -105,6 +107,8 @@ class Cloud(Reconciling, Launching, GroupForwards):
             c.execute(f"UPDATE instances SET {sets} WHERE id=?", (*fields.values(), inst_id))
             if "state" in fields:  # billing hook: the meter bills running time to this transition
                 record_state(c, inst_id, fields["state"], fields["updated_at"])
+        if fields.get("state") == "terminated":  # from every path: its volumes go or stay (DeleteOnTermination)
+            self.release_volumes(inst_id)
 
     def _apply_engine(self, inst: Instance, e: EngineInstance, **extra) -> Instance:
         details = {**inst.details, "engine": e.details}

@@ -469,6 +469,37 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX IF NOT EXISTS storage_operations_open ON storage_operations(id) WHERE finished_at IS NULL
     """,
+    # 11: block storage. Volumes of their own (root = 0) next to the root-volume records
+    # (root = 1, whose state follows their instance); a state; the snapshot a volume came
+    # from; when it was attached and the device its guest sees; the last ModifyVolume of each volume;
+    # snapshots (their files live apart from the volumes, so a snapshot outlives its volume).
+    """
+    ALTER TABLE volumes ADD COLUMN root INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE volumes ADD COLUMN state TEXT NOT NULL DEFAULT 'in-use';
+    ALTER TABLE volumes ADD COLUMN snapshot_id TEXT NOT NULL DEFAULT '';
+    ALTER TABLE volumes ADD COLUMN attached_at REAL;
+    ALTER TABLE volumes ADD COLUMN guest_device TEXT;
+    CREATE TABLE volume_modifications (
+        volume_id TEXT PRIMARY KEY REFERENCES volumes(id) ON DELETE CASCADE,
+        owner TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        original TEXT NOT NULL,
+        target TEXT NOT NULL,
+        started_at REAL NOT NULL,
+        finished_at REAL
+    );
+    CREATE TABLE snapshots (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        volume_id TEXT NOT NULL,
+        volume_size INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        description TEXT NOT NULL DEFAULT '',
+        source_snapshot_id TEXT NOT NULL DEFAULT '',
+        stored_bytes INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX snapshots_owner ON snapshots(owner)
+    """,
 ]
 
 

@@ -10,7 +10,8 @@ from . import validation
 from .state import Store
 
 PREFIXES = {"vpc": "vpc", "subnet": "subnet", "sg": "security-group", "sgr": "security-group-rule",
-            "key": "key-pair", "eni": "network-interface", "vol": "volume", "i": "instance"}
+            "key": "key-pair", "eni": "network-interface", "vol": "volume", "i": "instance",
+            "snap": "snapshot"}
 
 
 def resource_type(resource_id: str) -> str | None:

@@ -101,3 +101,22 @@ class FakeDriver(Driver):
     def usage(self, engine_id: str) -> Usage | None:
         o = self.objects.get(engine_id)
         return o.get("usage") if o and o["state"] == "running" else None
+
+    # -- volumes: disks by serial, named vdc, vdd ... in order, as the libvirt driver does --------
+    def attach_volume(self, engine_id: str, instance_id: str, path, serial: str, device: str) -> str:
+        self.calls.append(("attach_volume", engine_id))
+        if getattr(self, "fail_attach", False):
+            raise EngineError("attach failed")
+        disks = self._get(engine_id).setdefault("disks", {})
+        disks.setdefault(serial, f"/dev/vd{'cdefghijklmnopqrstuvwxyz'[len(disks)]}")
+        return disks[serial]
+
+    def detach_volume(self, engine_id: str, instance_id: str, serial: str, device: str) -> None:
+        self.calls.append(("detach_volume", engine_id))
+        if getattr(self, "fail_detach", False):
+            raise EngineError("the guest did not release the disk", code="VolumeDetachTimeout")
+        if engine_id in self.objects:
+            self.objects[engine_id].get("disks", {}).pop(serial, None)
+
+    def volume_disks(self, engine_id: str) -> dict[str, str]:
+        return dict(self.objects.get(engine_id, {}).get("disks", {}))

@@ -7,7 +7,7 @@ from emulator.errors import Unauthorized
 
 from ..errors import DryRunOperation, ec2_error
 from ..query import QueryService, create_query_app
-from . import attributes, catalog, instances, launch_templates, resources, security_groups, unserved, vpcs
+from . import attributes, catalog, instances, launch_templates, resources, security_groups, snapshots, unserved, volumes, vpcs
 from .params import boolean
 from .xml import response
 
@@ -51,12 +51,23 @@ ACTIONS = {
     "DescribeVpcAttribute": vpcs.describe_vpc_attribute,
     "DescribeSubnets": vpcs.describe_subnets,
     "DescribeNetworkInterfaces": vpcs.describe_network_interfaces,
-    "DescribeVolumes": vpcs.describe_volumes,
     "CreateVpc": vpcs.not_yet,
     "DeleteVpc": vpcs.not_yet,
     "CreateSubnet": vpcs.not_yet,
     "DeleteSubnet": vpcs.not_yet,
     "CreateDefaultVpc": vpcs.create_default_vpc,
+    # block storage (issue 15)
+    "CreateVolume": volumes.create_volume,
+    "DescribeVolumes": volumes.describe_volumes,
+    "ModifyVolume": volumes.modify_volume,
+    "DescribeVolumesModifications": volumes.describe_volumes_modifications,
+    "DeleteVolume": volumes.delete_volume,
+    "AttachVolume": volumes.attach_volume,
+    "DetachVolume": volumes.detach_volume,
+    "CreateSnapshot": snapshots.create_snapshot,
+    "DescribeSnapshots": snapshots.describe_snapshots,
+    "CopySnapshot": snapshots.copy_snapshot,
+    "DeleteSnapshot": snapshots.delete_snapshot,
     # launch templates (issue 16)
     "CreateLaunchTemplate": launch_templates.create_launch_template,
     "CreateLaunchTemplateVersion": launch_templates.create_launch_template_version,

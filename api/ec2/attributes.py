@@ -14,7 +14,7 @@ from emulator.placement import placements
 
 from . import filtering
 from .instance_view import instance_xml
-from .params import attribute_value, base64_text, dry_run, mutating, required, values
+from .params import attribute_value, base64_text, boolean, dry_run, members, mutating, required, values
 
 # wire attribute name -> the value pocketcloud always has (for the boolean/text ones)
 FIXED = {
@@ -87,11 +87,37 @@ def modify_instance_attribute(cloud, caller, p) -> dict:
         dry_run(p)
         cloud.modify_instance(caller, iid, **kwargs)
         return {"return": True}
+    if name == "BlockDeviceMapping":
+        return _modify_block_devices(cloud, caller, iid, p)
     why = {"GroupId": "changing an instance's security groups is not supported yet; launch it with the groups",
-           "BlockDeviceMapping": "the root volume is always deleted with its instance",
            "Kernel": "the kernel comes with the image", "Ramdisk": "the initrd comes with the image",
            "SriovNetSupport": "there is no SR-IOV here"}[name]
     raise InvalidParameter(f"pocketcloud cannot modify {name}: {why}", code="UnsupportedOperation")
+
+
+def _modify_block_devices(cloud, caller, iid: str, p) -> dict:
+    """DeleteOnTermination of attached volumes; the root volume's is always true here."""
+    changes = []
+    for m in members(p, "BlockDeviceMapping"):
+        device, flag = m.get("DeviceName"), m.get("Ebs.DeleteOnTermination")
+        if not device or flag is None:
+            raise InvalidParameter("each BlockDeviceMapping needs a DeviceName and Ebs.DeleteOnTermination",
+                                   code="InvalidParameterCombination")
+        changes.append((device, boolean({"v": flag}, "v")))
+    mine = [v for v in cloud.describe_volumes(caller) if v.instance_id == iid]
+    roots = {v.device for v in mine if v.root}
+    for device, flag in changes:
+        if device not in {v.device for v in mine}:
+            raise InvalidParameter(f"The device '{str(device)[:40]}' is not attached to {iid}",
+                                   code="InvalidInstanceAttributeValue")
+        if device in roots and not flag:
+            raise InvalidParameter("pocketcloud cannot keep a root volume: it is always deleted with its instance",
+                                   code="UnsupportedOperation")
+    dry_run(p)
+    for device, flag in changes:
+        if device not in roots:
+            cloud.set_delete_on_termination(caller, iid, device, flag)
+    return {"return": True}
 
 
 def describe_instance_credit_specifications(cloud, caller, p) -> dict:

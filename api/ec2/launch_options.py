@@ -101,16 +101,17 @@ def _block_devices(p, ami: dict) -> None:
     for bdm in members(p, "BlockDeviceMapping"):
         device = bdm.get("DeviceName")
         if device != ROOT_DEVICE[ami["kind"]]:
-            raise _unsupported(f"BlockDeviceMapping {str(device)[:40]}", "extra volumes come with block storage; "
-                               f"only the root device {ROOT_DEVICE[ami['kind']]} can be described")
+            raise _unsupported(f"BlockDeviceMapping {str(device)[:40]}", "extra volumes at launch are not served "
+                               "yet: CreateVolume, then AttachVolume once the instance runs; only the root device "
+                               f"{ROOT_DEVICE[ami['kind']]} can be described")
         for key, val in bdm.items():
             low = val.lower()
             if key == "DeviceName":
                 continue
             if key == "Ebs.VolumeSize" and val != str(size):
                 raise _unsupported(f"BlockDeviceMapping.Ebs.VolumeSize={val[:10]}",
-                                   f"the root volume is as large as the image ({size} GiB) until block storage "
-                                   "can grow it")
+                                   f"the root volume is as large as the image ({size} GiB): a larger root is "
+                                   "not served yet")
             if key == "Ebs.VolumeSize":
                 continue
             ok = {"Ebs.DeleteOnTermination": low == "true", "Ebs.Encrypted": low == "false",

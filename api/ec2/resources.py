@@ -134,14 +134,14 @@ def _exist(cloud, caller, kind: str, ids: list[str]) -> None:
             if i not in have:
                 raise NotFound(f"The security group rule ID '{i[:40]}' does not exist",
                                code="InvalidSecurityGroupRuleId.NotFound")
-    elif kind in ("network-interface", "volume"):
+    elif kind == "volume":
+        cloud.describe_volumes(caller, ids)
+    elif kind == "network-interface":
         live = [i for i in cloud.describe_instances(caller) if i.state != "terminated"]
-        where = placements(cloud, caller.id, live).values()
-        have = {w.interface.id for w in where} | {v.id for w in where for v in w.volumes}
+        have = {w.interface.id for w in placements(cloud, caller.id, live).values()}
         for i in ids:
             if i not in have:
-                code = "InvalidNetworkInterfaceID.NotFound" if kind == "network-interface" else "InvalidVolume.NotFound"
-                raise NotFound(f"The {kind} '{i[:40]}' does not exist", code=code)
+                raise NotFound(f"The {kind} '{i[:40]}' does not exist", code="InvalidNetworkInterfaceID.NotFound")
 
 
 def _tag_spec(p) -> dict[str, str | None]:
@@ -189,7 +189,8 @@ def describe_tags(cloud, caller, p) -> dict:
                 for k, v in inst.tags.items()]
     where = placements(cloud, caller.id, live).values()
     # An interface or root volume went with its terminated instance, and so did its tags.
-    attached = {w.interface.id for w in where} | {v.id for w in where for v in w.volumes}
+    attached = ({w.interface.id for w in where} | {v.id for w in where for v in w.volumes}
+                | {v.id for v in cloud.volumes.data(caller.id)})
     for rid, kv in cloud.resource_tags.of(caller.id).items():
         kind = resource_type(rid)
         if kind in ("network-interface", "volume") and rid not in attached:

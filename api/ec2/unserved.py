@@ -16,9 +16,7 @@ from emulator.errors import InvalidParameter
 from .params import mutating
 
 LATER = {
-    "block storage (EBS volumes and snapshots beyond each instance's root volume)": (
-        "CreateVolume", "AttachVolume", "DetachVolume", "DeleteVolume", "ModifyVolume", "CreateSnapshot",
-        "CreateSnapshots", "DeleteSnapshot", "CopySnapshot", "EnableEbsEncryptionByDefault"),
+    "block storage's multi-volume snapshots": ("CreateSnapshots",),
     "VPC networking (addresses, gateways, route tables, interfaces and peering beyond the default VPC)": (
         "AllocateAddress", "AssociateAddress", "DisassociateAddress", "ReleaseAddress", "CreateInternetGateway",
         "AttachInternetGateway", "DetachInternetGateway", "DeleteInternetGateway", "CreateNatGateway",
@@ -35,6 +33,7 @@ NEVER = {
     "spot instances (every instance is on demand)": (
         "RequestSpotInstances", "RequestSpotFleet", "CancelSpotInstanceRequests", "CreateFleet"),
     "placement groups (one host)": ("CreatePlacementGroup", "DeletePlacementGroup"),
+    "encryption of volumes (a volume is a file on this host)": ("EnableEbsEncryptionByDefault",),
     "IAM, so no instance profiles": (
         "AssociateIamInstanceProfile", "ReplaceIamInstanceProfileAssociation"),
 }

@@ -1,4 +1,4 @@
-"""DescribeVpcs, DescribeVpcAttribute, DescribeSubnets, DescribeNetworkInterfaces, DescribeVolumes.
+"""DescribeVpcs, DescribeVpcAttribute, DescribeSubnets, DescribeNetworkInterfaces.
 
 Each account has its default VPC with one default subnet per availability zone; instances get
 a primary network interface and a root volume. These describe where things are placed and
@@ -111,7 +111,7 @@ def describe_subnets(cloud, caller, p) -> dict:
     return {"subnetSet": [_subnet_xml(cloud, caller, s, tags, zone_ids) for s in subnets], "nextToken": token}
 
 
-# -- network interfaces and volumes ------------------------------------------------------
+# -- network interfaces ------------------------------------------------------------------
 def _live(cloud, caller):
     insts = [i for i in cloud.describe_instances(caller) if i.state != "terminated"]
     return {i.id: i for i in insts}, placements(cloud, caller.id, insts)
@@ -154,38 +154,3 @@ def describe_network_interfaces(cloud, caller, p) -> dict:
         x["availabilityZoneId"] = zone_ids.get(w.interface.zone)
         out.append(x)
     return {"networkInterfaceSet": out, "nextToken": token}
-
-
-def _volume_xml(cloud, v, tags) -> dict:
-    return {
-        "volumeId": v.id, "size": v.size_gib, "snapshotId": "", "availabilityZone": v.zone(cloud.config.region),
-        "status": "in-use", "createTime": iso(v.created_at),
-        "attachmentSet": [{"volumeId": v.id, "instanceId": v.instance_id, "device": v.device, "status": "attached",
-                           "attachTime": iso(v.created_at), "deleteOnTermination": v.delete_on_termination}],
-        "volumeType": v.volume_type, "iops": v.iops, "throughput": v.throughput, "encrypted": False,
-        "multiAttachEnabled": False, "tagSet": _tag_set(tags.get(v.id, {})),
-    }
-
-
-def describe_volumes(cloud, caller, p) -> dict:
-    _, where = _live(cloud, caller)
-    vols = [v for w in where.values() for v in w.volumes]
-    ids = values(p, "VolumeId")
-    if ids:
-        cloud.volumes.list(caller.id, ids)  # malformed / unknown / another account's -> the AWS error
-        missing = [i for i in ids if i not in {v.id for v in vols}]
-        if missing:  # its instance was terminated: a DeleteOnTermination volume is gone with it
-            raise NotFound(f"The volume '{missing[0]}' does not exist.", code="InvalidVolume.NotFound")
-        vols = [v for v in vols if v.id in ids]
-    tags = cloud.resource_tags.of(caller.id, [v.id for v in vols])
-    region = cloud.config.region
-    table = {"volume-id": lambda v: v.id, "attachment.instance-id": lambda v: v.instance_id,
-             "attachment.device": lambda v: v.device, "attachment.status": lambda v: "attached",
-             "attachment.delete-on-termination": lambda v: v.delete_on_termination,
-             "attachment.attach-time": lambda v: iso(v.created_at), "create-time": lambda v: iso(v.created_at),
-             "availability-zone": lambda v: v.zone(region), "status": lambda v: "in-use",
-             "volume-type": lambda v: v.volume_type, "size": lambda v: v.size_gib, "encrypted": lambda v: False,
-             "snapshot-id": lambda v: "", "multi-attach-enabled": lambda v: False}
-    vols = filtering.apply(p, vols, table, tags=lambda v: tags.get(v.id, {}))
-    vols, token = filtering.page(p, vols, low=5, high=500, ids_param="VolumeId")
-    return {"volumeSet": [_volume_xml(cloud, v, tags) for v in vols], "nextToken": token}

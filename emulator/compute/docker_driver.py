@@ -5,6 +5,7 @@ emulator.errors exception, the way docker-py itself funnels HTTP errors into its
 """
 from __future__ import annotations
 
+import logging
 import platform
 from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
 from contextlib import contextmanager
@@ -14,11 +15,12 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from ..errors import AlreadyExists, BackendUnavailable, EngineError, InvalidState, NotFound
+from ..errors import AlreadyExists, BackendUnavailable, CloudError, EngineError, InvalidParameter, InvalidState, NotFound
 from . import cloudinit, hostinfo
 from .execio import MAX_EXEC_OUTPUT, TIMED_OUT_EXIT, Capped, kill_tree
 from .driver import Driver, EngineInstance, ExecResult, LaunchSpec, PortForward
 from .forwarder import Forwarder
+from .hostmount import TARGET as VOLUMES_TARGET, HostMounts
 
 LABEL_CLOUD = "pocketcloud.cloud"
 LABEL_INSTANCE = "pocketcloud.instance"
@@ -33,6 +35,7 @@ _STATES = {
     "exited": "stopped",
     "dead": "stopped",
 }
+log = logging.getLogger("pocketcloud")
 
 
 @contextmanager
@@ -64,8 +67,10 @@ class DockerDriver(Driver):
     name = "docker"
 
     def __init__(self, base_url: str, cloud_label: str, forwarder: Forwarder | None = None,
-                 log_max_size: str = "10m", log_max_files: int = 3, disk_size: str = ""):
+                 log_max_size: str = "10m", log_max_files: int = 3, disk_size: str = "",
+                 volume_mounts: HostMounts | None = None):
         self.base_url = base_url
+        self.mounts = volume_mounts  # volumes reach containers through host mounts (hostmount.py)
         # A container's console is its json-file log: rotated, so no instance fills the disk.
         self.log_config = docker.types.LogConfig(type="json-file", config={
             "max-size": log_max_size, "max-file": str(log_max_files)})
@@ -118,6 +123,13 @@ class DockerDriver(Driver):
         seed = cloudinit.seed_tar(cloudinit.seed_files(spec.instance_id, hostname, spec.user_data, spec.ssh_keys))
         ports = {f"{p.guest}/{p.protocol}": ("127.0.0.1", p.host) for p in spec.ports}
         container = None
+        mounts = []
+        if self.mounts is not None:
+            try:
+                mounts = [docker.types.Mount(VOLUMES_TARGET, str(self.mounts.instance_dir(spec.instance_id)),
+                                             type="bind", propagation="rslave")]
+            except CloudError as e:  # the container runs; volumes will be refused for it, saying why
+                log.warning("%s gets no /volumes: %s", spec.instance_id, e)
         try:
             with _engine_errors(f"create {spec.instance_id}"):
                 container = self.client.containers.create(
@@ -138,6 +150,7 @@ class DockerDriver(Driver):
                     restart_policy={"Name": "unless-stopped"},
                     log_config=self.log_config,
                     storage_opt=self.storage_opt,
+                    mounts=mounts,
                 )
             spec.step("engine-create", container.id)
             with _engine_errors(f"start {spec.instance_id}"):
@@ -200,9 +213,42 @@ class DockerDriver(Driver):
         self.forwarder.close_prefix(f"{engine_id}:")
         with _engine_errors("terminate"):
             try:
+                iid = (self.client.api.inspect_container(engine_id)["Config"]["Labels"] or {}).get(LABEL_INSTANCE)
                 self.client.api.remove_container(engine_id, force=True, v=True)
             except docker.errors.NotFound:
-                pass
+                iid = None
+        if iid and self.mounts is not None:
+            self.mounts.remove_instance(iid)  # only when no volume is mounted there any more
+
+    # -- volumes: mounted by the host, seen at /volumes/<sdf> through mount propagation ------------
+    def attach_volume(self, engine_id: str, instance_id: str, path, serial: str, device: str) -> str:
+        c = self._get(engine_id)
+        if self.mounts is None or not any(m.get("Destination") == VOLUMES_TARGET for m in c.attrs.get("Mounts", [])):
+            raise InvalidParameter(f"{instance_id} was created without {VOLUMES_TARGET} (by an older pocketcloud, or "
+                                   "on a host where it could not be shared): launch a new container to attach volumes",
+                                   code="UnsupportedOperation")
+        return self.mounts.mount(serial, path, instance_id, device.rsplit("/", 1)[-1])
+
+    def snapshot_volume(self, engine_id: str, instance_id: str, serial: str, device: str, source, target) -> bool:
+        return self.mounts is not None and self.mounts.snapshot(serial, instance_id, device.rsplit("/", 1)[-1],
+                                                                source, target)
+
+    def volume_disks(self, engine_id: str) -> dict[str, str]:
+        if self.mounts is None:
+            return {}
+        try:
+            with _engine_errors(f"container {engine_id[:12]}"):
+                labels = self.client.api.inspect_container(engine_id)["Config"]["Labels"] or {}
+        except NotFound:
+            return {}
+        return self.mounts.mounted(labels.get(LABEL_INSTANCE, "")) if labels.get(LABEL_INSTANCE) else {}
+
+    def detach_volume(self, engine_id: str, instance_id: str, serial: str, device: str) -> None:
+        if self.mounts is None:
+            return
+        self.mounts.unmount(serial, instance_id, device.rsplit("/", 1)[-1])
+        if not engine_id or self.inspect(engine_id) is None:
+            self.mounts.remove_instance(instance_id)
 
     def console(self, engine_id: str, tail: int) -> str:
         c = self._get(engine_id)

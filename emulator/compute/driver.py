@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Protocol, runtime_checkable
 
+from ..errors import InvalidParameter
 from .types import InstanceType
 
 
@@ -152,6 +154,33 @@ class Driver(Protocol):
 
     def restore_forwards(self) -> None:
         """Re-open, after a server restart, the forwards this engine keeps a record of."""
+
+    # -- volumes (block storage): an engine that cannot attach refuses -----------------------------
+    def attach_volume(self, engine_id: str, instance_id: str, path: Path, serial: str, device: str) -> str:
+        """Give the instance the volume file at `path`, named `serial` (the volume id without
+        its dash) where the engine allows, asked for as EC2 `device` (/dev/sdf); return where
+        the instance finds it (a VM's /dev/vdc, a container's /volumes/sdf)."""
+        raise InvalidParameter(f"{self.name} instances cannot attach volumes", code="UnsupportedOperation")
+
+    def detach_volume(self, engine_id: str, instance_id: str, serial: str, device: str) -> None:
+        """Take the volume back; an instance that no longer has it is not an error."""
+        raise InvalidParameter(f"{self.name} instances cannot detach volumes", code="UnsupportedOperation")
+
+    def snapshot_volume(self, engine_id: str, instance_id: str, serial: str, device: str, source: Path,
+                        target: Path) -> bool:
+        """Copy the attached volume (file `source`) to the qcow2 file `target`, crash-consistent
+        while the instance goes on writing; False when the engine is not writing to it (the
+        caller copies the file itself)."""
+        return False
+
+    def grow_volume(self, engine_id: str, serial: str, size_bytes: int) -> bool:
+        """Grow an attached volume through the engine, so the instance is told; False when
+        this engine cannot (the caller refuses: detach first)."""
+        return False
+
+    def volume_disks(self, engine_id: str) -> dict[str, str]:
+        """serial -> guest device of the volumes the engine says the instance has."""
+        return {}
 
     def usage(self, engine_id: str) -> Usage | None:
         """The instance's usage counters from the engine; None while it does not run, or

@@ -7,6 +7,7 @@ from ..config import Config
 from .docker_driver import DockerDriver
 from .driver import Driver
 from .forwarder import Forwarder
+from .hostmount import HostMounts
 from .libvirt import LibvirtDriver
 
 DRIVER_CLASSES = (DockerDriver, LibvirtDriver)
@@ -23,7 +24,8 @@ def build_drivers(config: Config, *, probe_image: str | Path | None = None,
         "container": DockerDriver(config.docker_url, config.instance_label, forwarder=forwarder,
                                   log_max_size=config.container_log_max_size,
                                   log_max_files=config.container_log_max_files,
-                                  disk_size=config.container_disk_size),
+                                  disk_size=config.container_disk_size,
+                                  volume_mounts=HostMounts(config.home / "volume-mounts", config.home / "volume-run")),
         "vm": LibvirtDriver(config.libvirt_uri, config.instance_label, config.home / "vms",
                             hypervisor=config.hypervisor, network_name=config.vm_network,
                             network_cidr=config.vm_cidr, forwarder=forwarder, probe_image=probe_image),

@@ -31,7 +31,8 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 REFUSED = {
     "aws_vpc.extra": ["UnsupportedOperation", "CreateVpc is not available yet", "VPC networking"],
     "aws_subnet.extra": ["UnsupportedOperation", "CreateSubnet is not available yet"],
-    "aws_ebs_volume.data": ["UnsupportedOperation", "CreateVolume is not available yet", "block storage"],
+    "aws_ebs_encryption_by_default.on": ["UnsupportedOperation", "EnableEbsEncryptionByDefault is not supported",
+                                         "encryption of volumes"],
     "aws_eip.ip": ["UnsupportedOperation", "AllocateAddress is not available yet", "VPC networking"],
     "aws_iam_role.app": ["NotImplemented", "pocketcloud does not implement IAM (CreateRole)"],
     "aws_instance.ipv6": ["UnsupportedOperation", "Ipv6AddressCount", "IPv4 only"],

@@ -192,7 +192,7 @@ class Cli:
 
 def remove_leftovers(server: Server, docker_client) -> tuple[list[str], list[str]]:
     """Remove what a cloud left in the engines (its containers, its VMs, its libvirt
-    network) and return (container names, instance ids of VMs) that were still there."""
+    network, its volumes) and return (container names, instance ids of VMs) that were still there."""
     from emulator.compute.engines import build_drivers
 
     home = Path(server.home)
@@ -205,12 +205,43 @@ def remove_leftovers(server: Server, docker_client) -> tuple[list[str], list[str
     for e in domains.values():
         vms.terminate(e.engine_id)
     vms.remove_network()
+    remove_volume_pool(server)  # its pool, mounts and exports too (the leak check reports them first)
     vms.remove_host_files()
     return [c.name for c in containers], sorted(domains)
 
 
 def vm_area(home: Path) -> Path:
-    """The cloud's directory QEMU (as libvirt-qemu) reaches: instance dirs, staged images."""
+    """The cloud's directory QEMU (as libvirt-qemu) reaches: instance dirs, staged images,
+    volumes and snapshots."""
     from emulator.compute.libvirt.qemu_area import DEFAULT_ROOT
 
     return DEFAULT_ROOT / Config(home=Path(home)).instance_label
+
+
+def remove_volume_pool(server: Server) -> list[str]:
+    """Remove a cloud's storage pool (and any volume file still in it), its containers' host
+    mounts and exports, its snapshot files; return what was still there (volume and snapshot
+    ids, mount points): a test that created one and did not delete it, or a mount its detach
+    did not undo."""
+    import shutil
+
+    from emulator.compute.hostmount import HostMounts
+    from emulator.volumes.pool import VolumePool
+
+    home = Path(server.home)
+    config = Config(home=home)
+    area = vm_area(home)
+    mounts = HostMounts(home / "volume-mounts", home / "volume-run")
+    left = mounts.exports() + mounts.remove_all()
+    pool = VolumePool(config.libvirt_uri, config.instance_label, area / "volumes")
+    left += pool.files()
+    for snap in (area / "snapshots").glob("snap-*.qcow2"):
+        left.append(snap.stem)
+    pool.remove()
+    for name in ("volumes", "snapshots"):
+        shutil.rmtree(area / name, ignore_errors=True)
+    try:
+        area.rmdir()
+    except OSError:
+        pass
+    return left

@@ -14,7 +14,7 @@ from api.sts import iam
 from emulator import errors as e
 
 
-@pytest.mark.parametrize("action", ["CreateVolume", "AllocateAddress", "CreateImage", "RequestSpotInstances"])
+@pytest.mark.parametrize("action", ["CreateSnapshots", "AllocateAddress", "CreateImage", "RequestSpotInstances"])
 def test_unserved_ec2_actions_say_why_even_on_a_dry_run(action):
     handler = ec2._dry_run(ec2.ACTIONS[action])
     for p in ({"Action": action}, {"Action": action, "DryRun": "true"}):
@@ -25,7 +25,7 @@ def test_unserved_ec2_actions_say_why_even_on_a_dry_run(action):
 
 def test_a_served_action_is_never_refused():
     served = {a for a, h in ec2.ACTIONS.items() if not getattr(h, "refuses", False)}
-    assert {"RunInstances", "DescribeVolumes", "CreateTags"} <= served
+    assert {"RunInstances", "DescribeVolumes", "CreateVolume", "CreateTags"} <= served
     assert not served & set(unserved.ACTIONS)
     assert getattr(ec2.ACTIONS["CreateVpc"], "refuses", False)  # not yet: refused, not served
 

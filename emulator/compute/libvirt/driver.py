@@ -26,6 +26,7 @@ from ..driver import Driver, EngineInstance, ExecResult, LaunchSpec, PortForward
 from ..execio import MAX_EXEC_OUTPUT
 from ..forwarder import Forwarder
 from . import domain, guest, internals
+from .disks import VolumeDisks
 from .conn import Connection, engine_errors, error_code, libvirt
 from .image import boot_timeout, check_launch, load_vm_image
 from .network import VmNetwork
@@ -33,7 +34,7 @@ from .probe import HypervisorProbe, host_warnings
 from .qemu_area import QemuArea
 
 
-class LibvirtDriver(Driver):
+class LibvirtDriver(VolumeDisks, Driver):
     kind = "vm"
     name = "libvirt"
 

@@ -11,10 +11,13 @@ homes are not, so each cloud gets its own area ROOT/<cloud label>/ (ROOT is
   images/<key>/      hard links (copies across file systems) of the image files a domain
                      boots from: kernel, initrd and the read-only base disk
   probe/             the KVM probe's console logs
+  volumes/           the cloud's libvirt storage pool: one qcow2 file per EBS-style volume
+  snapshots/         the volumes' snapshots (a VM's backup is written by QEMU itself)
 
-The area lives while the cloud has VMs: the last instance's removal takes it (`release`), the
-next launch makes it again (hard links are cheap), and `remove` takes whatever is left with
-the cloud's other engine objects. When the server does not
+The instance part lives while the cloud has VMs: the last instance's removal takes it
+(`release`), the next launch makes it again (hard links are cheap); the area itself stays
+while it holds volumes or snapshots. `remove` takes whatever is left with the cloud's other
+engine objects. When the server does not
 run as root (or the user does not exist) nothing is chowned and QEMU runs as the server's
 own user, with the area under the cloud's home as before.
 """
@@ -80,6 +83,14 @@ class QemuArea:
     def instances(self) -> Path:
         return self.root / "instances"
 
+    @property
+    def volumes(self) -> Path:
+        return self.root / "volumes"
+
+    @property
+    def snapshots(self) -> Path:
+        return self.root / "snapshots"
+
     def ensure(self, *subdirs: str) -> Path:
         """Create the area (and SUBDIRS, nested) readable by QEMU's group only; the top
         directory lets QEMU pass through without listing the other clouds' areas."""
@@ -116,7 +127,12 @@ class QemuArea:
                 return
         except FileNotFoundError:
             pass
-        shutil.rmtree(self.root, ignore_errors=True)
+        for name in ("instances", "images", "probe"):
+            shutil.rmtree(self.root / name, ignore_errors=True)
+        try:
+            self.root.rmdir()  # kept while volumes or snapshots live in it
+        except OSError:
+            pass
 
     def new_instance_dir(self, instance_id: str) -> Path:
         """A fresh instance directory (FileExistsError if there is one: it is another's)."""

@@ -32,9 +32,8 @@ resource "aws_subnet" "extra" {
   cidr_block = "10.99.1.0/24"
 }
 
-resource "aws_ebs_volume" "data" {
-  availability_zone = "us-east-1a"
-  size              = 1
+resource "aws_ebs_encryption_by_default" "on" {
+  enabled = true
 }
 
 resource "aws_eip" "ip" {

@@ -1,0 +1,175 @@
+"""Volumes as hot-plugged virtio disks of a domain (block storage, issue 15).
+
+A volume's disk carries the volume id (without its dash: virtio serials hold 20 bytes, the
+same form EC2's Nitro NVMe disks use) as its serial, so the guest finds it in
+/sys/block/vdX/serial whatever name its kernel gave it, and the driver finds it in the domain
+XML after a restart. The target name is the first free vdX after the instance's own disks.
+Attach and detach change the running domain and its persistent definition together, so a
+volume stays attached across a stop and start; a running guest must release a disk before
+it is gone (ACPI PCI hot-unplug), which a detach waits for.
+"""
+from __future__ import annotations
+
+import string
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from xml.sax.saxutils import quoteattr
+
+from ...errors import EngineError, InvalidParameter, NotFound
+from .conn import engine_errors, libvirt
+
+SERIAL_CHARS = set(string.ascii_lowercase + string.digits)
+
+
+def _serial(serial: str) -> str:
+    if not isinstance(serial, str) or not 1 <= len(serial) <= 20 or not set(serial) <= SERIAL_CHARS:
+        raise InvalidParameter(f"invalid disk serial {str(serial)[:30]!r}")
+    return serial
+
+
+def attached(xml: str) -> dict[str, str]:
+    """serial -> target dev of every disk with a serial in a domain's XML."""
+    out = {}
+    for disk in ET.fromstring(xml).iter("disk"):
+        serial, target = disk.findtext("serial"), disk.find("target")
+        if serial and target is not None:
+            out[serial] = target.get("dev")
+    return out
+
+
+def _targets(xml: str) -> set[str]:
+    return {t.get("dev") for t in ET.fromstring(xml).iter("target") if t.get("dev")}
+
+
+def _disk_targets(xml: str) -> set[str]:
+    return {d.find("target").get("dev") for d in ET.fromstring(xml).iter("disk")
+            if d.get("device", "disk") == "disk" and d.find("target") is not None}
+
+
+def disk_xml(path: Path, target: str, serial: str) -> str:
+    return (f"<disk type='file' device='disk'><driver name='qemu' type='qcow2' discard='unmap'/>"
+            f"<source file={quoteattr(str(path))}/><target dev='{target}' bus='virtio'/>"
+            f"<serial>{_serial(serial)}</serial></disk>")
+
+
+class VolumeDisks:
+    """Mixed into LibvirtDriver (uses its _dom)."""
+
+    detach_timeout = 60.0  # a TCG guest answers the unplug request in seconds; a wedged one never
+
+    def _xmls(self, dom) -> tuple[str, str | None]:
+        live = dom.XMLDesc(0)
+        config = dom.XMLDesc(libvirt.VIR_DOMAIN_XML_INACTIVE) if dom.isPersistent() else None
+        return live, config
+
+    def attach_volume(self, engine_id: str, instance_id: str, path: Path, serial: str, device: str) -> str:
+        dom = self._dom(engine_id)
+        with engine_errors(f"attach a volume to {engine_id}"):
+            live, config = self._xmls(dom)
+            if serial in attached(live) or (config and serial in attached(config)):
+                return "/dev/" + (attached(live).get(serial) or attached(config)[serial])
+            taken = _targets(live) | (_targets(config) if config else set())
+            free = [f"vd{c}" for c in string.ascii_lowercase[2:] if f"vd{c}" not in taken]
+            if not free:
+                raise InvalidParameter(f"{engine_id} has no free disk slot left", code="AttachmentLimitExceeded")
+            flags = libvirt.VIR_DOMAIN_AFFECT_CONFIG if dom.isPersistent() else 0
+            if dom.isActive():
+                flags |= libvirt.VIR_DOMAIN_AFFECT_LIVE
+            dom.attachDeviceFlags(disk_xml(path, free[0], serial), flags)
+        return "/dev/" + free[0]
+
+    def detach_volume(self, engine_id: str, instance_id: str, serial: str, device: str) -> None:
+        """Unplug from the running guest (waiting until it let go), then from the definition.
+        A volume already gone is not an error (a retried detach)."""
+        try:
+            dom = self._dom(engine_id)
+        except NotFound:
+            return
+        with engine_errors(f"detach a volume from {engine_id}"):
+            live, config = self._xmls(dom)
+            if dom.isActive() and serial in attached(live):
+                dom.detachDeviceFlags(self._disk_of(live, serial), libvirt.VIR_DOMAIN_AFFECT_LIVE)
+                deadline = time.monotonic() + self.detach_timeout
+                while serial in attached(dom.XMLDesc(0)):
+                    if time.monotonic() > deadline:
+                        raise EngineError(f"the guest of {engine_id} did not release the disk within "
+                                          f"{self.detach_timeout:.0f}s (unmount it inside, then detach again)",
+                                          code="VolumeDetachTimeout")
+                    time.sleep(0.2)
+            if config and serial in attached(config):
+                dom.detachDeviceFlags(self._disk_of(config, serial), libvirt.VIR_DOMAIN_AFFECT_CONFIG)
+
+    def grow_volume(self, engine_id: str, serial: str, size_bytes: int) -> bool:
+        """blockResize on the running domain (the guest sees the new size at once); a domain
+        that does not run is grown through its file by the caller."""
+        try:
+            dom = self._dom(engine_id)
+        except NotFound:
+            return False
+        with engine_errors(f"grow a volume of {engine_id}"):
+            if not dom.isActive():
+                return False
+            target = attached(dom.XMLDesc(0)).get(serial)
+            if target is None:
+                return False
+            dom.blockResize(target, int(size_bytes), libvirt.VIR_DOMAIN_BLOCK_RESIZE_BYTES)
+        return True
+
+    def snapshot_volume(self, engine_id: str, instance_id: str, serial: str, device: str, source: Path,
+                        target: Path) -> bool:
+        """A push backup of the running domain's disk: QEMU copies it as it was when the backup
+        began (copy-before-write) while the guest goes on. False when the domain does not run
+        (the file is still, the caller copies it)."""
+        try:
+            dom = self._dom(engine_id)
+        except NotFound:
+            return False
+        with engine_errors(f"snapshot a volume of {engine_id}"):
+            if not dom.isActive():
+                return False
+            live = dom.XMLDesc(0)
+            disks = attached(live)
+            if serial not in disks:
+                return False
+            others = "".join(f"<disk name='{t}' backup='no'/>" for t in sorted(_disk_targets(live))
+                             if t != disks[serial])
+            dom.backupBegin(f"<domainbackup mode='push'><disks><disk name='{disks[serial]}' backup='yes' type='file'>"
+                            f"<driver type='qcow2'/><target file={quoteattr(str(target))}/></disk>{others}"
+                            "</disks></domainbackup>", None, 0)
+            deadline = time.monotonic() + 3600
+            while self._backup_running(dom):
+                if time.monotonic() > deadline:
+                    dom.abortJob()
+                    raise EngineError(f"the snapshot of {serial} did not finish within an hour")
+                time.sleep(0.1)
+            stats = dom.jobStats(libvirt.VIR_DOMAIN_JOB_STATS_COMPLETED)
+            if stats.get("type") != libvirt.VIR_DOMAIN_JOB_COMPLETED:
+                raise EngineError(f"the snapshot of {serial} failed: {stats.get('errmsg') or stats}")
+        return True
+
+    @staticmethod
+    def _backup_running(dom) -> bool:
+        try:
+            dom.backupGetXMLDesc(0)
+            return True
+        except libvirt.libvirtError:
+            return False
+
+    @staticmethod
+    def _disk_of(xml: str, serial: str) -> str:
+        for disk in ET.fromstring(xml).iter("disk"):
+            if disk.findtext("serial") == serial:
+                return ET.tostring(disk, encoding="unicode")
+        raise NotFound(f"no disk with serial {serial}")
+
+    def volume_disks(self, engine_id: str) -> dict[str, str]:
+        """serial -> guest device of the volumes the domain has (live when it runs)."""
+        try:
+            dom = self._dom(engine_id)
+        except NotFound:
+            return {}
+        with engine_errors(f"disks of {engine_id}"):
+            xml = dom.XMLDesc(0) if dom.isActive() or not dom.isPersistent() else dom.XMLDesc(
+                libvirt.VIR_DOMAIN_XML_INACTIVE)
+        return {s: "/dev/" + t for s, t in attached(xml).items()}

@@ -1,0 +1,99 @@
+"""A volume on real VMs (libvirt + QEMU, the tiny image): hot-plugged into a running guest,
+formatted and written from inside, snapshotted while attached, detached, attached to another
+VM and read back; the snapshot restored holds its point in time; a second attach is refused
+while the first holds it; DeleteOnTermination as each volume says."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from .test_ec2 import ec2_for
+from .test_ec2_vpc import code_of
+
+pytestmark = pytest.mark.integration
+
+# The guest's name for the disk whose serial is $1 (waiting for the hot-plug to reach it).
+FIND = ("i=0; while [ $i -lt 60 ]; do for d in /sys/block/vd*; do "
+        "[ \"$(cat $d/serial 2>/dev/null)\" = \"{serial}\" ] && echo /dev/${{d##*/}} && exit 0; done; "
+        "i=$((i+1)); sleep 0.5; done; exit 1")
+GONE = ("i=0; while [ $i -lt 60 ]; do grep -l {serial} /sys/block/vd*/serial >/dev/null 2>&1 || exit 0; "
+        "i=$((i+1)); sleep 0.5; done; exit 1")
+
+
+def sh(user, iid: str, command: str) -> str:
+    res = user.ok("POST", f"/instances/{iid}/exec", json={"command": command, "timeout": 120})
+    assert res["exit_code"] == 0, (command, res)
+    return res["stdout"]
+
+
+def wait_volume(ec2, vid: str, state: str, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        [v] = ec2.describe_volumes(VolumeIds=[vid])["Volumes"]
+        if v["State"] == state:
+            return v
+        assert time.monotonic() < deadline, v
+        time.sleep(0.5)
+
+
+def test_a_volume_moves_between_running_vms_with_its_data(server, user):
+    ec2 = ec2_for(server, user)
+    a = user.ok("POST", "/instances", 201, json={"kind": "vm", "image": "tiny", "type": "t2.nano"})
+    b = user.ok("POST", "/instances", 201, json={"kind": "vm", "image": "tiny", "type": "t2.nano"})
+    made: list[str] = []
+    snap = None
+    try:
+        a, b = user.wait_state(a["id"]), user.wait_state(b["id"])
+        vid = ec2.create_volume(AvailabilityZone="us-east-1a", Size=1)["VolumeId"]
+        made.append(vid)
+        serial = vid.replace("-", "")
+
+        att = ec2.attach_volume(VolumeId=vid, InstanceId=a["id"], Device="/dev/sdf")
+        assert att["Device"] == "/dev/sdf" and att["InstanceId"] == a["id"]
+        v = wait_volume(ec2, vid, "in-use")
+        assert v["Attachments"][0]["State"] == "attached" and v["Attachments"][0]["DeleteOnTermination"] is False
+        dev = sh(user, a["id"], FIND.format(serial=serial)).strip()
+        assert dev.startswith("/dev/vd")
+        sh(user, a["id"], f"mke2fs {dev} >/dev/null && mkdir -p /mnt/v && mount {dev} /mnt/v && "
+                          "echo written-in-a > /mnt/v/proof && sync && umount /mnt/v")
+        # a snapshot while the guest runs with the disk (a libvirt push backup), then more writes
+        snap = ec2.create_snapshot(VolumeId=vid)["SnapshotId"]
+        sh(user, a["id"], f"mount {dev} /mnt/v && echo after-snapshot > /mnt/v/proof && sync && umount /mnt/v")
+        assert code_of(lambda: ec2.attach_volume(VolumeId=vid, InstanceId=b["id"], Device="/dev/sdf")) == "VolumeInUse"
+        assert code_of(lambda: ec2.delete_volume(VolumeId=vid)) == "VolumeInUse"
+
+        ec2.detach_volume(VolumeId=vid)
+        wait_volume(ec2, vid, "available")
+        sh(user, a["id"], GONE.format(serial=serial))  # the guest no longer has the disk
+
+        ec2.attach_volume(VolumeId=vid, InstanceId=b["id"], Device="/dev/xvdg")
+        wait_volume(ec2, vid, "in-use")
+        dev = sh(user, b["id"], FIND.format(serial=serial)).strip()
+        out = sh(user, b["id"], f"mkdir -p /mnt/v && mount {dev} /mnt/v && cat /mnt/v/proof && umount /mnt/v")
+        assert out.strip() == "after-snapshot"
+
+        # the snapshot holds the point in time it was taken at
+        restored = ec2.create_volume(AvailabilityZone="us-east-1a", SnapshotId=snap)["VolumeId"]
+        made.append(restored)
+        ec2.attach_volume(VolumeId=restored, InstanceId=b["id"], Device="/dev/sdh")
+        dev = sh(user, b["id"], FIND.format(serial=restored.replace("-", ""))).strip()
+        out = sh(user, b["id"], f"mkdir -p /mnt/r && mount {dev} /mnt/r && cat /mnt/r/proof && umount /mnt/r")
+        assert out.strip() == "written-in-a"
+        ec2.modify_instance_attribute(InstanceId=b["id"], BlockDeviceMappings=[
+            {"DeviceName": "/dev/sdh", "Ebs": {"DeleteOnTermination": True}}])
+
+        # terminating b keeps the volume (DeleteOnTermination false for an attached volume) and
+        # deletes the restored one (set true above)
+        user.ok("DELETE", f"/instances/{b['id']}")
+        v = wait_volume(ec2, vid, "available")
+        assert v["Attachments"] == []
+        assert code_of(lambda: ec2.describe_volumes(VolumeIds=[restored])) == "InvalidVolume.NotFound"
+        made.remove(restored)
+    finally:
+        for inst in (a, b):
+            user("DELETE", f"/instances/{inst['id']}")
+        for v in made:
+            ec2.delete_volume(VolumeId=v)
+        if snap:
+            ec2.delete_snapshot(SnapshotId=snap)
