@@ -454,6 +454,11 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX IF NOT EXISTS operations_open ON operations(instance_id) WHERE finished_at IS NULL
     """,
+    # 10: listings are answered from the object index on every engine (issue 19), so it keeps
+    # each object's ETag too (NULL: not known yet, read from the engine when first listed).
+    """
+    ALTER TABLE objects ADD COLUMN etag TEXT
+    """,
 ]
 
 

@@ -71,7 +71,8 @@ class BucketHandlers:
 
     # -- listings -----------------------------------------------------------------------------------
     def list_objects(self, req: S3Request) -> Response:
-        return relay(self.storage.list_objects_s3(req.account, req.bucket, req.pick(LIST_PARAMS)))
+        root, body = listings.objects(self.storage.list_objects_s3(req.account, req.bucket, req.params(LIST_PARAMS)))
+        return xml(root, body)
 
     def list_object_versions(self, req: S3Request) -> Response:
         result = self.storage.list_versions(req.account, req.bucket, req.params(LIST_VERSIONS_PARAMS))

@@ -15,10 +15,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable
 
 from ..errors import InvalidParameter, NotFound
-from . import cors, lifecycle, markers, tagging
+from . import cors, lifecycle, listing, tagging
 from .buckets import Bucket
 from .engine import Reply
-from .versions import list_null_versions
 
 if TYPE_CHECKING:
     from ..accounts import Account
@@ -144,9 +143,9 @@ class SettingsOperations:
         bucket = self.authorize(account, name, "list")
         if self.engine_versioned(bucket):
             return self.engine.listing(name, None, [("versions", "")] + list(params.items()))
-        extra = markers.listed(self.index, name) if self.keys_are_paths else []
-        page = list_null_versions(self.engine, name, params, extra)
-        page["owner"] = self._who(bucket.owner)
+        page = listing.versions_page(self.index.lister(name), params)
+        self._fill_etags(name, page["versions"])
+        page["name"], page["owner"] = name, self._who(bucket.owner)
         return page
 
     def check_version(self, bucket: Bucket, version_id: str | None) -> list[tuple[str, str]]:

@@ -12,6 +12,7 @@ from typing import Callable, Iterable, Iterator
 from .. import xmldoc
 from ..errors import EngineError, InvalidParameter, NotFound
 from ..sigv4 import uri_encode
+from . import keynames
 from .client import BackendClient, BackendResponse
 
 S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
@@ -89,16 +90,35 @@ class Reply:
         return self
 
 
+def result_etag(reply: Reply, root: str) -> str | None:
+    """The ETag inside a result document the engine answered (CopyObjectResult,
+    CompleteMultipartUploadResult); None when it has none."""
+    try:
+        return (xmldoc.text(xmldoc.parse(reply.body(), root), "ETag") or "").strip('"') or None
+    except InvalidParameter:
+        return None
+
+
 def _only(headers: dict[str, str] | None, keep=None, drop=()) -> dict[str, str]:
     return {k: v for k, v in (headers or {}).items() if (keep is None or k in keep) and k not in drop}
 
 
 class Engine:
     """The S3 engine's operations; `client()` gives the running engine's client or raises
-    BackendUnavailable."""
+    BackendUnavailable. `keys_are_paths()` says whether the engine stores keys as file paths:
+    then every key goes to it under its keynames.py name, and comes back decoded."""
 
-    def __init__(self, client: Callable[[], BackendClient]):
+    def __init__(self, client: Callable[[], BackendClient], keys_are_paths: Callable[[], bool] = lambda: False):
         self.client = client
+        self.keys_are_paths = keys_are_paths
+
+    def name_of(self, key: str) -> str:
+        """The engine's name for `key`."""
+        return keynames.encode(key) if self.keys_are_paths() else key
+
+    def key_of(self, name: str) -> str:
+        """The key the engine's `name` stores; ValueError for a name no key has."""
+        return keynames.decode(name) if self.keys_are_paths() else name
 
     def _call(self, method, bucket, key=None, query=(), headers=None, body=None, length=None) -> Reply:
         return Reply.read(self.client().request(method, bucket, key, query, headers, body, length))
@@ -114,14 +134,14 @@ class Engine:
     def delete_bucket(self, name: str) -> Reply:
         return self._call("DELETE", name)
 
-    def list_page(self, name: str, *, prefix: str = "", delimiter: str = "", max_keys: int = 1000,
-                  continuation_token: str | None = None, start_after: str | None = None) -> dict:
-        """One ListObjectsV2 page as data."""
+    def list_page(self, name: str, *, max_keys: int = 1000, continuation_token: str | None = None) -> dict:
+        """One page of what the engine really holds, as data: objects [{key, size, etag,
+        last_modified}] with their keys decoded, and `strays`, engine names no key has (temp
+        files of the stand-in, files of an earlier layout). Listings for clients come from
+        the index (listing.py), never from here."""
         q = [("list-type", "2"), ("max-keys", str(max_keys))]
-        for k, v in (("prefix", prefix), ("delimiter", delimiter), ("continuation-token", continuation_token),
-                     ("start-after", start_after)):
-            if v:
-                q.append((k, v))
+        if continuation_token:
+            q.append(("continuation-token", continuation_token))
         reply = self._call("GET", name, None, q)
         if not reply.ok:
             code, msg = reply.error()
@@ -130,12 +150,18 @@ class Engine:
             raise EngineError(f"listing {name} failed: {code} {msg}")
         root = xmldoc.parse(reply.body(), "ListObjectsV2")
         text = xmldoc.text
-        objects = [{"key": text(c, "Key"), "size": int(text(c, "Size") or 0),
-                    "etag": (text(c, "ETag") or "").strip('"'), "last_modified": text(c, "LastModified")}
-                   for c in xmldoc.children(root, "Contents")]
-        prefixes = [text(p, "Prefix") for p in xmldoc.children(root, "CommonPrefixes")]
+        objects, strays = [], []
+        for c in xmldoc.children(root, "Contents"):
+            raw = text(c, "Key")
+            try:
+                key = self.key_of(raw)
+            except ValueError:
+                strays.append(raw)
+                continue
+            objects.append({"key": key, "size": int(text(c, "Size") or 0),
+                            "etag": (text(c, "ETag") or "").strip('"'), "last_modified": text(c, "LastModified")})
         truncated = text(root, "IsTruncated") == "true"
-        return {"objects": objects, "prefixes": prefixes,
+        return {"objects": objects, "strays": strays,
                 "next_token": text(root, "NextContinuationToken") if truncated else None}
 
     def put_versioning(self, name: str, status: str) -> Reply:
@@ -154,18 +180,18 @@ class Engine:
         reply = self._call("GET", name, None, [("versions", ""), ("max-keys", str(max_keys))])
         reply.raise_for_status(f"listing the versions of {name}")
         root = xmldoc.parse(reply.body(), "ListVersionsResult")
-        return [(xmldoc.text(v, "Key"), xmldoc.text(v, "VersionId")) for tag in ("Version", "DeleteMarker")
-                for v in xmldoc.children(root, tag)]
+        return [(self.key_of(xmldoc.text(v, "Key")), xmldoc.text(v, "VersionId"))
+                for tag in ("Version", "DeleteMarker") for v in xmldoc.children(root, tag)]
 
     def listing(self, name: str, key: str | None, query: list[tuple[str, str]]) -> Reply:
         """A listing (objects v1/v2, uploads, parts) as the engine renders it, streamed."""
-        return Reply.streamed(self.client().request("GET", name, key, query))
+        return Reply.streamed(self.client().request("GET", name, None if key is None else self.name_of(key), query))
 
     # -- objects ---------------------------------------------------------------------------------
     def get(self, method: str, name: str, key: str, query=(), headers=None) -> Reply:
         """GET (streamed) or HEAD of an object; only range and conditional headers go along."""
         headers = _only(headers, keep=CONDITIONAL_GET)
-        resp = self.client().request(method, name, key, list(query), headers)
+        resp = self.client().request(method, name, self.name_of(key), list(query), headers)
         if resp.status == 200 and "range" in headers and resp.header("content-range"):
             resp.status = 206  # the stand-in answers a satisfied Range with 200 + Content-Range
         if method == "HEAD":
@@ -174,27 +200,38 @@ class Engine:
         return Reply.streamed(resp)
 
     def size(self, name: str, key: str) -> int | None:
-        reply = self._call("HEAD", name, key)
+        reply = self._call("HEAD", name, self.name_of(key))
         return int(reply.header("content-length", "0")) if reply.ok else None
 
+    def etag(self, name: str, key: str) -> str | None:
+        reply = self._call("HEAD", name, self.name_of(key))
+        if not reply.ok:
+            return None
+        return (reply.header("etag") or "").strip('"') or None
+
     def put(self, name: str, key: str, headers, body, length: int) -> Reply:
-        return self._call("PUT", name, key, (), headers, body, length)
+        return self._call("PUT", name, self.name_of(key), (), headers, body, length)
 
     def copy(self, name: str, key: str, src_bucket: str, src_key: str, headers) -> tuple[Reply, bool]:
         """(reply, copied): the engine may answer 200 with an error inside, as S3 does."""
         headers = _only(headers, drop=("content-md5",))
-        headers["x-amz-copy-source"] = f"/{uri_encode(src_bucket)}/{uri_encode(src_key, keep_slash=True)}"
-        reply = self._call("PUT", name, key, (), headers, b"")
+        headers["x-amz-copy-source"] = f"/{uri_encode(src_bucket)}/{uri_encode(self.name_of(src_key), keep_slash=True)}"
+        reply = self._call("PUT", name, self.name_of(key), (), headers, b"")
         return reply, reply.status == 200 and b"CopyObjectResult" in reply.body()[:300]
 
     def delete(self, name: str, key: str, query: list[tuple[str, str]] = ()) -> Reply:
-        return self._call("DELETE", name, key, query)
+        return self._call("DELETE", name, self.name_of(key), query)
+
+    def delete_name(self, name: str, engine_name: str) -> Reply:
+        """DELETE of an engine name that is no key's (a stand-in's empty folder, a stray)."""
+        return self._call("DELETE", name, engine_name)
 
     def delete_many(self, name: str, objects: list[tuple[str, str | None]],
                     quiet: bool) -> tuple[Reply, list[tuple[str, str | None]]]:
         """(reply, the (key, version id) pairs deleted)."""
         doc = xmldoc.render("Delete", {"Quiet": True if quiet else None,
-                                       "Object": [{"Key": k, "VersionId": v} for k, v in objects]}, list_item=None)
+                                       "Object": [{"Key": self.name_of(k), "VersionId": v} for k, v in objects]},
+                            list_item=None)
         reply = self._call("POST", name, None, [("delete", "")], {"content-type": "application/xml"}, doc.encode())
         if reply.status != 200:
             return reply, []
@@ -204,11 +241,12 @@ class Engine:
             failed = {xmldoc.text(e, "Key") for e in xmldoc.children(result, "Error")}
         except InvalidParameter:
             pass
-        return reply, [(k, v) for k, v in objects if k not in failed]
+        return reply, [(k, v) for k, v in objects if self.name_of(k) not in failed]
 
     # -- multipart -------------------------------------------------------------------------------
     def create_upload(self, name: str, key: str, headers) -> tuple[Reply, str | None]:
-        reply = self._call("POST", name, key, [("uploads", "")], _only(headers, drop=("content-md5",)), b"")
+        reply = self._call("POST", name, self.name_of(key), [("uploads", "")], _only(headers, drop=("content-md5",)),
+                           b"")
         if reply.status != 200:
             return reply, None
         upload_id = xmldoc.text(xmldoc.parse(reply.body(), "InitiateMultipartUploadResult"), "UploadId")
@@ -217,15 +255,15 @@ class Engine:
         return reply, upload_id
 
     def upload_part(self, name: str, key: str, upload_id: str, number: int, headers, body, length: int) -> Reply:
-        return self._call("PUT", name, key, [("partNumber", str(number)), ("uploadId", upload_id)],
+        return self._call("PUT", name, self.name_of(key), [("partNumber", str(number)), ("uploadId", upload_id)],
                           _only(headers, keep=("content-md5",)), body, length)
 
     def complete(self, name: str, key: str, upload_id: str, parts: list[tuple[int, str]]) -> tuple[Reply, bool]:
         doc = xmldoc.render("CompleteMultipartUpload",
                             {"Part": [{"PartNumber": n, "ETag": e} for n, e in parts]}, list_item=None)
-        reply = self._call("POST", name, key, [("uploadId", upload_id)], {"content-type": "application/xml"},
-                           doc.encode())
+        reply = self._call("POST", name, self.name_of(key), [("uploadId", upload_id)],
+                           {"content-type": "application/xml"}, doc.encode())
         return reply, reply.status == 200 and b"CompleteMultipartUploadResult" in reply.body()[:400]
 
     def abort(self, name: str, key: str, upload_id: str) -> Reply:
-        return self._call("DELETE", name, key, [("uploadId", upload_id)])
+        return self._call("DELETE", name, self.name_of(key), [("uploadId", upload_id)])

@@ -15,9 +15,8 @@ import time
 from typing import TYPE_CHECKING, Callable
 
 from ..errors import EngineError, InvalidParameter, NotFound
-from . import markers
 from .buckets import Bucket, validate_key
-from .engine import Reply
+from .engine import Reply, result_etag
 from .objects import Body, gathered
 from .settings import ObjectAttrs
 
@@ -75,9 +74,7 @@ class MultipartOperations:
                       request_body: Callable[[], object] | None = None, attrs: ObjectAttrs | None = None) -> Reply:
         """A new upload; `attrs` are what the completed object will carry."""
         bucket = self.authorize(account, name, "write")
-        self._writable_key(name, key)
-        if markers.is_marker(self.keys_are_paths, key):
-            raise markers.refuse(self.engine_name, key, "a multipart upload")
+        validate_key(key)
         attrs = self._new_attrs(bucket, attrs)
         if request_body:
             request_body()
@@ -151,7 +148,8 @@ class MultipartOperations:
         try:
             reply, completed = self.engine.complete(name, key, upload.upload_id, listed)
             if completed:
-                self.index.record_object(name, key, total, self.settings.upload_attrs(upload.upload_id))
+                self.index.record_object(name, key, total, self.settings.upload_attrs(upload.upload_id),
+                                         result_etag(reply, "CompleteMultipartUploadResult"))
                 self.index.forget_upload(upload.upload_id)
         finally:
             reservation.__exit__(None, None, None)

@@ -12,12 +12,14 @@ A mixin of Storage, which provides `authorize`, `buckets`, `settings`, `engine`,
 """
 from __future__ import annotations
 
+import logging
+import time
 from typing import TYPE_CHECKING, Callable, Iterable, Union
 
 from ..errors import EngineError, Forbidden, InvalidParameter, NotFound
-from . import lifecycle, markers, policy
+from . import lifecycle, listing, policy
 from .buckets import Bucket, validate_key
-from .engine import Reply
+from .engine import Reply, result_etag
 from .settings import ObjectAttrs
 
 if TYPE_CHECKING:
@@ -25,6 +27,8 @@ if TYPE_CHECKING:
     from .engine import Engine
     from .index import ObjectIndex
     from .quotas import Quotas
+
+log = logging.getLogger("pocketcloud.storage")
 
 GATHER = 1024 * 1024        # bodies up to this size are read (and so verified) before the engine sees them
 MAX_DELETE = 1000
@@ -46,15 +50,36 @@ class ObjectOperations:
     authorize: Callable[..., Bucket]
 
     # -- listings ------------------------------------------------------------------------------
-    def list_objects(self, account: "Account | None", name: str, **kw) -> dict:
-        """One page as data (prefix, delimiter, max_keys, continuation_token, start_after)."""
-        self.authorize(account, name, "list")
-        return self.engine.list_page(name, **kw)
+    def list_objects(self, account: "Account | None", name: str, *, prefix: str = "", delimiter: str = "",
+                     max_keys: int = 1000, continuation_token: str | None = None,
+                     start_after: str | None = None) -> dict:
+        """One page as data: objects, prefixes and next_token (REST and console)."""
+        params = {"list-type": "2", "prefix": prefix, "delimiter": delimiter, "max-keys": str(max_keys),
+                  "start-after": start_after or ""}
+        if continuation_token:
+            params["continuation-token"] = continuation_token
+        page = self.list_objects_s3(account, name, params)
+        objects = [{"key": o["key"], "size": o["size"], "etag": o["etag"],
+                    "last_modified": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(o["updated_at"]))}
+                   for o in page["objects"]]
+        return {"objects": objects, "prefixes": page["prefixes"], "next_token": page.get("next_token")}
 
-    def list_objects_s3(self, account: "Account | None", name: str, query: list[tuple[str, str]]) -> Reply:
-        """ListObjects (v1 or v2, as `query` says) rendered by the engine, streamed."""
-        self.authorize(account, name, "list")
-        return self.engine.listing(name, None, query)
+    def list_objects_s3(self, account: "Account | None", name: str, params: dict[str, str]) -> dict:
+        """ListObjects (v1, or v2 when list-type=2) as data, from the index (listing.py): the
+        same answer on every engine. Each object: key, size, etag, last_modified (epoch)."""
+        bucket = self.authorize(account, name, "list")
+        page = listing.objects_page(self.index.lister(name), params)
+        self._fill_etags(name, page["objects"])
+        page["name"], page["owner"] = name, self._who(bucket.owner)
+        return page
+
+    def _fill_etags(self, name: str, objects: list[dict]) -> None:
+        """ETags the index does not know yet (rows written before it kept them): from the engine, once."""
+        for o in objects:
+            if not o.get("etag"):
+                o["etag"] = self.engine.etag(name, o["key"]) or ""
+                if o["etag"]:
+                    self.index.set_etag(name, o["key"], o["etag"])
 
     # -- objects -------------------------------------------------------------------------------
     def readable(self, account: "Account | None", name: str, key: str) -> Bucket:
@@ -80,11 +105,7 @@ class ObjectOperations:
                    method: str = "GET", query: Iterable[tuple[str, str]] = (), version_id: str | None = None) -> Reply:
         """The object, streamed (HEAD: its headers); Range and conditionals as S3 has them."""
         bucket = self.readable(account, name, key)
-        if markers.is_marker(self.keys_are_paths, key):
-            self.check_version(bucket, version_id)
-            reply = markers.get(self.index, name, key)
-        else:
-            reply = self.engine.get(method, name, key, list(query) + self.check_version(bucket, version_id), headers)
+        reply = self.engine.get(method, name, key, list(query) + self.check_version(bucket, version_id), headers)
         if reply.ok:
             attrs = self.settings.object_attrs(name, key)
             if attrs.tags:
@@ -98,28 +119,17 @@ class ObjectOperations:
                     reply.add_header("x-amz-expiration", expiry)
         return reply
 
-    def _writable_key(self, name: str, key: str) -> None:
-        validate_key(key)
-        other = self.index.path_conflict(name, key) if self.keys_are_paths else None
-        if other is not None:  # the path-backed engines answer this with a 500 (until issue 19)
-            raise InvalidParameter(f"object key {key[:80]!r} cannot coexist with the object {other[:80]!r} "
-                                   "(one would be the other's folder)", code="InvalidArgument")
-
     def put_object(self, account: "Account | None", name: str, key: str, body: Body, length: int,
                    headers: dict[str, str] | None = None, attrs: ObjectAttrs | None = None) -> Reply:
         """Stream an object into the engine under the owner's quota; `attrs`: its tags and
         canned ACL (x-amz-tagging, x-amz-acl)."""
         bucket = self.authorize(account, name, "write")
-        self._writable_key(name, key)
+        validate_key(key)
         attrs = self._new_attrs(bucket, attrs)
-        if markers.is_marker(self.keys_are_paths, key):
-            if length:
-                raise markers.refuse(self.engine_name, key)
-            return markers.put(self.index, name, key, body, length, attrs)
         with self.quotas.reserve(bucket, length, replacing=key):
             reply = self.engine.put(name, key, headers, gathered(body, length), length)
             if reply.status == 200:
-                self.index.record_object(name, key, length, attrs)
+                self.index.record_object(name, key, length, attrs, reply.header("etag"))
         return reply
 
     def copy_object(self, account: "Account | None", name: str, key: str, source_bucket: str, source_key: str,
@@ -129,9 +139,7 @@ class ObjectOperations:
         The copy gets `acl` and `tags`, or the source's tags when `tags` is None (S3's
         x-amz-tagging-directive COPY)."""
         bucket = self.authorize(account, name, "write")
-        self._writable_key(name, key)
-        if markers.is_marker(self.keys_are_paths, key):
-            raise markers.refuse(self.engine_name, key, "a copy")
+        validate_key(key)
         self.readable(account, source_bucket, source_key)
         size = self.index.object_size(source_bucket, source_key)
         if size is None:
@@ -146,17 +154,12 @@ class ObjectOperations:
         with self.quotas.reserve(bucket, size, replacing=key):
             reply, copied = self.engine.copy(name, key, source_bucket, source_key, headers)
             if copied:
-                self.index.record_object(name, key, size, attrs)
+                self.index.record_object(name, key, size, attrs, result_etag(reply, "CopyObjectResult"))
         return reply
 
     def delete_object(self, account: "Account | None", name: str, key: str, version_id: str | None = None) -> Reply:
         bucket = self.authorize(account, name, "write")
         validate_key(key)
-        if markers.is_marker(self.keys_are_paths, key):
-            self.check_version(bucket, version_id)
-            self.index.forget_objects(name, [key])
-            self.engine.delete(name, key)  # the folder, if the engine kept an empty one
-            return Reply(204)
         reply = self.engine.delete(name, key, self.check_version(bucket, version_id))
         if reply.status not in (200, 204, 404):
             code, msg = reply.error()
@@ -193,7 +196,7 @@ class ObjectOperations:
         if size is None:
             self.index.forget_objects(name, [key])
         else:
-            self.index.record_object(name, key, size, self.settings.object_attrs(name, key))
+            self.index.record_object(name, key, size, self.settings.object_attrs(name, key), self.engine.etag(name, key))
 
     # -- whole buckets ---------------------------------------------------------------------------
     def empty_bucket(self, name: str) -> int:
@@ -223,15 +226,28 @@ class ObjectOperations:
         return deleted
 
     def rescan(self, name: str) -> dict:
-        """Rebuild the size index of one bucket from the engine's listing."""
-        sizes: dict[str, int] = {}
+        """Repair the index of one bucket from what the engine holds, both ways: an object the
+        engine has and the index lacks is added, an indexed one the engine lacks is dropped,
+        each with a log line (the index answers listings, so it must not drift)."""
+        found: dict[str, tuple[int, str | None]] = {}
+        strays: list[str] = []
         token = None
         while True:
             page = self.engine.list_page(name, max_keys=MAX_DELETE, continuation_token=token)
             for o in page["objects"]:
-                sizes[o["key"]] = o["size"]
+                found[o["key"]] = (o["size"], o["etag"] or None)
+            strays += page["strays"]
             token = page.get("next_token")
             if not token:
                 break
-        self.index.replace_bucket(name, sizes)
-        return self.index.usage(name)
+        added, dropped = self.index.replace_bucket(name, found)
+        for key in added[:20]:
+            log.warning("reconcile: %s/%s is on the engine but was not indexed: indexed now", name, key[:200])
+        for key in dropped[:20]:
+            log.warning("reconcile: %s/%s was indexed but the engine has no such object: dropped", name, key[:200])
+        if len(added) > 20 or len(dropped) > 20:
+            log.warning("reconcile: %s: %d objects indexed, %d dropped in all", name, len(added), len(dropped))
+        for raw in strays[:20]:
+            log.warning("reconcile: %s: engine file %r is no object's name (a temp file or another layout): "
+                        "left alone", name, raw[:200])
+        return {**self.index.usage(name), "added": len(added), "dropped": len(dropped), "strays": len(strays)}
