@@ -7,6 +7,7 @@ XML bodies it builds) and cleans what comes back of what is only the engine's bu
 """
 from __future__ import annotations
 
+import xml.etree.ElementTree as ET
 from typing import Callable, Iterable, Iterator
 
 from .. import xmldoc
@@ -119,6 +120,30 @@ class Engine:
     def key_of(self, name: str) -> str:
         """The key the engine's `name` stores; ValueError for a name no key has."""
         return keynames.decode(name) if self.keys_are_paths() else name
+
+    def _keys_back(self, reply: Reply, key: str | None = None) -> Reply:
+        """A result document the engine rendered (DeleteResult, Initiate/Complete results)
+        with the keys in it as the client named them, not as the engine stores them."""
+        if not self.keys_are_paths() or not reply.ok:
+            return reply
+        try:
+            root = xmldoc.parse(reply.body(), "result")
+        except InvalidParameter:
+            return reply
+        for elem in root.iter():
+            tag = xmldoc.local(elem.tag)
+            if tag == "Key" and elem.text:
+                try:
+                    elem.text = self.key_of(elem.text)
+                except ValueError:
+                    pass
+            elif tag == "Location" and elem.text and key is not None:
+                name = uri_encode(self.name_of(key), keep_slash=True)
+                if elem.text.endswith(name):
+                    elem.text = elem.text[:-len(name)] + uri_encode(key, keep_slash=True)
+        ET.register_namespace("", S3_NS)
+        body = xmldoc.DECLARATION.encode() + ET.tostring(root, encoding="utf-8", xml_declaration=False)
+        return Reply(reply.status, [(k, v) for k, v in reply.headers if k.lower() != "content-length"], body)
 
     def _call(self, method, bucket, key=None, query=(), headers=None, body=None, length=None) -> Reply:
         return Reply.read(self.client().request(method, bucket, key, query, headers, body, length))
@@ -235,13 +260,14 @@ class Engine:
         reply = self._call("POST", name, None, [("delete", "")], {"content-type": "application/xml"}, doc.encode())
         if reply.status != 200:
             return reply, []
+        reply = self._keys_back(reply)
         failed: set = set()
         try:
             result = xmldoc.parse(reply.body(), "DeleteResult")
             failed = {xmldoc.text(e, "Key") for e in xmldoc.children(result, "Error")}
         except InvalidParameter:
             pass
-        return reply, [(k, v) for k, v in objects if self.name_of(k) not in failed]
+        return reply, [(k, v) for k, v in objects if k not in failed]
 
     # -- multipart -------------------------------------------------------------------------------
     def create_upload(self, name: str, key: str, headers) -> tuple[Reply, str | None]:
@@ -249,6 +275,7 @@ class Engine:
                            b"")
         if reply.status != 200:
             return reply, None
+        reply = self._keys_back(reply, key)
         upload_id = xmldoc.text(xmldoc.parse(reply.body(), "InitiateMultipartUploadResult"), "UploadId")
         if not upload_id:
             raise EngineError("the storage engine returned no UploadId")
@@ -263,7 +290,8 @@ class Engine:
                             {"Part": [{"PartNumber": n, "ETag": e} for n, e in parts]}, list_item=None)
         reply = self._call("POST", name, self.name_of(key), [("uploadId", upload_id)],
                            {"content-type": "application/xml"}, doc.encode())
-        return reply, reply.status == 200 and b"CompleteMultipartUploadResult" in reply.body()[:400]
+        completed = reply.status == 200 and b"CompleteMultipartUploadResult" in reply.body()[:400]
+        return (self._keys_back(reply, key) if completed else reply), completed
 
     def abort(self, name: str, key: str, upload_id: str) -> Reply:
         return self._call("DELETE", name, self.name_of(key), [("uploadId", upload_id)])
