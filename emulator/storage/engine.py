@@ -161,8 +161,9 @@ class Engine:
 
     def list_page(self, name: str, *, max_keys: int = 1000, continuation_token: str | None = None) -> dict:
         """One page of what the engine really holds, as data: objects [{key, size, etag,
-        last_modified}] with their keys decoded, and `strays`, engine names no key has (temp
-        files of the stand-in, files of an earlier layout). Listings for clients come from
+        last_modified}] with their keys decoded, and `strays` [{name, size, etag, ...}]: engine
+        names that read back as no key (temp files of the stand-in, files of an earlier layout,
+        and digest names of long keys, which only the index can name: keynames.py). Listings for clients come from
         the index (listing.py), never from here."""
         q = [("list-type", "2"), ("max-keys", str(max_keys))]
         if continuation_token:
@@ -178,13 +179,12 @@ class Engine:
         objects, strays = [], []
         for c in xmldoc.children(root, "Contents"):
             raw = text(c, "Key")
+            entry = {"size": int(text(c, "Size") or 0), "etag": (text(c, "ETag") or "").strip('"'),
+                     "last_modified": text(c, "LastModified")}
             try:
-                key = self.key_of(raw)
+                objects.append({"key": self.key_of(raw), **entry})
             except ValueError:
-                strays.append(raw)
-                continue
-            objects.append({"key": key, "size": int(text(c, "Size") or 0),
-                            "etag": (text(c, "ETag") or "").strip('"'), "last_modified": text(c, "LastModified")})
+                strays.append({"name": raw, **entry})
         truncated = text(root, "IsTruncated") == "true"
         return {"objects": objects, "strays": strays,
                 "next_token": text(root, "NextContinuationToken") if truncated else None}

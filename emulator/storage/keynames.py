@@ -10,7 +10,10 @@ first-start migration need to):
   '%', '/', spaces and unicode never appear raw; '.' and '..' alone are escaped too);
 - every segment but the last is a folder: its escaped text, or `~~` when it is empty;
 - the last segment is the file: `~` + its escaped text (a key ending in '/' is the file `~`);
-- an escaped segment longer than PIECE is cut into folders `~+piece` that continue it.
+- an escaped segment longer than PIECE is cut into folders `~+piece` that continue it;
+- a key whose name would pass the engine's own limit on names (MAX_NAME bytes: escaping
+  can triple a key) is stored as `~h/~` + the SHA-256 of the key instead. That name cannot
+  be read back: only the index knows its key (`digest_name` finds it).
 
 Folders never start with a single `~` followed by anything but `~`/`+`, files always do, so
 no file can be another key's folder. Names stay readable for ASCII keys (`photos/cat.jpg` is
@@ -18,9 +21,12 @@ no file can be another key's folder. Names stay readable for ASCII keys (`photos
 """
 from __future__ import annotations
 
+import hashlib
 import string
 
 PIECE = 200     # escaped characters per path component, well under NAME_MAX (255 bytes)
+MAX_NAME = 1024  # the stand-in refuses longer names (KeyTooLongError), as S3 does keys
+DIGESTS = "~h/"  # the folder of digest names: no other name has a first folder `~h`
 _SAFE = frozenset(string.ascii_letters + string.digits + "._-")
 
 
@@ -51,6 +57,20 @@ def _pieces(segment: str) -> list[str]:
 
 def encode(key: str) -> str:
     """The engine name (a relative path) of `key`."""
+    name = _encode(key)
+    return name if len(name) <= MAX_NAME else digest_name(key)
+
+
+def digest_name(key: str) -> str:
+    return DIGESTS + "~" + hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def is_digest(name: str) -> bool:
+    """Whether `name` is a digest name, whose key only the index knows."""
+    return name.startswith(DIGESTS)
+
+
+def _encode(key: str) -> str:
     segments = key.split("/")
     parts: list[str] = []
     for i, segment in enumerate(segments):
@@ -82,7 +102,7 @@ def _unescape(text: str) -> str:
 
 def decode(name: str) -> str:
     """The key stored under engine name `name`; ValueError when no key has that name (a
-    file of another layout, an engine's temp file)."""
+    file of another layout, an engine's temp file) and for a digest name (is_digest)."""
     parts = name.split("/")
     segments: list[str] = []
     pending = ""

@@ -212,9 +212,18 @@ class ObjectOperations:
                 reply.raise_for_status(f"emptying bucket {name}")
                 if not gone:
                     raise EngineError(f"could not empty bucket {name}: the engine deleted none of its versions")
+        strays_done: set[str] = set()
         while True:
-            keys = [o["key"] for o in self.engine.list_page(name, max_keys=MAX_DELETE)["objects"]]
+            page = self.engine.list_page(name, max_keys=MAX_DELETE)
+            keys = [o["key"] for o in page["objects"]]
+            strays = [o["name"] for o in page["strays"] if o["name"] not in strays_done]
+            for raw in strays:  # digest names of long keys, temp files: by their engine names
+                self.engine.delete_name(name, raw)
+                strays_done.add(raw)
+                deleted += 1
             if not keys:
+                if strays:
+                    continue
                 break
             reply, gone = self.engine.delete_many(name, [(k, None) for k in keys], quiet=True)
             reply.raise_for_status(f"emptying bucket {name}")
@@ -231,12 +240,18 @@ class ObjectOperations:
         each with a log line (the index answers listings, so it must not drift)."""
         found: dict[str, tuple[int, str | None]] = {}
         strays: list[str] = []
+        digests = {self.engine.name_of(k): k for k, _, _ in self.index.objects_in(name)} if self.keys_are_paths \
+            else {}
         token = None
         while True:
             page = self.engine.list_page(name, max_keys=MAX_DELETE, continuation_token=token)
             for o in page["objects"]:
                 found[o["key"]] = (o["size"], o["etag"] or None)
-            strays += page["strays"]
+            for o in page["strays"]:
+                if o["name"] in digests:   # a long key's digest name: the index knows its key
+                    found[digests[o["name"]]] = (o["size"], o["etag"] or None)
+                else:
+                    strays.append(o["name"])
             token = page.get("next_token")
             if not token:
                 break

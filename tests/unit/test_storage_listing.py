@@ -1,9 +1,7 @@
-"""Listings answered from the index (listing.py over index.py's rows) against a model of S3's
-documented listing rules, written here independently and as plainly as possible: keys after
-the marker and under the prefix, in UTF-8 byte order; a key with the delimiter after the
-prefix is rolled into the common prefix ending there; each common prefix once, and only if
-it sorts after the marker; max-keys counts keys and prefixes; paging (v1 NextMarker, v2
-continuation tokens) lists everything exactly once."""
+"""Listings answered from the index (listing.py over index.py's rows) against the model of
+S3's documented listing rules (tests/s3model.py), on keys and parameters Hypothesis makes:
+max-keys counts keys and prefixes; paging (v1 NextMarker, v2 continuation tokens) lists
+everything exactly once, in order."""
 from __future__ import annotations
 
 import pytest
@@ -14,22 +12,7 @@ from emulator.errors import InvalidParameter
 from emulator.state import Store
 from emulator.storage import listing
 from emulator.storage.index import ObjectIndex
-
-
-def model(keys: list[str], prefix: str, delimiter: str, after: str) -> list[tuple[str, str]]:
-    """Everything a listing shows after `after`, in order: ("key"|"prefix", text)."""
-    items: list[tuple[str, str]] = []
-    for k in sorted(keys, key=lambda s: s.encode("utf-8")):
-        if k <= after or not k.startswith(prefix):
-            continue
-        rest = k[len(prefix):]
-        if delimiter and delimiter in rest:
-            common = prefix + rest[:rest.index(delimiter) + len(delimiter)]
-            if common > after and ("prefix", common) not in items:
-                items.append(("prefix", common))
-        else:
-            items.append(("key", k))
-    return items
+from tests.s3model import listing as model
 
 
 def shown(page: dict) -> list[tuple[str, str]]:
