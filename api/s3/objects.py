@@ -94,7 +94,8 @@ class ObjectHandlers:
 
     def complete_multipart_upload(self, req: S3Request) -> Response:
         return relay(self.storage.complete_upload(req.account, req.bucket, req.key, req.q["uploadId"],
-                                                  lambda: completion_parts(req.read_body(MAX_XML_BODY))))
+                                                  lambda: completion_parts(req.read_body(MAX_XML_BODY)),
+                                                  req.forward_headers()))
 
     def abort_multipart_upload(self, req: S3Request) -> Response:
         return relay(self.storage.abort_upload(req.account, req.bucket, req.key, req.q["uploadId"]))

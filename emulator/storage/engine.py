@@ -17,7 +17,12 @@ from . import keynames
 from .client import BackendClient, BackendResponse
 
 S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
-CONDITIONAL_GET = ("range", "if-match", "if-none-match", "if-modified-since", "if-unmodified-since")
+# conditions are the cloud's to decide (conditions.py): only Range reaches the engine on reads
+CONDITIONAL_GET = ("range",)
+# nor on writes: the engine must not apply them its own way (Ceph 16.2 overwrote under If-None-Match: *)
+_WRITE_CONDITIONS = ("if-match", "if-none-match", "if-modified-since", "if-unmodified-since",
+                     "x-amz-copy-source-if-match", "x-amz-copy-source-if-none-match",
+                     "x-amz-copy-source-if-modified-since", "x-amz-copy-source-if-unmodified-since")
 # engine headers a client must not see: hop-by-hop, the engine's own ids, and request headers
 # the stand-in stores and echoes back as if they were metadata
 _PRIVATE = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "server", "date",
@@ -235,11 +240,11 @@ class Engine:
         return (reply.header("etag") or "").strip('"') or None
 
     def put(self, name: str, key: str, headers, body, length: int) -> Reply:
-        return self._call("PUT", name, self.name_of(key), (), headers, body, length)
+        return self._call("PUT", name, self.name_of(key), (), _only(headers, drop=_WRITE_CONDITIONS), body, length)
 
     def copy(self, name: str, key: str, src_bucket: str, src_key: str, headers) -> tuple[Reply, bool]:
         """(reply, copied): the engine may answer 200 with an error inside, as S3 does."""
-        headers = _only(headers, drop=("content-md5",))
+        headers = _only(headers, drop=("content-md5", *_WRITE_CONDITIONS))
         headers["x-amz-copy-source"] = f"/{uri_encode(src_bucket)}/{uri_encode(self.name_of(src_key), keep_slash=True)}"
         reply = self._call("PUT", name, self.name_of(key), (), headers, b"")
         return reply, reply.status == 200 and b"CopyObjectResult" in reply.body()[:300]

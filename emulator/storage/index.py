@@ -90,6 +90,11 @@ class ObjectIndex:
         row = self.store.one("SELECT size FROM objects WHERE bucket=? AND key=?", (bucket, key))
         return row["size"] if row else None
 
+    def row(self, bucket: str, key: str) -> dict | None:
+        """The index row of one object (key, size, etag, updated_at), None if not indexed."""
+        row = self.store.one("SELECT key, size, etag, updated_at FROM objects WHERE bucket=? AND key=?", (bucket, key))
+        return dict(row) if row else None
+
     def written_at(self, bucket: str, key: str) -> float | None:
         row = self.store.one("SELECT updated_at FROM objects WHERE bucket=? AND key=?", (bucket, key))
         return row["updated_at"] if row else None

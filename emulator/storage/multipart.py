@@ -15,6 +15,7 @@ import time
 from typing import TYPE_CHECKING, Callable
 
 from ..errors import EngineError, InvalidParameter, NotFound
+from . import conditions as preconditions
 from .buckets import Bucket, validate_key
 from .engine import Reply, result_etag
 from .objects import Body, gathered
@@ -117,6 +118,8 @@ class MultipartOperations:
         try:
             if source.status not in (200, 206):
                 raise _source_failure(source)
+            preconditions.check_copy_source(conditions or {}, source.header("etag"),
+                                            preconditions.last_modified_of(source.header("last-modified")))
             if source_range is not None and source.status != 206:
                 raise InvalidParameter("The requested range is not satisfiable", code="InvalidRange")
             length = int(source.header("content-length", "0") or 0)
@@ -131,12 +134,16 @@ class MultipartOperations:
         return reply, (etag if reply.status == 200 else None), time.time()
 
     def complete_upload(self, account: "Account | None", name: str, key: str, upload_id: str,
-                        parts: Callable[[], list[tuple[int, str]]]) -> Reply:
+                        parts: Callable[[], list[tuple[int, str]]], headers: dict[str, str] | None = None) -> Reply:
         """The object the parts make; refused by quota, the upload is aborted so that neither
-        the object nor its parts remain."""
+        the object nor its parts remain. `headers`: If-None-Match / If-Match (conditions.py)."""
         bucket = self.authorize(account, name, "write")
         upload = self.index.get_upload(upload_id, name, key)
         listed = parts_in_order(parts())
+        with self._write_conditions(name, key, headers):
+            return self._complete(bucket, name, key, upload, listed)
+
+    def _complete(self, bucket, name: str, key: str, upload, listed: list[tuple[int, str]]) -> Reply:
         total = self.index.completion_size(upload, listed)
         reservation = self.quotas.reserve(bucket, total, replacing=key, upload_id=upload.upload_id)
         try:

@@ -12,12 +12,13 @@ A mixin of Storage, which provides `authorize`, `buckets`, `settings`, `engine`,
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from typing import TYPE_CHECKING, Callable, Iterable, Union
 
 from ..errors import EngineError, Forbidden, InvalidParameter, NotFound
-from . import lifecycle, listing, policy
+from . import conditions, lifecycle, listing, policy
 from .buckets import Bucket, validate_key
 from .engine import Reply, result_etag
 from .settings import ObjectAttrs
@@ -106,6 +107,15 @@ class ObjectOperations:
         """The object, streamed (HEAD: its headers); Range and conditionals as S3 has them."""
         bucket = self.readable(account, name, key)
         reply = self.engine.get(method, name, key, list(query) + self.check_version(bucket, version_id), headers)
+        if reply.ok and headers:
+            verdict = conditions.read_verdict(headers, reply.header("etag"),
+                                              conditions.last_modified_of(reply.header("last-modified")))
+            if verdict is not None:
+                reply.close()
+                if verdict == 412:
+                    raise conditions.precondition_failed()
+                return Reply(304, [(k, v) for k, v in reply.headers
+                                   if k.lower() in ("etag", "last-modified", "cache-control", "expires")])
         if reply.ok:
             attrs = self.settings.object_attrs(name, key)
             if attrs.tags:
@@ -126,11 +136,28 @@ class ObjectOperations:
         bucket = self.authorize(account, name, "write")
         validate_key(key)
         attrs = self._new_attrs(bucket, attrs)
-        with self.quotas.reserve(bucket, length, replacing=key):
+        with self._write_conditions(name, key, headers), self.quotas.reserve(bucket, length, replacing=key):
             reply = self.engine.put(name, key, headers, gathered(body, length), length)
             if reply.status == 200:
                 self.index.record_object(name, key, length, attrs, reply.header("etag"))
         return reply
+
+    def current_etag(self, name: str, key: str) -> str | None:
+        """The ETag of the key's object now, None when there is none."""
+        row = self.index.row(name, key)
+        if row is None:
+            return None
+        return row["etag"] or self.engine.etag(name, key) or ""
+
+    @contextlib.contextmanager
+    def _write_conditions(self, name: str, key: str, headers: dict[str, str] | None):
+        """If-None-Match / If-Match of a write, checked and held (per key) until it is done."""
+        if not conditions.has_write_conditions(headers):
+            yield
+            return
+        with self.key_locks.held(name, key):
+            conditions.check_write(headers, self.current_etag(name, key))
+            yield
 
     def copy_object(self, account: "Account | None", name: str, key: str, source_bucket: str, source_key: str,
                     headers: dict[str, str] | None = None, request_body: Callable[[], object] | None = None,
@@ -141,6 +168,11 @@ class ObjectOperations:
         bucket = self.authorize(account, name, "write")
         validate_key(key)
         self.readable(account, source_bucket, source_key)
+        if any(k.lower() in conditions.COPY_SOURCE_HEADERS for k in headers or {}):
+            head = self.engine.get("HEAD", source_bucket, source_key)
+            if head.ok:
+                conditions.check_copy_source(headers, head.header("etag"),
+                                             conditions.last_modified_of(head.header("last-modified")))
         size = self.index.object_size(source_bucket, source_key)
         if size is None:
             size = self.engine.size(source_bucket, source_key)
@@ -151,7 +183,7 @@ class ObjectOperations:
         if tags is None:
             tags = self.settings.object_attrs(source_bucket, source_key).tags
         attrs = self._new_attrs(bucket, ObjectAttrs(tags, acl))
-        with self.quotas.reserve(bucket, size, replacing=key):
+        with self._write_conditions(name, key, headers), self.quotas.reserve(bucket, size, replacing=key):
             reply, copied = self.engine.copy(name, key, source_bucket, source_key, headers)
             if copied:
                 self.index.record_object(name, key, size, attrs, result_etag(reply, "CopyObjectResult"))

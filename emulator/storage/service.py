@@ -26,6 +26,7 @@ from .access import AccessOperations
 from .backend import ENGINE_NAMES, Backend, Choice
 from .buckets import Bucket, BucketRecords, validate_key
 from .client import BackendClient
+from .conditions import KeyLocks
 from .configuration import SettingsOperations
 from .engine import Engine
 from .expiry import LifecycleWorker
@@ -56,6 +57,7 @@ class Storage(ObjectOperations, MultipartOperations, AccessOperations, SettingsO
         self.index = ObjectIndex(store)
         self.quotas = Quotas(self.index, accounts)
         self.engine = Engine(self._engine_client, lambda: self.keys_are_paths)
+        self.key_locks = KeyLocks()
         self.lifecycle_day = float(getattr(config, "lifecycle_day", 86400) or 86400)
         self.lifecycle = LifecycleWorker(self, interval=float(getattr(config, "lifecycle_interval", 60) or 60),
                                          day=self.lifecycle_day)
