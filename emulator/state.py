@@ -455,9 +455,13 @@ MIGRATIONS: list[str] = [
     CREATE INDEX IF NOT EXISTS operations_open ON operations(instance_id) WHERE finished_at IS NULL
     """,
     # 10: listings are answered from the object index on every engine (issue 19), so it keeps
-    # each object's ETag too (NULL: not known yet, read from the engine when first listed).
+    # each object's ETag too (NULL: not known yet, read from the engine when first listed), and
+    # the checksum its upload was verified with ("crc32 BASE64"; NULL: none), to return it, and
+    # the number of parts of a multipart upload's object (GetObjectAttributes; NULL: one PUT).
     """
-    ALTER TABLE objects ADD COLUMN etag TEXT
+    ALTER TABLE objects ADD COLUMN etag TEXT;
+    ALTER TABLE objects ADD COLUMN checksum TEXT;
+    ALTER TABLE objects ADD COLUMN parts INTEGER
     """,
 ]
 

@@ -74,6 +74,15 @@ class BucketHandlers:
         root, body = listings.objects(self.storage.list_objects_s3(req.account, req.bucket, req.params(LIST_PARAMS)))
         return xml(root, body)
 
+    def get_bucket_request_payment(self, req: S3Request) -> Response:
+        self.storage.head_bucket(req.account, req.bucket)
+        return xml("RequestPaymentConfiguration", {"Payer": "BucketOwner"})
+
+    def put_bucket_request_payment(self, req: S3Request) -> Response:
+        self.storage.put_request_payment(req.account, req.bucket,
+                                         lambda: doc.read_request_payment(req.read_body(MAX_XML_BODY)))
+        return empty(200)
+
     def list_object_versions(self, req: S3Request) -> Response:
         result = self.storage.list_versions(req.account, req.bucket, req.params(LIST_VERSIONS_PARAMS))
         if isinstance(result, Reply):

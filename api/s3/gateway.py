@@ -48,12 +48,13 @@ class S3Gateway(BucketHandlers, ObjectHandlers):
             "PUT": {"": b.create_bucket, "policy": b.put_bucket_policy, "acl": b.put_bucket_acl,
                     "tagging": b.put_bucket_tagging, "cors": b.put_bucket_cors, "lifecycle": b.put_bucket_lifecycle,
                     "publicAccessBlock": b.put_public_access_block, "ownershipControls": b.put_ownership_controls,
-                    "versioning": b.put_bucket_versioning},
+                    "versioning": b.put_bucket_versioning, "requestPayment": b.put_bucket_request_payment},
             "GET": {"": b.list_objects, "location": b.get_bucket_location, "policy": b.get_bucket_policy,
                     "acl": b.get_bucket_acl, "tagging": b.get_bucket_tagging, "cors": b.get_bucket_cors,
                     "lifecycle": b.get_bucket_lifecycle, "publicAccessBlock": b.get_public_access_block,
                     "ownershipControls": b.get_ownership_controls, "versioning": b.get_bucket_versioning,
-                    "versions": b.list_object_versions, "uploads": b.list_multipart_uploads},
+                    "versions": b.list_object_versions, "uploads": b.list_multipart_uploads,
+                    "requestPayment": b.get_bucket_request_payment},
             "DELETE": {"": b.delete_bucket, "policy": b.delete_bucket_policy, "tagging": b.delete_bucket_tagging,
                        "cors": b.delete_bucket_cors, "lifecycle": b.delete_bucket_lifecycle,
                        "publicAccessBlock": b.delete_public_access_block,
@@ -63,7 +64,7 @@ class S3Gateway(BucketHandlers, ObjectHandlers):
         }
         self.object_routes = {
             "GET": {"": b.get_object, "partNumber": b.get_object, "tagging": b.get_object_tagging,
-                    "acl": b.get_object_acl, "uploadId": b.list_parts},
+                    "acl": b.get_object_acl, "uploadId": b.list_parts, "attributes": b.get_object_attributes},
             "HEAD": {"": b.get_object, "partNumber": b.get_object},
             "PUT": {"tagging": b.put_object_tagging, "acl": b.put_object_acl},
             "DELETE": {"": b.delete_object, "tagging": b.delete_object_tagging, "uploadId": b.abort_multipart_upload},
@@ -119,6 +120,9 @@ class S3Gateway(BucketHandlers, ObjectHandlers):
     # -- routing ------------------------------------------------------------------------------------
     def dispatch(self, req: S3Request) -> Response:
         m, sub = req.method, req.sub
+        self.storage.expect_owner(req.bucket, req.header("x-amz-expected-bucket-owner"))
+        if req.header("x-amz-copy-source"):
+            self.storage.expect_owner(req.copy_source()[0], req.header("x-amz-source-expected-bucket-owner"))
         if not req.bucket:
             if m == "GET":
                 return self.list_buckets(req)

@@ -20,8 +20,26 @@ class ObjectHandlers:
 
     def get_object(self, req: S3Request) -> Response:
         return relay(self.storage.get_object(req.account, req.bucket, req.key, req.forward_headers(),
-                                             method=req.method, query=req.response_params(),
-                                             version_id=req.version_id))
+                                             method=req.method, query=req.response_overrides(),
+                                             version_id=req.version_id,
+                                             checksum_mode=(req.header("x-amz-checksum-mode") or "").upper()
+                                             == "ENABLED"))
+
+    def get_object_attributes(self, req: S3Request) -> Response:
+        a = self.storage.get_object_attributes(req.account, req.bucket, req.key, req.object_attributes(),
+                                               version_id=req.version_id)
+        wanted = a["wanted"]
+        checksum = a["checksum"] if "Checksum" in wanted else None
+        body = {"ETag": a["etag"] if "ETag" in wanted else None,
+                "Checksum": {f"Checksum{checksum[0].upper()}": checksum[1], "ChecksumType": "FULL_OBJECT"}
+                if checksum else None,
+                "ObjectParts": {"PartsCount": a["parts"]} if "ObjectParts" in wanted and a["parts"] else None,
+                "StorageClass": "STANDARD" if "StorageClass" in wanted else None,
+                "ObjectSize": a["size"] if "ObjectSize" in wanted else None}
+        headers = [("Last-Modified", a["last_modified"])] if a["last_modified"] else []
+        if a["version_id"]:
+            headers.append(("x-amz-version-id", a["version_id"]))
+        return xml("GetObjectAttributesResponse", body, headers=headers)
 
     def put_object(self, req: S3Request) -> Response:
         attrs = req.object_attrs()

@@ -34,6 +34,8 @@ FORWARD_HEADERS = ("content-type", "content-md5", "cache-control", "content-disp
                    "expires", "range", "if-match", "if-none-match", "if-modified-since", "if-unmodified-since",
                    "x-amz-metadata-directive", "x-amz-copy-source-if-match", "x-amz-copy-source-if-none-match",
                    "x-amz-copy-source-if-modified-since", "x-amz-copy-source-if-unmodified-since")
+MAX_METADATA = 2048                 # S3's bound on user metadata: names (after x-amz-meta-) and values, UTF-8
+OBJECT_ATTRIBUTES = ("ETag", "Checksum", "ObjectParts", "StorageClass", "ObjectSize")
 MAX_XML_BODY = 4 * 1024 * 1024      # CompleteMultipartUpload / DeleteObjects / ACL documents
 MAX_POLICY = 20 * 1024              # S3's own limit for a bucket policy
 MAX_OBJECT = 5 * 1024 ** 4
@@ -86,10 +88,32 @@ class S3Request:
             rest = ",".join(p.strip() for p in enc.split(",") if p.strip() and p.strip().lower() != "aws-chunked")
             if rest:
                 out["content-encoding"] = rest
+        meta = 0
         for k, v in self.environ.items():
             if k.startswith("HTTP_X_AMZ_META_"):
-                out["x-amz-meta-" + k[len("HTTP_X_AMZ_META_"):].replace("_", "-").lower()] = v
+                name = k[len("HTTP_X_AMZ_META_"):].replace("_", "-").lower()
+                out["x-amz-meta-" + name] = v
+                meta += len(name.encode()) + len(v.encode("latin-1", "replace"))
+        if meta > MAX_METADATA:
+            raise InvalidParameter(f"Your metadata headers exceed the maximum allowed metadata size "
+                                   f"({meta} bytes; at most {MAX_METADATA})", code="MetadataTooLarge")
         return out
+
+    def response_overrides(self) -> list[tuple[str, str]]:
+        """response-* parameters: only a signed request may set them (S3's rule)."""
+        params = self.response_params()
+        if self.account is None and any(k.startswith("response-") for k, _ in params):
+            raise InvalidParameter("Request specific response headers cannot be used for anonymous GET requests.",
+                                   code="InvalidRequest")
+        return params
+
+    def object_attributes(self) -> list[str]:
+        """x-amz-object-attributes of GetObjectAttributes: which attributes to answer."""
+        wanted = [a.strip() for a in (self.header("x-amz-object-attributes") or "").split(",") if a.strip()]
+        if not wanted or any(a not in OBJECT_ATTRIBUTES for a in wanted):
+            raise InvalidParameter(f"Invalid attribute name specified: x-amz-object-attributes takes "
+                                   f"{', '.join(OBJECT_ATTRIBUTES)}", code="InvalidArgument")
+        return wanted
 
     def pick(self, names: Iterable[str]) -> list[tuple[str, str]]:
         return [(k, v) for k, v in self.query if k in names]

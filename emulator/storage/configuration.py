@@ -137,6 +137,15 @@ class SettingsOperations:
         engine = self.engine_versioned(bucket) or status == "Enabled"
         self.settings.put(name, "versioning", {"Status": status, "engine": engine})
 
+    def put_request_payment(self, account: "Account | None", name: str, read: Callable[[], str]) -> None:
+        """PutBucketRequestPayment: the bucket owner pays, as ever; requester-pays buckets are
+        refused clearly (pocketcloud bills the owner of what is stored, billing/)."""
+        self.authorize(account, name, "owner")
+        if read() == "Requester":
+            raise InvalidParameter("Requester Pays buckets are not supported: in pocketcloud the bucket owner "
+                                   "pays for every request (RequestPaymentConfiguration Payer=Requester refused)",
+                                   code="NotImplemented")
+
     def list_versions(self, account: "Account | None", name: str, params: dict[str, str]) -> Reply | dict:
         """ListObjectVersions: the engine's answer where it keeps versions (a Reply to relay),
         else the objects as their `null` versions (data; see versions.py)."""

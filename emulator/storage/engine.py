@@ -31,7 +31,9 @@ _PRIVATE = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "u
 
 
 def public_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-    return [(k, v) for k, v in headers
+    # user metadata names in lower case, as S3 sends them (the stand-in capitalizes them, and
+    # clients take the names as they come for the metadata's keys)
+    return [(k.lower() if k.lower().startswith("x-amz-meta-") else k, v) for k, v in headers
             if k.lower() not in _PRIVATE and not k.lower().startswith(("access-control-", "x-amz-checksum-"))]
 
 
@@ -229,8 +231,8 @@ class Engine:
             return Reply(resp.status, resp.headers)
         return Reply.streamed(resp)
 
-    def size(self, name: str, key: str) -> int | None:
-        reply = self._call("HEAD", name, self.name_of(key))
+    def size(self, name: str, key: str, query=()) -> int | None:
+        reply = self._call("HEAD", name, self.name_of(key), list(query))
         return int(reply.header("content-length", "0")) if reply.ok else None
 
     def etag(self, name: str, key: str) -> str | None:

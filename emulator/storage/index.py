@@ -31,13 +31,16 @@ class ObjectIndex:
 
     # -- objects -------------------------------------------------------------------------------
     def record_object(self, bucket: str, key: str, size: int, attrs: ObjectAttrs | None = None,
-                      etag: str | None = None) -> None:
-        """A write the engine took: its size and ETag, and its tags and ACL (an overwrite
-        replaces them, none given: it has none, as S3 has it)."""
+                      etag: str | None = None, checksum: tuple[str, str] | None = None,
+                      parts: int | None = None) -> None:
+        """A write the engine took: its size, ETag and checksum (header name, base64 value),
+        and its tags and ACL (an overwrite replaces them, none given: it has none, as S3 has it)."""
+        stored = f"{checksum[0].lower().removeprefix('x-amz-checksum-')} {checksum[1]}" if checksum else None
         with self.store.tx() as c:
-            c.execute("INSERT INTO objects (bucket, key, size, updated_at, etag) VALUES (?,?,?,?,?) "
-                      "ON CONFLICT(bucket, key) DO UPDATE SET size=excluded.size, updated_at=excluded.updated_at, "
-                      "etag=excluded.etag", (bucket, key, size, time.time(), _etag(etag)))
+            c.execute("INSERT INTO objects (bucket, key, size, updated_at, etag, checksum, parts) "
+                      "VALUES (?,?,?,?,?,?,?) ON CONFLICT(bucket, key) DO UPDATE SET size=excluded.size, "
+                      "updated_at=excluded.updated_at, etag=excluded.etag, checksum=excluded.checksum, "
+                      "parts=excluded.parts", (bucket, key, size, time.time(), _etag(etag), stored, parts))
             write_object_attrs(c, bucket, key, attrs or ObjectAttrs())
 
     def forget_objects(self, bucket: str, keys: Iterable[str]) -> None:
@@ -92,8 +95,17 @@ class ObjectIndex:
 
     def row(self, bucket: str, key: str) -> dict | None:
         """The index row of one object (key, size, etag, updated_at), None if not indexed."""
-        row = self.store.one("SELECT key, size, etag, updated_at FROM objects WHERE bucket=? AND key=?", (bucket, key))
+        row = self.store.one("SELECT key, size, etag, updated_at, checksum, parts FROM objects "
+                             "WHERE bucket=? AND key=?", (bucket, key))
         return dict(row) if row else None
+
+    def checksum(self, bucket: str, key: str) -> tuple[str, str] | None:
+        """(algorithm in lower case, base64 value) the object was stored with, if any."""
+        row = self.store.one("SELECT checksum FROM objects WHERE bucket=? AND key=?", (bucket, key))
+        if not row or not row["checksum"]:
+            return None
+        algorithm, _, value = row["checksum"].partition(" ")
+        return algorithm, value
 
     def written_at(self, bucket: str, key: str) -> float | None:
         row = self.store.one("SELECT updated_at FROM objects WHERE bucket=? AND key=?", (bucket, key))

@@ -156,7 +156,7 @@ class MultipartOperations:
             reply, completed = self.engine.complete(name, key, upload.upload_id, listed)
             if completed:
                 self.index.record_object(name, key, total, self.settings.upload_attrs(upload.upload_id),
-                                         result_etag(reply, "CompleteMultipartUploadResult"))
+                                         result_etag(reply, "CompleteMultipartUploadResult"), parts=len(listed))
                 self.index.forget_upload(upload.upload_id)
         finally:
             reservation.__exit__(None, None, None)

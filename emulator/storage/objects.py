@@ -18,7 +18,7 @@ import time
 from typing import TYPE_CHECKING, Callable, Iterable, Union
 
 from ..errors import EngineError, Forbidden, InvalidParameter, NotFound
-from . import conditions, lifecycle, listing, policy
+from . import conditions, lifecycle, listing, policy, ranges
 from .buckets import Bucket, validate_key
 from .engine import Reply, result_etag
 from .settings import ObjectAttrs
@@ -103,10 +103,23 @@ class ObjectOperations:
         return attrs
 
     def get_object(self, account: "Account | None", name: str, key: str, headers: dict[str, str] | None = None,
-                   method: str = "GET", query: Iterable[tuple[str, str]] = (), version_id: str | None = None) -> Reply:
-        """The object, streamed (HEAD: its headers); Range and conditionals as S3 has them."""
+                   method: str = "GET", query: Iterable[tuple[str, str]] = (), version_id: str | None = None,
+                   checksum_mode: bool = False) -> Reply:
+        """The object, streamed (HEAD: its headers); Range and conditionals as S3 has them;
+        with `checksum_mode`, the checksum it was stored with (whole-object reads only)."""
         bucket = self.readable(account, name, key)
-        reply = self.engine.get(method, name, key, list(query) + self.check_version(bucket, version_id), headers)
+        version = self.check_version(bucket, version_id)
+        headers = dict(headers or {})
+        wanted_range = headers.pop("range", None)
+        if wanted_range is not None and method == "GET":
+            size = self.index.object_size(name, key) if not version else None
+            if size is None:
+                size = self.engine.size(name, key, version)
+            if size is not None:
+                resolved = ranges.resolve(wanted_range, size)
+                if resolved is not None:
+                    headers["range"] = resolved
+        reply = self.engine.get(method, name, key, list(query) + version, headers)
         if reply.ok and headers:
             verdict = conditions.read_verdict(headers, reply.header("etag"),
                                               conditions.last_modified_of(reply.header("last-modified")))
@@ -127,7 +140,33 @@ class ObjectOperations:
                                                  written, self.lifecycle_day)
                 if expiry:
                     reply.add_header("x-amz-expiration", expiry)
+            checksum = self.index.checksum(name, key) if checksum_mode and "range" not in headers else None
+            if checksum:
+                reply.add_header(f"x-amz-checksum-{checksum[0]}", checksum[1])
+                reply.add_header("x-amz-checksum-type", "FULL_OBJECT")
         return reply
+
+    def get_object_attributes(self, account: "Account | None", name: str, key: str, wanted: list[str],
+                              version_id: str | None = None) -> dict:
+        """GetObjectAttributes as data: etag, size, storage class, checksum, parts count, when."""
+        bucket = self.readable(account, name, key)
+        head = self.engine.get("HEAD", name, key, self.check_version(bucket, version_id))
+        if head.status == 404:
+            raise NotFound("The specified key does not exist.", code="NoSuchKey")
+        head.raise_for_status(f"reading {name}/{key}")
+        etag = (head.header("etag") or "").strip('"')
+        row = self.index.row(name, key) if version_id is None else None
+        parts = etag.rpartition("-")[2] if "-" in etag else None
+        return {"wanted": wanted, "etag": etag, "size": int(head.header("content-length", "0") or 0),
+                "last_modified": head.header("last-modified"), "version_id": head.header("x-amz-version-id"),
+                "checksum": self.index.checksum(name, key) if row else None,
+                "parts": (row or {}).get("parts") or (int(parts) if parts and parts.isdigit() else None)}
+
+    def expect_owner(self, name: str | None, owner_id: str | None) -> None:
+        """x-amz-expected-bucket-owner (and its copy-source form): AccessDenied when the bucket
+        belongs to another account."""
+        if name and owner_id is not None and self.buckets.get(name).owner != owner_id:
+            raise Forbidden("Access Denied", code="AccessDenied")
 
     def put_object(self, account: "Account | None", name: str, key: str, body: Body, length: int,
                    headers: dict[str, str] | None = None, attrs: ObjectAttrs | None = None) -> Reply:
@@ -139,7 +178,7 @@ class ObjectOperations:
         with self._write_conditions(name, key, headers), self.quotas.reserve(bucket, length, replacing=key):
             reply = self.engine.put(name, key, headers, gathered(body, length), length)
             if reply.status == 200:
-                self.index.record_object(name, key, length, attrs, reply.header("etag"))
+                self.index.record_object(name, key, length, attrs, reply.header("etag"), getattr(body, "checksum", None))
         return reply
 
     def current_etag(self, name: str, key: str) -> str | None:
@@ -186,7 +225,9 @@ class ObjectOperations:
         with self._write_conditions(name, key, headers), self.quotas.reserve(bucket, size, replacing=key):
             reply, copied = self.engine.copy(name, key, source_bucket, source_key, headers)
             if copied:
-                self.index.record_object(name, key, size, attrs, result_etag(reply, "CopyObjectResult"))
+                source_sum = self.index.checksum(source_bucket, source_key)
+                self.index.record_object(name, key, size, attrs, result_etag(reply, "CopyObjectResult"),
+                                         (source_sum[0], source_sum[1]) if source_sum else None)
         return reply
 
     def delete_object(self, account: "Account | None", name: str, key: str, version_id: str | None = None) -> Reply:
