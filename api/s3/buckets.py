@@ -74,6 +74,10 @@ class BucketHandlers:
         root, body = listings.objects(self.storage.list_objects_s3(req.account, req.bucket, req.params(LIST_PARAMS)))
         return xml(root, body)
 
+    def get_bucket_policy_status(self, req: S3Request) -> Response:
+        public = self.storage.get_policy_status(req.account, req.bucket)
+        return xml("PolicyStatus", {"IsPublic": public})
+
     def get_bucket_request_payment(self, req: S3Request) -> Response:
         self.storage.head_bucket(req.account, req.bucket)
         return xml("RequestPaymentConfiguration", {"Payer": "BucketOwner"})

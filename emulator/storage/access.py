@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
 from ..errors import InvalidParameter, NotFound
-from . import policy
+from . import policy, policy_eval
 from .buckets import Bucket, validate_key
 
 if TYPE_CHECKING:
@@ -89,6 +89,11 @@ class AccessOperations:
         self.buckets.replace_access(name, access, grants)
         self.settings.put(name, "policy", {"document": text})
         return self.buckets.get(name)
+
+    def get_policy_status(self, account: "Account | None", name: str) -> bool:
+        """GetBucketPolicyStatus: whether the bucket's policy makes it public (policy_eval.is_public)."""
+        doc = self.get_policy(account, name)
+        return policy_eval.is_public(doc)
 
     def delete_policy(self, account: "Account | None", name: str) -> Bucket:
         self._owner(account, name)

@@ -87,13 +87,23 @@ def test_policy_parse_and_document_round_trip():
 
 
 @pytest.mark.parametrize("statement", [
+    # Deny, public writes and conditions are honoured by evaluation (policy_eval.py): they set no share
     {"Effect": "Deny", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::bkt/*"},
     {"Effect": "Allow", "Principal": "*", "Action": "s3:PutObject", "Resource": "arn:aws:s3:::bkt/*"},
-    {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::other/*"},
-    {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::bkt-2/*"},
     {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::bkt/*",
      "Condition": {"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}}},
+])
+def test_policies_honoured_by_evaluation_set_no_shares(statement):
+    assert policy.parse(json.dumps({"Statement": [statement]}), bucket(), resolver()) == ("private", {})
+
+
+@pytest.mark.parametrize("statement", [
+    {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::other/*"},
+    {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::bkt-2/*"},
     {"Effect": "Allow", "Principal": "*", "Action": "iam:CreateUser", "Resource": "arn:aws:s3:::bkt/*"},
+    {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::bkt/*",
+     "Condition": {"StringFancy": {"aws:SourceIp": "x"}}},
+    {"Effect": "Allow", "NotPrincipal": "*", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::bkt/*"},
     {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::bkt/*"},
     {"Effect": "Allow", "Principal": {"AWS": "nobody"}, "Action": "s3:GetObject", "Resource": "arn:aws:s3:::bkt/*"},
     {"Effect": "Allow", "Principal": "*", "Action": 7, "Resource": "arn:aws:s3:::bkt/*"},
