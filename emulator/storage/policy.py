@@ -105,7 +105,7 @@ _NEED_OF = {"s3:listbucket": "list", "s3:listbucketversions": "list", "s3:listbu
             "s3:putobject": "write", "s3:deleteobject": "write", "s3:deleteobjectversion": "write",
             "s3:abortmultipartupload": "write"}
 # what a bucket's owner may always do, whatever its policy denies (as the root user on AWS)
-_OWNER_ALWAYS = {"s3:getbucketpolicy", "s3:putbucketpolicy", "s3:deletebucketpolicy"}
+_OWNER_ALWAYS = {"s3:getbucketpolicy", "s3:putbucketpolicy", "s3:deletebucketpolicy", "s3:getbucketpolicystatus"}
 
 
 def _policy_verdict(bucket, account, need: str, key: str | None) -> str | None:

@@ -8,7 +8,8 @@ Bool, IpAddress/NotIpAddress, Null, each with its IfExists form; on keys aws:Sou
 aws:SecureTransport, aws:CurrentTime, aws:EpochTime, aws:PrincipalAccount, aws:userid,
 aws:UserAgent, aws:Referer, s3:prefix, s3:delimiter, s3:max-keys, s3:x-amz-acl and the other
 s3:x-amz-* request headers. A key the request does not have fails the condition, except
-under IfExists (which then holds) and Null. The request's facts come from `Context` (set by
+under IfExists and negated operators (StringNotEquals, NotIpAddress...: they then hold), and
+Null. The request's facts come from `Context` (set by
 the S3 gateway for the request being served).
 """
 from __future__ import annotations
@@ -186,8 +187,8 @@ def _condition_holds(op: str, key: str, wanted, values: dict) -> bool:
     present = key.lower() in values
     if base == "Null":
         return any((str(w).lower() == "true") == (not present) for w in _list(wanted))
-    if not present:
-        return if_exists
+    if not present:   # IAM: a missing key fails a condition, but holds for negated operators and IfExists
+        return if_exists or base in _NEGATED
     have = values[key.lower()]
     wants = _list(wanted)
     if base in _NEGATED:   # a negated operator holds when the value matches none of those listed

@@ -57,6 +57,9 @@ def test_explicit_deny_wins():
     ({"StringNotLike": {"aws:Referer": ["https://a/*", "https://b/*"]}}, {"aws:referer": "https://c/"}, True),
     ({"StringNotLike": {"aws:Referer": ["https://a/*", "https://b/*"]}}, {"aws:referer": "https://a/x"}, False),
     ({"StringLikeIfExists": {"s3:x-amz-acl": "bucket-owner-*"}}, {}, True),
+    ({"StringNotEquals": {"s3:x-amz-acl": "bucket-owner-full-control"}}, {}, True),   # negated: a missing key holds
+    ({"StringNotEquals": {"s3:x-amz-acl": "bucket-owner-full-control"}},
+     {"s3:x-amz-acl": "bucket-owner-full-control"}, False),
     ({"IpAddress": {"aws:SourceIp": "127.0.0.0/8"}}, {"aws:sourceip": "127.0.0.1"}, True),
     ({"IpAddress": {"aws:SourceIp": ["10.0.0.0/8", "192.168.1.7/32"]}}, {"aws:sourceip": "127.0.0.1"}, False),
     ({"NotIpAddress": {"aws:SourceIp": "10.0.0.0/8"}}, {"aws:sourceip": "127.0.0.1"}, True),
