@@ -6,7 +6,8 @@ from __future__ import annotations
 from werkzeug.wrappers import Response
 
 from emulator.errors import InvalidParameter
-from emulator.storage import CANNED, PERMISSIONS, Reply
+from emulator.storage import PERMISSIONS, Reply
+from emulator.storage.policy import acl_grants
 
 from . import documents as doc
 from . import listings
@@ -25,7 +26,8 @@ def acl_document(owner, canned: str, shares: dict[str, str]) -> dict:
 
     who = {"ID": owner.id, "DisplayName": owner.name}
     grants = [grant({"@xsi:type": "CanonicalUser", **who}, "FULL_CONTROL")]
-    grants += [grant({"@xsi:type": "Group", "URI": uri}, perm) for uri, perm in CANNED.get(canned, ())]
+    grants += [grant({"@xsi:type": "Group", "URI": g} if g.startswith("http") else
+                     {"@xsi:type": "CanonicalUser", "ID": g}, perm) for g, perm in acl_grants(canned)]
     for account_id, level in sorted(shares.items()):
         grants += [grant({"@xsi:type": "CanonicalUser", "ID": account_id}, p) for p in PERMISSIONS[level]]
     return {"Owner": who, "AccessControlList": {"Grant": grants}}

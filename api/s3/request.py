@@ -3,12 +3,14 @@
 engine, the body as a verified stream, and the small XML documents some operations send."""
 from __future__ import annotations
 
+import re
 from typing import Iterable
 from urllib.parse import unquote
 
 from emulator.errors import InvalidParameter
 from emulator.sigv4 import Payload, Verified, query_pairs
 from emulator.storage import ALL_USERS, AUTHENTICATED_USERS, CANNED, ObjectAttrs, canned_acl
+from emulator.storage.policy import ACL_PERMISSIONS, explicit_acl
 from emulator.storage.tagging import from_header as tags_from_header
 from emulator.xmldoc import children, local, parse, text
 
@@ -126,10 +128,19 @@ class S3Request:
         return self.q.get("versionId")
 
     def canned_acl(self) -> str | None:
-        """x-amz-acl; explicit grants (x-amz-grant-*) are not taken (yet)."""
-        if any(self.header(h) for h in GRANT_HEADERS):
-            raise InvalidParameter("explicit grants (x-amz-grant-*) are not supported: use a canned ACL "
-                                   "(x-amz-acl)", code="NotImplemented")
+        """The ACL the request sets: x-amz-acl (canned), or explicit x-amz-grant-* headers
+        (policy.explicit_acl), not both."""
+        grants = []
+        for h in GRANT_HEADERS:
+            value = self.header(h)
+            if value:
+                permission = h[len("x-amz-grant-"):].upper().replace("-", "_")
+                grants += [(g, permission) for g in grantees(value)]
+        if grants:
+            if self.header("x-amz-acl"):
+                raise InvalidParameter("Specifying both Canned ACLs and Header Grants is not allowed",
+                                       code="InvalidRequest")
+            return explicit_acl(grants)
         return canned_acl(self.header("x-amz-acl"))
 
     def object_attrs(self) -> ObjectAttrs:
@@ -185,10 +196,29 @@ def delete_request(data: bytes) -> tuple[list[tuple[str, str | None]], bool]:
     return objects, (text(root, "Quiet") or "").lower() == "true"
 
 
+_GRANTEE = re.compile(r'\s*(id|uri|emailAddress)\s*=\s*"?([^",]*)"?\s*')
+
+
+def grantees(value: str) -> list[str]:
+    """The grantees of an x-amz-grant-* header: 'id="123456789012", uri="http://acs..."'."""
+    out = []
+    for part in value.split(","):
+        m = _GRANTEE.fullmatch(part)
+        if not m:
+            raise InvalidParameter(f"malformed grantee {part.strip()[:60]!r}: use id=\"ACCOUNT\" or uri=\"GROUP\"",
+                                   code="InvalidArgument")
+        kind, who = m.group(1), m.group(2).strip()
+        if kind == "emailAddress":
+            raise InvalidParameter("grants by e-mail address are not supported: pocketcloud accounts have no "
+                                   "e-mail address; grant to id=\"ACCOUNT-ID\"", code="NotImplemented")
+        out.append(who)
+    return out
+
+
 def acl_request(header_acl: str | None, body: bytes, owner_id: str) -> str:
-    """The canned ACL a PutBucketAcl/PutObjectAcl sets: x-amz-acl, or an AccessControlPolicy
-    whose grants are exactly one canned ACL's (what a client that read an ACL back sends).
-    Other explicit grants are not taken (yet)."""
+    """The ACL a PutBucketAcl/PutObjectAcl sets: x-amz-acl / x-amz-grant-* (as canned_acl
+    reads them, given as `header_acl`), or an AccessControlPolicy: a canned ACL's name when
+    its grants are exactly one canned ACL's, else its explicit grants."""
     if header_acl:
         if body.strip():
             raise InvalidParameter("Specify either x-amz-acl or an AccessControlPolicy, not both",
@@ -208,8 +238,10 @@ def acl_request(header_acl: str | None, body: bytes, owner_id: str) -> str:
         if grants == {(owner_id, "FULL_CONTROL"), *extra} and all(u in (ALL_USERS, AUTHENTICATED_USERS)
                                                                     for u, _ in extra):
             return name
-    raise InvalidParameter("only grants that make up a canned ACL (private, public-read, public-read-write, "
-                           "authenticated-read) are supported", code="NotImplemented")
+    for who, permission in grants:
+        if not who or permission not in ACL_PERMISSIONS:
+            raise InvalidParameter("each Grant needs a Grantee (ID or URI) and a Permission", code="MalformedACLError")
+    return explicit_acl([(w, p) for w, p in grants if (w, p) != (owner_id, "FULL_CONTROL")])
 
 
 def completion_parts(data: bytes) -> list[tuple[int, str]]:

@@ -43,6 +43,18 @@ class AccessOperations:
     def _owner(self, account: "Account | None", name: str) -> Bucket:
         return self.authorize(account, name, "owner")
 
+    def check_grantees(self, acl: str | None) -> None:
+        """Explicit grants name existing accounts (by id) or S3's groups: else InvalidArgument."""
+        for grantee, _ in policy.acl_grants(acl):
+            if grantee.startswith(("http://", "https://")):
+                if grantee not in (policy.ALL_USERS, policy.AUTHENTICATED_USERS, policy.LOG_DELIVERY):
+                    raise InvalidParameter(f"Invalid group uri {grantee[:80]!r}", code="InvalidArgument")
+                continue
+            try:
+                self.accounts.get(grantee)
+            except NotFound:
+                raise InvalidParameter(f"Invalid id: no account {grantee[:40]!r}", code="InvalidArgument") from None
+
     # -- shares and public access (pocketcloud's REST model of a policy) ------------------------------
     def set_access(self, account: "Account | None", name: str, access: str) -> Bucket:
         bucket = self._owner(account, name)
@@ -112,6 +124,7 @@ class AccessOperations:
         bucket = self._owner(account, name)
         canned = acl()
         policy.check_acl_allowed(bucket, canned)
+        self.check_grantees(canned)
         if canned == "private":
             self.settings.delete(name, "acl")
         else:
@@ -138,6 +151,7 @@ class AccessOperations:
         self._existing_object(name, key)
         canned = acl()
         policy.check_acl_allowed(bucket, canned)
+        self.check_grantees(canned)
         attrs = self.settings.object_attrs(name, key)
         attrs.acl = None if canned == "private" else canned
         self.settings.set_object_attrs(name, key, attrs)

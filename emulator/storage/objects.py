@@ -98,6 +98,7 @@ class ObjectOperations:
         attrs = attrs or ObjectAttrs()
         if attrs.acl is not None:
             policy.check_acl_allowed(bucket, attrs.acl)
+            self.check_grantees(attrs.acl)
             if attrs.acl == "private":
                 attrs.acl = None
         return attrs

@@ -68,11 +68,37 @@ def acls_enabled(bucket) -> bool:
     return (bucket.settings.get("ownership_controls") or {}).get("ObjectOwnership") != "BucketOwnerEnforced"
 
 
+# An ACL is kept as a string: a canned ACL's name, or GRANTS + JSON [[grantee, permission], ...]
+# for explicit grants (x-amz-grant-*, an AccessControlPolicy), the grantee an account id or a
+# group URI. The owner's FULL_CONTROL is implicit in both.
+GRANTS = "grants:"
+ACL_PERMISSIONS = ("READ", "WRITE", "READ_ACP", "WRITE_ACP", "FULL_CONTROL")
+
+
+def explicit_acl(grants: list[tuple[str, str]]) -> str:
+    if not grants:
+        return "private"
+    return GRANTS + json.dumps(sorted({(g, p) for g, p in grants}))
+
+
+def acl_grants(acl: str | None) -> list[tuple[str, str]]:
+    """(grantee, permission) pairs an ACL grants beyond the owner's FULL_CONTROL."""
+    if not acl:
+        return []
+    if acl.startswith(GRANTS):
+        return [(g, p) for g, p in json.loads(acl[len(GRANTS):])]
+    return list(CANNED.get(acl, ()))
+
+
+def is_public_acl(acl: str | None) -> bool:
+    return any(g in (ALL_USERS, AUTHENTICATED_USERS) for g, _ in acl_grants(acl))
+
+
 def _acl_counts(bucket, canned: str | None) -> bool:
-    """Whether a canned ACL takes effect on this bucket (ownership and the public access block)."""
+    """Whether an ACL takes effect on this bucket (ownership and the public access block)."""
     if not canned or not acls_enabled(bucket):
         return False
-    return not (canned in PUBLIC_ACLS and _pab(bucket, "IgnorePublicAcls"))
+    return not (is_public_acl(canned) and _pab(bucket, "IgnorePublicAcls"))
 
 
 def level_of(bucket, account) -> str | None:
@@ -88,11 +114,12 @@ def level_of(bucket, account) -> str | None:
 
 
 def acl_allows(canned: str | None, account, need: str) -> bool:
-    """What a canned ACL gives a caller who is not the owner: READ is list on a bucket and
-    read-object on an object, WRITE is write (buckets only)."""
-    grants = CANNED.get(canned or "private", ())
-    groups = {ALL_USERS} | ({AUTHENTICATED_USERS} if account is not None else set())
-    perms = {p for g, p in grants if g in groups}
+    """What an ACL gives a caller who is not the owner: READ is list on a bucket and
+    read-object on an object, WRITE is write (buckets only), FULL_CONTROL both."""
+    who = {ALL_USERS} | ({AUTHENTICATED_USERS, account.id} if account is not None else set())
+    perms = {p for g, p in acl_grants(canned) if g in who}
+    if "FULL_CONTROL" in perms:
+        perms |= {"READ", "WRITE"}
     return ("READ" in perms and need in ("list", "read-object")) or ("WRITE" in perms and need == "write")
 
 
@@ -158,7 +185,7 @@ def check_acl_allowed(bucket, canned: str) -> None:
     ACLs are disabled (BucketOwnerEnforced) or public ones blocked (BlockPublicAcls)."""
     if not acls_enabled(bucket) and canned not in ENFORCED_OK:
         raise InvalidParameter("The bucket does not allow ACLs", code="AccessControlListNotSupported")
-    if canned in PUBLIC_ACLS and _pab(bucket, "BlockPublicAcls"):
+    if is_public_acl(canned) and _pab(bucket, "BlockPublicAcls"):
         raise Forbidden("Access Denied: the bucket's public access block (BlockPublicAcls) refuses public ACLs",
                         code="AccessDenied")
 

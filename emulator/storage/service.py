@@ -197,6 +197,7 @@ class Storage(ObjectOperations, MultipartOperations, AccessOperations, SettingsO
                                    code="InvalidBucketAclWithObjectOwnership")
         if configuration:
             configuration()
+        self.check_grantees(acl)
         self.buckets.claim(name, account.id, access)
         try:
             if acl not in (None, "private"):
