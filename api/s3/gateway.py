@@ -60,7 +60,7 @@ class S3Gateway(BucketHandlers, ObjectHandlers):
                        "publicAccessBlock": b.delete_public_access_block,
                        "ownershipControls": b.delete_ownership_controls},
             "HEAD": {"": b.head_bucket},
-            "POST": {"delete": b.delete_objects},
+            "POST": {"delete": b.delete_objects, "": b.post_object},
         }
         self.object_routes = {
             "GET": {"": b.get_object, "partNumber": b.get_object, "tagging": b.get_object_tagging,
@@ -154,7 +154,7 @@ ACTIONS = {"list_objects": "s3:ListBucket", "head_bucket": "s3:ListBucket", "lis
            "s3:ListBucketVersions", "get_object": "s3:GetObject", "get_object_attributes": "s3:GetObject",
            "copy_object": "s3:PutObject", "create_multipart_upload": "s3:PutObject", "upload_part": "s3:PutObject",
            "upload_part_copy": "s3:PutObject", "complete_multipart_upload": "s3:PutObject",
-           "delete_objects": "s3:DeleteObject", "create_bucket": "s3:CreateBucket",
+           "delete_objects": "s3:DeleteObject", "create_bucket": "s3:CreateBucket", "post_object": "s3:PutObject",
            "list_parts": "s3:ListMultipartUploadParts", "get_bucket_acl": "s3:GetBucketAcl",
            "get_public_access_block": "s3:GetBucketPublicAccessBlock",
            "put_public_access_block": "s3:PutBucketPublicAccessBlock",

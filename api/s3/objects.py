@@ -3,6 +3,8 @@ uploads. Each parses the request, makes one `Storage` call and renders (or relay
 bodies stream both ways."""
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from werkzeug.wrappers import Response
 
 from emulator.errors import InvalidParameter
@@ -59,6 +61,28 @@ class ObjectHandlers:
         return relay(self.storage.copy_object(req.account, req.bucket, req.key, src_bucket, src_key,
                                               req.forward_headers(), lambda: req.read_body(EMPTY_BODY),
                                               acl=req.canned_acl(), tags=tags))
+
+    def post_object(self, req: S3Request) -> Response:
+        """A browser form upload: answered as success_action_redirect / _status ask."""
+        fields, upload, filename = req.form_upload()
+        size = upload.seek(0, 2)
+        upload.seek(0)
+        reply, key = self.storage.post_object(req.bucket, fields, iter(lambda: upload.read(1 << 20), b""), size,
+                                              filename)
+        etag = reply.header("etag") or ""
+        location = f"/{req.bucket}/{quote(key)}"
+        if reply.ok and fields.get("success_action_redirect"):
+            target = fields["success_action_redirect"]
+            sep = "&" if "?" in target else "?"
+            target += f"{sep}bucket={quote(req.bucket)}&key={quote(key)}&etag={quote(etag)}"
+            return empty(303, [("Location", target), ("ETag", etag)])
+        if not reply.ok:
+            return relay(reply)
+        status = fields.get("success_action_status", "204")
+        if status == "201":
+            return xml("PostResponse", {"Location": location, "Bucket": req.bucket, "Key": key, "ETag": etag},
+                       status=201, headers=[("ETag", etag), ("Location", location)])
+        return empty(200 if status == "200" else 204, [("ETag", etag), ("Location", location)])
 
     def delete_object(self, req: S3Request) -> Response:
         return relay(self.storage.delete_object(req.account, req.bucket, req.key, version_id=req.version_id))

@@ -109,6 +109,21 @@ class S3Request:
                                    code="InvalidRequest")
         return params
 
+    def form_upload(self):
+        """A browser form upload's (fields with lower-case names, the file, its file name).
+        The file must be the last field (S3's rule); it is spooled to disk as it arrives."""
+        from werkzeug.formparser import parse_form_data
+
+        if not (self.header("content-type") or "").lower().startswith("multipart/form-data"):
+            raise InvalidParameter("POST to a bucket is a browser upload: it needs multipart/form-data",
+                                   code="InvalidArgument")
+        _, form, files = parse_form_data(self.environ)
+        upload = files.get("file")
+        if upload is None:
+            raise InvalidParameter("Bucket POST must contain a file field.", code="InvalidArgument")
+        fields = {k.lower(): v for k, v in form.items()}
+        return fields, upload.stream, upload.filename or ""
+
     def object_attributes(self) -> list[str]:
         """x-amz-object-attributes of GetObjectAttributes: which attributes to answer."""
         wanted = [a.strip() for a in (self.header("x-amz-object-attributes") or "").split(",") if a.strip()]

@@ -18,7 +18,7 @@ import time
 from typing import TYPE_CHECKING, Callable, Iterable, Union
 
 from ..errors import EngineError, Forbidden, InvalidParameter, NotFound
-from . import conditions, lifecycle, listing, policy, ranges
+from . import conditions, lifecycle, listing, policy, post_policy, ranges
 from .buckets import Bucket, validate_key
 from .engine import Reply, result_etag
 from .settings import ObjectAttrs
@@ -33,6 +33,7 @@ log = logging.getLogger("pocketcloud.storage")
 
 GATHER = 1024 * 1024        # bodies up to this size are read (and so verified) before the engine sees them
 MAX_DELETE = 1000
+POST_HEADERS = ("content-type", "cache-control", "content-disposition", "content-encoding", "expires")
 Body = Union[bytes, Iterable[bytes]]
 
 
@@ -181,6 +182,21 @@ class ObjectOperations:
             if reply.status == 200:
                 self.index.record_object(name, key, length, attrs, reply.header("etag"), getattr(body, "checksum", None))
         return reply
+
+    def post_object(self, name: str, fields: dict[str, str], body, size: int, filename: str = "") -> tuple[Reply, str]:
+        """A browser form upload (post_policy.py): the signer's account (anonymous without a
+        policy), the policy's conditions, then a PutObject as that account. (reply, key)."""
+        account = None
+        if "policy" in fields:
+            account = post_policy.account_of(fields, self.accounts.secret_for, self.region)
+        key = fields.get("key", "").replace("${filename}", filename)
+        if not key:
+            raise InvalidParameter("Bucket POST must contain a field named 'key'.", code="InvalidArgument")
+        if "policy" in fields:
+            post_policy.check(fields["policy"], {**fields, "key": key}, name, size)
+        headers = {k: v for k, v in fields.items() if k in POST_HEADERS or k.startswith("x-amz-meta-")}
+        attrs = ObjectAttrs([], policy.canned_acl(fields.get("acl")))
+        return self.put_object(account, name, key, body, size, headers, attrs), key
 
     def current_etag(self, name: str, key: str) -> str | None:
         """The ETag of the key's object now, None when there is none."""
