@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Callable
 
 from ..errors import EngineError, InvalidParameter, NotFound
 from . import conditions as preconditions
+from . import listing
 from .buckets import Bucket, validate_key
 from .engine import Reply, result_etag
 from .objects import Body, gathered
@@ -24,7 +25,6 @@ from .settings import ObjectAttrs
 if TYPE_CHECKING:
     from ..accounts import Account
 
-MAX_LISTED = 1000
 _RANGE = re.compile(r"bytes=(\d+)-(\d+)")
 # x-amz-copy-source-if-* as the conditional GET of the source
 COPY_CONDITIONS = {"x-amz-copy-source-if-match": "if-match", "x-amz-copy-source-if-none-match": "if-none-match",
@@ -42,16 +42,7 @@ def parts_in_order(parts: list[tuple[int, str]]) -> list[tuple[int, str]]:
 
 
 def _limit(value: str | None, what: str) -> int:
-    if value in (None, ""):
-        return MAX_LISTED
-    try:
-        n = int(value)
-    except ValueError:
-        raise InvalidParameter(f"Provided {what} not an integer or within integer range",
-                               code="InvalidArgument") from None
-    if n < 0:
-        raise InvalidParameter(f"{what} must not be negative", code="InvalidArgument")
-    return min(n, MAX_LISTED)
+    return listing.max_keys(value, what)   # max-uploads and max-parts follow max-keys' rules
 
 
 def _source_failure(reply: Reply) -> Exception:
