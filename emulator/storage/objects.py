@@ -90,9 +90,10 @@ class ObjectOperations:
         bucket = self.buckets.get(name)
         validate_key(key)
         try:
-            policy.check(bucket, account, "read-object")
+            policy.check(bucket, account, "read-object", key=key)
         except Forbidden:
-            policy.check(bucket, account, "read-object", object_acl=self.settings.object_attrs(name, key).acl)
+            policy.check(bucket, account, "read-object", object_acl=self.settings.object_attrs(name, key).acl,
+                         key=key)
         return bucket
 
     def _new_attrs(self, bucket: Bucket, attrs: ObjectAttrs | None) -> ObjectAttrs:
