@@ -246,8 +246,9 @@ def _as_list(value) -> list:
 def parse(text: str, bucket, resolve: Callable[[str], str]) -> tuple[str, dict[str, str]]:
     """(access, grants) a bucket policy shows as in the REST model: public-read (Principal '*'
     allowed read actions on objects, no condition) and shares with other accounts (read, or
-    read-write when any write action is allowed). Statements with conditions, Deny, other
-    actions or a public write act only through evaluation (policy_eval.py). The whole document
+    read-write when any write action is allowed), from statements on the whole bucket.
+    Statements with conditions, Deny, other actions, part of the bucket or a public write act
+    only through evaluation (policy_eval.py). The whole document
     is checked: resources must be this bucket's, principals known accounts (`resolve(ref) ->
     account id` raises for unknown ones)."""
     statements = policy_eval.statements(text)
@@ -262,8 +263,9 @@ def parse(text: str, bucket, resolve: Callable[[str], str]) -> tuple[str, dict[s
         ids = {p: resolve(p) for p in principals if p != "*"}
         actions = st.get("Action", [])
         actions = {actions} if isinstance(actions, str) else set(actions) if isinstance(actions, list) else set()
+        whole = {f"arn:aws:s3:::{bucket.name}", f"arn:aws:s3:::{bucket.name}/*"}
         plain = st["Effect"] == "Allow" and "Condition" not in st and "Action" in st and "Resource" in st \
-            and actions and not actions - READ_ACTIONS - WRITE_ACTIONS
+            and actions and not actions - READ_ACTIONS - WRITE_ACTIONS and set(_as_list(st["Resource"])) <= whole
         if not plain:
             continue
         for p in principals:

@@ -100,3 +100,20 @@ def test_deny_beats_allow_and_string_equals(s3_of, alice, bob, bucket, s3_endpoi
         put_policy(s3, bucket, {"Effect": "Allow", "Principal": {"AWS": "999999999999"}, "Action": "s3:GetObject",
                                 "Resource": f"{arn}/*"})
     assert code_of(e)[1] == 400   # no such account
+
+
+def test_copy_source_is_checked_as_its_own_object(s3_of, alice, bob, bucket, tenant):
+    a, b = s3_of(alice), s3_of(bob)
+    a.put_object(Bucket=bucket, Key="shared/x", Body=b"shared")
+    a.put_object(Bucket=bucket, Key="private/y", Body=b"private")
+    put_policy(a, bucket, {"Effect": "Allow", "Principal": {"AWS": bob.id}, "Action": "s3:GetObject",
+                           "Resource": f"arn:aws:s3:::{bucket}/shared/*"})
+    mine = f"bob-{bucket}"
+    b.create_bucket(Bucket=mine)
+    try:
+        b.copy_object(Bucket=mine, Key="private/y", CopySource={"Bucket": bucket, "Key": "shared/x"})
+        assert b.get_object(Bucket=mine, Key="private/y")["Body"].read() == b"shared"
+        assert denied(lambda: b.copy_object(Bucket=mine, Key="shared/x",
+                                            CopySource={"Bucket": bucket, "Key": "private/y"}))
+    finally:
+        bob.force_delete(mine)
