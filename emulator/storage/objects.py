@@ -168,7 +168,8 @@ class ObjectOperations:
     def expect_owner(self, name: str | None, owner_id: str | None) -> None:
         """x-amz-expected-bucket-owner (and its copy-source form): AccessDenied when the bucket
         belongs to another account."""
-        if name and owner_id is not None and self.buckets.get(name).owner != owner_id:
+        bucket = self.buckets.find(name) if name and owner_id is not None else None
+        if bucket is not None and bucket.owner != owner_id:   # no bucket: the operation answers for itself
             raise Forbidden("Access Denied", code="AccessDenied")
 
     def put_object(self, account: "Account | None", name: str, key: str, body: Body, length: int,
