@@ -114,15 +114,21 @@ class ObjectOperations:
         version = self.check_version(bucket, version_id)
         headers = dict(headers or {})
         wanted_range = headers.pop("range", None)
-        if wanted_range is not None and method == "GET":
+        resolved = size = None
+        if wanted_range is not None:
             size = self.index.object_size(name, key) if not version else None
             if size is None:
                 size = self.engine.size(name, key, version)
             if size is not None:
                 resolved = ranges.resolve(wanted_range, size)
-                if resolved is not None:
+                if resolved is not None and method == "GET":
                     headers["range"] = resolved
         reply = self.engine.get(method, name, key, list(query) + version, headers)
+        if method == "HEAD" and resolved is not None and reply.status == 200:
+            first, last = (int(n) for n in resolved[len("bytes="):].split("-"))
+            reply.status = 206   # HEAD answers what a GET of the range would
+            reply.headers = [(k, v) for k, v in reply.headers if k.lower() != "content-length"] + [
+                ("Content-Length", str(last - first + 1)), ("Content-Range", f"bytes {first}-{last}/{size}")]
         if reply.ok and headers:
             verdict = conditions.read_verdict(headers, reply.header("etag"),
                                               conditions.last_modified_of(reply.header("last-modified")))

@@ -29,6 +29,8 @@ def test_ranges(s3_of, alice, bucket, signed):
         got = s3.get_object(Bucket=bucket, Key="r", Range=rng)
         assert got["Body"].read() == want, rng
         assert got["ResponseMetadata"]["HTTPStatusCode"] == 206 and got["ContentRange"] == content_range, rng
+    head = s3.head_object(Bucket=bucket, Key="r", Range="bytes=-4")
+    assert head["ContentLength"] == 4 and head["ContentRange"] == "bytes 12-15/16"
     with pytest.raises(ClientError) as e:
         s3.get_object(Bucket=bucket, Key="r", Range="bytes=16-20")
     assert code_of(e) == ("InvalidRange", 416)
