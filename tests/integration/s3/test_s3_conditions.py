@@ -93,3 +93,25 @@ def test_conditions_of_others_change_nothing(s3_of, alice, bob, bucket):
     with pytest.raises(ClientError) as e:
         s3_of(bob).head_object(Bucket=bucket, Key="k", IfNoneMatch="*")
     assert status_of(e) == 403
+
+
+def test_concurrent_create_only_writes_one_wins(s3_of, alice, bucket):
+    """Eight writers race to create one key with If-None-Match: *: exactly one succeeds."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def attempt(i: int) -> int:
+        try:
+            s3_of(alice).put_object(Bucket=bucket, Key="lock", Body=f"writer {i}".encode(), IfNoneMatch="*")
+            return 200
+        except ClientError as e:
+            return status_of_error(e)
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(attempt, range(8)))
+    assert sorted(outcomes) == [200] + [412] * 7, outcomes
+    body = s3_of(alice).get_object(Bucket=bucket, Key="lock")["Body"].read()
+    assert body.startswith(b"writer ")
+
+
+def status_of_error(e: ClientError) -> int:
+    return e.response["ResponseMetadata"]["HTTPStatusCode"]
