@@ -298,7 +298,23 @@ class Engine:
         reply = self._call("POST", name, self.name_of(key), [("uploadId", upload_id)],
                            {"content-type": "application/xml"}, doc.encode())
         completed = reply.status == 200 and b"CompleteMultipartUploadResult" in reply.body()[:400]
+        if completed and not result_etag(reply, "CompleteMultipartUploadResult"):
+            reply = self._with_etag(reply, self.etag(name, key))   # Ceph 16.2 answers an empty ETag
         return (self._keys_back(reply, key) if completed else reply), completed
+
+    @staticmethod
+    def _with_etag(reply: Reply, etag: str | None) -> Reply:
+        """A result document with its ETag element set to the object's (quoted, as S3 has it)."""
+        if not etag:
+            return reply
+        root = xmldoc.parse(reply.body(), "result")
+        elem = next((e for e in root.iter() if xmldoc.local(e.tag) == "ETag"), None)
+        if elem is None:
+            elem = ET.SubElement(root, root.tag.replace(xmldoc.local(root.tag), "ETag"))
+        elem.text = f'"{etag}"'
+        ET.register_namespace("", S3_NS)
+        body = xmldoc.DECLARATION.encode() + ET.tostring(root, encoding="utf-8", xml_declaration=False)
+        return Reply(reply.status, [(k, v) for k, v in reply.headers if k.lower() != "content-length"], body)
 
     def abort(self, name: str, key: str, upload_id: str) -> Reply:
         return self._call("DELETE", name, self.name_of(key), [("uploadId", upload_id)])
