@@ -183,6 +183,10 @@ def start_background(cloud: "Cloud", interval: float = 5.0) -> threading.Thread:
     except Exception:
         log.exception("restoring port forwards failed")
     try:
+        log.info("object index at start: %s", cloud.storage.reconcile_index())
+    except Exception:
+        log.exception("checking the object index at start failed")
+    try:
         log.info("reconcile at start: %s", cloud.reconcile())
     except Exception:
         log.exception("reconcile at start failed; serving recorded states")

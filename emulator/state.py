@@ -500,6 +500,15 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX snapshots_owner ON snapshots(owner)
     """,
+    # 12: listings are answered from the object index on every engine (issue 19), so it keeps
+    # each object's ETag too (NULL: not known yet, read from the engine when first listed), and
+    # the checksum its upload was verified with ("crc32 BASE64"; NULL: none), to return it, and
+    # the number of parts of a multipart upload's object (GetObjectAttributes; NULL: one PUT).
+    """
+    ALTER TABLE objects ADD COLUMN etag TEXT;
+    ALTER TABLE objects ADD COLUMN checksum TEXT;
+    ALTER TABLE objects ADD COLUMN parts INTEGER
+    """,
 ]
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 from werkzeug.wrappers import Response
 
 from emulator.errors import InvalidParameter
-from emulator.storage import CANNED, PERMISSIONS, Reply
+from emulator.storage import PERMISSIONS, Reply
+from emulator.storage.policy import acl_grants
 
 from . import documents as doc
 from . import listings
@@ -25,7 +26,8 @@ def acl_document(owner, canned: str, shares: dict[str, str]) -> dict:
 
     who = {"ID": owner.id, "DisplayName": owner.name}
     grants = [grant({"@xsi:type": "CanonicalUser", **who}, "FULL_CONTROL")]
-    grants += [grant({"@xsi:type": "Group", "URI": uri}, perm) for uri, perm in CANNED.get(canned, ())]
+    grants += [grant({"@xsi:type": "Group", "URI": g} if g.startswith("http") else
+                     {"@xsi:type": "CanonicalUser", "ID": g}, perm) for g, perm in acl_grants(canned)]
     for account_id, level in sorted(shares.items()):
         grants += [grant({"@xsi:type": "CanonicalUser", "ID": account_id}, p) for p in PERMISSIONS[level]]
     return {"Owner": who, "AccessControlList": {"Grant": grants}}
@@ -71,7 +73,21 @@ class BucketHandlers:
 
     # -- listings -----------------------------------------------------------------------------------
     def list_objects(self, req: S3Request) -> Response:
-        return relay(self.storage.list_objects_s3(req.account, req.bucket, req.pick(LIST_PARAMS)))
+        root, body = listings.objects(self.storage.list_objects_s3(req.account, req.bucket, req.params(LIST_PARAMS)))
+        return xml(root, body)
+
+    def get_bucket_policy_status(self, req: S3Request) -> Response:
+        public = self.storage.get_policy_status(req.account, req.bucket)
+        return xml("PolicyStatus", {"IsPublic": public})
+
+    def get_bucket_request_payment(self, req: S3Request) -> Response:
+        self.storage.head_bucket(req.account, req.bucket)
+        return xml("RequestPaymentConfiguration", {"Payer": "BucketOwner"})
+
+    def put_bucket_request_payment(self, req: S3Request) -> Response:
+        self.storage.put_request_payment(req.account, req.bucket,
+                                         lambda: doc.read_request_payment(req.read_body(MAX_XML_BODY)))
+        return empty(200)
 
     def list_object_versions(self, req: S3Request) -> Response:
         result = self.storage.list_versions(req.account, req.bucket, req.params(LIST_VERSIONS_PARAMS))

@@ -206,3 +206,12 @@ def read_versioning(data: bytes) -> dict:
     root = parse(data, "VersioningConfiguration")
     out = {"Status": text(root, "Status"), "MFADelete": text(root, "MfaDelete") or text(root, "MFADelete")}
     return {k: v.strip() for k, v in out.items() if v is not None}
+
+
+def read_request_payment(data: bytes) -> str:
+    """RequestPaymentConfiguration's Payer."""
+    root = parse(data, "RequestPaymentConfiguration")
+    payer = (text(root, "Payer") or "").strip()
+    if payer not in ("BucketOwner", "Requester"):
+        raise _malformed("Payer is BucketOwner or Requester")
+    return payer

@@ -21,7 +21,7 @@ from werkzeug.wrappers import Response
 
 from emulator.billing import s3_request as bill_s3_request
 from emulator.errors import InvalidParameter
-from emulator.storage import cors
+from emulator.storage import cors, policy_eval
 
 from .. import sigv4
 from .buckets import BucketHandlers
@@ -48,22 +48,23 @@ class S3Gateway(BucketHandlers, ObjectHandlers):
             "PUT": {"": b.create_bucket, "policy": b.put_bucket_policy, "acl": b.put_bucket_acl,
                     "tagging": b.put_bucket_tagging, "cors": b.put_bucket_cors, "lifecycle": b.put_bucket_lifecycle,
                     "publicAccessBlock": b.put_public_access_block, "ownershipControls": b.put_ownership_controls,
-                    "versioning": b.put_bucket_versioning},
+                    "versioning": b.put_bucket_versioning, "requestPayment": b.put_bucket_request_payment},
             "GET": {"": b.list_objects, "location": b.get_bucket_location, "policy": b.get_bucket_policy,
                     "acl": b.get_bucket_acl, "tagging": b.get_bucket_tagging, "cors": b.get_bucket_cors,
                     "lifecycle": b.get_bucket_lifecycle, "publicAccessBlock": b.get_public_access_block,
                     "ownershipControls": b.get_ownership_controls, "versioning": b.get_bucket_versioning,
-                    "versions": b.list_object_versions, "uploads": b.list_multipart_uploads},
+                    "versions": b.list_object_versions, "uploads": b.list_multipart_uploads,
+                    "requestPayment": b.get_bucket_request_payment, "policyStatus": b.get_bucket_policy_status},
             "DELETE": {"": b.delete_bucket, "policy": b.delete_bucket_policy, "tagging": b.delete_bucket_tagging,
                        "cors": b.delete_bucket_cors, "lifecycle": b.delete_bucket_lifecycle,
                        "publicAccessBlock": b.delete_public_access_block,
                        "ownershipControls": b.delete_ownership_controls},
             "HEAD": {"": b.head_bucket},
-            "POST": {"delete": b.delete_objects},
+            "POST": {"delete": b.delete_objects, "": b.post_object},
         }
         self.object_routes = {
             "GET": {"": b.get_object, "partNumber": b.get_object, "tagging": b.get_object_tagging,
-                    "acl": b.get_object_acl, "uploadId": b.list_parts},
+                    "acl": b.get_object_acl, "uploadId": b.list_parts, "attributes": b.get_object_attributes},
             "HEAD": {"": b.get_object, "partNumber": b.get_object},
             "PUT": {"tagging": b.put_object_tagging, "acl": b.put_object_acl},
             "DELETE": {"": b.delete_object, "tagging": b.delete_object_tagging, "uploadId": b.abort_multipart_upload},
@@ -119,6 +120,9 @@ class S3Gateway(BucketHandlers, ObjectHandlers):
     # -- routing ------------------------------------------------------------------------------------
     def dispatch(self, req: S3Request) -> Response:
         m, sub = req.method, req.sub
+        self.storage.expect_owner(req.bucket, req.header("x-amz-expected-bucket-owner"))
+        if req.header("x-amz-copy-source"):
+            self.storage.expect_owner(req.copy_source()[0], req.header("x-amz-source-expected-bucket-owner"))
         if not req.bucket:
             if m == "GET":
                 return self.list_buckets(req)
@@ -138,7 +142,55 @@ class S3Gateway(BucketHandlers, ObjectHandlers):
             what = ", ".join(sorted(sub)) or m
             raise InvalidParameter(f"pocketcloud's S3 gateway does not implement this operation ({m} {what})",
                                    code="NotImplemented")
-        return handler(req)
+        token = policy_eval.current.set(policy_context(req, handler.__name__))
+        try:
+            return handler(req)
+        finally:
+            policy_eval.current.reset(token)
+
+
+# the S3 action a handler performs, where its name does not spell it (IAM's action names)
+ACTIONS = {"list_objects": "s3:ListBucket", "head_bucket": "s3:ListBucket", "list_object_versions":
+           "s3:ListBucketVersions", "get_object": "s3:GetObject", "get_object_attributes": "s3:GetObject",
+           "copy_object": "s3:PutObject", "create_multipart_upload": "s3:PutObject", "upload_part": "s3:PutObject",
+           "upload_part_copy": "s3:PutObject", "complete_multipart_upload": "s3:PutObject",
+           "delete_objects": "s3:DeleteObject", "create_bucket": "s3:CreateBucket", "post_object": "s3:PutObject",
+           "list_parts": "s3:ListMultipartUploadParts", "get_bucket_acl": "s3:GetBucketAcl",
+           "get_public_access_block": "s3:GetBucketPublicAccessBlock",
+           "put_public_access_block": "s3:PutBucketPublicAccessBlock",
+           "delete_public_access_block": "s3:PutBucketPublicAccessBlock",
+           "get_bucket_lifecycle": "s3:GetLifecycleConfiguration", "put_bucket_lifecycle": "s3:PutLifecycleConfiguration",
+           "delete_bucket_lifecycle": "s3:PutLifecycleConfiguration", "get_bucket_cors": "s3:GetBucketCORS",
+           "put_bucket_cors": "s3:PutBucketCORS", "delete_bucket_cors": "s3:PutBucketCORS",
+           "get_ownership_controls": "s3:GetBucketOwnershipControls",
+           "put_ownership_controls": "s3:PutBucketOwnershipControls",
+           "delete_ownership_controls": "s3:PutBucketOwnershipControls",
+           "delete_bucket_tagging": "s3:PutBucketTagging", "delete_object_tagging": "s3:DeleteObjectTagging",
+           "get_bucket_policy_status": "s3:GetBucketPolicyStatus",
+           "get_bucket_request_payment": "s3:GetBucketRequestPayment",
+           "put_bucket_request_payment": "s3:PutBucketRequestPayment"}
+
+
+def policy_context(req: S3Request, handler: str) -> policy_eval.Context:
+    """What a bucket policy's conditions may ask about this request (policy_eval.py)."""
+    action = ACTIONS.get(handler) or "s3:" + "".join(w.title() for w in handler.split("_"))
+    values = {"aws:sourceip": req.environ.get("REMOTE_ADDR", ""),
+              "aws:securetransport": "true" if req.environ.get("wsgi.url_scheme") == "https" else "false",
+              "s3:signatureversion": "AWS4-HMAC-SHA256" if req.account is not None else None,
+              "s3:authtype": ("REST-QUERY-STRING" if "X-Amz-Signature" in req.q else "REST-HEADER")
+              if req.account is not None else None}
+    for header, key in (("user-agent", "aws:useragent"), ("referer", "aws:referer")):
+        if req.header(header) is not None:
+            values[key] = req.header(header)
+    for name in ("prefix", "delimiter", "max-keys", "versionid"):
+        param = "versionId" if name == "versionid" else name
+        if param in req.q:
+            values["s3:" + name] = req.q[param]
+    for k, v in req.environ.items():
+        if k.startswith("HTTP_X_AMZ_") and not k.startswith(("HTTP_X_AMZ_META_", "HTTP_X_AMZ_DATE",
+                                                              "HTTP_X_AMZ_CONTENT_SHA256", "HTTP_X_AMZ_SECURITY")):
+            values["s3:" + k[5:].replace("_", "-").lower()] = v
+    return policy_eval.Context(action=action, key=req.key, values={k: v for k, v in values.items() if v is not None})
 
 
 def create_s3_app(cloud) -> S3Gateway:

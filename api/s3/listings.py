@@ -1,5 +1,6 @@
-"""S3's listing documents for what the cloud lists itself (the facade's data): object
-versions of a bucket whose engine keeps none, multipart uploads and their parts."""
+"""S3's listing documents for what the cloud lists itself (the facade's data, from its
+index): objects (v1 and v2), object versions of a bucket whose engine keeps none, multipart
+uploads and their parts."""
 from __future__ import annotations
 
 import base64
@@ -14,9 +15,36 @@ def iso(ts: float) -> str:
 
 
 def _encoder(encoding_type: str | None):
+    # every other character %XX-encoded ('+' too): clients decode with unquote_plus (botocore)
     if encoding_type == "url":
         return lambda s: quote(s, safe="/") if s else s
     return lambda s: s
+
+
+def _etag(o: dict) -> str:
+    return f'"{o["etag"]}"'
+
+
+def objects(page: dict) -> tuple[str, dict]:
+    """ListObjects (v1: ListBucketResult with markers) or ListObjectsV2 as (root, body)."""
+    enc = _encoder(page["encoding_type"])
+    v2 = page["v2"]
+    owner = _owner(page["owner"]) if not v2 or page["fetch_owner"] else None
+    contents = [{"Key": enc(o["key"]), "LastModified": iso(o["updated_at"]), "ETag": _etag(o), "Size": o["size"],
+                 "Owner": owner, "StorageClass": "STANDARD"} for o in page["objects"]]
+    prefixes = [{"Prefix": enc(p)} for p in page["prefixes"]]
+    body: dict = {"Name": page["name"], "Prefix": enc(page["prefix"])}
+    if v2:
+        body.update({"StartAfter": enc(page["start_after"]), "ContinuationToken": page["continuation_token"],
+                     "MaxKeys": page["max_keys"], "KeyCount": len(contents) + len(prefixes),
+                     "Delimiter": enc(page["delimiter"]) or None, "IsTruncated": page["truncated"],
+                     "NextContinuationToken": page.get("next_token")})
+    else:
+        body.update({"Marker": enc(page["marker"]), "MaxKeys": page["max_keys"],
+                     "Delimiter": enc(page["delimiter"]) or None, "IsTruncated": page["truncated"],
+                     "NextMarker": enc(page.get("next_marker"))})
+    body.update({"Contents": contents, "CommonPrefixes": prefixes, "EncodingType": page["encoding_type"]})
+    return ("ListBucketResult", body)
 
 
 def _owner(who: dict) -> dict:
@@ -34,7 +62,7 @@ def versions(page: dict, owner: dict) -> dict:
         "MaxKeys": page["max_keys"], "Delimiter": enc(page["delimiter"]) or None,
         "IsTruncated": page["truncated"],
         "Version": [{"Key": enc(o["key"]), "VersionId": "null", "IsLatest": True,
-                     "LastModified": o["last_modified"], "ETag": f'"{o["etag"]}"', "Size": o["size"],
+                     "LastModified": iso(o["updated_at"]), "ETag": _etag(o), "Size": o["size"],
                      "Owner": _owner(owner), "StorageClass": "STANDARD"} for o in page["versions"]],
         "CommonPrefixes": [{"Prefix": enc(p)} for p in page["prefixes"]],
         "EncodingType": page["encoding_type"],

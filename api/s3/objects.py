@@ -3,6 +3,8 @@ uploads. Each parses the request, makes one `Storage` call and renders (or relay
 bodies stream both ways."""
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from werkzeug.wrappers import Response
 
 from emulator.errors import InvalidParameter
@@ -20,8 +22,26 @@ class ObjectHandlers:
 
     def get_object(self, req: S3Request) -> Response:
         return relay(self.storage.get_object(req.account, req.bucket, req.key, req.forward_headers(),
-                                             method=req.method, query=req.response_params(),
-                                             version_id=req.version_id))
+                                             method=req.method, query=req.response_overrides(),
+                                             version_id=req.version_id,
+                                             checksum_mode=(req.header("x-amz-checksum-mode") or "").upper()
+                                             == "ENABLED"))
+
+    def get_object_attributes(self, req: S3Request) -> Response:
+        a = self.storage.get_object_attributes(req.account, req.bucket, req.key, req.object_attributes(),
+                                               version_id=req.version_id)
+        wanted = a["wanted"]
+        checksum = a["checksum"] if "Checksum" in wanted else None
+        body = {"ETag": a["etag"] if "ETag" in wanted else None,
+                "Checksum": {f"Checksum{checksum[0].upper()}": checksum[1], "ChecksumType": "FULL_OBJECT"}
+                if checksum else None,
+                "ObjectParts": {"PartsCount": a["parts"]} if "ObjectParts" in wanted and a["parts"] else None,
+                "StorageClass": "STANDARD" if "StorageClass" in wanted else None,
+                "ObjectSize": a["size"] if "ObjectSize" in wanted else None}
+        headers = [("Last-Modified", a["last_modified"])] if a["last_modified"] else []
+        if a["version_id"]:
+            headers.append(("x-amz-version-id", a["version_id"]))
+        return xml("GetObjectAttributesResponse", body, headers=headers)
 
     def put_object(self, req: S3Request) -> Response:
         attrs = req.object_attrs()
@@ -41,6 +61,28 @@ class ObjectHandlers:
         return relay(self.storage.copy_object(req.account, req.bucket, req.key, src_bucket, src_key,
                                               req.forward_headers(), lambda: req.read_body(EMPTY_BODY),
                                               acl=req.canned_acl(), tags=tags))
+
+    def post_object(self, req: S3Request) -> Response:
+        """A browser form upload: answered as success_action_redirect / _status ask."""
+        fields, upload, filename = req.form_upload()
+        size = upload.seek(0, 2)
+        upload.seek(0)
+        reply, key = self.storage.post_object(req.bucket, fields, iter(lambda: upload.read(1 << 20), b""), size,
+                                              filename)
+        etag = reply.header("etag") or ""
+        location = f"/{req.bucket}/{quote(key)}"
+        if reply.ok and fields.get("success_action_redirect"):
+            target = fields["success_action_redirect"]
+            sep = "&" if "?" in target else "?"
+            target += f"{sep}bucket={quote(req.bucket)}&key={quote(key)}&etag={quote(etag)}"
+            return empty(303, [("Location", target), ("ETag", etag)])
+        if not reply.ok:
+            return relay(reply)
+        status = fields.get("success_action_status", "204")
+        if status == "201":
+            return xml("PostResponse", {"Location": location, "Bucket": req.bucket, "Key": key, "ETag": etag},
+                       status=201, headers=[("ETag", etag), ("Location", location)])
+        return empty(200 if status == "200" else 204, [("ETag", etag), ("Location", location)])
 
     def delete_object(self, req: S3Request) -> Response:
         return relay(self.storage.delete_object(req.account, req.bucket, req.key, version_id=req.version_id))
@@ -94,7 +136,8 @@ class ObjectHandlers:
 
     def complete_multipart_upload(self, req: S3Request) -> Response:
         return relay(self.storage.complete_upload(req.account, req.bucket, req.key, req.q["uploadId"],
-                                                  lambda: completion_parts(req.read_body(MAX_XML_BODY))))
+                                                  lambda: completion_parts(req.read_body(MAX_XML_BODY)),
+                                                  req.forward_headers()))
 
     def abort_multipart_upload(self, req: S3Request) -> Response:
         return relay(self.storage.abort_upload(req.account, req.bucket, req.key, req.q["uploadId"]))

@@ -3,12 +3,14 @@
 engine, the body as a verified stream, and the small XML documents some operations send."""
 from __future__ import annotations
 
+import re
 from typing import Iterable
 from urllib.parse import unquote
 
 from emulator.errors import InvalidParameter
 from emulator.sigv4 import Payload, Verified, query_pairs
 from emulator.storage import ALL_USERS, AUTHENTICATED_USERS, CANNED, ObjectAttrs, canned_acl
+from emulator.storage.policy import ACL_PERMISSIONS, explicit_acl
 from emulator.storage.tagging import from_header as tags_from_header
 from emulator.xmldoc import children, local, parse, text
 
@@ -34,6 +36,8 @@ FORWARD_HEADERS = ("content-type", "content-md5", "cache-control", "content-disp
                    "expires", "range", "if-match", "if-none-match", "if-modified-since", "if-unmodified-since",
                    "x-amz-metadata-directive", "x-amz-copy-source-if-match", "x-amz-copy-source-if-none-match",
                    "x-amz-copy-source-if-modified-since", "x-amz-copy-source-if-unmodified-since")
+MAX_METADATA = 2048                 # S3's bound on user metadata: names (after x-amz-meta-) and values, UTF-8
+OBJECT_ATTRIBUTES = ("ETag", "Checksum", "ObjectParts", "StorageClass", "ObjectSize")
 MAX_XML_BODY = 4 * 1024 * 1024      # CompleteMultipartUpload / DeleteObjects / ACL documents
 MAX_POLICY = 20 * 1024              # S3's own limit for a bucket policy
 MAX_OBJECT = 5 * 1024 ** 4
@@ -86,10 +90,47 @@ class S3Request:
             rest = ",".join(p.strip() for p in enc.split(",") if p.strip() and p.strip().lower() != "aws-chunked")
             if rest:
                 out["content-encoding"] = rest
+        meta = 0
         for k, v in self.environ.items():
             if k.startswith("HTTP_X_AMZ_META_"):
-                out["x-amz-meta-" + k[len("HTTP_X_AMZ_META_"):].replace("_", "-").lower()] = v
+                name = k[len("HTTP_X_AMZ_META_"):].replace("_", "-").lower()
+                out["x-amz-meta-" + name] = v
+                meta += len(name.encode()) + len(v.encode("latin-1", "replace"))
+        if meta > MAX_METADATA:
+            raise InvalidParameter(f"Your metadata headers exceed the maximum allowed metadata size "
+                                   f"({meta} bytes; at most {MAX_METADATA})", code="MetadataTooLarge")
         return out
+
+    def response_overrides(self) -> list[tuple[str, str]]:
+        """response-* parameters: only a signed request may set them (S3's rule)."""
+        params = self.response_params()
+        if self.account is None and any(k.startswith("response-") for k, _ in params):
+            raise InvalidParameter("Request specific response headers cannot be used for anonymous GET requests.",
+                                   code="InvalidRequest")
+        return params
+
+    def form_upload(self):
+        """A browser form upload's (fields with lower-case names, the file, its file name).
+        The file must be the last field (S3's rule); it is spooled to disk as it arrives."""
+        from werkzeug.formparser import parse_form_data
+
+        if not (self.header("content-type") or "").lower().startswith("multipart/form-data"):
+            raise InvalidParameter("POST to a bucket is a browser upload: it needs multipart/form-data",
+                                   code="InvalidArgument")
+        _, form, files = parse_form_data(self.environ)
+        upload = files.get("file")
+        if upload is None:
+            raise InvalidParameter("Bucket POST must contain a file field.", code="InvalidArgument")
+        fields = {k.lower(): v for k, v in form.items()}
+        return fields, upload.stream, upload.filename or ""
+
+    def object_attributes(self) -> list[str]:
+        """x-amz-object-attributes of GetObjectAttributes: which attributes to answer."""
+        wanted = [a.strip() for a in (self.header("x-amz-object-attributes") or "").split(",") if a.strip()]
+        if not wanted or any(a not in OBJECT_ATTRIBUTES for a in wanted):
+            raise InvalidParameter(f"Invalid attribute name specified: x-amz-object-attributes takes "
+                                   f"{', '.join(OBJECT_ATTRIBUTES)}", code="InvalidArgument")
+        return wanted
 
     def pick(self, names: Iterable[str]) -> list[tuple[str, str]]:
         return [(k, v) for k, v in self.query if k in names]
@@ -102,10 +143,19 @@ class S3Request:
         return self.q.get("versionId")
 
     def canned_acl(self) -> str | None:
-        """x-amz-acl; explicit grants (x-amz-grant-*) are not taken (yet)."""
-        if any(self.header(h) for h in GRANT_HEADERS):
-            raise InvalidParameter("explicit grants (x-amz-grant-*) are not supported: use a canned ACL "
-                                   "(x-amz-acl)", code="NotImplemented")
+        """The ACL the request sets: x-amz-acl (canned), or explicit x-amz-grant-* headers
+        (policy.explicit_acl), not both."""
+        grants = []
+        for h in GRANT_HEADERS:
+            value = self.header(h)
+            if value:
+                permission = h[len("x-amz-grant-"):].upper().replace("-", "_")
+                grants += [(g, permission) for g in grantees(value)]
+        if grants:
+            if self.header("x-amz-acl"):
+                raise InvalidParameter("Specifying both Canned ACLs and Header Grants is not allowed",
+                                       code="InvalidRequest")
+            return explicit_acl(grants)
         return canned_acl(self.header("x-amz-acl"))
 
     def object_attrs(self) -> ObjectAttrs:
@@ -161,10 +211,29 @@ def delete_request(data: bytes) -> tuple[list[tuple[str, str | None]], bool]:
     return objects, (text(root, "Quiet") or "").lower() == "true"
 
 
+_GRANTEE = re.compile(r'\s*(id|uri|emailAddress)\s*=\s*"?([^",]*)"?\s*')
+
+
+def grantees(value: str) -> list[str]:
+    """The grantees of an x-amz-grant-* header: 'id="123456789012", uri="http://acs..."'."""
+    out = []
+    for part in value.split(","):
+        m = _GRANTEE.fullmatch(part)
+        if not m:
+            raise InvalidParameter(f"malformed grantee {part.strip()[:60]!r}: use id=\"ACCOUNT\" or uri=\"GROUP\"",
+                                   code="InvalidArgument")
+        kind, who = m.group(1), m.group(2).strip()
+        if kind == "emailAddress":
+            raise InvalidParameter("grants by e-mail address are not supported: pocketcloud accounts have no "
+                                   "e-mail address; grant to id=\"ACCOUNT-ID\"", code="NotImplemented")
+        out.append(who)
+    return out
+
+
 def acl_request(header_acl: str | None, body: bytes, owner_id: str) -> str:
-    """The canned ACL a PutBucketAcl/PutObjectAcl sets: x-amz-acl, or an AccessControlPolicy
-    whose grants are exactly one canned ACL's (what a client that read an ACL back sends).
-    Other explicit grants are not taken (yet)."""
+    """The ACL a PutBucketAcl/PutObjectAcl sets: x-amz-acl / x-amz-grant-* (as canned_acl
+    reads them, given as `header_acl`), or an AccessControlPolicy: a canned ACL's name when
+    its grants are exactly one canned ACL's, else its explicit grants."""
     if header_acl:
         if body.strip():
             raise InvalidParameter("Specify either x-amz-acl or an AccessControlPolicy, not both",
@@ -184,8 +253,10 @@ def acl_request(header_acl: str | None, body: bytes, owner_id: str) -> str:
         if grants == {(owner_id, "FULL_CONTROL"), *extra} and all(u in (ALL_USERS, AUTHENTICATED_USERS)
                                                                     for u, _ in extra):
             return name
-    raise InvalidParameter("only grants that make up a canned ACL (private, public-read, public-read-write, "
-                           "authenticated-read) are supported", code="NotImplemented")
+    for who, permission in grants:
+        if not who or permission not in ACL_PERMISSIONS:
+            raise InvalidParameter("each Grant needs a Grantee (ID or URI) and a Permission", code="MalformedACLError")
+    return explicit_acl([(w, p) for w, p in grants if (w, p) != (owner_id, "FULL_CONTROL")])
 
 
 def completion_parts(data: bytes) -> list[tuple[int, str]]:

@@ -24,25 +24,33 @@ class _Crc32:
         return self.value.to_bytes(4, "big")
 
 
-def _crc32c_factory():
-    try:  # awscrt ships a fast CRC32C; without it the checksum is accepted unverified
+def _crt_factory(name: str, size: int):
+    """CRC32C and CRC64NVME from awscrt (what botocore[crt] uses too); without it those
+    checksums are accepted unverified."""
+    try:
         from awscrt import checksums  # type: ignore
     except Exception:  # noqa: BLE001
         return None
+    crc = getattr(checksums, name, None)
+    if crc is None:
+        return None
 
-    class _Crc32c(_Crc32):
+    class _CrtCrc(_Crc32):
         def update(self, data: bytes) -> None:
-            self.value = checksums.crc32c(data, self.value)
+            self.value = crc(data, self.value)
 
-    return _Crc32c
+        def digest(self) -> bytes:
+            return self.value.to_bytes(size, "big")
+
+    return _CrtCrc
 
 
 CHECKSUMS: dict[str, Callable[[], Any] | None] = {
     "crc32": _Crc32,
-    "crc32c": _crc32c_factory(),
+    "crc32c": _crt_factory("crc32c", 4),
     "sha1": hashlib.sha1,
     "sha256": hashlib.sha256,
-    "crc64nvme": None,
+    "crc64nvme": _crt_factory("crc64nvme", 8),
 }
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
 from ..errors import InvalidParameter, NotFound
-from . import policy
+from . import policy, policy_eval
 from .buckets import Bucket, validate_key
 
 if TYPE_CHECKING:
@@ -42,6 +42,18 @@ class AccessOperations:
 
     def _owner(self, account: "Account | None", name: str) -> Bucket:
         return self.authorize(account, name, "owner")
+
+    def check_grantees(self, acl: str | None) -> None:
+        """Explicit grants name existing accounts (by id) or S3's groups: else InvalidArgument."""
+        for grantee, _ in policy.acl_grants(acl):
+            if grantee.startswith(("http://", "https://")):
+                if grantee not in (policy.ALL_USERS, policy.AUTHENTICATED_USERS, policy.LOG_DELIVERY):
+                    raise InvalidParameter(f"Invalid group uri {grantee[:80]!r}", code="InvalidArgument")
+                continue
+            try:
+                self.accounts.get(grantee)
+            except NotFound:
+                raise InvalidParameter(f"Invalid id: no account {grantee[:40]!r}", code="InvalidArgument") from None
 
     # -- shares and public access (pocketcloud's REST model of a policy) ------------------------------
     def set_access(self, account: "Account | None", name: str, access: str) -> Bucket:
@@ -90,6 +102,11 @@ class AccessOperations:
         self.settings.put(name, "policy", {"document": text})
         return self.buckets.get(name)
 
+    def get_policy_status(self, account: "Account | None", name: str) -> bool:
+        """GetBucketPolicyStatus: whether the bucket's policy makes it public (policy_eval.is_public)."""
+        doc = self.get_policy(account, name)
+        return policy_eval.is_public(doc)
+
     def delete_policy(self, account: "Account | None", name: str) -> Bucket:
         self._owner(account, name)
         self.buckets.replace_access(name, "private", {})
@@ -107,6 +124,7 @@ class AccessOperations:
         bucket = self._owner(account, name)
         canned = acl()
         policy.check_acl_allowed(bucket, canned)
+        self.check_grantees(canned)
         if canned == "private":
             self.settings.delete(name, "acl")
         else:
@@ -133,6 +151,7 @@ class AccessOperations:
         self._existing_object(name, key)
         canned = acl()
         policy.check_acl_allowed(bucket, canned)
+        self.check_grantees(canned)
         attrs = self.settings.object_attrs(name, key)
         attrs.acl = None if canned == "private" else canned
         self.settings.set_object_attrs(name, key, attrs)

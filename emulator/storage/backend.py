@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from ..errors import BackendUnavailable
+from . import layout
 from .ceph import CephCluster
 from .choice import ENGINE_NAMES, Choice, choose
 from .choice import find_rclone, minio_image_present  # noqa: F401 - their old home; callers import them from here
@@ -76,6 +77,7 @@ class Backend:
         self._stop = threading.Event()
         self._lock = threading.RLock()
         self._monitor: threading.Thread | None = None
+        self.migrated = 0   # objects moved to the encoded layout by this start (layout.py)
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> "Backend":
@@ -97,6 +99,8 @@ class Backend:
             else:
                 self.access_key, self.secret_key = self._root_credentials()
                 self._stop = threading.Event()
+                if engine == "rclone":  # keys as encoded names (issue 19): move an older home's files first
+                    self.migrated = layout.migrate(self.dir, self._data_dir())
                 self._spawn()
                 self._monitor = threading.Thread(target=self._supervise, name="s3-backend-supervisor", daemon=True)
                 self._monitor.start()

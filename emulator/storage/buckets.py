@@ -43,8 +43,7 @@ def validate_bucket_name(name) -> str:
 
 
 def validate_key(key) -> str:
-    """1-1024 bytes of UTF-8; no '.' or '..' segment, no empty one but the last, no character
-    XML cannot carry.
+    """1-1024 bytes of UTF-8; no '.' or '..' segment, no character XML cannot carry.
 
     Engines that store keys as paths (the stand-in, MinIO) would resolve a dot segment:
     'a/../../other-bucket/k' names another bucket's object there, so pocketcloud refuses
@@ -57,11 +56,8 @@ def validate_key(key) -> str:
     if any(seg in (".", "..") for seg in segments):
         raise InvalidParameter(f"object key {key[:80]!r}: '.' and '..' path segments are not allowed",
                                code="InvalidArgument")
-    # Until keys get an engine encoding of their own (issue 19), what the path-backed engines
-    # cannot store, and what no listing could name in XML, is refused here rather than as a 500.
-    if "" in segments[:-1]:
-        raise InvalidParameter(f"object key {key[:80]!r}: empty path segments ('//' or a leading '/') are not "
-                               "supported", code="InvalidArgument")
+    # (empty segments are fine: path-backed engines get keynames.py's names.) What no listing
+    # could name in XML is refused here rather than as a 500.
     if xml_safe(key) != key:
         raise InvalidParameter("object keys may not hold control characters that XML cannot carry",
                                code="InvalidArgument")

@@ -15,10 +15,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable
 
 from ..errors import InvalidParameter, NotFound
-from . import cors, lifecycle, markers, tagging
+from . import cors, lifecycle, listing, tagging
 from .buckets import Bucket
 from .engine import Reply
-from .versions import list_null_versions
 
 if TYPE_CHECKING:
     from ..accounts import Account
@@ -138,15 +137,24 @@ class SettingsOperations:
         engine = self.engine_versioned(bucket) or status == "Enabled"
         self.settings.put(name, "versioning", {"Status": status, "engine": engine})
 
+    def put_request_payment(self, account: "Account | None", name: str, read: Callable[[], str]) -> None:
+        """PutBucketRequestPayment: the bucket owner pays, as ever; requester-pays buckets are
+        refused clearly (pocketcloud bills the owner of what is stored, billing/)."""
+        self.authorize(account, name, "owner")
+        if read() == "Requester":
+            raise InvalidParameter("Requester Pays buckets are not supported: in pocketcloud the bucket owner "
+                                   "pays for every request (RequestPaymentConfiguration Payer=Requester refused)",
+                                   code="NotImplemented")
+
     def list_versions(self, account: "Account | None", name: str, params: dict[str, str]) -> Reply | dict:
         """ListObjectVersions: the engine's answer where it keeps versions (a Reply to relay),
         else the objects as their `null` versions (data; see versions.py)."""
         bucket = self.authorize(account, name, "list")
         if self.engine_versioned(bucket):
             return self.engine.listing(name, None, [("versions", "")] + list(params.items()))
-        extra = markers.listed(self.index, name) if self.keys_are_paths else []
-        page = list_null_versions(self.engine, name, params, extra)
-        page["owner"] = self._who(bucket.owner)
+        page = listing.versions_page(self.index.lister(name), params)
+        self._fill_etags(name, page["versions"])
+        page["name"], page["owner"] = name, self._who(bucket.owner)
         return page
 
     def check_version(self, bucket: Bucket, version_id: str | None) -> list[tuple[str, str]]:

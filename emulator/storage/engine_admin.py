@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..accounts import Account
 from ..errors import BackendUnavailable, Forbidden, InvalidState
+from . import keynames
 from .buckets import validate_key
 from .ceph import hosts as ceph_hosts
 
@@ -81,14 +82,15 @@ class EngineAdmin:
         data_dir = internals["engine"].get("data_dir")
         if key is not None and data_dir and engine in ("rclone", "minio", "minio-docker"):
             base = Path(data_dir) / name
-            path = base / key
+            path = base / (keynames.encode(key) if engine == "rclone" else key)
             # a key may start with '/' (an absolute path to pathlib): never look outside the bucket
             inside = os.path.realpath(path).startswith(os.path.realpath(base) + os.sep)
             exists = inside and (path.is_file() if engine == "rclone" else (path / "xl.meta").is_file())
             internals["object"] = {
                 "key": key, "host_path": str(path) if inside else None, "exists": exists,
                 "size": path.stat().st_size if exists and engine == "rclone" else None,
-                "note": "one plain file, the key its relative path" if engine == "rclone" else
+                "note": "one plain file, its path the key encoded (folders split at '/', the file's name "
+                        "starts with '~')" if engine == "rclone" else
                         "a folder per key: xl.meta (metadata, small objects inline) and part files"}
         return internals
 

@@ -20,39 +20,92 @@ class Upload:
     created_at: float
 
 
+def _etag(etag: str | None) -> str | None:
+    """ETags are kept bare (S3 quotes them on the wire)."""
+    return etag.strip('"') if etag else None
+
+
 class ObjectIndex:
     def __init__(self, store):
         self.store = store
 
     # -- objects -------------------------------------------------------------------------------
-    def record_object(self, bucket: str, key: str, size: int, attrs: ObjectAttrs | None = None) -> None:
-        """A write the engine took: its size, and its tags and ACL (an overwrite replaces them,
-        none given: it has none, as S3 has it)."""
+    def record_object(self, bucket: str, key: str, size: int, attrs: ObjectAttrs | None = None,
+                      etag: str | None = None, checksum: tuple[str, str] | None = None,
+                      parts: int | None = None) -> None:
+        """A write the engine took: its size, ETag and checksum (header name, base64 value),
+        and its tags and ACL (an overwrite replaces them, none given: it has none, as S3 has it)."""
+        stored = f"{checksum[0].lower().removeprefix('x-amz-checksum-')} {checksum[1]}" if checksum else None
         with self.store.tx() as c:
-            c.execute("INSERT INTO objects (bucket, key, size, updated_at) VALUES (?,?,?,?) "
-                      "ON CONFLICT(bucket, key) DO UPDATE SET size=excluded.size, updated_at=excluded.updated_at",
-                      (bucket, key, size, time.time()))
+            c.execute("INSERT INTO objects (bucket, key, size, updated_at, etag, checksum, parts) "
+                      "VALUES (?,?,?,?,?,?,?) ON CONFLICT(bucket, key) DO UPDATE SET size=excluded.size, "
+                      "updated_at=excluded.updated_at, etag=excluded.etag, checksum=excluded.checksum, "
+                      "parts=excluded.parts", (bucket, key, size, time.time(), _etag(etag), stored, parts))
             write_object_attrs(c, bucket, key, attrs or ObjectAttrs())
 
     def forget_objects(self, bucket: str, keys: Iterable[str]) -> None:
         with self.store.tx() as c:
             c.executemany("DELETE FROM objects WHERE bucket=? AND key=?", [(bucket, k) for k in keys])
 
-    def replace_bucket(self, bucket: str, sizes: dict[str, int]) -> None:
-        """The whole index of one bucket at once (after listing the engine); keys that stay
-        keep their write time and attributes."""
+    def replace_bucket(self, bucket: str, found: dict[str, tuple[int, str | None]]) -> tuple[list[str], list[str]]:
+        """The whole index of one bucket at once (after listing the engine: key -> (size,
+        ETag)); keys that stay keep their write time and attributes. Returns (keys added,
+        keys dropped)."""
         now = time.time()
         with self.store.tx() as c:
-            known = {r["key"]: r["size"] for r in c.execute("SELECT key, size FROM objects WHERE bucket=?", (bucket,))}
-            c.executemany("DELETE FROM objects WHERE bucket=? AND key=?",
-                          [(bucket, k) for k in known if k not in sizes])
-            c.executemany("INSERT INTO objects (bucket, key, size, updated_at) VALUES (?,?,?,?) "
-                          "ON CONFLICT(bucket, key) DO UPDATE SET size=excluded.size",
-                          [(bucket, k, s, now) for k, s in sizes.items() if known.get(k) != s])
+            known = {r["key"]: (r["size"], r["etag"])
+                     for r in c.execute("SELECT key, size, etag FROM objects WHERE bucket=?", (bucket,))}
+            gone = [k for k in known if k not in found]
+            c.executemany("DELETE FROM objects WHERE bucket=? AND key=?", [(bucket, k) for k in gone])
+            c.executemany("INSERT INTO objects (bucket, key, size, updated_at, etag) VALUES (?,?,?,?,?) "
+                          "ON CONFLICT(bucket, key) DO UPDATE SET size=excluded.size, etag=excluded.etag",
+                          [(bucket, k, s, now, _etag(e)) for k, (s, e) in found.items()
+                           if known.get(k) != (s, _etag(e))])
+        return [k for k in found if k not in known], gone
+
+    def rows(self, bucket: str, after: str, prefix: str, batch: int = 1000):
+        """Index rows (key, size, etag, updated_at) of `bucket` after `after` under `prefix`,
+        in key order (SQLite's BINARY collation: UTF-8 byte order, as S3 lists), read in
+        batches so a listing never loads a whole bucket."""
+        start = max(after, prefix)
+        inclusive = start == prefix and prefix > after
+        while True:
+            op = ">=" if inclusive else ">"
+            got = self.store.query(f"SELECT key, size, etag, updated_at FROM objects WHERE bucket=? AND key {op} ? "
+                                   "ORDER BY key LIMIT ?", (bucket, start, batch))
+            for r in got:
+                if not r["key"].startswith(prefix):
+                    return
+                yield dict(r)
+            if len(got) < batch:
+                return
+            start, inclusive = got[-1]["key"], False
+
+    def lister(self, bucket: str):
+        """rows(after, prefix) of one bucket, as listing.py takes them."""
+        return lambda after, prefix: self.rows(bucket, after, prefix)
+
+    def set_etag(self, bucket: str, key: str, etag: str) -> None:
+        with self.store.tx() as c:
+            c.execute("UPDATE objects SET etag=? WHERE bucket=? AND key=?", (_etag(etag), bucket, key))
 
     def object_size(self, bucket: str, key: str) -> int | None:
         row = self.store.one("SELECT size FROM objects WHERE bucket=? AND key=?", (bucket, key))
         return row["size"] if row else None
+
+    def row(self, bucket: str, key: str) -> dict | None:
+        """The index row of one object (key, size, etag, updated_at), None if not indexed."""
+        row = self.store.one("SELECT key, size, etag, updated_at, checksum, parts FROM objects "
+                             "WHERE bucket=? AND key=?", (bucket, key))
+        return dict(row) if row else None
+
+    def checksum(self, bucket: str, key: str) -> tuple[str, str] | None:
+        """(algorithm in lower case, base64 value) the object was stored with, if any."""
+        row = self.store.one("SELECT checksum FROM objects WHERE bucket=? AND key=?", (bucket, key))
+        if not row or not row["checksum"]:
+            return None
+        algorithm, _, value = row["checksum"].partition(" ")
+        return algorithm, value
 
     def written_at(self, bucket: str, key: str) -> float | None:
         row = self.store.one("SELECT updated_at FROM objects WHERE bucket=? AND key=?", (bucket, key))
@@ -63,28 +116,8 @@ class ObjectIndex:
         return [(r["key"], r["size"], r["updated_at"]) for r in
                 self.store.query("SELECT key, size, updated_at FROM objects WHERE bucket=?", (bucket,))]
 
-    def count(self, bucket: str, folder_markers: bool = True) -> int:
-        """Objects in `bucket`; without `folder_markers`, empty keys ending in '/' do not count."""
-        extra = "" if folder_markers else " AND NOT (key LIKE '%/' AND size = 0)"
-        return self.store.one("SELECT COUNT(*) AS n FROM objects WHERE bucket=?" + extra, (bucket,))["n"]
-
-    def path_conflict(self, bucket: str, key: str) -> str | None:
-        """An object that `key` cannot coexist with on a path-backed engine: one named like a
-        folder of `key` ('a' for 'a/0'), or one inside `key` as a folder ('a/0' for 'a')."""
-        parts = key.split("/")
-        folders = ["/".join(parts[:i]) for i in range(1, len(parts)) if parts[i - 1]]
-        if folders:
-            marks = ",".join("?" * len(folders))
-            row = self.store.one(f"SELECT key FROM objects WHERE bucket=? AND key IN ({marks}) LIMIT 1",
-                                 (bucket, *folders))
-            if row:
-                return row["key"]
-        if not key.endswith("/"):
-            row = self.store.one("SELECT key FROM objects WHERE bucket=? AND key >= ? AND key < ? LIMIT 1",
-                                 (bucket, key + "/", key + "0"))  # '0' sorts right after '/'
-            if row:
-                return row["key"]
-        return None
+    def count(self, bucket: str) -> int:
+        return self.store.one("SELECT COUNT(*) AS n FROM objects WHERE bucket=?", (bucket,))["n"]
 
     def usage(self, bucket: str) -> dict:
         row = self.store.one("SELECT COUNT(*) AS n, COALESCE(SUM(size), 0) AS b FROM objects WHERE bucket=?",

@@ -15,9 +15,10 @@ import time
 from typing import TYPE_CHECKING, Callable
 
 from ..errors import EngineError, InvalidParameter, NotFound
-from . import markers
+from . import conditions as preconditions
+from . import listing
 from .buckets import Bucket, validate_key
-from .engine import Reply
+from .engine import Reply, result_etag
 from .objects import Body, gathered
 from .settings import ObjectAttrs
 
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
     from ..accounts import Account
     from .journal import StorageJournal
 
-MAX_LISTED = 1000
 _RANGE = re.compile(r"bytes=(\d+)-(\d+)")
 # x-amz-copy-source-if-* as the conditional GET of the source
 COPY_CONDITIONS = {"x-amz-copy-source-if-match": "if-match", "x-amz-copy-source-if-none-match": "if-none-match",
@@ -43,16 +43,7 @@ def parts_in_order(parts: list[tuple[int, str]]) -> list[tuple[int, str]]:
 
 
 def _limit(value: str | None, what: str) -> int:
-    if value in (None, ""):
-        return MAX_LISTED
-    try:
-        n = int(value)
-    except ValueError:
-        raise InvalidParameter(f"Provided {what} not an integer or within integer range",
-                               code="InvalidArgument") from None
-    if n < 0:
-        raise InvalidParameter(f"{what} must not be negative", code="InvalidArgument")
-    return min(n, MAX_LISTED)
+    return listing.max_keys(value, what)   # max-uploads and max-parts follow max-keys' rules
 
 
 def _source_failure(reply: Reply) -> Exception:
@@ -77,9 +68,7 @@ class MultipartOperations:
                       request_body: Callable[[], object] | None = None, attrs: ObjectAttrs | None = None) -> Reply:
         """A new upload; `attrs` are what the completed object will carry."""
         bucket = self.authorize(account, name, "write")
-        self._writable_key(name, key)
-        if markers.is_marker(self.keys_are_paths, key):
-            raise markers.refuse(self.engine_name, key, "a multipart upload")
+        validate_key(key)
         attrs = self._new_attrs(bucket, attrs)
         if request_body:
             request_body()
@@ -122,6 +111,8 @@ class MultipartOperations:
         try:
             if source.status not in (200, 206):
                 raise _source_failure(source)
+            preconditions.check_copy_source(conditions or {}, source.header("etag"),
+                                            preconditions.last_modified_of(source.header("last-modified")))
             if source_range is not None and source.status != 206:
                 raise InvalidParameter("The requested range is not satisfiable", code="InvalidRange")
             length = int(source.header("content-length", "0") or 0)
@@ -136,12 +127,16 @@ class MultipartOperations:
         return reply, (etag if reply.status == 200 else None), time.time()
 
     def complete_upload(self, account: "Account | None", name: str, key: str, upload_id: str,
-                        parts: Callable[[], list[tuple[int, str]]]) -> Reply:
+                        parts: Callable[[], list[tuple[int, str]]], headers: dict[str, str] | None = None) -> Reply:
         """The object the parts make; refused by quota, the upload is aborted so that neither
-        the object nor its parts remain."""
+        the object nor its parts remain. `headers`: If-None-Match / If-Match (conditions.py)."""
         bucket = self.authorize(account, name, "write")
         upload = self.index.get_upload(upload_id, name, key)
         listed = parts_in_order(parts())
+        with self._write_conditions(name, key, headers):
+            return self._complete(bucket, name, key, upload, listed)
+
+    def _complete(self, bucket, name: str, key: str, upload, listed: list[tuple[int, str]]) -> Reply:
         total = self.index.completion_size(upload, listed)
         reservation = self.quotas.reserve(bucket, total, replacing=key, upload_id=upload.upload_id)
         try:
@@ -155,7 +150,8 @@ class MultipartOperations:
                 reply, completed = self.engine.complete(name, key, upload.upload_id, listed)
                 if completed:
                     self.journal.fault("multipart-complete", "engine")
-                    self.index.record_object(name, key, total, self.settings.upload_attrs(upload.upload_id))
+                    self.index.record_object(name, key, total, self.settings.upload_attrs(upload.upload_id),
+                                             result_etag(reply, "CompleteMultipartUploadResult"), parts=len(listed))
                     self.index.forget_upload(upload.upload_id)
         finally:
             reservation.__exit__(None, None, None)

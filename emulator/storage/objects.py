@@ -12,12 +12,15 @@ A mixin of Storage, which provides `authorize`, `buckets`, `settings`, `engine`,
 """
 from __future__ import annotations
 
+import contextlib
+import logging
+import time
 from typing import TYPE_CHECKING, Callable, Iterable, Union
 
 from ..errors import EngineError, Forbidden, InvalidParameter, NotFound
-from . import lifecycle, markers, policy
+from . import conditions, lifecycle, listing, policy, post_policy, ranges
 from .buckets import Bucket, validate_key
-from .engine import Reply
+from .engine import Reply, result_etag
 from .settings import ObjectAttrs
 
 if TYPE_CHECKING:
@@ -26,8 +29,11 @@ if TYPE_CHECKING:
     from .index import ObjectIndex
     from .quotas import Quotas
 
+log = logging.getLogger("pocketcloud.storage")
+
 GATHER = 1024 * 1024        # bodies up to this size are read (and so verified) before the engine sees them
 MAX_DELETE = 1000
+POST_HEADERS = ("content-type", "cache-control", "content-disposition", "content-encoding", "expires")
 Body = Union[bytes, Iterable[bytes]]
 
 
@@ -46,15 +52,36 @@ class ObjectOperations:
     authorize: Callable[..., Bucket]
 
     # -- listings ------------------------------------------------------------------------------
-    def list_objects(self, account: "Account | None", name: str, **kw) -> dict:
-        """One page as data (prefix, delimiter, max_keys, continuation_token, start_after)."""
-        self.authorize(account, name, "list")
-        return self.engine.list_page(name, **kw)
+    def list_objects(self, account: "Account | None", name: str, *, prefix: str = "", delimiter: str = "",
+                     max_keys: int = 1000, continuation_token: str | None = None,
+                     start_after: str | None = None) -> dict:
+        """One page as data: objects, prefixes and next_token (REST and console)."""
+        params = {"list-type": "2", "prefix": prefix, "delimiter": delimiter, "max-keys": str(max_keys),
+                  "start-after": start_after or ""}
+        if continuation_token:
+            params["continuation-token"] = continuation_token
+        page = self.list_objects_s3(account, name, params)
+        objects = [{"key": o["key"], "size": o["size"], "etag": o["etag"],
+                    "last_modified": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(o["updated_at"]))}
+                   for o in page["objects"]]
+        return {"objects": objects, "prefixes": page["prefixes"], "next_token": page.get("next_token")}
 
-    def list_objects_s3(self, account: "Account | None", name: str, query: list[tuple[str, str]]) -> Reply:
-        """ListObjects (v1 or v2, as `query` says) rendered by the engine, streamed."""
-        self.authorize(account, name, "list")
-        return self.engine.listing(name, None, query)
+    def list_objects_s3(self, account: "Account | None", name: str, params: dict[str, str]) -> dict:
+        """ListObjects (v1, or v2 when list-type=2) as data, from the index (listing.py): the
+        same answer on every engine. Each object: key, size, etag, last_modified (epoch)."""
+        bucket = self.authorize(account, name, "list")
+        page = listing.objects_page(self.index.lister(name), params)
+        self._fill_etags(name, page["objects"])
+        page["name"], page["owner"] = name, self._who(bucket.owner)
+        return page
+
+    def _fill_etags(self, name: str, objects: list[dict]) -> None:
+        """ETags the index does not know yet (rows written before it kept them): from the engine, once."""
+        for o in objects:
+            if not o.get("etag"):
+                o["etag"] = self.engine.etag(name, o["key"]) or ""
+                if o["etag"]:
+                    self.index.set_etag(name, o["key"], o["etag"])
 
     # -- objects -------------------------------------------------------------------------------
     def readable(self, account: "Account | None", name: str, key: str) -> Bucket:
@@ -63,28 +90,54 @@ class ObjectOperations:
         bucket = self.buckets.get(name)
         validate_key(key)
         try:
-            policy.check(bucket, account, "read-object")
+            policy.check(bucket, account, "read-object", key=key)
         except Forbidden:
-            policy.check(bucket, account, "read-object", object_acl=self.settings.object_attrs(name, key).acl)
+            policy.check(bucket, account, "read-object", object_acl=self.settings.object_attrs(name, key).acl,
+                         key=key)
         return bucket
 
     def _new_attrs(self, bucket: Bucket, attrs: ObjectAttrs | None) -> ObjectAttrs:
         attrs = attrs or ObjectAttrs()
         if attrs.acl is not None:
             policy.check_acl_allowed(bucket, attrs.acl)
+            self.check_grantees(attrs.acl)
             if attrs.acl == "private":
                 attrs.acl = None
         return attrs
 
     def get_object(self, account: "Account | None", name: str, key: str, headers: dict[str, str] | None = None,
-                   method: str = "GET", query: Iterable[tuple[str, str]] = (), version_id: str | None = None) -> Reply:
-        """The object, streamed (HEAD: its headers); Range and conditionals as S3 has them."""
+                   method: str = "GET", query: Iterable[tuple[str, str]] = (), version_id: str | None = None,
+                   checksum_mode: bool = False) -> Reply:
+        """The object, streamed (HEAD: its headers); Range and conditionals as S3 has them;
+        with `checksum_mode`, the checksum it was stored with (whole-object reads only)."""
         bucket = self.readable(account, name, key)
-        if markers.is_marker(self.keys_are_paths, key):
-            self.check_version(bucket, version_id)
-            reply = markers.get(self.index, name, key)
-        else:
-            reply = self.engine.get(method, name, key, list(query) + self.check_version(bucket, version_id), headers)
+        version = self.check_version(bucket, version_id)
+        headers = dict(headers or {})
+        wanted_range = headers.pop("range", None)
+        resolved = size = None
+        if wanted_range is not None:
+            size = self.index.object_size(name, key) if not version else None
+            if size is None:
+                size = self.engine.size(name, key, version)
+            if size is not None:
+                resolved = ranges.resolve(wanted_range, size)
+                if resolved is not None and method == "GET":
+                    headers["range"] = resolved
+        reply = self.engine.get(method, name, key, list(query) + version, headers)
+        if method == "HEAD" and resolved is not None and reply.status == 200:
+            first, last = (int(n) for n in resolved[len("bytes="):].split("-"))
+            reply.status = 206   # HEAD answers what a GET of the range would
+            reply.headers = [(k, v) for k, v in reply.headers if k.lower() != "content-length"] + [
+                ("Content-Length", str(last - first + 1)), ("Content-Range", f"bytes {first}-{last}/{size}")]
+        if reply.ok and headers:
+            verdict = conditions.read_verdict(headers, reply.header("etag"),
+                                              conditions.last_modified_of(reply.header("last-modified")))
+            if verdict is not None:
+                reply.close()
+                if verdict == 412:
+                    raise conditions.precondition_failed()
+                return Reply(304, [(k, v) for k, v in reply.headers
+                                   if k.lower() in ("etag", "last-modified", "cache-control", "expires")])
         if reply.ok:
             attrs = self.settings.object_attrs(name, key)
             if attrs.tags:
@@ -96,31 +149,79 @@ class ObjectOperations:
                                                  written, self.lifecycle_day)
                 if expiry:
                     reply.add_header("x-amz-expiration", expiry)
+            checksum = self.index.checksum(name, key) if checksum_mode and "range" not in headers else None
+            if checksum:
+                reply.add_header(f"x-amz-checksum-{checksum[0]}", checksum[1])
+                reply.add_header("x-amz-checksum-type", "FULL_OBJECT")
         return reply
 
-    def _writable_key(self, name: str, key: str) -> None:
-        validate_key(key)
-        other = self.index.path_conflict(name, key) if self.keys_are_paths else None
-        if other is not None:  # the path-backed engines answer this with a 500 (until issue 19)
-            raise InvalidParameter(f"object key {key[:80]!r} cannot coexist with the object {other[:80]!r} "
-                                   "(one would be the other's folder)", code="InvalidArgument")
+    def get_object_attributes(self, account: "Account | None", name: str, key: str, wanted: list[str],
+                              version_id: str | None = None) -> dict:
+        """GetObjectAttributes as data: etag, size, storage class, checksum, parts count, when."""
+        bucket = self.readable(account, name, key)
+        head = self.engine.get("HEAD", name, key, self.check_version(bucket, version_id))
+        if head.status == 404:
+            raise NotFound("The specified key does not exist.", code="NoSuchKey")
+        head.raise_for_status(f"reading {name}/{key}")
+        etag = (head.header("etag") or "").strip('"')
+        row = self.index.row(name, key) if version_id is None else None
+        parts = etag.rpartition("-")[2] if "-" in etag else None
+        return {"wanted": wanted, "etag": etag, "size": int(head.header("content-length", "0") or 0),
+                "last_modified": head.header("last-modified"), "version_id": head.header("x-amz-version-id"),
+                "checksum": self.index.checksum(name, key) if row else None,
+                "parts": (row or {}).get("parts") or (int(parts) if parts and parts.isdigit() else None)}
+
+    def expect_owner(self, name: str | None, owner_id: str | None) -> None:
+        """x-amz-expected-bucket-owner (and its copy-source form): AccessDenied when the bucket
+        belongs to another account."""
+        bucket = self.buckets.find(name) if name and owner_id is not None else None
+        if bucket is not None and bucket.owner != owner_id:   # no bucket: the operation answers for itself
+            raise Forbidden("Access Denied", code="AccessDenied")
 
     def put_object(self, account: "Account | None", name: str, key: str, body: Body, length: int,
                    headers: dict[str, str] | None = None, attrs: ObjectAttrs | None = None) -> Reply:
         """Stream an object into the engine under the owner's quota; `attrs`: its tags and
         canned ACL (x-amz-tagging, x-amz-acl)."""
         bucket = self.authorize(account, name, "write")
-        self._writable_key(name, key)
+        validate_key(key)
         attrs = self._new_attrs(bucket, attrs)
-        if markers.is_marker(self.keys_are_paths, key):
-            if length:
-                raise markers.refuse(self.engine_name, key)
-            return markers.put(self.index, name, key, body, length, attrs)
-        with self.quotas.reserve(bucket, length, replacing=key):
+        with self._write_conditions(name, key, headers), self.quotas.reserve(bucket, length, replacing=key):
             reply = self.engine.put(name, key, headers, gathered(body, length), length)
             if reply.status == 200:
-                self.index.record_object(name, key, length, attrs)
+                self.index.record_object(name, key, length, attrs, reply.header("etag"), getattr(body, "checksum", None))
         return reply
+
+    def post_object(self, name: str, fields: dict[str, str], body, size: int, filename: str = "") -> tuple[Reply, str]:
+        """A browser form upload (post_policy.py): the signer's account (anonymous without a
+        policy), the policy's conditions, then a PutObject as that account. (reply, key)."""
+        account = None
+        if "policy" in fields:
+            account = post_policy.account_of(fields, self.accounts.secret_for, self.region)
+        key = fields.get("key", "").replace("${filename}", filename)
+        if not key:
+            raise InvalidParameter("Bucket POST must contain a field named 'key'.", code="InvalidArgument")
+        if "policy" in fields:
+            post_policy.check(fields["policy"], {**fields, "key": key}, name, size)
+        headers = {k: v for k, v in fields.items() if k in POST_HEADERS or k.startswith("x-amz-meta-")}
+        attrs = ObjectAttrs([], policy.canned_acl(fields.get("acl")))
+        return self.put_object(account, name, key, body, size, headers, attrs), key
+
+    def current_etag(self, name: str, key: str) -> str | None:
+        """The ETag of the key's object now, None when there is none."""
+        row = self.index.row(name, key)
+        if row is None:
+            return None
+        return row["etag"] or self.engine.etag(name, key) or ""
+
+    @contextlib.contextmanager
+    def _write_conditions(self, name: str, key: str, headers: dict[str, str] | None):
+        """If-None-Match / If-Match of a write, checked and held (per key) until it is done."""
+        if not conditions.has_write_conditions(headers):
+            yield
+            return
+        with self.key_locks.held(name, key):
+            conditions.check_write(headers, self.current_etag(name, key))
+            yield
 
     def copy_object(self, account: "Account | None", name: str, key: str, source_bucket: str, source_key: str,
                     headers: dict[str, str] | None = None, request_body: Callable[[], object] | None = None,
@@ -129,10 +230,13 @@ class ObjectOperations:
         The copy gets `acl` and `tags`, or the source's tags when `tags` is None (S3's
         x-amz-tagging-directive COPY)."""
         bucket = self.authorize(account, name, "write")
-        self._writable_key(name, key)
-        if markers.is_marker(self.keys_are_paths, key):
-            raise markers.refuse(self.engine_name, key, "a copy")
+        validate_key(key)
         self.readable(account, source_bucket, source_key)
+        if any(k.lower() in conditions.COPY_SOURCE_HEADERS for k in headers or {}):
+            head = self.engine.get("HEAD", source_bucket, source_key)
+            if head.ok:
+                conditions.check_copy_source(headers, head.header("etag"),
+                                             conditions.last_modified_of(head.header("last-modified")))
         size = self.index.object_size(source_bucket, source_key)
         if size is None:
             size = self.engine.size(source_bucket, source_key)
@@ -143,20 +247,17 @@ class ObjectOperations:
         if tags is None:
             tags = self.settings.object_attrs(source_bucket, source_key).tags
         attrs = self._new_attrs(bucket, ObjectAttrs(tags, acl))
-        with self.quotas.reserve(bucket, size, replacing=key):
+        with self._write_conditions(name, key, headers), self.quotas.reserve(bucket, size, replacing=key):
             reply, copied = self.engine.copy(name, key, source_bucket, source_key, headers)
             if copied:
-                self.index.record_object(name, key, size, attrs)
+                source_sum = self.index.checksum(source_bucket, source_key)
+                self.index.record_object(name, key, size, attrs, result_etag(reply, "CopyObjectResult"),
+                                         (source_sum[0], source_sum[1]) if source_sum else None)
         return reply
 
     def delete_object(self, account: "Account | None", name: str, key: str, version_id: str | None = None) -> Reply:
         bucket = self.authorize(account, name, "write")
         validate_key(key)
-        if markers.is_marker(self.keys_are_paths, key):
-            self.check_version(bucket, version_id)
-            self.index.forget_objects(name, [key])
-            self.engine.delete(name, key)  # the folder, if the engine kept an empty one
-            return Reply(204)
         reply = self.engine.delete(name, key, self.check_version(bucket, version_id))
         if reply.status not in (200, 204, 404):
             code, msg = reply.error()
@@ -193,7 +294,7 @@ class ObjectOperations:
         if size is None:
             self.index.forget_objects(name, [key])
         else:
-            self.index.record_object(name, key, size, self.settings.object_attrs(name, key))
+            self.index.record_object(name, key, size, self.settings.object_attrs(name, key), self.engine.etag(name, key))
 
     # -- whole buckets ---------------------------------------------------------------------------
     def empty_bucket(self, name: str) -> int:
@@ -209,9 +310,18 @@ class ObjectOperations:
                 reply.raise_for_status(f"emptying bucket {name}")
                 if not gone:
                     raise EngineError(f"could not empty bucket {name}: the engine deleted none of its versions")
+        strays_done: set[str] = set()
         while True:
-            keys = [o["key"] for o in self.engine.list_page(name, max_keys=MAX_DELETE)["objects"]]
+            page = self.engine.list_page(name, max_keys=MAX_DELETE)
+            keys = [o["key"] for o in page["objects"]]
+            strays = [o["name"] for o in page["strays"] if o["name"] not in strays_done]
+            for raw in strays:  # digest names of long keys, temp files: by their engine names
+                self.engine.delete_name(name, raw)
+                strays_done.add(raw)
+                deleted += 1
             if not keys:
+                if strays:
+                    continue
                 break
             reply, gone = self.engine.delete_many(name, [(k, None) for k in keys], quiet=True)
             reply.raise_for_status(f"emptying bucket {name}")
@@ -223,15 +333,34 @@ class ObjectOperations:
         return deleted
 
     def rescan(self, name: str) -> dict:
-        """Rebuild the size index of one bucket from the engine's listing."""
-        sizes: dict[str, int] = {}
+        """Repair the index of one bucket from what the engine holds, both ways: an object the
+        engine has and the index lacks is added, an indexed one the engine lacks is dropped,
+        each with a log line (the index answers listings, so it must not drift)."""
+        found: dict[str, tuple[int, str | None]] = {}
+        strays: list[str] = []
+        digests = {self.engine.name_of(k): k for k, _, _ in self.index.objects_in(name)} if self.keys_are_paths \
+            else {}
         token = None
         while True:
             page = self.engine.list_page(name, max_keys=MAX_DELETE, continuation_token=token)
             for o in page["objects"]:
-                sizes[o["key"]] = o["size"]
+                found[o["key"]] = (o["size"], o["etag"] or None)
+            for o in page["strays"]:
+                if o["name"] in digests:   # a long key's digest name: the index knows its key
+                    found[digests[o["name"]]] = (o["size"], o["etag"] or None)
+                else:
+                    strays.append(o["name"])
             token = page.get("next_token")
             if not token:
                 break
-        self.index.replace_bucket(name, sizes)
-        return self.index.usage(name)
+        added, dropped = self.index.replace_bucket(name, found)
+        for key in added[:20]:
+            log.warning("reconcile: %s/%s is on the engine but was not indexed: indexed now", name, key[:200])
+        for key in dropped[:20]:
+            log.warning("reconcile: %s/%s was indexed but the engine has no such object: dropped", name, key[:200])
+        if len(added) > 20 or len(dropped) > 20:
+            log.warning("reconcile: %s: %d objects indexed, %d dropped in all", name, len(added), len(dropped))
+        for raw in strays[:20]:
+            log.warning("reconcile: %s: engine file %r is no object's name (a temp file or another layout): "
+                        "left alone", name, raw[:200])
+        return {**self.index.usage(name), "added": len(added), "dropped": len(dropped), "strays": len(strays)}

@@ -11,15 +11,19 @@ Three sources grant access, each as S3 has it:
 - an object's canned ACL: public-read(-write) lets anyone read it, authenticated-read any
   signed-in account. IgnorePublicAcls ignores public ACLs; BucketOwnerEnforced ownership
   disables ACLs altogether.
-Policies beyond that (Deny, conditions, other principals) are refused rather than half-honoured.
+- a bucket policy as written, evaluated per request (policy_eval.py): an explicit Deny
+  refuses whatever else allows, an Allow grants what it names. Its plain Allow statements
+  are also read as shares and public access (parse), the REST and console view of them.
 """
 from __future__ import annotations
 
 import json
 import re
+import time
 from typing import Callable
 
 from ..errors import Forbidden, InvalidParameter
+from . import policy_eval
 
 # what each level of access allows; "public" is anyone, signed or not, on a public-read bucket
 ALLOWED = {
@@ -64,11 +68,37 @@ def acls_enabled(bucket) -> bool:
     return (bucket.settings.get("ownership_controls") or {}).get("ObjectOwnership") != "BucketOwnerEnforced"
 
 
+# An ACL is kept as a string: a canned ACL's name, or GRANTS + JSON [[grantee, permission], ...]
+# for explicit grants (x-amz-grant-*, an AccessControlPolicy), the grantee an account id or a
+# group URI. The owner's FULL_CONTROL is implicit in both.
+GRANTS = "grants:"
+ACL_PERMISSIONS = ("READ", "WRITE", "READ_ACP", "WRITE_ACP", "FULL_CONTROL")
+
+
+def explicit_acl(grants: list[tuple[str, str]]) -> str:
+    if not grants:
+        return "private"
+    return GRANTS + json.dumps(sorted({(g, p) for g, p in grants}))
+
+
+def acl_grants(acl: str | None) -> list[tuple[str, str]]:
+    """(grantee, permission) pairs an ACL grants beyond the owner's FULL_CONTROL."""
+    if not acl:
+        return []
+    if acl.startswith(GRANTS):
+        return [(g, p) for g, p in json.loads(acl[len(GRANTS):])]
+    return list(CANNED.get(acl, ()))
+
+
+def is_public_acl(acl: str | None) -> bool:
+    return any(g in (ALL_USERS, AUTHENTICATED_USERS) for g, _ in acl_grants(acl))
+
+
 def _acl_counts(bucket, canned: str | None) -> bool:
-    """Whether a canned ACL takes effect on this bucket (ownership and the public access block)."""
+    """Whether an ACL takes effect on this bucket (ownership and the public access block)."""
     if not canned or not acls_enabled(bucket):
         return False
-    return not (canned in PUBLIC_ACLS and _pab(bucket, "IgnorePublicAcls"))
+    return not (is_public_acl(canned) and _pab(bucket, "IgnorePublicAcls"))
 
 
 def level_of(bucket, account) -> str | None:
@@ -84,21 +114,61 @@ def level_of(bucket, account) -> str | None:
 
 
 def acl_allows(canned: str | None, account, need: str) -> bool:
-    """What a canned ACL gives a caller who is not the owner: READ is list on a bucket and
-    read-object on an object, WRITE is write (buckets only)."""
-    grants = CANNED.get(canned or "private", ())
-    groups = {ALL_USERS} | ({AUTHENTICATED_USERS} if account is not None else set())
-    perms = {p for g, p in grants if g in groups}
+    """What an ACL gives a caller who is not the owner: READ is list on a bucket and
+    read-object on an object, WRITE is write (buckets only), FULL_CONTROL both."""
+    who = {ALL_USERS} | ({AUTHENTICATED_USERS, account.id} if account is not None else set())
+    perms = {p for g, p in acl_grants(canned) if g in who}
+    if "FULL_CONTROL" in perms:
+        perms |= {"READ", "WRITE"}
     return ("READ" in perms and need in ("list", "read-object")) or ("WRITE" in perms and need == "write")
 
 
-def check(bucket, account, need: str, object_acl: str | None = None) -> None:
+# the S3 action a need stands for when the request does not say (REST, console, a copy's source)
+DEFAULT_ACTION = {"list": "s3:ListBucket", "read-object": "s3:GetObject", "write": "s3:PutObject",
+                  "owner": "s3:PutBucketPolicy"}
+_NEED_OF = {"s3:listbucket": "list", "s3:listbucketversions": "list", "s3:listbucketmultipartuploads": "list",
+            "s3:getobject": "read-object", "s3:getobjectversion": "read-object",
+            "s3:getobjectattributes": "read-object", "s3:listmultipartuploadparts": "write",
+            "s3:putobject": "write", "s3:deleteobject": "write", "s3:deleteobjectversion": "write",
+            "s3:abortmultipartupload": "write"}
+# what a bucket's owner may always do, whatever its policy denies (as the root user on AWS)
+_OWNER_ALWAYS = {"s3:getbucketpolicy", "s3:putbucketpolicy", "s3:deletebucketpolicy", "s3:getbucketpolicystatus"}
+
+
+def _policy_verdict(bucket, account, need: str, key: str | None) -> str | None:
+    written = bucket.settings.get("policy")
+    if not written:
+        return None
+    ctx = policy_eval.current.get()
+    action = ctx.action if ctx and ctx.action and _NEED_OF.get(ctx.action.lower(), "owner") == need \
+        else DEFAULT_ACTION[need]
+    if account is not None and account.id == bucket.owner and action.lower() in _OWNER_ALWAYS:
+        return None
+    arn = f"arn:aws:s3:::{bucket.name}"
+    if need in ("read-object", "write"):
+        key = key if key is not None else (ctx.key if ctx else None)
+        resource = f"{arn}/{key}" if key is not None else f"{arn}/*"
+    else:
+        resource = arn
+    now = time.time()
+    values = {"aws:currenttime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now)), "aws:epochtime": int(now),
+              **({"aws:principalaccount": account.id, "aws:userid": account.id} if account is not None else {}),
+              **(ctx.values if ctx else {})}
+    return policy_eval.evaluate(written["document"], account.id if account else None, action, resource, values)
+
+
+def check(bucket, account, need: str, object_acl: str | None = None, key: str | None = None) -> None:
     """AccessDenied unless `account` may do `need` on `bucket` (or, for 'read-object', on an
-    object whose canned ACL is `object_acl`).
+    object whose canned ACL is `object_acl`; `key`: the object, else the request's).
 
     need: 'list' (list objects, list uploads), 'read-object' (get/head objects), 'write'
     (put/delete objects, multipart), 'owner' (delete bucket, policy, access, settings).
     """
+    verdict = _policy_verdict(bucket, account, need, key)
+    if verdict == "Deny":
+        raise Forbidden("Access Denied", code="AccessDenied")
+    if verdict == "Allow" and not (account is None and _pab(bucket, "RestrictPublicBuckets")):
+        return
     level = level_of(bucket, account)
     if level is not None and need in ALLOWED[level]:
         return
@@ -115,7 +185,7 @@ def check_acl_allowed(bucket, canned: str) -> None:
     ACLs are disabled (BucketOwnerEnforced) or public ones blocked (BlockPublicAcls)."""
     if not acls_enabled(bucket) and canned not in ENFORCED_OK:
         raise InvalidParameter("The bucket does not allow ACLs", code="AccessControlListNotSupported")
-    if canned in PUBLIC_ACLS and _pab(bucket, "BlockPublicAcls"):
+    if is_public_acl(canned) and _pab(bucket, "BlockPublicAcls"):
         raise Forbidden("Access Denied: the bucket's public access block (BlockPublicAcls) refuses public ACLs",
                         code="AccessDenied")
 
@@ -174,45 +244,36 @@ def _as_list(value) -> list:
 
 
 def parse(text: str, bucket, resolve: Callable[[str], str]) -> tuple[str, dict[str, str]]:
-    """(access, grants) that a bucket policy sets. Understood: public-read (Principal '*',
-    read actions on objects) and Allow statements for other accounts (read, or read-write
-    when any write action is allowed). `resolve(ref) -> account id` raises for unknown ones."""
-    try:
-        doc = json.loads(text)
-    except ValueError:
-        raise _malformed("the policy is not valid JSON") from None
-    statements = doc.get("Statement") if isinstance(doc, dict) else None
-    if isinstance(statements, dict):
-        statements = [statements]
-    if not isinstance(statements, list) or not statements:
-        raise _malformed("the policy needs a Statement list")
+    """(access, grants) a bucket policy shows as in the REST model: public-read (Principal '*'
+    allowed read actions on objects, no condition) and shares with other accounts (read, or
+    read-write when any write action is allowed), from statements on the whole bucket.
+    Statements with conditions, Deny, other actions, part of the bucket or a public write act
+    only through evaluation (policy_eval.py). The whole document
+    is checked: resources must be this bucket's, principals known accounts (`resolve(ref) ->
+    account id` raises for unknown ones)."""
+    statements = policy_eval.statements(text)
     access, grants = "private", {}
     for st in statements:
-        if not isinstance(st, dict) or st.get("Effect") != "Allow" or "Condition" in st or \
-                "NotPrincipal" in st or "NotAction" in st:
-            raise _malformed("only Allow statements without conditions are supported (public-read, "
-                             "or sharing with another account)")
-        actions = st.get("Action", [])
-        actions = {actions} if isinstance(actions, str) else set(actions) if isinstance(actions, list) else set()
-        unknown = actions - READ_ACTIONS - WRITE_ACTIONS
-        if unknown or not actions:
-            raise _malformed(f"unsupported actions in policy: {', '.join(sorted(map(str, unknown))) or 'none'}")
-        for r in _as_list(st.get("Resource")):
+        for r in _as_list(st.get("Resource", st.get("NotResource"))):
             if not isinstance(r, str) or r.split("/")[0] != f"arn:aws:s3:::{bucket.name}":
                 raise _malformed(f"policy resource {str(r)[:80]!r} is not this bucket")
-        principal = st.get("Principal")
-        if isinstance(principal, dict):
-            principal = principal.get("AWS")
-        principals = _as_list(principal)
+        principals = policy_eval.principal_ids(st)
         if not principals:
             raise _malformed("each statement needs a Principal")
+        ids = {p: resolve(p) for p in principals if p != "*"}
+        actions = st.get("Action", [])
+        actions = {actions} if isinstance(actions, str) else set(actions) if isinstance(actions, list) else set()
+        whole = {f"arn:aws:s3:::{bucket.name}", f"arn:aws:s3:::{bucket.name}/*"}
+        plain = st["Effect"] == "Allow" and "Condition" not in st and "Action" in st and "Resource" in st \
+            and actions and not actions - READ_ACTIONS - WRITE_ACTIONS and set(_as_list(st["Resource"])) <= whole
+        if not plain:
+            continue
         for p in principals:
             if p == "*":
-                if actions & WRITE_ACTIONS:
-                    raise _malformed("public access can only be read-only (public-read)")
-                access = "public-read"
+                if not actions & WRITE_ACTIONS:
+                    access = "public-read"
                 continue
-            other = resolve(p)
+            other = ids[p]
             if other == bucket.owner:
                 continue
             if grants.get(other) != "read-write":

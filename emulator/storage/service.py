@@ -26,6 +26,7 @@ from .access import AccessOperations
 from .backend import ENGINE_NAMES, Backend, Choice
 from .buckets import Bucket, BucketRecords, validate_key
 from .client import BackendClient
+from .conditions import KeyLocks
 from .configuration import SettingsOperations
 from .engine import Engine
 from .expiry import LifecycleWorker
@@ -59,7 +60,8 @@ class Storage(ObjectOperations, MultipartOperations, AccessOperations, SettingsO
         self.settings = self.buckets.settings
         self.index = ObjectIndex(store)
         self.quotas = Quotas(self.index, accounts)
-        self.engine = Engine(self._engine_client)
+        self.engine = Engine(self._engine_client, lambda: self.keys_are_paths)
+        self.key_locks = KeyLocks()
         self.lifecycle_day = float(getattr(config, "lifecycle_day", 86400) or 86400)
         self.lifecycle = LifecycleWorker(self, interval=float(getattr(config, "lifecycle_interval", 60) or 60),
                                          day=self.lifecycle_day)
@@ -92,8 +94,37 @@ class Storage(ObjectOperations, MultipartOperations, AccessOperations, SettingsO
         return backend.client
 
     def start(self) -> "Storage":
-        self.backend  # noqa: B018 - starts it
+        backend = self.backend
+        if backend.migrated:
+            self._restore_folder_markers()
         return self
+
+    def _restore_folder_markers(self) -> None:
+        """Empty 'dir/' objects the gateway kept in its index only before keys were encoded
+        (the stand-in could not hold them): written to the engine now that it can."""
+        for bucket in self.buckets.all():
+            for key, size, _ in self.index.objects_in(bucket.name):
+                if key.endswith("/") and size == 0 and self.engine.size(bucket.name, key) is None:
+                    self.engine.put(bucket.name, key, {}, b"", 0).raise_for_status(f"restoring {bucket.name}/{key}")
+
+    def reconcile_index(self) -> dict:
+        """The index of every bucket checked against the engine, both ways (see rescan); at
+        start, and on demand. Skipped while the engine is not serving."""
+        report = {"added": 0, "dropped": 0, "strays": 0}
+        try:
+            self._engine_client()
+        except BackendUnavailable as exc:
+            log.warning("reconcile: object index not checked: %s", exc)
+            return report
+        for bucket in self.buckets.all():
+            try:
+                got = self.rescan(bucket.name)
+            except (EngineError, BackendUnavailable) as exc:
+                log.warning("reconcile: bucket %s not checked: %s", bucket.name, exc)
+                continue
+            for k in report:
+                report[k] += got[k]
+        return report
 
     def start_lifecycle(self) -> None:
         """Honour lifecycle rules from now on, in the background (expiry.py)."""
@@ -116,7 +147,7 @@ class Storage(ObjectOperations, MultipartOperations, AccessOperations, SettingsO
 
     @property
     def keys_are_paths(self) -> bool:
-        """Whether the engine stores keys as file paths (so 'a/' and 'a/b' cannot both be objects)."""
+        """Whether the engine stores keys as file paths (then keys reach it encoded, keynames.py)."""
         return self.engine_kind == "rclone"
 
     def describe(self) -> dict:
@@ -170,6 +201,7 @@ class Storage(ObjectOperations, MultipartOperations, AccessOperations, SettingsO
                                    code="InvalidBucketAclWithObjectOwnership")
         if configuration:
             configuration()
+        self.check_grantees(acl)
         with self.journal.track("bucket-create", name):
             self.buckets.claim(name, account.id, access)
             self.journal.fault("bucket-create", "record")
@@ -199,7 +231,7 @@ class Storage(ObjectOperations, MultipartOperations, AccessOperations, SettingsO
         name = bucket.name
         if force:
             self.empty_bucket(bucket.name)
-        elif self.index.count(name, folder_markers=not self.keys_are_paths):
+        elif self.index.count(name):
             raise InvalidState("The bucket you tried to delete is not empty", code="BucketNotEmpty")
         for upload_id, key in self.index.uploads_in(name):
             self.engine.abort(name, key, upload_id)
@@ -226,10 +258,10 @@ class Storage(ObjectOperations, MultipartOperations, AccessOperations, SettingsO
         folders = sorted((p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_dir()),
                          key=lambda rel: rel.count("/"), reverse=True) if root and root.is_dir() else []
         for rel in folders:         # the engine drops an empty folder when asked to delete it
-            self.engine.delete(name, rel + "/")
+            self.engine.delete_name(name, rel + "/")
         if self.backend.prune_empty_dirs(name):
             for rel in folders:     # a folder emptied on disk only now: tell the engine
-                self.engine.delete(name, rel + "/")
+                self.engine.delete_name(name, rel + "/")
         return bool(folders)
 
     def settle_journal(self) -> list[str]:
@@ -270,7 +302,9 @@ class Storage(ObjectOperations, MultipartOperations, AccessOperations, SettingsO
             files = [p for p in folder.rglob("*") if p.is_file()] if folder.is_dir() else []
             on_disk = {"path": str(folder), "files": len(files),
                        "bytes": sum(p.stat().st_size for p in files),
-                       "note": ("each object is a plain file under this folder, its key the relative path"
+                       "note": ("each object is a plain file under this folder, its key encoded as the relative "
+                                "path: '/' splits folders, the file's name starts with '~', other characters "
+                                "than letters, digits and ._- are %XX"
                                 if engine.get("engine") == "rclone" else
                                 "MinIO's own on-disk format: object data and xl.meta metadata per key")}
         internals = {

@@ -70,8 +70,10 @@ def test_bucket_internals_show_where_the_bytes_live(server, user):
         disk = data["bytes_on_host"]
         if data["engine"]["engine"] == "rclone":
             assert disk["files"] == 2 and disk["bytes"] == 1024
-            with open(f"{disk['path']}/a/b/c.txt", "rb") as f:
+            with open(f"{disk['path']}/a/b/~c.txt", "rb") as f:   # the key's encoded name (keynames.py)
                 assert f.read() == b"x" * 1000
+            seen = user.ok("GET", f"/buckets/{bucket}/internals", params={"key": "a/b/c.txt"})["object"]
+            assert seen["exists"] and seen["host_path"] == f"{disk['path']}/a/b/~c.txt"
         assert "gateway" in data["request_path"][1]
         other = server.new_user(f"peek-{server.port}")
         status, _ = other("GET", f"/buckets/{bucket}/internals")

@@ -256,13 +256,14 @@ def test_object_view_on_the_standin_stays_inside_the_bucket(tmp_path):
 
     data = tmp_path / "data"
     (data / "bkt" / "a").mkdir(parents=True)
-    (data / "bkt" / "a" / "k.txt").write_bytes(b"12345")
+    (data / "bkt" / "a" / "~k.txt").write_bytes(b"12345")   # the key 'a/k.txt', encoded (keynames.py)
     base = {"bucket": "bkt", "engine": {"engine": "rclone", "data_dir": str(data)}, "request_path": ["x"]}
     seen = S().engine_view(dict(base), "a/k.txt")["object"]
-    assert seen["exists"] and seen["size"] == 5 and seen["host_path"] == str(data / "bkt" / "a" / "k.txt")
-    for escape in ("/etc/passwd", "../other/k"):  # a leading '/' and dot segments are refused keys
-        with pytest.raises(InvalidParameter):
-            S().engine_view(dict(base), escape)
+    assert seen["exists"] and seen["size"] == 5 and seen["host_path"] == str(data / "bkt" / "a" / "~k.txt")
+    seen = S().engine_view(dict(base), "/etc/passwd")["object"]   # a key like any other, inside the bucket
+    assert not seen["exists"] and seen["host_path"] == str(data / "bkt" / "~~" / "etc" / "~passwd")
+    with pytest.raises(InvalidParameter):   # dot segments are refused keys
+        S().engine_view(dict(base), "../other/k")
 
 
 REPORT = {

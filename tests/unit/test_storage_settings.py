@@ -11,7 +11,7 @@ from api.routing import protocol_of, virtual_host_bucket
 from api.s3 import documents as doc
 from emulator.errors import Forbidden, InvalidParameter
 from emulator.storage import cors, lifecycle, tagging
-from emulator.storage.versions import list_null_versions
+from emulator.storage.listing import versions_page
 from emulator.xmldoc import render
 
 
@@ -165,47 +165,27 @@ def test_small_documents():
 
 
 # -- null versions ----------------------------------------------------------------------------------------
-class FakeEngine:
-    """ListObjectsV2 pages over a key set, as an engine answers them."""
-
-    def __init__(self, keys):
-        self.keys = sorted(keys)
-
-    def list_page(self, name, *, prefix="", delimiter="", max_keys=1000, continuation_token=None, start_after=None):
-        entries, seen = [], set()
-        start = continuation_token or start_after or ""
-        for k in self.keys:
-            if not k.startswith(prefix) or k <= start:
-                continue
-            cut = k.find(delimiter, len(prefix)) if delimiter else -1
-            if cut >= 0:
-                p = k[:cut + len(delimiter)]
-                if p not in seen:
-                    seen.add(p)
-                    entries.append(("p", p, k))
-            else:
-                entries.append(("o", k, k))
-        page, more = entries[:max_keys], len(entries) > max_keys
-        return {"objects": [{"key": e[1], "size": 1, "etag": "e", "last_modified": "t"} for e in page if e[0] == "o"],
-                "prefixes": [e[1] for e in page if e[0] == "p"],
-                "next_token": max(e[2] for e in page) if more else None}
+def rows_of(keys):
+    """listing.py's rows(after, prefix) over a sorted key list, as the index gives them."""
+    return lambda after, prefix: ({"key": k} for k in sorted(keys) if k > after and k.startswith(prefix))
 
 
 def test_null_versions_page_like_s3():
-    engine = FakeEngine(["a", "b/1", "b/2", "c", "d/x/y"])
-    page = list_null_versions(engine, "bkt", {"max-keys": "2"})
+    rows = rows_of(["a", "b/1", "b/2", "c", "d/x/y"])
+    page = versions_page(rows, {"max-keys": "2"})
     assert [v["key"] for v in page["versions"]] == ["a", "b/1"] and page["truncated"]
     assert page["next_key_marker"] == "b/1" and page["next_version_id_marker"] == "null"
-    page = list_null_versions(engine, "bkt", {"key-marker": "b/1", "version-id-marker": "null"})
+    page = versions_page(rows, {"key-marker": "b/1", "version-id-marker": "null"})
     assert [v["key"] for v in page["versions"]] == ["b/2", "c", "d/x/y"] and not page["truncated"]
-    page = list_null_versions(engine, "bkt", {"delimiter": "/", "max-keys": "2"})
+    page = versions_page(rows, {"delimiter": "/", "max-keys": "2"})
     assert [v["key"] for v in page["versions"]] == ["a"] and page["prefixes"] == ["b/"]
-    page = list_null_versions(engine, "bkt", {"delimiter": "/", "key-marker": page["next_key_marker"]})
+    assert page["next_key_marker"] == "b/" and page["next_version_id_marker"] == ""
+    page = versions_page(rows, {"delimiter": "/", "key-marker": page["next_key_marker"]})
     assert [v["key"] for v in page["versions"]] == ["c"] and page["prefixes"] == ["d/"]   # b/ is not repeated
     for params in ({"version-id-marker": "null"}, {"key-marker": "a", "version-id-marker": "abc"},
                    {"max-keys": "x"}, {"encoding-type": "base64"}):
         with pytest.raises(InvalidParameter):
-            list_null_versions(engine, "bkt", params)
+            versions_page(rows, params)
 
 
 # -- virtual-hosted style ----------------------------------------------------------------------------------
