@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import docker
 import pytest
 
-from tests.integration.cloud import REPO, Server, remove_leftovers, remove_volume_pool, vm_area
+from tests.integration.cloud import REPO, Server, reap_dead_test_clouds, remove_leftovers, remove_volume_pool, vm_area
 
 ARTIFACTS = REPO / "artifacts"
 
@@ -49,6 +49,20 @@ def stop_and_check_leaks(srv: Server, docker_client) -> None:
     assert not volumes, f"tests left volumes behind: {volumes}"
     assert not instance_dirs, f"tests left VM instance directories behind: {instance_dirs}"
     assert not area.exists(), f"{area} outlived its cloud"
+    srv.forget_owner()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def reaped(request):
+    """Clean up after earlier test runs that were killed before their leak check, so their
+    VMs, networks and containers neither pile up nor collide with this run's."""
+    if not any("integration" in str(i.path) or "faults" in str(i.path) or "compat" in str(i.path)
+               for i in request.session.items):
+        return []  # unit tests alone need no engine
+    gone = reap_dead_test_clouds(request.getfixturevalue("docker_client"))
+    for line in gone:
+        print(f"[reaped a killed run's test cloud] {line}", file=sys.stderr)
+    return gone
 
 
 @pytest.fixture(scope="session")

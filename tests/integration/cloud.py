@@ -80,6 +80,11 @@ class Api:
         return self.wait_state(inst["id"])
 
 
+# One file per test cloud, named after its port: the pytest process that owns it, its home
+# and libvirt network (see reap_dead_test_clouds).
+OWNERS = Path("/tmp/pctest-owners")
+
+
 class Server:
     def __init__(self, home: Path, log_dir: Path):
         self.home = home
@@ -96,6 +101,14 @@ class Server:
                     "POCKETCLOUD_CONSOLE_PORT": str(self.console_port),
                     "POCKETCLOUD_VM_NETWORK": self.vm_network, "POCKETCLOUD_VM_CIDR": self.vm_cidr,
                     "POCKETCLOUD_HYPERVISOR": os.environ.get("POCKETCLOUD_HYPERVISOR", "auto")}
+        # Who owns this cloud, so that a later session can clean up after a killed one.
+        OWNERS.mkdir(exist_ok=True)
+        (OWNERS / f"{self.port}.json").write_text(json.dumps(
+            {"pid": os.getpid(), "home": str(home), "network": self.vm_network, "cidr": self.vm_cidr}))
+
+    def forget_owner(self) -> None:
+        """This cloud is cleaned up: nothing is left for a later session to reap."""
+        (OWNERS / f"{self.port}.json").unlink(missing_ok=True)
 
     @property
     def console_url(self) -> str:
@@ -245,3 +258,71 @@ def remove_volume_pool(server: Server) -> list[str]:
     except OSError:
         pass
     return left
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return b"pytest" in Path(f"/proc/{pid}/cmdline").read_bytes()  # not a recycled pid
+    except OSError:
+        return False
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def reap_dead_test_clouds(docker_client) -> list[str]:
+    """Remove the engine objects of test clouds whose pytest process is gone (a killed or
+    timed-out run never reached its leak check): their containers, VMs, libvirt network, QEMU
+    area and volumes; and `pctest-PORT` networks (with their domains) older than the owner
+    files, when nothing listens on PORT. Returns what was reaped, for the session's log."""
+    import types
+
+    import libvirt
+
+    reaped = []
+    owned = set()
+    for f in sorted(OWNERS.glob("*.json")) if OWNERS.is_dir() else []:
+        try:
+            info = json.loads(f.read_text())
+        except (OSError, ValueError):
+            f.unlink(missing_ok=True)
+            continue
+        owned.add(info.get("network"))
+        if _alive(int(info.get("pid", 0))):
+            continue
+        srv = types.SimpleNamespace(home=Path(info["home"]), vm_network=info["network"], vm_cidr=info["cidr"])
+        try:
+            containers, domains = remove_leftovers(srv, docker_client)
+            reaped += [f"{info['network']}: {', '.join(containers + domains) or 'network only'}"]
+        except Exception as e:  # noqa: BLE001 - best effort: the next session tries again
+            reaped.append(f"{info['network']}: not reaped ({e})")
+            continue
+        f.unlink(missing_ok=True)
+    conn = libvirt.open("qemu:///system")
+    try:
+        for net in conn.listAllNetworks():
+            name = net.name()
+            if not name.startswith("pctest-") or name in owned or not name[7:].isdigit() or _listening(int(name[7:])):
+                continue
+            for dom in conn.listAllDomains():
+                if f"network='{name}'" in dom.XMLDesc(0):
+                    if dom.isActive():
+                        dom.destroy()
+                    dom.undefine()
+                    reaped.append(f"{name}: domain {dom.name()}")
+            if net.isActive():
+                net.destroy()
+            net.undefine()
+            reaped.append(f"{name}: network")
+    finally:
+        conn.close()
+    return reaped
