@@ -18,12 +18,15 @@ from .wire import iso, private_dns
 from .launch_templates import with_launch_template
 
 
-def reservation_xml(cloud, caller, reservation_id: str, insts: list[Instance]) -> dict:
+def reservations_xml(cloud, caller, by_reservation: dict[str, list[Instance]]) -> list[dict]:
+    """One reservation element each; the caller's groups, placements and subnets are read once
+    for all of them (per reservation, 200 one-instance reservations cost 200 times as much)."""
     names = cloud.security_groups.names(caller.id)
-    where = placements(cloud, caller.id, insts)
+    where = placements(cloud, caller.id, [i for insts in by_reservation.values() for i in insts])
     zones = {s.id: s.zone for s in cloud.vpcs.subnets(caller.id, cloud.config.region)}
-    return {"reservationId": reservation_id, "ownerId": caller.id, "groupSet": [],
-            "instancesSet": [instance_xml(cloud, caller.id, i, names, where.get(i.id), zones) for i in insts]}
+    return [{"reservationId": rid, "ownerId": caller.id, "groupSet": [],
+             "instancesSet": [instance_xml(cloud, caller.id, i, names, where.get(i.id), zones) for i in insts]}
+            for rid, insts in by_reservation.items()]
 
 
 @mutating
@@ -57,7 +60,7 @@ def run_instances(cloud, caller, p) -> dict:
                       ("network-interface", [w.interface.id for w in where.values()])):
         if tag_sets.get(kind) and ids:
             cloud.resource_tags.set(caller.id, ids, tag_sets[kind])
-    return reservation_xml(cloud, caller, reservation, insts)
+    return reservations_xml(cloud, caller, {reservation: insts})[0]
 
 
 def _valid_name(t: dict) -> bool:
@@ -116,7 +119,7 @@ def describe_instances(cloud, caller, p) -> dict:
     by_res: dict[str, list[Instance]] = {}
     for inst in insts:
         by_res.setdefault(inst.details.get("reservation_id") or "r-" + inst.id[2:], []).append(inst)
-    return {"reservationSet": [reservation_xml(cloud, caller, r, i) for r, i in by_res.items()], "nextToken": token}
+    return {"reservationSet": reservations_xml(cloud, caller, by_res), "nextToken": token}
 
 
 def describe_instance_status(cloud, caller, p) -> dict:
