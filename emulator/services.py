@@ -148,47 +148,50 @@ class Cloud(Reconciling, Launching, GroupForwards, VolumeUseCases):
         ssh_keys = list(ssh_keys)
         if key_name is not None:
             ssh_keys.append(self.keypairs.get(caller.id, key_name).public_key)
-        groups = [self.security_groups.get(caller.id, g) for g in security_groups] if security_groups else []
-        asked = {p.guest for p in clean_ports}
-        if kind == "vm" and json.loads(image_row["details"] or "{}").get("ssh") and 22 not in asked and not groups:
-            # SSH is how a VM is reached: forwarded by default, unless security groups decide (EC2)
-            clean_ports += (PortForward(22),)
-            asked.add(22)
-        group_ports = [g for g in SecurityGroups.ports(groups) if g not in asked]
-        clean_ports += tuple(PortForward(g) for g in group_ports)
-        if len(clean_ports) > 32:
-            raise InvalidParameter("at most 32 forwarded ports per instance (explicit ports and security group rules)")
-        driver = self.driver(kind)
-        details = {"image_ref": image_row["ref"], **(extra or {})}
-        hv = driver.hypervisor()
-        if hv:
-            details.update(hypervisor=hv["mode"], hypervisor_reason=hv["reason"])
-        if groups:
-            details["security_groups"] = [g.id for g in groups]
-        spec = LaunchSpec(
-            instance_id=inst_id, owner=caller.id, name=name, image_ref=image_row["ref"], type=itype,
-            ports=clean_ports, user_data=clean_ud, hostname=name if name != inst_id else inst_id,
-            ssh_keys=tuple(ssh_keys), auto_ssh=False,
-        )
-        driver.preflight(spec)
-        now = time.time()
-        with self._port_lock, self.store.tx() as c:
-            count = c.execute(
-                "SELECT COUNT(*) FROM instances WHERE owner=? AND state!='terminated'", (caller.id,)).fetchone()[0]
-            if count >= caller.max_instances:
-                raise QuotaExceeded(
-                    f"account {caller.name} already has {count} instances (limit {caller.max_instances}); "
-                    "terminate one or ask an admin to raise the limit", code="InstanceLimitExceeded")
-            clean_ports = allocate_ports(c, clean_ports, self.config.forward_ports)
-            c.execute(
-                "INSERT INTO instances (id, owner, name, kind, image, type, state, ports, user_data, tags, key_name,"
-                " details, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (inst_id, caller.id, name, kind, image, type, "pending",
-                 json.dumps([{**p.to_dict(), **({"from_group": True} if p.guest in group_ports else {})}
-                             for p in clean_ports]), clean_ud, json.dumps(clean_tags), key_name,
-                 json.dumps(details), now, now),
+        # A rule change checks the forward cap against the account's instances under this lock:
+        # the launch reads its groups' rules and records itself under it too, or both could pass.
+        with self._lock(f"rules:{caller.id}") if security_groups else nullcontext():
+            groups = [self.security_groups.get(caller.id, g) for g in security_groups] if security_groups else []
+            asked = {p.guest for p in clean_ports}
+            if kind == "vm" and json.loads(image_row["details"] or "{}").get("ssh") and 22 not in asked and not groups:
+                # SSH is how a VM is reached: forwarded by default, unless security groups decide (EC2)
+                clean_ports += (PortForward(22),)
+                asked.add(22)
+            group_ports = [g for g in SecurityGroups.ports(groups) if g not in asked]
+            clean_ports += tuple(PortForward(g) for g in group_ports)
+            if len(clean_ports) > 32:
+                raise InvalidParameter("at most 32 forwarded ports per instance (explicit ports and security group rules)")
+            driver = self.driver(kind)
+            details = {"image_ref": image_row["ref"], **(extra or {})}
+            hv = driver.hypervisor()
+            if hv:
+                details.update(hypervisor=hv["mode"], hypervisor_reason=hv["reason"])
+            if groups:
+                details["security_groups"] = [g.id for g in groups]
+            spec = LaunchSpec(
+                instance_id=inst_id, owner=caller.id, name=name, image_ref=image_row["ref"], type=itype,
+                ports=clean_ports, user_data=clean_ud, hostname=name if name != inst_id else inst_id,
+                ssh_keys=tuple(ssh_keys), auto_ssh=False,
             )
-            op_id = self.journal.open_in(c, inst_id, "launch", step="record")
+            driver.preflight(spec)
+            now = time.time()
+            with self._port_lock, self.store.tx() as c:
+                count = c.execute(
+                    "SELECT COUNT(*) FROM instances WHERE owner=? AND state!='terminated'", (caller.id,)).fetchone()[0]
+                if count >= caller.max_instances:
+                    raise QuotaExceeded(
+                        f"account {caller.name} already has {count} instances (limit {caller.max_instances}); "
+                        "terminate one or ask an admin to raise the limit", code="InstanceLimitExceeded")
+                clean_ports = allocate_ports(c, clean_ports, self.config.forward_ports)
+                c.execute(
+                    "INSERT INTO instances (id, owner, name, kind, image, type, state, ports, user_data, tags, key_name,"
+                    " details, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (inst_id, caller.id, name, kind, image, type, "pending",
+                     json.dumps([{**p.to_dict(), **({"from_group": True} if p.guest in group_ports else {})}
+                                 for p in clean_ports]), clean_ud, json.dumps(clean_tags), key_name,
+                     json.dumps(details), now, now),
+                )
+                op_id = self.journal.open_in(c, inst_id, "launch", step="record")
         self.fault("record")
         # Containers get the ports asked for at create published by dockerd; group ports are
         # applied after launch, as forwards that can change while the instance runs.

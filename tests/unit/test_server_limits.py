@@ -205,3 +205,42 @@ def test_the_cli_names_a_bad_setting_instead_of_a_traceback(monkeypatch):
     monkeypatch.setenv("POCKETCLOUD_FORWARD_PORTS", "80-90")
     res = CliRunner().invoke(main, ["env"])
     assert res.exit_code == 2 and "forward ports 80-90" in res.output and "Traceback" not in res.output
+
+
+def test_a_rule_change_racing_a_launch_cannot_take_it_past_the_forward_cap(tmp_path):
+    """The launch has read its groups' rules (22 ports) but is not recorded yet while a rule
+    change adds 11: one of them must see the other, never both pass (22 + 11 > 32)."""
+    c = Cloud(Config(home=tmp_path / "home", recipes_dir=tmp_path / "none"), drivers={"container": FakeDriver()})
+    c.images.register("tiny", "container", "fake:tiny", "test")
+    alice, _ = c.accounts.create("alice")
+    a, b = c.security_groups.create(alice.id, "a", "a"), c.security_groups.create(alice.id, "b", "b")
+    c.authorize_ingress(alice, a.id, [rule("tcp", 1000, 1019)])
+    in_preflight, go_on = threading.Event(), threading.Event()
+    driver = c.driver("container")
+
+    def slow_preflight(spec):
+        in_preflight.set()
+        go_on.wait(10)
+
+    driver.preflight = slow_preflight
+    launched, refused = [], []
+    t = threading.Thread(target=lambda: launched.append(
+        c.run_instance(alice, image="tiny", ports=[80, 81], security_groups=[a.id, b.id])))
+    t.start()
+    assert in_preflight.wait(10)
+
+    def change():
+        try:
+            c.authorize_ingress(alice, b.id, [rule("tcp", 2000, 2010)])
+        except QuotaExceeded as e:
+            refused.append(e.code)
+
+    r = threading.Thread(target=change)
+    r.start()
+    time.sleep(0.3)  # the rule change now waits for the launch (or, before the fix, passed it)
+    go_on.set()
+    t.join(10)
+    r.join(10)
+    [inst] = launched
+    assert len(c.get_instance(alice, inst.id).ports) <= MAX_FORWARDS
+    assert refused == ["ForwardedPortLimitExceeded"] and c.security_groups.get(alice.id, b.id).rules == ()
