@@ -7,7 +7,7 @@ from .client import ApiError
 from .complete import complete_image
 from .context import HelpGroup, client_of, config_of, fail, json_mode, output_of
 from .output import emit, print_json
-from .progress import Ticker
+from .waiting import run_with_progress
 
 
 @click.group(cls=HelpGroup)
@@ -34,53 +34,32 @@ def images_build(ctx, name, force):
     step's output streams as it happens: on a terminal under a spinner with the step's
     elapsed time, piped as `[  12.3s] line` lines (at least one every 2 seconds).
     """
-    import queue
-    import threading
+    import time
 
     from emulator.errors import CloudError
     from emulator.images import STEP
     from emulator.services import Cloud
 
     cloud = Cloud(config_of(ctx))
-    lines: queue.Queue = queue.Queue()
-    outcome: dict = {}
+    step = "starting"
 
-    def work() -> None:
-        try:
-            outcome["result"] = cloud.images.build(name, progress=lines.put, force=force)
-        except BaseException as e:  # noqa: BLE001 - reported in the main thread
-            outcome["error"] = e
-        finally:
-            lines.put(None)
+    def show(ticker, line: str) -> None:  # a step stays in bold; its output is dim, under it
+        nonlocal step
+        if line.startswith(STEP):
+            step = line[len(STEP):]
+            ticker.event(step, style="bold")
+            ticker.status(step[:100])
+        else:
+            ticker.event(line, style="dim")
+            ticker.status(f"{step[:40]}: {line[:60]}" if ticker.tty else line[:100])
 
-    worker = threading.Thread(target=work, daemon=True)
-    worker.start()
-    with Ticker(ctx, f"building {name}") as ticker:
-        step = "starting"
-        ticker.status(step)
-        while True:
-            try:
-                line = lines.get(timeout=0.2)
-            except queue.Empty:
-                ticker.tick()
-                continue
-            if line is None:
-                break
-            if line.startswith(STEP):
-                step = line[len(STEP):]
-                ticker.event(step, style="bold")
-                ticker.status(step[:100])
-            else:
-                ticker.event(line, style="dim")
-                ticker.status(f"{step[:40]}: {line[:60]}" if ticker.tty else line[:100])
-    worker.join()
-    if "error" in outcome:
-        e = outcome["error"]
-        if isinstance(e, CloudError):
-            fail(output_of(ctx), ApiError(400, e.code, str(e)))
-        raise e
-    result = outcome["result"]
-    result["seconds"] = round(ticker.elapsed, 1)
+    started = time.monotonic()
+    try:
+        result = run_with_progress(ctx, f"building {name}", step,
+                                   lambda say: cloud.images.build(name, progress=say, force=force), show)
+    except CloudError as e:
+        fail(output_of(ctx), ApiError(400, e.code, str(e)))
+    result["seconds"] = round(time.monotonic() - started, 1)
     if json_mode(ctx):
         print_json(result)
     else:

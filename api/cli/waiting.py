@@ -32,10 +32,12 @@ def phase_text(phase: dict) -> str:
     return f"{text}, {clock(float(at))} after launch" if isinstance(at, (int, float)) else text
 
 
-def run_with_progress(ctx: click.Context, label: str, status: str, work: Callable[[Callable[[str], None]], T]) -> T:
+def run_with_progress(ctx: click.Context, label: str, status: str, work: Callable[[Callable[[str], None]], T],
+                      show: Callable[[Ticker, str], None] | None = None) -> T:
     """WORK(say) in a worker thread while this one shows a ticker: each `say(text)` becomes a
-    line, and a quiet stretch still shows the status with its elapsed time. Work that is done
-    within half a second shows nothing at all."""
+    line (SHOW(ticker, text) decides how; by default an event that is also the status), and
+    a quiet stretch still shows the status with its elapsed time. Work that is done within
+    half a second shows nothing at all."""
     said: queue.Queue = queue.Queue()
     result: dict = {}
 
@@ -65,8 +67,11 @@ def run_with_progress(ctx: click.Context, label: str, status: str, work: Callabl
                 continue
             if text is None:
                 break
-            ticker.event(text)
-            ticker.status(text)
+            if show is not None:
+                show(ticker, text)
+            else:
+                ticker.event(text)
+                ticker.status(text)
     finally:
         ticker.__exit__(None, None, None)
     if "error" in result:
