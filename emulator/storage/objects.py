@@ -150,10 +150,16 @@ class ObjectOperations:
                 if expiry:
                     reply.add_header("x-amz-expiration", expiry)
             checksum = self.index.checksum(name, key) if checksum_mode and "range" not in headers else None
+            if checksum and version and not self._is_current(name, key, reply.header("etag")):
+                checksum = None  # the index keeps the current version's checksum only
             if checksum:
                 reply.add_header(f"x-amz-checksum-{checksum[0]}", checksum[1])
                 reply.add_header("x-amz-checksum-type", "FULL_OBJECT")
         return reply
+
+    def _is_current(self, name: str, key: str, etag: str | None) -> bool:
+        row = self.index.row(name, key)
+        return bool(row and row.get("etag") and etag and row["etag"].strip('"') == etag.strip('"'))
 
     def get_object_attributes(self, account: "Account | None", name: str, key: str, wanted: list[str],
                               version_id: str | None = None) -> dict:
