@@ -24,7 +24,7 @@ from ..sigv4 import presign_query, uri_encode
 from . import policy
 from .access import AccessOperations
 from .backend import ENGINE_NAMES, Backend, Choice
-from .buckets import Bucket, BucketRecords, validate_key
+from .buckets import Bucket, BucketRecords, validate_bucket_name, validate_key
 from .client import BackendClient
 from .conditions import KeyLocks
 from .configuration import SettingsOperations
@@ -202,6 +202,7 @@ class Storage(ObjectOperations, MultipartOperations, AccessOperations, SettingsO
         if configuration:
             configuration()
         self.check_grantees(acl)
+        validate_bucket_name(name)  # before the journal, which records only a real name
         with self.journal.track("bucket-create", name):
             self.buckets.claim(name, account.id, access)
             self.journal.fault("bucket-create", "record")

@@ -212,9 +212,15 @@ def test_on_the_standin_the_cluster_commands_refuse_with_how_to_get_ceph(server,
         admin.ok("PUT", f"/buckets/{bucket}/objects/dir/k.txt", 201, data=b"12345")
         r = server.cli("buckets", "explain", f"s3://{bucket}/dir/k.txt", check=False)
         assert r.returncode == 0, r.stderr
-        assert f"{bucket}/dir/k.txt (exists)" in r.stdout and "one plain file" in r.stdout
-        for escape in ("/etc/passwd", "a/../../x"):  # a leading '/' and dot segments are refused keys
-            status, body = admin("GET", f"/buckets/{bucket}/internals", params={"key": escape})
-            assert status == 400 and body["error"]["code"] == "InvalidArgument", (escape, body)
+        # the stand-in's file for key dir/k.txt: folders split at '/', the file's name marked '~'
+        assert f"{bucket}/dir/~k.txt (exists)" in r.stdout and "one plain file" in r.stdout
+        # A key may start with '/' (S3 allows it): it names a file inside the bucket's folder,
+        # never /etc/passwd. Dot segments are refused keys.
+        status, body = admin("GET", f"/buckets/{bucket}/internals", params={"key": "/etc/passwd"})
+        assert status == 200 and not body["object"]["exists"], body
+        folder = body["bytes_on_host"]["path"]
+        assert body["object"]["host_path"].startswith(folder + "/") and "passwd" in body["object"]["host_path"]
+        status, body = admin("GET", f"/buckets/{bucket}/internals", params={"key": "a/../../x"})
+        assert status == 400 and body["error"]["code"] == "InvalidArgument", body
     finally:
         admin.ok("DELETE", f"/buckets/{bucket}", 204, params={"force": "true"})

@@ -34,6 +34,9 @@ def test_rest_buckets_objects_sharing_presign(s3_endpoint, alice, bob, bucket_na
         assert code == 201 and b["name"] == bucket_name and b["access"] == "private"
         code, b = api(alice, "POST", f"{base}/buckets", {"name": "Bad_Name"})
         assert code == 400 and b["error"]["code"] == "InvalidBucketName"
+        for nameless in ({}, {"name": None}, {"name": 7}):  # the fuzzer's 500: a name that is no string
+            code, b = api(alice, "POST", f"{base}/buckets", nameless)
+            assert code == 400 and b["error"]["code"] == "InvalidBucketName", (nameless, code, b)
         f = tmp_path / "hello.txt"
         f.write_bytes(os.urandom(2 * 1024 * 1024 + 5))
         code, body = curl("-u", f"{alice.key_id}:{alice.secret}", "-T", str(f),
