@@ -149,7 +149,7 @@ class DockerDriver(Driver):
                     # one stopped through pocketcloud (or `docker stop`/`kill`) stays stopped.
                     restart_policy={"Name": "unless-stopped"},
                     log_config=self.log_config,
-                    storage_opt=self.storage_opt,
+                    storage_opt={"size": f"{spec.root_gib}g"} if spec.root_gib else self.storage_opt,
                     mounts=mounts,
                 )
             spec.step("engine-create", container.id)
@@ -226,6 +226,14 @@ class DockerDriver(Driver):
         if self.mounts is None or not any(m.get("Destination") == VOLUMES_TARGET for m in c.attrs.get("Mounts", [])):
             raise InvalidParameter(f"{instance_id} was created without {VOLUMES_TARGET} (by an older pocketcloud, or "
                                    "on a host where it could not be shared): launch a new container to attach volumes",
+                                   code="UnsupportedOperation")
+        return self.mounts.mount(serial, path, instance_id, device.rsplit("/", 1)[-1])
+
+    def attach_at_launch(self, instance_id: str, path, serial: str, device: str) -> str | None:
+        """Mounted under the instance's directory before the container exists: the bind mount
+        of /volumes is recursive, so the container sees it from its first process."""
+        if self.mounts is None:
+            raise InvalidParameter("this cloud cannot share volume mounts with containers (see the server's log)",
                                    code="UnsupportedOperation")
         return self.mounts.mount(serial, path, instance_id, device.rsplit("/", 1)[-1])
 

@@ -38,6 +38,7 @@ class LaunchSpec:
     # Forward SSH without being asked when the image has it (a VM driver's convenience);
     # the services turn it off and decide the forwards themselves (security groups).
     auto_ssh: bool = True
+    root_gib: int | None = None  # a root device larger than the image's (None: the image's size)
     # Told each step a launch reaches, with the engine id once there is one: the services
     # journal it (crash recovery) and show a VM's boot phases. It may raise to abort the
     # launch (the instance was terminated meanwhile); the driver then rolls back as on any failure.
@@ -161,6 +162,11 @@ class Driver(Protocol):
         its dash) where the engine allows, asked for as EC2 `device` (/dev/sdf); return where
         the instance finds it (a VM's /dev/vdc, a container's /volumes/sdf)."""
         raise InvalidParameter(f"{self.name} instances cannot attach volumes", code="UnsupportedOperation")
+
+    def attach_at_launch(self, instance_id: str, path: Path, serial: str, device: str) -> str | None:
+        """Before the instance is created: give it the volume from the start where this engine
+        can (returns where the instance finds it); None: attach_volume once it runs."""
+        return None
 
     def detach_volume(self, engine_id: str, instance_id: str, serial: str, device: str) -> None:
         """Take the volume back; an instance that no longer has it is not an error."""

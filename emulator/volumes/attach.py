@@ -117,8 +117,11 @@ class VolumeAttachments:
         the others become available. Called from every path that terminates an instance, after
         its engine object went; the engine lets go of what it held beside it (a container's
         host mount)."""
+        self.drop_launch_volumes(instance_id)  # never attached: they go whatever DeleteOnTermination says
         inst = self._row(instance_id)
         for vol in self.volumes.attached_to(instance_id):
+            if vol.state == "creating":
+                continue  # a launch volume drop_launch_volumes could not remove yet: reconcile retries
             with self._locks.hold(vol.id):
                 try:
                     if inst is not None:
@@ -153,6 +156,9 @@ class VolumeAttachments:
         return report
 
     def _settle_volume(self, vol: Volume, report: list[str]) -> None:
+        if vol.state == "creating" and vol.instance_id:
+            self.settle_launch_volume(vol, report)
+            return
         if vol.state in ("creating", "deleting"):
             self.volume_pool.delete(vol.id)
             self._forget_volume(vol.id)

@@ -18,6 +18,20 @@ from .test_volume_vms import sh, wait_volume
 pytestmark = pytest.mark.integration
 
 
+def crash_and_restart(srv, call) -> None:
+    """`call` meets the fault hook: the server dies under it (its gunicorn master too); then
+    the server starts again without the hook, reconciling once before it answers."""
+    with pytest.raises((ConnectionClosedError, EndpointConnectionError)):
+        call()
+    srv.proc.wait(60)
+    try:
+        os.killpg(srv.proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    srv.env.pop("POCKETCLOUD_FAULT")
+    srv.start()
+
+
 def test_a_server_killed_mid_attach_reconciles_the_volume_in_use(tmp_path, docker_client):
     srv = start_server(tmp_path / "home", POCKETCLOUD_FAULT="volume:after-engine-attach")
     try:
@@ -25,15 +39,7 @@ def test_a_server_killed_mid_attach_reconciles_the_volume_in_use(tmp_path, docke
         ec2 = ec2_for(srv, user)
         ct = user.ok("POST", "/instances", 201, json={"kind": "container", "image": "tiny"})
         vid = ec2.create_volume(AvailabilityZone="us-east-1a", Size=1)["VolumeId"]
-        with pytest.raises((ConnectionClosedError, EndpointConnectionError)):  # the server dies under it
-            ec2.attach_volume(VolumeId=vid, InstanceId=ct["id"], Device="/dev/sdf")
-        srv.proc.wait(60)
-        try:
-            os.killpg(srv.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        srv.env.pop("POCKETCLOUD_FAULT")
-        srv.start()  # reconciles once before it answers
+        crash_and_restart(srv, lambda: ec2.attach_volume(VolumeId=vid, InstanceId=ct["id"], Device="/dev/sdf"))
         v = wait_volume(ec2, vid, "in-use", timeout=30)
         assert v["Attachments"][0]["InstanceId"] == ct["id"] and v["Attachments"][0]["Device"] == "/dev/sdf"
         assert user.ok("GET", f"/volumes/{vid}")["guest_device"] == "/volumes/sdf"
