@@ -188,6 +188,14 @@ class Driver(Protocol):
         """serial -> guest device of the volumes the engine says the instance has."""
         return {}
 
+    def restore_volumes(self, engine_id: str, instance_id: str, volumes: list[tuple[Path, str, str]],
+                        running: bool, seen_running: bool) -> list[str]:
+        """After a host reboot or a lost export: give the instance back the (file, serial,
+        device) volumes its record says it has, where the engine does not keep them itself
+        (a VM's disks are in its domain definition); `running`: its record says it runs,
+        `seen_running`: the engine's listing says so. Returns what was done."""
+        return []
+
     def usage(self, engine_id: str) -> Usage | None:
         """The instance's usage counters from the engine; None while it does not run, or
         when this engine cannot tell (the caller then reads what it can from the host)."""
