@@ -198,3 +198,27 @@ def test_a_cloud_without_launch_mappings_behaves_as_before(cloud):  # noqa: F811
     cloud.run_instance(cloud.me, image="tiny", block_devices=None)
     cloud.run_instance(cloud.me, image="tiny", block_devices=[{"device": "/", "size_gib": 1}])
     assert own(cloud) == []
+
+
+def test_ec2_block_device_mappings_become_the_services_mappings():
+    from api.ec2.launch_options import _block_devices
+
+    p = {"BlockDeviceMapping.1.DeviceName": "/dev/vda", "BlockDeviceMapping.1.Ebs.VolumeSize": "4",
+         "BlockDeviceMapping.1.Ebs.VolumeType": "gp2", "BlockDeviceMapping.1.Ebs.Encrypted": "false",
+         "BlockDeviceMapping.2.DeviceName": "/dev/sdf", "BlockDeviceMapping.2.Ebs.SnapshotId": "snap-1",
+         "BlockDeviceMapping.2.Ebs.DeleteOnTermination": "false", "BlockDeviceMapping.2.Ebs.Iops": "0",
+         "BlockDeviceMapping.3.DeviceName": "/dev/sdg", "BlockDeviceMapping.3.NoDevice": ""}
+    assert _block_devices(p, {"kind": "vm"}) == [
+        {"device": "/dev/vda", "size_gib": 4, "encrypted": False},  # the root's gp2 is what the image is
+        {"device": "/dev/sdf", "snapshot_id": "snap-1", "delete_on_termination": False},  # Iops 0: unset
+        {"device": "/dev/sdg", "no_device": True}]
+    assert _block_devices({}, {"kind": "vm"}) is None
+    for key, val, code in [("Ebs.VolumeSize", "ten", "InvalidParameterValue"),
+                           ("Ebs.VolumeSize", "9999999", "InvalidParameterValue"),
+                           ("Ebs.DeleteOnTermination", "maybe", "InvalidParameterValue"),
+                           ("VirtualName", "ephemeral0", "UnsupportedOperation"),
+                           ("Ebs.KmsKeyId", "k", "UnsupportedOperation")]:
+        with pytest.raises(InvalidParameter) as e:
+            _block_devices({"BlockDeviceMapping.1.DeviceName": "/dev/sdf", f"BlockDeviceMapping.1.{key}": val},
+                           {"kind": "vm"})
+        assert e.value.code == code, key
