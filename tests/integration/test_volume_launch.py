@@ -6,6 +6,8 @@ nothing made; kill -9 between making the volumes and attaching them, or between 
 and recording it, leaves every volume attached or removed after a restart, never orphaned."""
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.conftest import start_server, stop_and_check_leaks
@@ -121,8 +123,11 @@ def test_a_server_killed_mid_launch_leaves_no_orphan_volume(tmp_path, docker_cli
         own = data_volumes(ec2)
         [inst] = [i for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]]
         if fault == "launch:after-volumes":  # nothing ran yet: the launch and its volume are rolled back
-            assert inst["State"]["Name"] == "terminated" and own == []
-            assert pool_files(srv) == []
+            assert inst["State"]["Name"] == "terminated"
+            deadline = time.monotonic() + 60  # at the first pass, or a later one if libvirtd was busy
+            while data_volumes(ec2) or pool_files(srv):
+                assert time.monotonic() < deadline, (data_volumes(ec2), pool_files(srv))
+                time.sleep(1)
         else:  # the container ran with its volume mounted: adopted, the volume settled in-use
             assert inst["State"]["Name"] == "running"
             [v] = own
