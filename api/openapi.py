@@ -36,6 +36,16 @@ BODY = (413, 415)
 ENGINE = (502, 503)
 
 
+# RunInstances' BlockDeviceMappings: the root device ("/dev/vda" for a VM, "/" for a container)
+# with a larger size, or volumes made with the instance (deleted with it unless told otherwise).
+BLOCK_DEVICES = {"type": "array", "maxItems": 26, "items": {"type": "object", "additionalProperties": False,
+                 "required": ["device"], "properties": {
+                     "device": STR, "size_gib": INT, "snapshot_id": STR, "volume_type": {"type": "string",
+                                                                                          "enum": ["gp3"]},
+                     "delete_on_termination": BOOL, "iops": INT, "throughput": INT, "encrypted": BOOL,
+                     "no_device": BOOL}}}
+
+
 def _body(properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict:
     schema: dict[str, Any] = {"type": "object", "properties": properties, "additionalProperties": False}
     if required:
@@ -105,7 +115,8 @@ PATHS: dict[str, dict[str, dict]] = {
                    201, *AUTHED, 409, *ENGINE, tag="instances", body=_body({
             "name": STR, "kind": {"type": "string", "enum": ["container", "vm"]}, "image": STR, "type": STR,
             "ports": PORTS, "user_data": {"type": "string", "maxLength": 16384},
-            "tags": {"type": "object", "additionalProperties": STR}, "key_name": STR}, ("image",))),
+            "tags": {"type": "object", "additionalProperties": STR}, "key_name": STR,
+            "block_devices": BLOCK_DEVICES}, ("image",))),
     },
     "/api/v1/instances/{instance_id}": {
         "get": op("One instance", 200, *AUTHED, params=(INSTANCE_ID,), tag="instances"),

@@ -101,7 +101,7 @@ def unregister_image(name: str):
 
 
 # -- instances ------------------------------------------------------------------------
-RUN_FIELDS = {"name", "kind", "image", "type", "ports", "user_data", "tags", "key_name"}
+RUN_FIELDS = {"name", "kind", "image", "type", "ports", "user_data", "tags", "key_name", "block_devices"}
 
 
 @bp.post("/instances")

@@ -29,7 +29,7 @@ log = logging.getLogger("pocketcloud")
 # Driver steps as boot phases (the names GET /instances/ID shows and the CLI renders).
 PHASES = {"define": "defined", "start": "qemu-started", "kernel": "kernel", "network": "network",
           "ssh-ready": "ssh-ready"}
-FAULT_STEPS = ("record", "engine-create", "define", "start")
+FAULT_STEPS = ("record", "volumes", "engine-create", "define", "start")
 
 
 class Launching:
@@ -43,6 +43,7 @@ class Launching:
     _save: Callable[..., None]
     _apply_engine: Callable[..., Instance]
     _apply_forwards: Callable[[Instance], None]
+    finish_launch_volumes: Callable[[str], None]
 
     @cached_property
     def _launch_pool(self) -> ThreadPoolExecutor:
@@ -96,6 +97,8 @@ class Launching:
                 self._apply_forwards(inst)
         if group_ports and inst.kind != "vm":
             self._apply_forwards(inst)
+        if inst is not None and inst.state != "terminated":
+            self.finish_launch_volumes(inst_id)  # attached (a VM's hot-plugged now its guest is up), in-use
         return inst
 
     def _launch_async(self, inst_id: str, op_id: int, driver: Driver, spec: LaunchSpec) -> None:

@@ -18,6 +18,8 @@ class Placement:
 
 
 def _root_size(cloud, inst) -> int:
+    if inst.details.get("root_gib"):  # launched with a larger root device
+        return int(inst.details["root_gib"])
     try:
         row = cloud.images.resolve(inst.image, inst.kind)
     except CloudError:  # the image was removed since: the volume still has a size

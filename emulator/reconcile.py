@@ -44,17 +44,25 @@ class Reconciling:
     _apply_engine: Callable[..., Instance]
     _apply_forwards: Callable[[Instance], None]
     reconcile_volumes: Callable[[], list[str]]
+    restore_volume_mounts: Callable[[str, dict], list[str]]
 
     def reconcile(self) -> dict:
         """Bring records in line with what the engines really hold (after a restart, or any time)."""
         report = {"terminated": [], "stopped": [], "running": [], "orphans_removed": [], "adopted": [],
                   "rolled_back": []}
+        report["volume_mounts"] = []
         for kind, driver in self.drivers.items():
             ok, why = driver.available()
             if not ok:
                 log.warning("reconcile: %s engine unavailable (%s); leaving its instances as recorded", kind, why)
                 continue
             live = driver.list_managed(self.config.instance_label)
+            # first: an instance that lost its volumes' host mounts (a host reboot) gets them back,
+            # and is started if that is what kept it from running, before its state is compared
+            restored = self.restore_volume_mounts(kind, live)
+            if restored:
+                report["volume_mounts"] += restored
+                live = driver.list_managed(self.config.instance_label)
             rows = [Instance.from_row(r) for r in self.store.query(
                 "SELECT * FROM instances WHERE kind=? AND state!='terminated'", (kind,))]
             for inst in rows:

@@ -130,7 +130,8 @@ class Cloud(Reconciling, Launching, GroupForwards, VolumeUseCases):
     def run_instance(self, caller: Account, *, image: str, kind: str = "container", type: str | None = None,
                      name: str | None = None, ports=None, user_data=None, tags=None,
                      key_name: str | None = None, ssh_keys: Iterable[str] = (),
-                     security_groups: list[str] | None = None, extra: dict | None = None) -> Instance:
+                     security_groups: list[str] | None = None, extra: dict | None = None,
+                     block_devices: list[dict] | None = None) -> Instance:
         if kind not in KINDS:
             raise InvalidParameter(f"kind must be one of {', '.join(KINDS)}")
         type = type or DEFAULT_TYPE
@@ -148,6 +149,7 @@ class Cloud(Reconciling, Launching, GroupForwards, VolumeUseCases):
         ssh_keys = list(ssh_keys)
         if key_name is not None:
             ssh_keys.append(self.keypairs.get(caller.id, key_name).public_key)
+        disks = self.plan_launch_disks(caller, image, kind, block_devices)  # checked, room too: nothing made yet
         # A rule change checks the forward cap against the account's instances under this lock:
         # the launch reads its groups' rules and records itself under it too, or both could pass.
         with self._lock(f"rules:{caller.id}") if security_groups else nullcontext():
@@ -162,7 +164,8 @@ class Cloud(Reconciling, Launching, GroupForwards, VolumeUseCases):
             if len(clean_ports) > 32:
                 raise InvalidParameter("at most 32 forwarded ports per instance (explicit ports and security group rules)")
             driver = self.driver(kind)
-            details = {"image_ref": image_row["ref"], **(extra or {})}
+            details = {"image_ref": image_row["ref"], **(extra or {}),
+                       **({"root_gib": disks.root_gib} if disks.root_gib else {})}
             hv = driver.hypervisor()
             if hv:
                 details.update(hypervisor=hv["mode"], hypervisor_reason=hv["reason"])
@@ -171,7 +174,7 @@ class Cloud(Reconciling, Launching, GroupForwards, VolumeUseCases):
             spec = LaunchSpec(
                 instance_id=inst_id, owner=caller.id, name=name, image_ref=image_row["ref"], type=itype,
                 ports=clean_ports, user_data=clean_ud, hostname=name if name != inst_id else inst_id,
-                ssh_keys=tuple(ssh_keys), auto_ssh=False,
+                ssh_keys=tuple(ssh_keys), auto_ssh=False, root_gib=disks.root_gib,
             )
             driver.preflight(spec)
             now = time.time()
@@ -193,6 +196,7 @@ class Cloud(Reconciling, Launching, GroupForwards, VolumeUseCases):
                 )
                 op_id = self.journal.open_in(c, inst_id, "launch", step="record")
         self.fault("record")
+        self.prepare_launch_volumes(caller, inst_id, details.get("subnet_id"), disks, op_id)
         # Containers get the ports asked for at create published by dockerd; group ports are
         # applied after launch, as forwards that can change while the instance runs.
         launch_ports = clean_ports if kind == "vm" else tuple(p for p in clean_ports if p.guest not in group_ports)
@@ -209,6 +213,7 @@ class Cloud(Reconciling, Launching, GroupForwards, VolumeUseCases):
             if inst is not None and inst.engine_id:  # it ran: terminated, as any instance that ran
                 self.terminate_instance(caller, inst_id)
             else:
+                self.drop_launch_volumes(inst_id)
                 with self.store.tx() as c:
                     c.execute("DELETE FROM instances WHERE id=?", (inst_id,))
             raise
@@ -241,11 +246,15 @@ class Cloud(Reconciling, Launching, GroupForwards, VolumeUseCases):
             extra = {**(extra or {}), "reservation_id": reservation,
                      **({"client_token": client_token, "client_token_params": asked} if client_token else {})}
             launched: list[Instance] = []
+            self.plan_launch_disks(caller, kwargs.get("image"), kwargs.get("kind", "container"),
+                                   kwargs.get("block_devices"), count)  # room for all, before the first
             try:
                 for i in range(count):
                     launched.append(self.run_instance(caller, extra={**extra, "launch_index": i}, **kwargs))
             except BaseException:
-                for inst in launched:  # all or nothing: a half reservation is a leak
+                for inst in launched:  # all or nothing: a half reservation is a leak, its volumes too
+                    for vol in self.volumes.attached_to(inst.id):
+                        self.volumes.update(vol.id, delete_on_termination=1)
                     self.terminate_instance(caller, inst.id)
                 raise
             return reservation, launched

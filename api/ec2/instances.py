@@ -53,7 +53,7 @@ def run_instances(cloud, caller, p) -> dict:
         caller, subnet_id=launch.subnet_id, zone=launch.zone, count=max_count,
         client_token=p.get("ClientToken") or None, image=ami["name"], kind=ami["kind"],
         type=p.get("InstanceType") or "t2.micro", user_data=user_data, tags=instance_tags or None,
-        key_name=p.get("KeyName") or None, security_groups=groups or ["default"],
+        key_name=p.get("KeyName") or None, security_groups=groups or ["default"], block_devices=launch.block_devices,
         name=instance_tags.get("Name") if _valid_name(instance_tags) else None)
     where = placements(cloud, caller.id, insts)
     for kind, ids in (("volume", [v.id for w in where.values() for v in w.volumes]),

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from emulator.errors import InvalidParameter
-from emulator.volumes import ROOT_DEVICE, root_size_gib
+from emulator.volumes import ROOT_DEVICE
 
 from .params import members, values
 
@@ -66,6 +66,7 @@ class LaunchOptions:
     subnet_id: str | None
     zone: str | None
     groups: list[str]
+    block_devices: list[dict] | None = None
 
 
 def _unsupported(name: str, why: str) -> InvalidParameter:
@@ -95,31 +96,46 @@ def _network_interfaces(p) -> tuple[str | None, list[str]]:
     return nic.get("SubnetId"), values(nic, "SecurityGroupId")
 
 
-def _block_devices(p, ami: dict) -> None:
-    """Only the root device can be described, as it is: its size comes from the image."""
-    size = root_size_gib(ami["kind"], ami.get("ref", ""), ami, ami.get("size"))
+# BlockDeviceMapping.N.<key> -> (the service's field, how the text converts)
+EBS_KEYS = {"DeviceName": ("device", str), "Ebs.VolumeSize": ("size_gib", int), "Ebs.SnapshotId": ("snapshot_id", str),
+            "Ebs.VolumeType": ("volume_type", str), "Ebs.DeleteOnTermination": ("delete_on_termination", bool),
+            "Ebs.Iops": ("iops", int), "Ebs.Throughput": ("throughput", int), "Ebs.Encrypted": ("encrypted", bool),
+            "NoDevice": ("no_device", None)}
+
+
+def _block_devices(p, ami: dict) -> list[dict] | None:
+    """BlockDeviceMapping.N.* as the service's mappings (checked there, with the caller's
+    snapshots and quotas). Tools send defaults explicitly: a root device's gp2 (what the
+    image is, reported as gp3), and 0 for Iops/Throughput, mean "as the image/gp3 does"."""
+    out = []
     for bdm in members(p, "BlockDeviceMapping"):
-        device = bdm.get("DeviceName")
-        if device != ROOT_DEVICE[ami["kind"]]:
-            raise _unsupported(f"BlockDeviceMapping {str(device)[:40]}", "extra volumes at launch are not served "
-                               "yet: CreateVolume, then AttachVolume once the instance runs; only the root device "
-                               f"{ROOT_DEVICE[ami['kind']]} can be described")
+        m: dict = {}
+        root = bdm.get("DeviceName") == ROOT_DEVICE[ami["kind"]]
         for key, val in bdm.items():
-            low = val.lower()
-            if key == "DeviceName":
-                continue
-            if key == "Ebs.VolumeSize" and val != str(size):
-                raise _unsupported(f"BlockDeviceMapping.Ebs.VolumeSize={val[:10]}",
-                                   f"the root volume is as large as the image ({size} GiB): a larger root is "
-                                   "not served yet")
-            if key == "Ebs.VolumeSize":
-                continue
-            ok = {"Ebs.DeleteOnTermination": low == "true", "Ebs.Encrypted": low == "false",
-                  "Ebs.VolumeType": low in ("gp3", "gp2"), "Ebs.Iops": low in ("0", "3000"),
-                  "Ebs.Throughput": low in ("0", "125")}.get(key)
-            if not ok:
-                raise _unsupported(f"BlockDeviceMapping.{key}={val[:40]}", "the root volume is gp3, unencrypted, "
-                                   "deleted with its instance")
+            if key not in EBS_KEYS:
+                why = ("instance store volumes do not exist here" if key == "VirtualName" else
+                       "set the size, snapshot, type, IOPS, throughput and DeleteOnTermination only")
+                raise _unsupported(f"BlockDeviceMapping.{key[:40]}", why)
+            field, conv = EBS_KEYS[key]
+            if conv is None:
+                m[field] = True
+            elif conv is bool:
+                if val.lower() not in ("true", "false"):
+                    raise InvalidParameter(f"Value ({val[:20]}) for parameter BlockDeviceMapping.{key} is invalid. "
+                                           "Expected: 'true' or 'false'", code="InvalidParameterValue")
+                m[field] = val.lower() == "true"
+            elif conv is int:
+                if not val.isdigit() or len(val) > 6:
+                    raise InvalidParameter(f"Value ({val[:20]}) for parameter BlockDeviceMapping.{key} is invalid. "
+                                           "Expected an integer", code="InvalidParameterValue")
+                if int(val) or key == "Ebs.VolumeSize":
+                    m[field] = int(val)
+            elif val or key == "DeviceName":
+                m[field] = val
+        if root and m.get("volume_type") == "gp2":
+            m.pop("volume_type")
+        out.append(m)
+    return out or None
 
 
 def check_launch_options(cloud, p: dict, ami: dict) -> LaunchOptions:
@@ -147,6 +163,7 @@ def check_launch_options(cloud, p: dict, ami: dict) -> LaunchOptions:
         cores = p.get("CpuOptions.CoreCount")
         if cores is not None and cores != str(itype.vcpus):
             raise _unsupported(f"CpuOptions.CoreCount={cores[:10]}", f"{itype.name} has {itype.vcpus} vCPUs")
-    _block_devices(p, ami)
+    block_devices = _block_devices(p, ami)
     subnet_id, groups = _network_interfaces(p)
-    return LaunchOptions(subnet_id or p.get("SubnetId") or None, p.get("Placement.AvailabilityZone") or None, groups)
+    return LaunchOptions(subnet_id or p.get("SubnetId") or None, p.get("Placement.AvailabilityZone") or None, groups,
+                         block_devices)

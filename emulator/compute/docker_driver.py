@@ -15,15 +15,15 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from ..errors import AlreadyExists, BackendUnavailable, CloudError, EngineError, InvalidParameter, InvalidState, NotFound
+from ..errors import AlreadyExists, BackendUnavailable, CloudError, EngineError, InvalidState, NotFound
 from . import cloudinit, hostinfo
 from .execio import MAX_EXEC_OUTPUT, TIMED_OUT_EXIT, Capped, kill_tree
 from .driver import Driver, EngineInstance, ExecResult, LaunchSpec, PortForward
 from .forwarder import Forwarder
+from .docker_volumes import LABEL_INSTANCE, DockerVolumes
 from .hostmount import TARGET as VOLUMES_TARGET, HostMounts
 
 LABEL_CLOUD = "pocketcloud.cloud"
-LABEL_INSTANCE = "pocketcloud.instance"
 LABEL_OWNER = "pocketcloud.owner"
 
 _STATES = {
@@ -62,9 +62,10 @@ def _engine_errors(what: str) -> Iterator[None]:
         ) from e
 
 
-class DockerDriver(Driver):
+class DockerDriver(DockerVolumes, Driver):
     kind = "container"
     name = "docker"
+    _errors = staticmethod(_engine_errors)
 
     def __init__(self, base_url: str, cloud_label: str, forwarder: Forwarder | None = None,
                  log_max_size: str = "10m", log_max_files: int = 3, disk_size: str = "",
@@ -149,7 +150,7 @@ class DockerDriver(Driver):
                     # one stopped through pocketcloud (or `docker stop`/`kill`) stays stopped.
                     restart_policy={"Name": "unless-stopped"},
                     log_config=self.log_config,
-                    storage_opt=self.storage_opt,
+                    storage_opt={"size": f"{spec.root_gib}g"} if spec.root_gib else self.storage_opt,
                     mounts=mounts,
                 )
             spec.step("engine-create", container.id)
@@ -219,36 +220,6 @@ class DockerDriver(Driver):
                 iid = None
         if iid and self.mounts is not None:
             self.mounts.remove_instance(iid)  # only when no volume is mounted there any more
-
-    # -- volumes: mounted by the host, seen at /volumes/<sdf> through mount propagation ------------
-    def attach_volume(self, engine_id: str, instance_id: str, path, serial: str, device: str) -> str:
-        c = self._get(engine_id)
-        if self.mounts is None or not any(m.get("Destination") == VOLUMES_TARGET for m in c.attrs.get("Mounts", [])):
-            raise InvalidParameter(f"{instance_id} was created without {VOLUMES_TARGET} (by an older pocketcloud, or "
-                                   "on a host where it could not be shared): launch a new container to attach volumes",
-                                   code="UnsupportedOperation")
-        return self.mounts.mount(serial, path, instance_id, device.rsplit("/", 1)[-1])
-
-    def snapshot_volume(self, engine_id: str, instance_id: str, serial: str, device: str, source, target) -> bool:
-        return self.mounts is not None and self.mounts.snapshot(serial, instance_id, device.rsplit("/", 1)[-1],
-                                                                source, target)
-
-    def volume_disks(self, engine_id: str) -> dict[str, str]:
-        if self.mounts is None:
-            return {}
-        try:
-            with _engine_errors(f"container {engine_id[:12]}"):
-                labels = self.client.api.inspect_container(engine_id)["Config"]["Labels"] or {}
-        except NotFound:
-            return {}
-        return self.mounts.mounted(labels.get(LABEL_INSTANCE, "")) if labels.get(LABEL_INSTANCE) else {}
-
-    def detach_volume(self, engine_id: str, instance_id: str, serial: str, device: str) -> None:
-        if self.mounts is None:
-            return
-        self.mounts.unmount(serial, instance_id, device.rsplit("/", 1)[-1])
-        if not engine_id or self.inspect(engine_id) is None:
-            self.mounts.remove_instance(instance_id)
 
     def console(self, engine_id: str, tail: int) -> str:
         c = self._get(engine_id)

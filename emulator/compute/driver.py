@@ -38,6 +38,7 @@ class LaunchSpec:
     # Forward SSH without being asked when the image has it (a VM driver's convenience);
     # the services turn it off and decide the forwards themselves (security groups).
     auto_ssh: bool = True
+    root_gib: int | None = None  # a root device larger than the image's (None: the image's size)
     # Told each step a launch reaches, with the engine id once there is one: the services
     # journal it (crash recovery) and show a VM's boot phases. It may raise to abort the
     # launch (the instance was terminated meanwhile); the driver then rolls back as on any failure.
@@ -162,6 +163,11 @@ class Driver(Protocol):
         the instance finds it (a VM's /dev/vdc, a container's /volumes/sdf)."""
         raise InvalidParameter(f"{self.name} instances cannot attach volumes", code="UnsupportedOperation")
 
+    def attach_at_launch(self, instance_id: str, path: Path, serial: str, device: str) -> str | None:
+        """Before the instance is created: give it the volume from the start where this engine
+        can (returns where the instance finds it); None: attach_volume once it runs."""
+        return None
+
     def detach_volume(self, engine_id: str, instance_id: str, serial: str, device: str) -> None:
         """Take the volume back; an instance that no longer has it is not an error."""
         raise InvalidParameter(f"{self.name} instances cannot detach volumes", code="UnsupportedOperation")
@@ -181,6 +187,14 @@ class Driver(Protocol):
     def volume_disks(self, engine_id: str) -> dict[str, str]:
         """serial -> guest device of the volumes the engine says the instance has."""
         return {}
+
+    def restore_volumes(self, engine_id: str, instance_id: str, volumes: list[tuple[Path, str, str]],
+                        running: bool, seen_running: bool) -> list[str]:
+        """After a host reboot or a lost export: give the instance back the (file, serial,
+        device) volumes its record says it has, where the engine does not keep them itself
+        (a VM's disks are in its domain definition); `running`: its record says it runs,
+        `seen_running`: the engine's listing says so. Returns what was done."""
+        return []
 
     def usage(self, engine_id: str) -> Usage | None:
         """The instance's usage counters from the engine; None while it does not run, or

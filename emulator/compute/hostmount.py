@@ -38,10 +38,11 @@ def _run(cmd: list[str], what: str, timeout: float = 60) -> subprocess.Completed
     return res
 
 
-def mountpoints() -> dict[str, str]:
-    """mount point -> source of every mount (/proc/self/mountinfo; octal escapes undone)."""
+def mountpoints(pid: int | str = "self") -> dict[str, str]:
+    """mount point -> source of every mount a process sees (its /proc/PID/mountinfo, in its own
+    mount namespace; octal escapes undone)."""
     out = {}
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+    for line in Path(f"/proc/{pid}/mountinfo").read_text().splitlines():
         parts = line.split(" ")
         sep = parts.index("-")
         out[parts[4].encode().decode("unicode_escape")] = parts[sep + 2]
@@ -59,16 +60,18 @@ class HostMounts:
             raise InvalidParameter(f"invalid name {str(value)[:30]!r}")
         return value
 
-    def ensure_shared(self) -> None:
-        """ROOT as a shared mount of its own, so mounts under it propagate into containers."""
+    def ensure_shared(self) -> bool:
+        """ROOT as a shared mount of its own, so mounts under it propagate into containers;
+        True when it was not (a fresh cloud, or a host that rebooted)."""
         self.root.mkdir(parents=True, exist_ok=True)
         self.run.mkdir(parents=True, exist_ok=True)
         if str(self.root) in mountpoints():
-            return
+            return False
         for cmd in (["mount", "--bind", str(self.root), str(self.root)], ["mount", "--make-rshared", str(self.root)]):
             res = _run(cmd, "share the volume mounts")
             if res.returncode != 0:
                 raise EngineError(f"share the volume mounts: {' '.join(cmd)}: {res.stderr.strip()[-300:]}")
+        return True
 
     def instance_dir(self, instance_id: str) -> Path:
         """The host directory a container sees at /volumes (made before the container)."""
@@ -207,6 +210,24 @@ class HostMounts:
             if backing.startswith(str(self.run) + "/") and backing.endswith(".raw"):
                 out[Path(backing).stem] = f"{TARGET}/{mp[len(d):]}"
         return out
+
+    def exporting(self, serial: str) -> bool:
+        """Does the volume's qemu-storage-daemon still run? (A killed one leaves its mount
+        behind, over a FUSE file that answers every read with an error.)"""
+        try:
+            os.kill(int(self._pidfile(serial).read_text().strip()), 0)
+        except (OSError, ValueError):
+            return False
+        return True
+
+    def remount(self, serial: str, qcow2: Path, instance_id: str, name: str) -> str:
+        """Mount again a volume whose mount is gone or whose export died: the dead mount is
+        detached lazily (a process inside may still hold it; it gets errors, as after a disk
+        loss), then exported and mounted afresh."""
+        target = self.instance_dir(instance_id) / self._name(name)
+        if str(target) in mountpoints():
+            _run(["umount", "-l", str(target)], "unmount a dead volume")
+        return self.mount(serial, qcow2, instance_id, name)
 
     def exports(self) -> list[str]:
         """Serials with a daemon pidfile (for the leak check and reconcile)."""

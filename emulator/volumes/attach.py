@@ -117,8 +117,11 @@ class VolumeAttachments:
         the others become available. Called from every path that terminates an instance, after
         its engine object went; the engine lets go of what it held beside it (a container's
         host mount)."""
+        self.drop_launch_volumes(instance_id)  # never attached: they go whatever DeleteOnTermination says
         inst = self._row(instance_id)
         for vol in self.volumes.attached_to(instance_id):
+            if vol.state == "creating":
+                continue  # a launch volume drop_launch_volumes could not remove yet: reconcile retries
             with self._locks.hold(vol.id):
                 try:
                     if inst is not None:
@@ -134,6 +137,33 @@ class VolumeAttachments:
                                     guest_device=None, delete_on_termination=0)
 
     # -- after a crash --------------------------------------------------------------------------------
+    def restore_volume_mounts(self, kind: str, live: dict) -> list[str]:
+        """Every in-use volume back where its instance sees it, before the instances' states
+        are reconciled: after a host reboot a container's host mounts and exports are gone
+        (and dockerd could not start it), after a killed export its mount is dead. `live` is
+        the engine's listing of this pass (instance id -> EngineInstance)."""
+        by_instance: dict[str, list[Volume]] = {}
+        for vol in self.volumes.data():
+            if vol.state == "in-use" and vol.instance_id:
+                by_instance.setdefault(vol.instance_id, []).append(vol)
+        report: list[str] = []
+        # every live instance: one without volumes also needs what its engine shares with all
+        # (a container's /volumes comes from a shared mount a reboot undoes)
+        for r in self.store.query("SELECT id FROM instances WHERE kind=? AND state NOT IN ('terminated', 'pending')",
+                                  (kind,)):
+            with self._lock(r["id"]):
+                inst, vols = self._row(r["id"]), by_instance.get(r["id"], [])
+                if inst is None or inst.state in ("terminated", "pending") or not inst.engine_id:
+                    continue
+                seen = live.get(inst.id)
+                try:
+                    report += self.driver(kind).restore_volumes(
+                        inst.engine_id, inst.id, [(self.volume_pool.file(v.id), serial_of(v.id), v.device) for v in vols],
+                        running=inst.state == "running", seen_running=seen is not None and seen.state == "running")
+                except CloudError as e:  # the next pass tries again
+                    log.warning("the volumes of %s are not restored yet: %s", inst.id, e)
+        return report
+
     def reconcile_volumes(self) -> list[str]:
         """Settle what a server that died left half-done: a create or delete (the file goes),
         an attach or detach (the engine says whether the instance has the volume). An
@@ -153,6 +183,9 @@ class VolumeAttachments:
         return report
 
     def _settle_volume(self, vol: Volume, report: list[str]) -> None:
+        if vol.state == "creating" and vol.instance_id:
+            self.settle_launch_volume(vol, report)
+            return
         if vol.state in ("creating", "deleting"):
             self.volume_pool.delete(vol.id)
             self._forget_volume(vol.id)

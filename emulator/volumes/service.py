@@ -20,6 +20,7 @@ from ..validation import tags as clean_tags
 from ..vpcs import ZONES
 from . import GIB, GP3, Volume
 from .attach import VolumeAttachments, serial_of
+from .launch import LaunchVolumes
 from ..compute.libvirt.qemu_area import QemuArea
 from .pool import VolumePool
 from .snapshots import SnapshotUseCases, qemu_img_output, snapshot_gib
@@ -49,7 +50,7 @@ def _volume_type(value) -> str:
                            code="InvalidParameterValue")
 
 
-class VolumeUseCases(VolumeAttachments, SnapshotUseCases):
+class VolumeUseCases(VolumeAttachments, SnapshotUseCases, LaunchVolumes):
     """Mixed into Cloud; uses its store, config, locks, billing and resource tags. Attaching
     and detaching are attach.py's, snapshots snapshots.py's."""
 
@@ -104,10 +105,11 @@ class VolumeUseCases(VolumeAttachments, SnapshotUseCases):
         return self.describe_volumes(caller, [volume_id])[0]
 
     # -- capacity and quotas ------------------------------------------------------------------------------
-    def _check_room(self, caller, add_gib: int, new_volume: bool) -> None:
-        """Quotas (the caller's) then capacity (the host's); under CAPACITY_LOCK."""
+    def _check_room(self, caller, add_gib: int, new_volume: bool | int) -> None:
+        """Quotas (the caller's) then capacity (the host's), for `new_volume` more volumes
+        (True: one); under CAPACITY_LOCK."""
         mine = self.volumes.data(caller.id)
-        if new_volume and len(mine) >= self.config.max_volumes:
+        if new_volume and len(mine) + int(new_volume) > self.config.max_volumes:
             raise QuotaExceeded(f"Maximum number of volumes reached: {self.config.max_volumes} per account; "
                                 "delete one first", code="VolumeLimitExceeded")
         total = sum(v.size_gib for v in mine)

@@ -1,5 +1,6 @@
 """Terraform's block storage resources against a real server: aws_ebs_volume (with and
-without a snapshot), aws_ebs_snapshot and aws_volume_attachment on a container instance;
+without a snapshot), aws_ebs_snapshot and aws_volume_attachment on a container instance,
+aws_instance with ebs_block_device and root_block_device;
 apply, a re-plan without drift, a volume grown in place, destroy leaving no volume, snapshot,
 mount or container. Times go to artifacts/compat-terraform-volumes.json."""
 from __future__ import annotations
@@ -42,6 +43,12 @@ def test_terraform_volumes_snapshots_and_attachments(terraform_bin, provider_mir
         assert vols[out["restored"]]["SnapshotId"] == out["snapshot"] and out["size"] == 1
         [snap] = ec2.describe_snapshots(SnapshotIds=[out["snapshot"]])["Snapshots"]
         assert snap["State"] == "completed" and snap["VolumeId"] == out["data"]
+        at_launch = {v["Attachments"][0]["Device"]: v for v in ec2.describe_volumes(
+            VolumeIds=list(out["at_launch"].values()))["Volumes"]}
+        assert {d: (v["Size"], v["Throughput"], v["State"], v["Attachments"][0]["InstanceId"],
+                    v["Attachments"][0]["DeleteOnTermination"]) for d, v in at_launch.items()} == {
+            "/dev/sdh": (2, 125, "in-use", out["disks"], True), "/dev/xvdi": (1, 200, "in-use", out["disks"], True)}
+        assert {"Key": "Name", "Value": f"tfv{server.port}-at-launch"} in at_launch["/dev/xvdi"].get("Tags", [])
         assert planned_changes(tf) == {}, "no drift after apply"
 
         # growing is an in-place update (ModifyVolume); applying it to a volume attached to a
@@ -53,4 +60,5 @@ def test_terraform_volumes_snapshots_and_attachments(terraform_bin, provider_mir
         ARTIFACTS.mkdir(exist_ok=True)
         (ARTIFACTS / "compat-terraform-volumes.json").write_text(json.dumps(tf.times, indent=2))
     assert ec2.describe_volumes(Filters=[{"Name": "tag-key", "Values": ["Name"]}])["Volumes"] == []
+    assert [v for v in ec2.describe_volumes()["Volumes"] if v["Attachments"] == []] == []
     assert ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"] == []

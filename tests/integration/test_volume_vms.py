@@ -1,7 +1,8 @@
 """A volume on real VMs (libvirt + QEMU, the tiny image): hot-plugged into a running guest,
 formatted and written from inside, snapshotted while attached, detached, attached to another
 VM and read back; the snapshot restored holds its point in time; a second attach is refused
-while the first holds it; DeleteOnTermination as each volume says."""
+while the first holds it; DeleteOnTermination as each volume says; a VM launched with a volume
+of its own and a larger root disk (block_devices) gets both."""
 from __future__ import annotations
 
 import time
@@ -40,11 +41,23 @@ def wait_volume(ec2, vid: str, state: str, timeout: float = 120) -> dict:
 def test_a_volume_moves_between_running_vms_with_its_data(server, user):
     ec2 = ec2_for(server, user)
     a = user.ok("POST", "/instances", 201, json={"kind": "vm", "image": "tiny", "type": "t2.nano"})
-    b = user.ok("POST", "/instances", 201, json={"kind": "vm", "image": "tiny", "type": "t2.nano"})
+    # b comes with a volume of its own and a root disk larger than the image's (block_devices,
+    # RunInstances' BlockDeviceMappings): hot-plugged once its guest is up, deleted with it
+    b = user.ok("POST", "/instances", 201, json={"kind": "vm", "image": "tiny", "type": "t2.nano", "block_devices": [
+        {"device": "/dev/vda", "size_gib": 2}, {"device": "/dev/sdi", "size_gib": 1}]})
     made: list[str] = []
     snap = None
     try:
         a, b = user.wait_state(a["id"]), user.wait_state(b["id"])
+        [res] = ec2.describe_instances(InstanceIds=[b["id"]])["Reservations"]
+        bdm = {m["DeviceName"]: m["Ebs"] for m in res["Instances"][0]["BlockDeviceMappings"]}
+        assert set(bdm) == {"/dev/vda", "/dev/sdi"} and bdm["/dev/sdi"]["DeleteOnTermination"] is True
+        launched = bdm["/dev/sdi"]["VolumeId"]
+        assert wait_volume(ec2, launched, "in-use")["Attachments"][0]["InstanceId"] == b["id"]
+        assert ec2.describe_volumes(VolumeIds=[bdm["/dev/vda"]["VolumeId"]])["Volumes"][0]["Size"] == 2
+        assert sh(user, b["id"], FIND.format(serial=launched.replace("-", ""))).strip().startswith("/dev/vd")
+        # the disk grew; tiny's ext4 stays as built (512 MiB: busybox has no resize2fs)
+        assert int(sh(user, b["id"], "cat /sys/block/vda/size")) * 512 == 2 * 1024 ** 3
         vid = ec2.create_volume(AvailabilityZone="us-east-1a", Size=1)["VolumeId"]
         made.append(vid)
         serial = vid.replace("-", "")
@@ -89,6 +102,7 @@ def test_a_volume_moves_between_running_vms_with_its_data(server, user):
         v = wait_volume(ec2, vid, "available")
         assert v["Attachments"] == []
         assert code_of(lambda: ec2.describe_volumes(VolumeIds=[restored])) == "InvalidVolume.NotFound"
+        assert code_of(lambda: ec2.describe_volumes(VolumeIds=[launched])) == "InvalidVolume.NotFound"
         made.remove(restored)
     finally:
         for inst in (a, b):

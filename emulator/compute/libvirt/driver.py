@@ -165,7 +165,8 @@ class LibvirtDriver(VolumeDisks, Driver):
                     raise AlreadyExists(f"instance directory {inst_dir} already exists") from None
                 created_dir = True
                 subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(vm["disk"]), "-F", "qcow2",
-                                str(inst_dir / "root.qcow2")], check=True, capture_output=True)
+                                str(inst_dir / "root.qcow2"), *([f"{spec.root_gib}G"] if spec.root_gib else [])],
+                               check=True, capture_output=True)
                 files = cloudinit.seed_files(spec.instance_id, hostname, spec.user_data,
                                              keys + (self._mgmt_key.public(),))
                 guest.write_seed_iso(inst_dir, files)

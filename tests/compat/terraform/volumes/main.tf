@@ -1,5 +1,5 @@
 # Block storage with the official provider: a volume, a snapshot of it, a volume from the
-# snapshot, both attached to a container instance. tests/compat/test_terraform_volumes.py
+# snapshot, both attached to a container instance; an instance launched with volumes of its own. tests/compat/test_terraform_volumes.py
 # applies, re-plans (no drift), grows a volume in place and destroys it.
 terraform {
   required_providers {
@@ -36,6 +36,37 @@ resource "aws_instance" "app" {
   tags              = { Name = "${var.prefix}-app" }
 }
 
+# Volumes at launch: a volume made with the instance (ebs_block_device, deleted with it) and the
+# root device described (root_block_device). A container's root cannot be made larger than its
+# image here (dockerd sizes writable layers only with storage-opt size), so it states the
+# image's size; a VM's can, which tests/integration/test_volume_vms.py covers.
+resource "aws_instance" "disks" {
+  ami               = data.aws_ami.container.id
+  instance_type     = "t2.nano"
+  availability_zone = "us-east-1a"
+  tags              = { Name = "${var.prefix}-disks" }
+
+  root_block_device {
+    volume_size           = 1
+    delete_on_termination = true
+  }
+
+  ebs_block_device {
+    device_name           = "/dev/sdh"
+    volume_size           = 2
+    volume_type           = "gp3"
+    delete_on_termination = true
+  }
+
+  ebs_block_device {
+    device_name = "/dev/xvdi"
+    volume_size = 1
+    volume_type = "gp3" # the provider sends throughput for gp3 only
+    throughput  = 200
+    tags        = { Name = "${var.prefix}-at-launch" }
+  }
+}
+
 resource "aws_ebs_volume" "data" {
   availability_zone = "us-east-1a"
   size              = var.data_size
@@ -69,10 +100,13 @@ resource "aws_volume_attachment" "restored" {
 
 output "all" {
   value = {
-    instance = aws_instance.app.id
-    data     = aws_ebs_volume.data.id
-    restored = aws_ebs_volume.restored.id
-    snapshot = aws_ebs_snapshot.data.id
-    size     = aws_ebs_snapshot.data.volume_size
+    instance  = aws_instance.app.id
+    disks     = aws_instance.disks.id
+    at_launch = { for d in aws_instance.disks.ebs_block_device : d.device_name => d.volume_id }
+    root      = aws_instance.disks.root_block_device[0].volume_id
+    data      = aws_ebs_volume.data.id
+    restored  = aws_ebs_volume.restored.id
+    snapshot  = aws_ebs_snapshot.data.id
+    size      = aws_ebs_snapshot.data.volume_size
   }
 }
