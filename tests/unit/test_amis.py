@@ -199,3 +199,17 @@ def test_a_restarted_server_rolls_back_what_a_dead_one_left_pending(cloud):
     assert list(cloud.drivers["container"].images) == [kept.snapshot_id]
     assert not (cloud.ami_dir / "ami-00000000000000000").exists()
     assert cloud.reconcile()["images"] == []
+
+
+def test_an_image_bills_its_snapshot_and_hygiene_names_it_while_nothing_runs_from_it(cloud):
+    inst = stopped(cloud)
+    ami = cloud.create_image(cloud.me, inst.id, name="idle")
+    [block] = [b for b in cloud.billing.meter._blocks() if b.kind == "snapshot"]
+    assert (block.id, block.account, block.size_gib) == (ami.snapshot_id, cloud.me.id, round(4096 / 1024 ** 3, 6))
+    report = cloud.billing.hygiene.report([cloud.me.id], snapshot_days=0)
+    [item] = [i for i in report["items"] if i["resource"] in (ami.id, ami.snapshot_id)]
+    assert (item["kind"], item["resource"], item["name"]) == ("unused-image", ami.id, "idle")
+    assert "deregister-image" in item["cleanup"] and item["monthly_cost"] > 0
+    cloud.run_instance(cloud.me, image=ami.id)
+    report = cloud.billing.hygiene.report([cloud.me.id], snapshot_days=0)
+    assert not [i for i in report["items"] if i["resource"] in (ami.id, ami.snapshot_id)]
