@@ -138,9 +138,11 @@ class MachineImageUseCases:
             aid, sid = new_ami_id(), new_snapshot_id()
             self._insert_ami(caller, aid, name, description, inst.kind, sid, root.size_gib,
                              source_instance_id=inst.id, source_image=inst.image)
+            self.fault("record", op="image")
             try:
                 snap = self.snapshot_root_volume(caller, root, f"Created by CreateImage({inst.id}) for {aid}", {},
                                                  sid=sid, instance=inst)
+                self.fault("snapshot", op="image")
                 self._complete_ami(aid, snap, inst.details.get("image_ref", ""), clean, caller)
             except BaseException:
                 self._drop_ami(aid, with_snapshot=True)
@@ -275,8 +277,9 @@ class MachineImageUseCases:
                     log.warning("reconcile: image %s not rolled back yet: %s", r["id"], e)
         area = self.volume_area.root / "amis"
         if area.is_dir():
+            folders = list(area.iterdir())  # before the records: an image's record is made before its folder
             known = {r["id"] for r in self.store.query("SELECT id FROM amis")}
-            for folder in area.iterdir():
+            for folder in folders:
                 if AMI_ID.fullmatch(folder.name) and folder.name not in known and not self._folder_in_use(folder.name):
                     shutil.rmtree(folder, ignore_errors=True)
                     report.append(f"{folder.name}: image folder without a record removed")

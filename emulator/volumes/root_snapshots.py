@@ -44,6 +44,7 @@ class RootSnapshots:
                                     source_image=source_image_of(inst), sid=sid)
         try:
             ref, stored = self.driver(inst.kind).snapshot_root(inst.engine_id, inst.id, sid, self.snapshot_file(sid))
+            self.fault("engine", op="root-snapshot")  # the copy made, its record still pending
             self._finish_snapshot(sid, tags, stored, ref)
         except BaseException:
             self._drop_snapshot(sid)
@@ -83,8 +84,9 @@ class RootSnapshots:
         driver = self.drivers.get("container")
         if driver is None or not driver.available()[0]:
             return report
+        found = driver.root_snapshots()  # before the records: a snapshot's record is made before its image
         known = {r["id"] for r in self.store.query("SELECT id FROM snapshots")}
-        for sid, ref in driver.root_snapshots().items():
+        for sid, ref in found.items():
             if sid not in known:
                 driver.remove_root_snapshot(ref)
                 report.append(f"{sid}: snapshot image {ref} without a record removed")
