@@ -5,18 +5,15 @@ again, it rolls the image back: no pending image forever, no snapshot, no Docker
 image folder left; the instance runs on and can be imaged again."""
 from __future__ import annotations
 
-import os
-import signal
-
 import boto3
 import botocore.config
-import botocore.exceptions
 import pytest
 
 from tests.conftest import start_server, stop_and_check_leaks
 
 from .cloud import vm_area
 from .test_amis import snapshot_images
+from .test_crash_storage import die_during  # started again without the hook, reconciled before it answers
 
 pytestmark = pytest.mark.integration
 
@@ -45,19 +42,8 @@ def test_kill_9_during_create_image_leaves_nothing_pending(srv, point):
     user = srv.new_user(f"ci{POINTS.index(point)}-{srv.port}")
     inst = user.ok("POST", "/instances", 201, json={"kind": "container", "image": "tiny"})
     try:
-        srv.stop()
-        srv.env["POCKETCLOUD_FAULT"] = point
-        srv.start()
-        with pytest.raises((botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectionClosedError,
-                            botocore.exceptions.ReadTimeoutError)):
-            ec2_of(srv, user).create_image(InstanceId=inst["id"], Name="half made", NoReboot=True)
-        srv.proc.wait(60)
-        try:  # the dead server's session (its S3 engine): started by this test
-            os.killpg(srv.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        srv.env.pop("POCKETCLOUD_FAULT")
-        srv.start()  # reconciles before it answers
+        die_during(srv, point, lambda: ec2_of(srv, user).create_image(InstanceId=inst["id"], Name="half made",
+                                                                      NoReboot=True))
 
         ec2 = ec2_of(srv, user)
         assert ec2.describe_images(Owners=["self"])["Images"] == []
