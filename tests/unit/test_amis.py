@@ -10,6 +10,7 @@ import pytest
 from emulator.config import Config
 from emulator.errors import AlreadyExists, EngineError, InvalidParameter, InvalidState, NotFound, QuotaExceeded
 from emulator.journal import Journal
+from emulator.launch_templates import ami_id, image_of_ami
 from emulator.services import Cloud
 
 from tests.fakes import FakeDriver
@@ -213,3 +214,14 @@ def test_an_image_bills_its_snapshot_and_hygiene_names_it_while_nothing_runs_fro
     cloud.run_instance(cloud.me, image=ami.id)
     report = cloud.billing.hygiene.report([cloud.me.id], snapshot_days=0)
     assert not [i for i in report["items"] if i["resource"] in (ami.id, ami.snapshot_id)]
+
+
+def test_a_launch_template_names_an_image_of_its_owners(cloud):
+    """What an auto scaling group launches from a template whose ImageId is an image of the owner's."""
+    inst = stopped(cloud)
+    ami = cloud.create_image(cloud.me, inst.id, name="scaled")
+    own = {a.id: a.kind for a in cloud.describe_machine_images(cloud.me)}
+    assert image_of_ami(cloud.list_images(), ami.id, own) == (ami.id, "container")
+    assert image_of_ami(cloud.list_images(), ami_id("tiny", "container"), own) == ("tiny", "container")
+    with pytest.raises(NotFound):
+        image_of_ami(cloud.list_images(), ami.id, {a.id: a.kind for a in cloud.describe_machine_images(cloud.other)})
