@@ -60,6 +60,13 @@ def test_a_container_image_launches_with_the_files_of_its_instance(server, user)
         assert code_of(lambda: ec2.create_image(InstanceId=source, Name="web (v1)", NoReboot=True)) \
             == "InvalidAMIName.Duplicate"
         assert {i["ImageId"] for i in ec2.describe_images()["Images"]} >= {tiny, ami["ImageId"]}
+        ec2.create_tags(Resources=[ami["ImageId"]], Tags=[{"Key": "more", "Value": "x"}])
+        assert [i["ImageId"] for i in ec2.describe_images(Filters=[{"Name": "tag:more", "Values": ["x"]}])["Images"]] \
+            == [ami["ImageId"]]
+        assert code_of(lambda: ec2.create_tags(Resources=[tiny], Tags=[{"Key": "k", "Value": "v"}])) \
+            == "UnsupportedOperation"
+        assert code_of(lambda: ec2.deregister_image(ImageId=tiny)) == "AuthFailure"
+        assert code_of(lambda: ec2.describe_images(ImageIds=["ami-nope"])) == "InvalidAMIID.Malformed"
 
         other = ec2_for(server, server.new_user(f"amiother{source[-6:]}"))
         assert other.describe_images(Owners=["self"])["Images"] == []
