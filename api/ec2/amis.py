@@ -14,14 +14,14 @@ from .catalog import AMI, CATALOG_ALIAS, CATALOG_OWNER, IMAGE_FILTERS, _image_ta
 from .params import boolean, dry_run, members, mutating, required, tag_specifications, values
 
 
-def _own(cloud, a) -> dict:
+def _own(a) -> dict:
     """An image of the caller's in the shape the catalog's have (what _image_xml reads)."""
     return {**a.details, "id": a.id, "name": a.name, "kind": a.kind, "ref": a.ref, "size": a.size_gib * GIB,
             "built_at": a.created_at, "own": a}
 
 
 def own_amis(cloud, caller, ids: list[str] | None = None) -> list[dict]:
-    return [_own(cloud, a) for a in cloud.describe_machine_images(caller, ids)]
+    return [_own(a) for a in cloud.describe_machine_images(caller, ids)]
 
 
 def resolve_ami(cloud, caller, image_id: str) -> dict:
