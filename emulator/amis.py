@@ -253,8 +253,8 @@ class MachineImageUseCases:
 
     def _drop_ami(self, aid: str, *, with_snapshot: bool) -> None:
         row = self.store.one("SELECT snapshot_id FROM amis WHERE id=?", (aid,))
-        if not self._folder_in_use(aid):
-            shutil.rmtree(self.ami_dir / aid, ignore_errors=True)
+        if not self._folder_in_use(aid):  # (the area's amis/ is not made just to find nothing in it)
+            shutil.rmtree(self.volume_area.root / "amis" / aid, ignore_errors=True)
         with self.store.tx() as c:
             c.execute("DELETE FROM amis WHERE id=?", (aid,))
         self.resource_tags.forget([aid])
