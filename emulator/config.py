@@ -123,6 +123,8 @@ class Config:
     # Per account, as EC2's quotas: how many volumes, and how many GiB in all.
     max_volumes: int = field(default_factory=lambda: int(_env("POCKETCLOUD_MAX_VOLUMES", "50")))
     max_volume_gib: int = field(default_factory=lambda: int(_env("POCKETCLOUD_MAX_VOLUME_GIB", "2048")))
+    # Images of an account's own (CreateImage, RegisterImage), as EC2's AMI quota.
+    max_images: int = field(default_factory=lambda: int(_env("POCKETCLOUD_MAX_IMAGES", "20")))
 
     def __post_init__(self):
         lo, hi = self.forward_ports
@@ -135,7 +137,7 @@ class Config:
         if not 0 < self.volume_overcommit <= 100:
             raise ValueError(f"volume over-commit ratio {self.volume_overcommit}: give a number in (0, 100]")
         for name in ("exec_max_output", "exec_per_account", "exec_total", "max_rules_per_group",
-                     "container_log_max_files", "max_volumes", "max_volume_gib"):
+                     "container_log_max_files", "max_volumes", "max_volume_gib", "max_images"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
 

@@ -57,8 +57,11 @@ def ami_id(image: str, kind: str) -> str:
     return "ami-" + hashlib.sha256(f"{image}:{kind}".encode()).hexdigest()[:17]
 
 
-def image_of_ami(catalog: list[dict], ami: str) -> tuple[str, str]:
-    """(image name, kind) behind an AMI id, from `Cloud.list_images()`."""
+def image_of_ami(catalog: list[dict], ami: str, own: dict[str, str] | None = None) -> tuple[str, str]:
+    """(image name, kind) behind an AMI id, from `Cloud.list_images()`, or from OWN (the
+    launching account's images: ami id -> kind), which launch by their id."""
+    if own and ami in own:
+        return ami, own[ami]
     for img in catalog:
         for kind in img["kinds"]:
             if ami_id(img["name"], kind) == ami:
@@ -308,13 +311,14 @@ class LaunchTemplates:
             c.execute("DELETE FROM launch_templates WHERE id=?", (template.id,))
 
 
-def launch_args(version: TemplateVersion, catalog: list[dict]) -> dict:
-    """`Cloud.run_instance` keyword arguments for one launch from a template version."""
+def launch_args(version: TemplateVersion, catalog: list[dict], own: dict[str, str] | None = None) -> dict:
+    """`Cloud.run_instance` keyword arguments for one launch from a template version (OWN: the
+    owner's images, see image_of_ami)."""
     data = version.data
     if not data.get("ImageId"):
         raise InvalidParameter(f"launch template {version.template.id} version {version.version} has no ImageId",
                                code="MissingParameter")
-    image, kind = image_of_ami(catalog, data["ImageId"])
+    image, kind = image_of_ami(catalog, data["ImageId"], own)
     tags = version.instance_tags()
     groups = list(data.get("SecurityGroupIds", [])) + list(data.get("SecurityGroups", []))
     return {"image": image, "kind": kind, "type": data.get("InstanceType") or "t2.micro",

@@ -21,7 +21,7 @@ def _root_size(cloud, inst) -> int:
     if inst.details.get("root_gib"):  # launched with a larger root device
         return int(inst.details["root_gib"])
     try:
-        row = cloud.images.resolve(inst.image, inst.kind)
+        row = cloud.launch_image(inst.owner, inst.image, inst.kind)
     except CloudError:  # the image was removed since: the volume still has a size
         return 1
     return root_size_gib(inst.kind, row["ref"], json.loads(row["details"] or "{}"), row["size"])

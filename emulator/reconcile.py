@@ -45,6 +45,8 @@ class Reconciling:
     _apply_forwards: Callable[[Instance], None]
     reconcile_volumes: Callable[[], list[str]]
     restore_volume_mounts: Callable[[str, dict], list[str]]
+    reconcile_amis: Callable[[], list[str]]
+    reconcile_snapshots: Callable[[], list[str]]
 
     def reconcile(self) -> dict:
         """Bring records in line with what the engines really hold (after a restart, or any time)."""
@@ -81,6 +83,7 @@ class Reconciling:
                     driver.terminate(seen.engine_id)
                     report["orphans_removed"].append(inst_id or seen.engine_id)
         report["volumes"] = self.reconcile_volumes()  # half-done volume operations of a dead server
+        report["images"] = self.reconcile_amis() + self.reconcile_snapshots()  # and its pending images, snapshots
         return report
 
     def _reconcile_one(self, kind: str, driver: Driver, inst: Instance, seen: EngineInstance | None,

@@ -18,6 +18,7 @@ from typing import ContextManager, Iterable
 
 from . import __version__, exec_hints, validation
 from .accounts import Account, Accounts
+from .amis import MachineImageUseCases
 from .billing import Billing, record_state
 from .compute import hostinfo
 from .compute.driver import Driver, EngineInstance, ExecResult, LaunchSpec, PortForward
@@ -52,7 +53,7 @@ def _fingerprint(count: int, params: dict) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-class Cloud(Reconciling, Launching, GroupForwards, VolumeUseCases):
+class Cloud(Reconciling, Launching, GroupForwards, VolumeUseCases, MachineImageUseCases):
     """Every use case, over one store and the engines' drivers. The reconcile pass lives in
     reconcile.py, the engine half of a launch in launching.py, instance records and their
     bookkeeping in instances.py."""
@@ -140,7 +141,7 @@ class Cloud(Reconciling, Launching, GroupForwards, VolumeUseCases):
             raise InvalidParameter(
                 f"unknown instance type {str(type)[:40]!r}; see GET /api/v1/instance-types",
                 code="InvalidInstanceType")
-        image_row = self.images.resolve(image, kind)
+        image_row = self.launch_image(caller.id, image, kind)
         inst_id = validation.new_instance_id()
         name = validation.name(name) if name is not None else inst_id
         clean_ports = validation.ports(ports)

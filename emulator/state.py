@@ -509,6 +509,34 @@ MIGRATIONS: list[str] = [
     ALTER TABLE objects ADD COLUMN checksum TEXT;
     ALTER TABLE objects ADD COLUMN parts INTEGER
     """,
+    # 13: images of the accounts' own (AMIs from CreateImage/RegisterImage, issue 15). A
+    # snapshot of a root volume says which kind of root it copied (vm: a flattened qcow2 file;
+    # container: a Docker image, named in engine_ref) and the image its instance ran (a VM
+    # image from it boots that image's kernel); snapshots and AMIs carry the boot id of
+    # the server making them, so a restarted one rolls back what a dead one left pending.
+    """
+    ALTER TABLE snapshots ADD COLUMN root_kind TEXT NOT NULL DEFAULT '';
+    ALTER TABLE snapshots ADD COLUMN engine_ref TEXT NOT NULL DEFAULT '';
+    ALTER TABLE snapshots ADD COLUMN boot_id TEXT NOT NULL DEFAULT '';
+    ALTER TABLE snapshots ADD COLUMN source_image TEXT NOT NULL DEFAULT '';
+    CREATE TABLE amis (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        description TEXT NOT NULL DEFAULT '',
+        kind TEXT NOT NULL,
+        state TEXT NOT NULL,
+        snapshot_id TEXT NOT NULL,
+        source_instance_id TEXT NOT NULL DEFAULT '',
+        source_image TEXT NOT NULL DEFAULT '',
+        ref TEXT NOT NULL DEFAULT '',
+        details TEXT NOT NULL DEFAULT '{}',
+        size_gib INTEGER NOT NULL,
+        boot_id TEXT NOT NULL DEFAULT '',
+        created_at REAL NOT NULL,
+        UNIQUE (owner, name)
+    )
+    """,
 ]
 
 

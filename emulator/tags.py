@@ -11,7 +11,7 @@ from .state import Store
 
 PREFIXES = {"vpc": "vpc", "subnet": "subnet", "sg": "security-group", "sgr": "security-group-rule",
             "key": "key-pair", "eni": "network-interface", "vol": "volume", "i": "instance",
-            "snap": "snapshot"}
+            "snap": "snapshot", "ami": "image"}
 
 
 def resource_type(resource_id: str) -> str | None:

@@ -15,6 +15,8 @@ class FakeDriver(Driver):
         self.up = True
         self.calls: list[tuple] = []  # (method, engine id): what the services asked of the engine
         self._hypervisor = hypervisor
+        self.images: dict[str, str] = {}  # snapshot id -> engine ref of a container root's snapshot
+        self.fail_snapshot = False
 
     def available(self) -> tuple[bool, str]:
         return (True, "fake") if self.up else (False, "fake engine is down")
@@ -30,7 +32,8 @@ class FakeDriver(Driver):
         if self.fail_launch:
             raise EngineError("boom")
         engine_id = "e-" + spec.instance_id
-        self.objects[engine_id] = {"id": spec.instance_id, "state": "pending", "ports": spec.ports, "forwards": ()}
+        self.objects[engine_id] = {"id": spec.instance_id, "state": "pending", "ports": spec.ports, "forwards": (),
+                                   "image_ref": spec.image_ref}
         try:
             spec.step("engine-create", engine_id)
             self.objects[engine_id]["state"] = "running"
@@ -120,3 +123,25 @@ class FakeDriver(Driver):
 
     def volume_disks(self, engine_id: str) -> dict[str, str]:
         return dict(self.objects.get(engine_id, {}).get("disks", {}))
+
+    # -- root snapshots: a container's an image named after the snapshot, a VM's a file ----------
+    def snapshot_root(self, engine_id: str, instance_id: str, snapshot_id: str, target) -> tuple[str, int]:
+        self.calls.append(("snapshot_root", engine_id))
+        self._get(engine_id)
+        if self.fail_snapshot:
+            if self.kind == "container":  # the image exists, its name was never returned
+                self.images[snapshot_id] = f"fake-snap:{snapshot_id}"
+            raise EngineError("commit failed")
+        if self.kind == "vm":
+            target.write_bytes(b"QFI\xfb" + b"\0" * 20 + (512 << 20).to_bytes(8, "big") + b"root of " +
+                               instance_id.encode())
+            return "", target.stat().st_size
+        self.images[snapshot_id] = f"fake-snap:{snapshot_id}"
+        return f"fake-snap:{snapshot_id}", 4096
+
+    def remove_root_snapshot(self, engine_ref: str) -> None:
+        for sid in [s for s, ref in self.images.items() if ref == engine_ref]:
+            del self.images[sid]
+
+    def root_snapshots(self) -> dict[str, str]:
+        return dict(self.images)

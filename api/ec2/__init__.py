@@ -7,7 +7,7 @@ from emulator.errors import Unauthorized
 
 from ..errors import DryRunOperation, ec2_error
 from ..query import QueryService, create_query_app
-from . import attributes, catalog, instances, launch_templates, resources, security_groups, snapshots, unserved, volumes, vpcs
+from . import amis, attributes, catalog, instances, launch_templates, resources, security_groups, snapshots, unserved, volumes, vpcs
 from .params import boolean
 from .xml import response
 
@@ -24,7 +24,10 @@ ACTIONS = {
     "DescribeInstanceAttribute": attributes.describe_instance_attribute,
     "ModifyInstanceAttribute": attributes.modify_instance_attribute,
     "DescribeInstanceCreditSpecifications": attributes.describe_instance_credit_specifications,
-    "DescribeImages": catalog.describe_images,
+    "DescribeImages": amis.describe_images,
+    "CreateImage": amis.create_image,
+    "RegisterImage": amis.register_image,
+    "DeregisterImage": amis.deregister_image,
     "DescribeInstanceTypes": catalog.describe_instance_types,
     "DescribeRegions": catalog.describe_regions,
     "DescribeAvailabilityZones": catalog.describe_availability_zones,

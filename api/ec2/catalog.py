@@ -1,4 +1,4 @@
-"""DescribeImages, DescribeInstanceTypes, DescribeRegions, DescribeAvailabilityZones,
+"""The catalog's images (described with an account's own in amis.py), DescribeInstanceTypes, DescribeRegions, DescribeAvailabilityZones,
 DescribeAccountAttributes.
 
 Each (image name, kind) pair of the catalog is one AMI: its id is derived from both, so
@@ -12,7 +12,7 @@ import hashlib
 import re
 
 from emulator.compute.types import INSTANCE_TYPES
-from emulator.errors import InvalidParameter, NotFound
+from emulator.errors import InvalidParameter
 from emulator.validation import resource_id
 from emulator.volumes import GP3, ROOT_DEVICE, root_size_gib
 
@@ -27,6 +27,9 @@ ZONES = ("a", "b", "c")
 
 
 def ami_id(name: str, kind: str) -> str:
+    """A catalog image's id; an instance launched from an image of its owner's records its id."""
+    if AMI.fullmatch(name):
+        return name
     return "ami-" + hashlib.sha256(f"{name}:{kind}".encode()).hexdigest()[:17]
 
 
@@ -38,12 +41,9 @@ def all_amis(cloud) -> list[dict]:
     return out
 
 
-def resolve_ami(cloud, image_id: str) -> dict:
+def catalog_ami(cloud, image_id: str) -> dict | None:
     resource_id(image_id, AMI, "ami", "InvalidAMIID")
-    for ami in all_amis(cloud):
-        if ami["id"] == image_id:
-            return ami
-    raise NotFound(f"The image id '[{image_id}]' does not exist", code="InvalidAMIID.NotFound")
+    return next((ami for ami in all_amis(cloud) if ami["id"] == image_id), None)
 
 
 def _image_xml(ami: dict) -> dict:
@@ -100,22 +100,6 @@ IMAGE_FILTERS = {
     "block-device-mapping.device-name": lambda a: ROOT_DEVICE[a["kind"]],
     "block-device-mapping.volume-type": lambda a: GP3["type"],
 }
-
-
-def describe_images(cloud, caller, p) -> dict:
-    ids = values(p, "ImageId")
-    amis = all_amis(cloud)
-    if ids:
-        for i in ids:
-            resolve_ami(cloud, i)
-        amis = [a for a in amis if a["id"] in ids]
-    owners = values(p, "Owner")
-    if owners:
-        # Catalog images are the cloud's: `self` (the caller's own AMIs) and AWS's aliases find none.
-        amis = [a for a in amis if CATALOG_OWNER in owners or CATALOG_ALIAS in owners]
-    amis = filtering.apply(p, amis, IMAGE_FILTERS, tags=_image_tags)
-    amis, token = filtering.page(p, amis, low=1, high=1000, ids_param="ImageId")
-    return {"imagesSet": [_image_xml(a) for a in amis], "nextToken": token}
 
 
 def _type_xml(t) -> dict:

@@ -10,7 +10,8 @@ from emulator.services import Instance
 from emulator.validation import NAME
 
 from . import filtering
-from .catalog import ami_id, resolve_ami
+from .amis import resolve_ami
+from .catalog import ami_id
 from .instance_view import STATE_CODES, instance_xml, state
 from .launch_options import check_launch_options
 from .params import base64_text, dry_run, integer, mutating, required, tag_specifications, values
@@ -32,7 +33,7 @@ def reservations_xml(cloud, caller, by_reservation: dict[str, list[Instance]]) -
 @mutating
 def run_instances(cloud, caller, p) -> dict:
     p = with_launch_template(cloud, caller, p)  # LaunchTemplate=...: the template's values fill the gaps
-    ami = resolve_ami(cloud, required(p, "ImageId"))
+    ami = resolve_ami(cloud, caller, required(p, "ImageId"))
     min_count = integer(p, "MinCount", 1, 1, 20)
     max_count = integer(p, "MaxCount", 1, 1, 20)
     if min_count > max_count:
@@ -51,7 +52,8 @@ def run_instances(cloud, caller, p) -> dict:
     dry_run(p)
     reservation, insts = cloud.run_instances_in_subnet(
         caller, subnet_id=launch.subnet_id, zone=launch.zone, count=max_count,
-        client_token=p.get("ClientToken") or None, image=ami["name"], kind=ami["kind"],
+        client_token=p.get("ClientToken") or None, image=ami["own"].id if ami.get("own") else ami["name"],
+        kind=ami["kind"],
         type=p.get("InstanceType") or "t2.micro", user_data=user_data, tags=instance_tags or None,
         key_name=p.get("KeyName") or None, security_groups=groups or ["default"], block_devices=launch.block_devices,
         name=instance_tags.get("Name") if _valid_name(instance_tags) else None)

@@ -10,6 +10,7 @@ from emulator.tags import resource_type
 from emulator.validation import by_ids
 
 from . import filtering
+from .catalog import all_amis
 from .params import boolean, dry_run, members, mutating, required, tag_specifications, tags, values
 
 KEY_PAIR_ID = re.compile(r"key-[0-9a-f]{17}")
@@ -102,9 +103,6 @@ def _owned(cloud, caller, ids: list[str]) -> tuple[list[str], list[str]]:
     for rid in ids:
         kind = resource_type(rid) if isinstance(rid, str) else None
         if kind is None:
-            if isinstance(rid, str) and rid.startswith("ami-"):
-                raise InvalidParameter(f"{rid} is a catalog image shared by every account; it cannot be tagged",
-                                       code="UnsupportedOperation")
             raise InvalidParameter(f"Invalid id: \"{str(rid)[:40]}\"", code="InvalidID")
         by_type.setdefault(kind, []).append(rid)
     for kind, group in by_type.items():
@@ -136,6 +134,15 @@ def _exist(cloud, caller, kind: str, ids: list[str]) -> None:
                                code="InvalidSecurityGroupRuleId.NotFound")
     elif kind == "volume":
         cloud.describe_volumes(caller, ids)
+    elif kind == "snapshot":
+        cloud.describe_snapshots(caller, ids)
+    elif kind == "image":
+        catalog = {a["id"] for a in all_amis(cloud)}
+        for i in ids:
+            if i in catalog:
+                raise InvalidParameter(f"{i} is a catalog image shared by every account; it cannot be tagged",
+                                       code="UnsupportedOperation")
+        cloud.describe_machine_images(caller, ids)
     elif kind == "network-interface":
         live = [i for i in cloud.describe_instances(caller) if i.state != "terminated"]
         have = {w.interface.id for w in placements(cloud, caller.id, live).values()}

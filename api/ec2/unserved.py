@@ -25,8 +25,8 @@ LATER = {
         "AttachNetworkInterface", "DetachNetworkInterface", "DeleteNetworkInterface", "CreateNetworkAcl",
         "CreateNetworkAclEntry", "CreateVpcPeeringConnection", "CreateVpcEndpoint", "ModifyVpcAttribute",
         "ModifySubnetAttribute", "AssignPrivateIpAddresses", "AssociateVpcCidrBlock", "CreateFlowLogs"),
-    "images of your own (the catalog is pocketcloud's: `pocketcloud images`)": (
-        "CreateImage", "RegisterImage", "DeregisterImage", "CopyImage", "ImportImage", "ModifyImageAttribute"),
+    "images of your own beyond CreateImage, RegisterImage and DeregisterImage": (
+        "CopyImage", "ImportImage", "ModifyImageAttribute"),
 }
 
 NEVER = {

@@ -264,7 +264,8 @@ class Healer:
         try:
             account = self.cloud.accounts.get(group.owner)
             version = self.svc.templates.resolve(group.owner, spec["LaunchTemplateId"], None, spec.get("Version"))
-            args = launch_args(version, self.cloud.list_images())
+            own = {a.id: a.kind for a in self.cloud.describe_machine_images(account) if a.state == "available"}
+            args = launch_args(version, self.cloud.list_images(), own)  # a template may name an image of the owner's
             tags = {**(args.pop("tags") or {}), **group.propagated_tags()}
             name = tags.get("Name") if NAME.fullmatch(tags.get("Name", "")) else None
             template = {"LaunchTemplateId": version.template.id, "LaunchTemplateName": version.template.name,

@@ -45,8 +45,12 @@ class Hygiene:
         if accounts is not None:
             insts = [i for i in insts if i["owner"] in accounts]
         blocks = [b for b in self.billing.meter._blocks() if accounts is None or b.account in accounts]
+        images = [dict(r) for r in self.store.query("SELECT id, owner, name, snapshot_id FROM amis WHERE state='available'")
+                  if accounts is None or r["owner"] in accounts]
+        held = {r["snapshot_id"] for r in images}
         items = (self._idle(insts, idle_minutes, cpu_percent, prices) + self._stopped(insts, blocks, prices)
-                 + self._volumes(blocks, snapshot_days, prices) + self._buckets(accounts, untouched_days, prices)
+                 + self._volumes([b for b in blocks if b.id not in held], snapshot_days, prices)
+                 + self._images(images, insts, blocks, prices) + self._buckets(accounts, untouched_days, prices)
                  + self._uploads(accounts, prices) + self._keys(accounts, insts) + self._groups(accounts, insts))
         counts: dict[str, int] = {}
         for it in items:
@@ -126,6 +130,22 @@ class Hygiene:
                     out.append(self._item("old-snapshot", row, b.size_gib * prices.snapshot_gb_month,
                                           f"{b.size_gib:g} GiB snapshot, {age:.0f} days old on the billing clock",
                                           f"aws ec2 delete-snapshot --snapshot-id {b.id}", size_gib=b.size_gib))
+        return out
+
+    def _images(self, images: list[dict], insts: list[dict], blocks: list[BlockItem], prices) -> list[dict]:
+        """An image of one's own costs its snapshot's storage (which cannot go before it): one
+        that no instance runs from is that cost for nothing yet."""
+        used = {i["image"] for i in insts}
+        stored = {b.id: b.size_gib for b in blocks if b.kind == "snapshot"}
+        out = []
+        for r in images:
+            if r["id"] in used:
+                continue
+            gib = stored.get(r["snapshot_id"], 0.0)
+            out.append(self._item("unused-image", r, gib * prices.snapshot_gb_month,
+                                  f"no instance runs from this image; its snapshot {r['snapshot_id']} stores {gib:g} GiB",
+                                  f"aws ec2 deregister-image --image-id {r['id']} && "
+                                  f"aws ec2 delete-snapshot --snapshot-id {r['snapshot_id']}", size_gib=gib))
         return out
 
     # -- object storage -----------------------------------------------------------------------------------

@@ -25,6 +25,9 @@ from .hostmount import TARGET as VOLUMES_TARGET, HostMounts
 
 LABEL_CLOUD = "pocketcloud.cloud"
 LABEL_OWNER = "pocketcloud.owner"
+LABEL_SNAPSHOT = "pocketcloud.snapshot"
+# Root snapshots of containers are images of this repository, tagged with the snapshot id.
+SNAPSHOT_REPOSITORY = "pocketcloud-snapshots"
 
 _STATES = {
     "created": "pending",
@@ -220,6 +223,34 @@ class DockerDriver(DockerVolumes, Driver):
                 iid = None
         if iid and self.mounts is not None:
             self.mounts.remove_instance(iid)  # only when no volume is mounted there any more
+
+    # -- root snapshots: the container's filesystem (image + writable layer) as an image ----------
+    def snapshot_root(self, engine_id: str, instance_id: str, snapshot_id: str, target) -> tuple[str, int]:
+        """`docker commit`, the container paused meanwhile (a crash-consistent point in time);
+        labelled with the cloud and the snapshot, so a dead server's leftovers are found. What
+        it stores is the new layer: the image below is shared with the instance's image."""
+        c = self._get(engine_id)
+        labels = {LABEL_CLOUD: self.cloud_label, LABEL_SNAPSHOT: snapshot_id}
+        with _engine_errors(f"commit {instance_id}"):
+            img = c.commit(repository=SNAPSHOT_REPOSITORY, tag=snapshot_id, pause=True,
+                           message=f"root of {instance_id}", conf={"Labels": labels})
+            base = self.client.images.get(c.attrs["Image"]).attrs.get("Size") or 0
+        return f"{SNAPSHOT_REPOSITORY}:{snapshot_id}", max(0, (img.attrs.get("Size") or 0) - base)
+
+    def remove_root_snapshot(self, engine_ref: str) -> None:
+        if engine_ref:
+            self.remove_image(engine_ref)
+
+    def root_snapshots(self) -> dict[str, str]:
+        with _engine_errors("list snapshot images"):
+            images = self.client.images.list(filters={"label": [f"{LABEL_CLOUD}={self.cloud_label}",
+                                                                 LABEL_SNAPSHOT]})
+        out = {}
+        for img in images:
+            sid = (img.labels or {}).get(LABEL_SNAPSHOT, "")
+            tag = f"{SNAPSHOT_REPOSITORY}:{sid}"
+            out[sid] = tag if tag in (img.tags or []) else img.id
+        return out
 
     def console(self, engine_id: str, tail: int) -> str:
         c = self._get(engine_id)

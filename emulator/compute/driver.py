@@ -179,6 +179,20 @@ class Driver(Protocol):
         caller copies the file itself)."""
         return False
 
+    def snapshot_root(self, engine_id: str, instance_id: str, snapshot_id: str, target: Path) -> tuple[str, int]:
+        """Copy the instance's root device as it is now: a VM's flattened disk into the qcow2
+        file `target`, a container's filesystem as an engine image. Returns (the engine's name
+        for the copy, '' for a file; the bytes it stores)."""
+        raise InvalidParameter(f"{self.name} instances cannot snapshot their root device", code="UnsupportedOperation")
+
+    def remove_root_snapshot(self, engine_ref: str) -> None:
+        """Remove what snapshot_root made under `engine_ref` (gone already is not an error)."""
+
+    def root_snapshots(self) -> dict[str, str]:
+        """snapshot id -> engine ref of this cloud's root snapshots the engine holds (leak check,
+        and what a restarted server rolls back)."""
+        return {}
+
     def grow_volume(self, engine_id: str, serial: str, size_bytes: int) -> bool:
         """Grow an attached volume through the engine, so the instance is told; False when
         this engine cannot (the caller refuses: detach first)."""

@@ -131,8 +131,8 @@ class Volumes:
         return [self._row(r) for r in self.store.query(sql + " ORDER BY created_at", args)]
 
     def insert(self, owner: str, zone_suffix: str, size_gib: int, iops: int, throughput: int,
-               snapshot_id: str = "") -> Volume:
-        vid = new_volume_id()
+               snapshot_id: str = "", volume_id: str | None = None) -> Volume:
+        vid = volume_id or new_volume_id()
         with self.store.tx() as c:
             c.execute("INSERT INTO volumes (id, owner, instance_id, zone_suffix, size_gib, volume_type, iops, throughput,"
                       " device, delete_on_termination, created_at, root, state, snapshot_id)"

@@ -18,7 +18,7 @@ from ..errors import CloudError, InvalidParameter, InvalidState, NotFound, Quota
 from ..placement import placements
 from ..validation import tags as clean_tags
 from ..vpcs import ZONES
-from . import GIB, GP3, Volume
+from . import GIB, GP3, Volume, new_volume_id
 from .attach import VolumeAttachments, serial_of
 from .launch import LaunchVolumes
 from ..compute.libvirt.qemu_area import QemuArea
@@ -152,9 +152,13 @@ class VolumeUseCases(VolumeAttachments, SnapshotUseCases, LaunchVolumes):
         r = self.volume_request(**request)
         size, clean = r["size_gib"], r["tags"]
         zone_suffix = r["zone"][len(self.config.region):]
-        with self._locks.hold(CAPACITY_LOCK):
+        vid = new_volume_id()
+        # The new volume's lock from before its record exists: the reconcile pass rolls back a
+        # `creating` volume it can lock (a dead server's), never one being made here.
+        with self._locks.hold(CAPACITY_LOCK), self._locks.hold(vid):
             self._check_room(caller, size, new_volume=True)
-            vol = self.volumes.insert(caller.id, zone_suffix, size, r["iops"], r["throughput"], snapshot_id or "")
+            vol = self.volumes.insert(caller.id, zone_suffix, size, r["iops"], r["throughput"], snapshot_id or "",
+                                      volume_id=vid)
             try:
                 if clean:
                     self.resource_tags.set(caller.id, [vol.id], clean)

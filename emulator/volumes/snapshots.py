@@ -22,9 +22,14 @@ from ..errors import EngineError, InvalidParameter, InvalidState
 from ..validation import by_ids, tags as clean_tags
 from . import GIB
 from .attach import serial_of
+from .root_snapshots import RootSnapshots
 
 SNAPSHOT_ID = re.compile(r"snap-[0-9a-f]{17}")
 MAX_DESCRIPTION = 255
+
+
+def new_snapshot_id() -> str:
+    return "snap-" + secrets.token_hex(9)[:17]
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,9 @@ class Snapshot:
     source_snapshot_id: str
     stored_bytes: int
     created_at: float
+    root_kind: str = ""   # a root volume's copy: 'vm' (a qcow2 file like any) or 'container' (an image)
+    engine_ref: str = ""  # the Docker image of a container root's snapshot
+    source_image: str = ""  # a root's: the image its instance ran (catalog 'name:kind', or an ami- id)
 
 
 def qemu_img_output(args: list[str], what: str, timeout: float = 3600) -> str:
@@ -63,8 +71,9 @@ def allocated(path: Path) -> int:
         return 0
 
 
-class SnapshotUseCases:
-    """Mixed into Cloud through VolumeUseCases; uses its store, volumes, pool and drivers."""
+class SnapshotUseCases(RootSnapshots):
+    """Mixed into Cloud through VolumeUseCases; uses its store, volumes, pool and drivers.
+    Root volumes' snapshots are root_snapshots.py's."""
 
     @property
     def snapshot_dir(self) -> Path:
@@ -78,7 +87,7 @@ class SnapshotUseCases:
     @staticmethod
     def _snap(r) -> Snapshot:
         return Snapshot(r["id"], r["owner"], r["volume_id"], r["volume_size"], r["state"], r["description"],
-                        r["source_snapshot_id"], r["stored_bytes"], r["created_at"])
+                        r["source_snapshot_id"], r["stored_bytes"], r["created_at"], r["root_kind"], r["engine_ref"], r["source_image"])
 
     def describe_snapshots(self, caller, ids: list[str] | None = None) -> list[Snapshot]:
         rows = [self._snap(r) for r in self.store.query(
@@ -97,23 +106,28 @@ class SnapshotUseCases:
                                    code="InvalidParameterValue")
         return value
 
-    def _insert_snapshot(self, caller, volume_id: str, size: int, description: str, source: str = "") -> str:
-        sid = "snap-" + secrets.token_hex(9)[:17]
+    def _insert_snapshot(self, caller, volume_id: str, size: int, description: str, source: str = "",
+                         root_kind: str = "", source_image: str = "", sid: str | None = None) -> str:
+        sid = sid or new_snapshot_id()
         with self.store.tx() as c:
             c.execute("INSERT INTO snapshots (id, owner, volume_id, volume_size, state, description, source_snapshot_id,"
-                      " created_at) VALUES (?,?,?,?,'pending',?,?,?)",
-                      (sid, caller.id, volume_id, size, description, source, time.time()))
+                      " created_at, root_kind, source_image, boot_id) VALUES (?,?,?,?,'pending',?,?,?,?,?,?)",
+                      (sid, caller.id, volume_id, size, description, source, time.time(), root_kind, source_image,
+                       self.journal.boot_id))
         return sid
 
-    def _finish_snapshot(self, sid: str, tags: dict) -> None:
+    def _finish_snapshot(self, sid: str, tags: dict, stored: int | None = None, engine_ref: str = "") -> None:
         with self.store.tx() as c:
-            c.execute("UPDATE snapshots SET state='completed', stored_bytes=? WHERE id=?",
-                      (allocated(self.snapshot_file(sid)), sid))
+            c.execute("UPDATE snapshots SET state='completed', stored_bytes=?, engine_ref=? WHERE id=?",
+                      (allocated(self.snapshot_file(sid)) if stored is None else stored, engine_ref, sid))
         if tags:
             self.resource_tags.set(self.store.one("SELECT owner FROM snapshots WHERE id=?", (sid,))["owner"],
                                    [sid], tags)
 
     def _drop_snapshot(self, sid: str) -> None:
+        row = self.store.one("SELECT root_kind, engine_ref FROM snapshots WHERE id=?", (sid,))
+        if row is not None and row["root_kind"] == "container":  # its image first: never an untracked one
+            self.drop_root_image(sid, row["engine_ref"])
         self.snapshot_file(sid).unlink(missing_ok=True)
         with self.store.tx() as c:
             c.execute("DELETE FROM snapshots WHERE id=?", (sid,))
@@ -124,8 +138,7 @@ class SnapshotUseCases:
         description, clean = self._description(description), clean_tags(tags)
         vol = self._own_volume(caller, volume_id)
         if vol.root:
-            raise InvalidParameter(f"{vol.id} is the root volume of {vol.instance_id}: snapshots of root volumes "
-                                   "are not offered yet", code="UnsupportedOperation")
+            return self.snapshot_root_volume(caller, vol, description, clean)
         with self._locks.hold(vol.id):
             vol = self.volumes.get(caller.id, vol.id)
             if vol.state not in ("available", "in-use"):
@@ -152,8 +165,10 @@ class SnapshotUseCases:
         src = self.describe_snapshots(caller, [source_id])[0]
         if src.state != "completed":
             raise InvalidState(f"Snapshot '{src.id}' is {src.state}", code="IncorrectState")
+        refuse_container_root(src, "copied")
         sid = self._insert_snapshot(caller, src.volume_id, src.volume_size,
-                                    description or f"Copied for DestinationSnapshot from {src.id}", src.id)
+                                    description or f"Copied for DestinationSnapshot from {src.id}", src.id,
+                                    src.root_kind, src.source_image)
         try:
             qemu_img(["convert", "-O", "qcow2", str(self.snapshot_file(src.id)), str(self.snapshot_file(sid))],
                      f"copy {src.id}")
@@ -166,6 +181,7 @@ class SnapshotUseCases:
     def delete_snapshot(self, caller, snapshot_id: str) -> None:
         snap = self.describe_snapshots(caller, [snapshot_id])[0]
         with self._locks.hold(snap.id):
+            self.refuse_snapshot_in_use(snap)
             self._drop_snapshot(snap.id)
 
     def fill_from_snapshot(self, caller, snapshot_id: str, volume_id: str) -> None:
@@ -179,6 +195,7 @@ class SnapshotUseCases:
         snap = self.describe_snapshots(caller, [snapshot_id])[0]
         if snap.state != "completed":
             raise InvalidState(f"Snapshot '{snap.id}' is {snap.state}", code="IncorrectState")
+        refuse_container_root(snap, "made into a volume (register an image from it: RegisterImage)")
         if size_gib is None:
             return snap.id, snap.volume_size
         if isinstance(size_gib, int) and not isinstance(size_gib, bool) and size_gib < snap.volume_size:
@@ -188,6 +205,14 @@ class SnapshotUseCases:
 
     def snapshot_bytes(self, snap: Snapshot) -> int:
         return snap.stored_bytes or allocated(self.snapshot_file(snap.id))
+
+
+def refuse_container_root(snap: Snapshot, what: str) -> None:
+    """A container root's snapshot is a Docker image (a filesystem, no block device): it makes
+    images, never disks."""
+    if snap.root_kind == "container":
+        raise InvalidParameter(f"{snap.id} is the root of a container, kept as a Docker image, not a disk: "
+                               f"it cannot be {what}", code="UnsupportedOperation")
 
 
 def snapshot_gib(snap: Snapshot) -> float:

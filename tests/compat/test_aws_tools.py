@@ -211,12 +211,13 @@ def test_what_pocketcloud_does_not_serve_says_why(server, account):
               aws_secret_access_key=api.secret, config=BotoConfig(retries={"max_attempts": 1}))
     iam = boto3.client("iam", **kw)
     for call, code, words in [
-            (lambda: ec2.create_volume(AvailabilityZone="us-east-1a", Size=1), "UnsupportedOperation", "block storage"),
-            (lambda: ec2.create_volume(AvailabilityZone="us-east-1a", Size=1, DryRun=True), "UnsupportedOperation",
-             "block storage"),
+            (lambda: ec2.create_snapshots(InstanceSpecification={"InstanceId": "i-00000000000000000"}),
+             "UnsupportedOperation", "multi-volume snapshots"),
+            (lambda: ec2.create_snapshots(InstanceSpecification={"InstanceId": "i-00000000000000000"}, DryRun=True),
+             "UnsupportedOperation", "multi-volume snapshots"),
             (lambda: ec2.allocate_address(Domain="vpc"), "UnsupportedOperation", "VPC networking"),
-            (lambda: ec2.create_image(InstanceId="i-00000000000000000", Name="mine"), "UnsupportedOperation",
-             "pocketcloud images"),
+            (lambda: ec2.copy_image(Name="mine", SourceImageId="ami-00000000000000000", SourceRegion="us-east-1"),
+             "UnsupportedOperation", "beyond CreateImage"),
             (lambda: ec2.request_spot_instances(), "UnsupportedOperation", "on demand"),
             (lambda: iam.create_role(RoleName="app", AssumeRolePolicyDocument="{}"), "NotImplemented",
              "no roles, policies or instance profiles"),
@@ -236,7 +237,7 @@ def test_what_pocketcloud_does_not_serve_says_why(server, account):
         ec2.describe_spot_price_history()
     message = e.value.response["Error"]["Message"]
     assert e.value.response["Error"]["Code"] == "InvalidAction" and "RunInstances" in message
-    assert "CreateVolume" not in message and "CreateVpc" not in message
+    assert "CreateSnapshots" not in message and "CreateVpc" not in message
     assert ec2.describe_volumes()["Volumes"] == [] and ec2.describe_images(Owners=["self"])["Images"] == []
 
 

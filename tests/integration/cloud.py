@@ -231,6 +231,21 @@ def vm_area(home: Path) -> Path:
     return DEFAULT_ROOT / Config(home=Path(home)).instance_label
 
 
+def remove_snapshot_images(label: str) -> list[str]:
+    """Remove a cloud's container root snapshots (Docker images labelled with it); return their
+    snapshot ids."""
+    import docker
+
+    client = docker.from_env()
+    try:
+        found = client.images.list(filters={"label": [f"pocketcloud.cloud={label}", "pocketcloud.snapshot"]})
+        for img in found:
+            client.images.remove(img.id, force=True)
+        return [img.labels.get("pocketcloud.snapshot", img.id) for img in found]
+    finally:
+        client.close()
+
+
 def remove_volume_pool(server: Server) -> list[str]:
     """Remove a cloud's storage pool (and any volume file still in it), its containers' host
     mounts and exports, its snapshot files; return what was still there (volume and snapshot
@@ -250,8 +265,10 @@ def remove_volume_pool(server: Server) -> list[str]:
     left += pool.files()
     for snap in (area / "snapshots").glob("snap-*.qcow2"):
         left.append(snap.stem)
+    left += sorted(p.name for p in (area / "amis").glob("ami-*"))
+    left += remove_snapshot_images(config.instance_label)
     pool.remove()
-    for name in ("volumes", "snapshots"):
+    for name in ("volumes", "snapshots", "amis"):
         shutil.rmtree(area / name, ignore_errors=True)
     try:
         area.rmdir()

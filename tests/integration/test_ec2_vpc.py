@@ -374,7 +374,9 @@ def test_bad_input_for_the_new_actions_changes_nothing(pair):
          "InvalidParameterValue"),
         (lambda: ea.create_tags(Resources=[vpc], Tags=[{"Key": long, "Value": "v"}]), "InvalidParameterValue"),
         (lambda: ea.create_tags(Resources=["ami-00000000000000000"], Tags=[{"Key": "k", "Value": "v"}]),
-         "UnsupportedOperation"),
+         "InvalidAMIID.NotFound"),  # no image of the account's own has that id
+        (lambda: ea.create_tags(Resources=[tiny_ami(ea)], Tags=[{"Key": "k", "Value": "v"}]),
+         "UnsupportedOperation"),  # the catalog's images are shared
         (lambda: ea.create_key_pair(KeyName="rsa", KeyType="rsa"), "UnsupportedOperation"),
         (lambda: ea.describe_key_pairs(KeyPairIds=["key-1"]), "InvalidKeyPair.Malformed"),
         (lambda: ea.create_security_group(GroupName="other-vpc", Description="x",

@@ -1,8 +1,9 @@
 """A volume on real VMs (libvirt + QEMU, the tiny image): hot-plugged into a running guest,
 formatted and written from inside, snapshotted while attached, detached, attached to another
 VM and read back; the snapshot restored holds its point in time; a second attach is refused
-while the first holds it; DeleteOnTermination as each volume says; a VM launched with a volume
-of its own and a larger root disk (block_devices) gets both."""
+while the first holds it; DeleteOnTermination as each volume says. The second VM is launched
+from an image of the first's root (CreateImage while it runs), with a volume of its own and a
+larger root disk (block_devices)."""
 from __future__ import annotations
 
 import time
@@ -41,14 +42,24 @@ def wait_volume(ec2, vid: str, state: str, timeout: float = 120) -> dict:
 def test_a_volume_moves_between_running_vms_with_its_data(server, user):
     ec2 = ec2_for(server, user)
     a = user.ok("POST", "/instances", 201, json={"kind": "vm", "image": "tiny", "type": "t2.nano"})
-    # b comes with a volume of its own and a root disk larger than the image's (block_devices,
-    # RunInstances' BlockDeviceMappings): hot-plugged once its guest is up, deleted with it
-    b = user.ok("POST", "/instances", 201, json={"kind": "vm", "image": "tiny", "type": "t2.nano", "block_devices": [
-        {"device": "/dev/vda", "size_gib": 2}, {"device": "/dev/sdi", "size_gib": 1}]})
+    b = None
     made: list[str] = []
-    snap = None
+    snap = ami = None
     try:
-        a, b = user.wait_state(a["id"]), user.wait_state(b["id"])
+        a = user.wait_state(a["id"])
+        # b boots from an image of a's root taken while a runs (NoReboot: a push backup of the
+        # overlay, flattened), so it has what a wrote: the VM half of issue 15's own AMIs, on the
+        # boot this test needs anyway. It comes with a volume of its own and a root disk larger
+        # than the image's (block_devices, RunInstances' BlockDeviceMappings): hot-plugged once
+        # its guest is up, deleted with it.
+        sh(user, a["id"], "echo written-in-a > /root/marker && sync")
+        ami = ec2.create_image(InstanceId=a["id"], Name="a's root", NoReboot=True)["ImageId"]
+        [img] = ec2.describe_images(ImageIds=[ami])["Images"]
+        assert (img["State"], img["RootDeviceName"], img["Hypervisor"]) == ("available", "/dev/vda", "kvm")
+        b = user.ok("POST", "/instances", 201, json={"kind": "vm", "image": ami, "type": "t2.nano", "block_devices": [
+            {"device": "/dev/vda", "size_gib": 2}, {"device": "/dev/sdi", "size_gib": 1}]})
+        b = user.wait_state(b["id"])
+        assert sh(user, b["id"], "cat /root/marker").strip() == "written-in-a"
         [res] = ec2.describe_instances(InstanceIds=[b["id"]])["Reservations"]
         bdm = {m["DeviceName"]: m["Ebs"] for m in res["Instances"][0]["BlockDeviceMappings"]}
         assert set(bdm) == {"/dev/vda", "/dev/sdi"} and bdm["/dev/sdi"]["DeleteOnTermination"] is True
@@ -106,8 +117,13 @@ def test_a_volume_moves_between_running_vms_with_its_data(server, user):
         made.remove(restored)
     finally:
         for inst in (a, b):
-            user("DELETE", f"/instances/{inst['id']}")
+            if inst:
+                user("DELETE", f"/instances/{inst['id']}")
         for v in made:
             ec2.delete_volume(VolumeId=v)
         if snap:
             ec2.delete_snapshot(SnapshotId=snap)
+        if ami:
+            ec2.deregister_image(ImageId=ami)
+        for s in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]:  # the image's
+            ec2.delete_snapshot(SnapshotId=s["SnapshotId"])

@@ -14,7 +14,7 @@ from api.sts import iam
 from emulator import errors as e
 
 
-@pytest.mark.parametrize("action", ["CreateSnapshots", "AllocateAddress", "CreateImage", "RequestSpotInstances"])
+@pytest.mark.parametrize("action", ["CreateSnapshots", "AllocateAddress", "CopyImage", "RequestSpotInstances"])
 def test_unserved_ec2_actions_say_why_even_on_a_dry_run(action):
     handler = ec2._dry_run(ec2.ACTIONS[action])
     for p in ({"Action": action}, {"Action": action, "DryRun": "true"}):

@@ -1,15 +1,18 @@
 """The engine halves of volumes, without engines: the disk XML a domain gets (names and paths
 never reach libvirt unchecked), reading a domain's volume disks back by serial, and the host
-mount names (ids only: never a path a caller chose)."""
+mount names (ids only: never a path a caller chose); a stopped VM's root snapshot flattened by
+the real qemu-img."""
 from __future__ import annotations
 
+import json
+import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
 from emulator.compute.hostmount import HostMounts, mountpoints
-from emulator.compute.libvirt.disks import attached, disk_xml
+from emulator.compute.libvirt.disks import VolumeDisks, attached, disk_xml
 from emulator.errors import InvalidParameter
 
 DOMAIN = """<domain><devices>
@@ -39,3 +42,41 @@ def test_host_mount_names_are_ids_only(tmp_path):
             m._name(bad)
     assert m._name("i0123456789abcdef0") == "i0123456789abcdef0"
     assert m.exports() == [] and "/" in mountpoints()
+
+
+class _StoppedDomain:
+    def isActive(self) -> int:
+        return 0
+
+
+class _Disks(VolumeDisks):
+    """VolumeDisks over a stopped domain whose instance directory is a temporary folder."""
+
+    def __init__(self, inst_dir: Path):
+        self.inst_dir = inst_dir
+
+    def _dom(self, engine_id: str):
+        return _StoppedDomain()
+
+    def _inst_dir(self, engine_id: str) -> Path:
+        return self.inst_dir
+
+
+def test_a_stopped_vms_root_snapshot_is_its_overlay_flattened(tmp_path):
+    """Real qemu-img: the copy holds what the base and the overlay hold, and needs neither."""
+    base, inst = tmp_path / "disk.qcow2", tmp_path / "inst"
+    inst.mkdir()
+    run = lambda *a: subprocess.run(["qemu-img", *a], check=True, capture_output=True, text=True).stdout  # noqa: E731
+    run("create", "-q", "-f", "qcow2", str(base), "4M")
+    run("create", "-q", "-f", "qcow2", "-b", str(base), "-F", "qcow2", str(inst / "root.qcow2"))
+    subprocess.run(["qemu-io", "-c", "write -P 0x61 0 64k", str(base)], check=True, capture_output=True)
+    subprocess.run(["qemu-io", "-c", "write -P 0x62 1M 64k", str(inst / "root.qcow2")], check=True, capture_output=True)
+    target = tmp_path / "snap.qcow2"
+    ref, stored = _Disks(inst).snapshot_root("pc-i-0123456789abcdef0", "i-0123456789abcdef0", "snap-x", target)
+    base.unlink()
+    (inst / "root.qcow2").unlink()
+    info = json.loads(run("info", "--output=json", str(target)))
+    assert ref == "" and stored > 0 and "backing-filename" not in info and info["virtual-size"] == 4 << 20
+    for offset, pattern in ((0, "0x61"), (1 << 20, "0x62")):
+        subprocess.run(["qemu-io", "-c", f"read -P {pattern} {offset} 64k", str(target)], check=True,
+                       capture_output=True)

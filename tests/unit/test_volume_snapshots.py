@@ -80,8 +80,15 @@ def test_an_attached_volume_is_copied_by_its_engine_and_a_failure_leaves_nothing
         cloud.create_snapshot(cloud.me, v.id)
     assert [x.id for x in cloud.describe_snapshots(cloud.me)] == [s.id] and len(made) == before
     assert sorted(p.name for p in cloud.snapshot_dir.iterdir()) == [f"{s.id}.qcow2"]
-    with pytest.raises(InvalidParameter) as e:
-        cloud.create_snapshot(cloud.me, root.id)
-    assert e.value.code == "UnsupportedOperation"
+    rs = cloud.create_snapshot(cloud.me, root.id)  # a container's root: an engine image, no file
+    assert (rs.root_kind, rs.engine_ref) == ("container", engine.images[rs.id])
+    assert sorted(p.name for p in cloud.snapshot_dir.iterdir()) == [f"{s.id}.qcow2"]
+    for call in (lambda: cloud.create_volume(cloud.me, zone=root.zone(cloud.config.region), snapshot_id=rs.id),
+                 lambda: cloud.copy_snapshot(cloud.me, rs.id)):
+        with pytest.raises(InvalidParameter) as e:
+            call()
+        assert e.value.code == "UnsupportedOperation"
+    cloud.delete_snapshot(cloud.me, rs.id)
+    assert engine.images == {}
     with pytest.raises(InvalidParameter):
         cloud.create_snapshot(cloud.me, v.id, description="x" * 256)

@@ -228,3 +228,26 @@ def test_hygiene_names_an_unattached_volume_with_its_cleanup(cloud):
     report = cloud.billing.hygiene.report([cloud.me.id])
     assert [(i["kind"], i["resource"], i["cleanup"]) for i in report["items"]] == [
         ("unattached-volume", v.id, f"aws ec2 delete-volume --volume-id {v.id}")]
+
+
+def test_the_reconcile_pass_waits_for_a_volume_being_created_here(cloud):
+    """A periodic pass that meets a `creating` volume of this server's waits for it (it rolls
+    back only a dead server's): it once deleted the file of a CreateVolume from a snapshot."""
+    import threading
+
+    passes: list[threading.Thread] = []
+    create = cloud.volume_pool.create
+
+    def create_while_reconciling(volume_id, size_bytes):
+        t = threading.Thread(target=cloud.reconcile_volumes)
+        t.start()
+        passes.append(t)
+        t.join(timeout=0.3)
+        assert t.is_alive(), "the pass did not wait for the volume's lock"
+        create(volume_id, size_bytes)
+
+    cloud.volume_pool.create = create_while_reconciling
+    v = cloud.create_volume(cloud.me, zone=zone(cloud), size_gib=1)
+    passes[0].join(timeout=10)
+    assert not passes[0].is_alive()
+    assert cloud.volumes.get(cloud.me.id, v.id).state == "available" and v.id in cloud.volume_pool.sizes
