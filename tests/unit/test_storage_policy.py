@@ -52,7 +52,7 @@ def test_levels(b, account, level):
 
 
 @pytest.mark.parametrize("level, allowed", [
-    ("owner", {"list", "read-object", "write", "owner"}),
+    ("owner", {"list", "read-object", "write", "owner", "read-acp", "write-acp"}),
     ("read-write", {"list", "read-object", "write"}),
     ("read", {"list", "read-object"}),
     ("public", {"read-object"}),
@@ -61,7 +61,7 @@ def test_each_level_allows_exactly_its_needs(level, allowed):
     b = {"owner": bucket(), "read-write": bucket(grants={OTHER: "read-write"}),
          "read": bucket(grants={OTHER: "read"}), "public": bucket("public-read")}[level]
     account = who(OWNER) if level == "owner" else (None if level == "public" else who(OTHER))
-    for need in ("list", "read-object", "write", "owner"):
+    for need in ("list", "read-object", "write", "owner", "read-acp", "write-acp"):
         if need in allowed:
             policy.check(b, account, need)
         else:
@@ -156,6 +156,31 @@ def test_bucket_acls(canned, account, need, allowed):
     else:
         with pytest.raises(Forbidden):
             policy.check(b, account, need)
+
+
+@pytest.mark.parametrize("grants, account, allowed", [
+    ([(OTHER, "READ_ACP")], who(OTHER), {"read-acp"}),
+    ([(OTHER, "WRITE_ACP")], who(OTHER), {"write-acp"}),
+    ([(OTHER, "FULL_CONTROL")], who(OTHER), {"read-acp", "write-acp", "list", "write"}),
+    ([(OTHER, "READ"), (OTHER, "WRITE")], who(OTHER), {"list", "write"}),
+    ([(policy.AUTHENTICATED_USERS, "READ_ACP")], who(THIRD), {"read-acp"}),
+    ([(policy.AUTHENTICATED_USERS, "READ_ACP")], None, set()),
+    ([(policy.ALL_USERS, "READ_ACP"), (policy.ALL_USERS, "WRITE_ACP")], None, {"read-acp", "write-acp"}),
+    ([(OTHER, "READ_ACP")], who(THIRD), set()),
+])
+def test_acp_grants_on_a_bucket_give_exactly_their_permission(grants, account, allowed):
+    b = with_settings(bucket(), acl={"canned": policy.explicit_acl(grants)})
+    for need in ("list", "read-object", "write", "owner", "read-acp", "write-acp"):
+        if need in allowed:
+            policy.check(b, account, need)
+        else:
+            with pytest.raises(Forbidden):
+                policy.check(b, account, need)
+    enforced = with_settings(bucket(), acl=b.settings["acl"], ownership_controls={"ObjectOwnership":
+                                                                                  "BucketOwnerEnforced"})
+    for need in allowed:                                # ACLs off: no grant counts
+        with pytest.raises(Forbidden):
+            policy.check(enforced, account, need)
 
 
 def test_object_acls_open_only_their_object_for_reading():
@@ -268,7 +293,7 @@ def test_facade_policy_acl_and_shares(storage):
     assert e.value.code == "NoSuchBucketPolicy"
     with pytest.raises(Forbidden):
         s.authorize(b, "bkt", "read-object")
-    assert s.put_acl(a, "bkt", lambda: "public-read").acl == "public-read"
+    assert s.put_acl(a, "bkt", lambda owner: "public-read").acl == "public-read"
     s.authorize(None, "bkt", "list")
     assert s.get_acl(a, "bkt").canned == "public-read"
     assert s.grant(a, "bkt", f"arn:aws:iam::{b.id}:root", "read").grants == {b.id: "read"}
