@@ -202,6 +202,8 @@ class AccessOperations:
             raise InvalidParameter(f"ObjectOwnership must be one of {', '.join(policy.OWNERSHIP)}",
                                    code="MalformedXML")
         self.settings.put(name, "ownership_controls", {"ObjectOwnership": ownership})
+        if ownership == "BucketOwnerEnforced":
+            self.settings.drop_object_owners(name)   # as on S3, the bucket's owner takes every object
 
     def delete_ownership_controls(self, account: "Account | None", name: str) -> None:
         self._owner(account, name)

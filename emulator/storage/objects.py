@@ -73,6 +73,11 @@ class ObjectOperations:
         page = listing.objects_page(self.index.lister(name), params)
         self._fill_etags(name, page["objects"])
         page["name"], page["owner"] = name, self._who(bucket.owner)
+        if policy.ownership(bucket) in ("ObjectWriter", "BucketOwnerPreferred"):   # objects others may own
+            owners = self.settings.owners_of(name, [o["key"] for o in page["objects"]])
+            for o in page["objects"]:
+                if o["key"] in owners:
+                    o["owner"] = self._who(owners[o["key"]])
         return page
 
     def _fill_etags(self, name: str, objects: list[dict]) -> None:
@@ -99,6 +104,7 @@ class ObjectOperations:
         if attrs.acl is not None:
             policy.check_acl_allowed(bucket, attrs.acl)
             self.check_grantees(attrs.acl)
+        attrs.owner = policy.new_object_owner(bucket, account, attrs.acl)
         if attrs.acl == "private" or (attrs.acl in policy.BUCKET_OWNER_GRANTS and attrs.owner is None):
             attrs.acl = None    # grants nothing beyond the owner's FULL_CONTROL
         return attrs

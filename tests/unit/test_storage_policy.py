@@ -183,6 +183,52 @@ def test_acp_grants_on_a_bucket_give_exactly_their_permission(grants, account, a
             policy.check(enforced, account, need)
 
 
+def test_object_ownership_decides_who_owns_a_write():
+    unset, enforced = bucket(), with_settings(bucket(), ownership_controls={"ObjectOwnership": "BucketOwnerEnforced"})
+    writer = with_settings(bucket(), ownership_controls={"ObjectOwnership": "ObjectWriter"})
+    preferred = with_settings(bucket(), ownership_controls={"ObjectOwnership": "BucketOwnerPreferred"})
+    assert policy.new_object_owner(writer, who(OTHER), None) == OTHER
+    assert policy.new_object_owner(writer, who(OTHER), "bucket-owner-full-control") == OTHER
+    assert policy.new_object_owner(preferred, who(OTHER), "bucket-owner-full-control") is None
+    assert policy.new_object_owner(preferred, who(OTHER), "bucket-owner-read") == OTHER
+    for b in (unset, enforced, writer, preferred):
+        assert policy.new_object_owner(b, who(OWNER), None) is None      # the bucket's owner's own writes
+        assert policy.new_object_owner(b, None, None) is None            # anonymous writes: the owner's
+    assert policy.new_object_owner(unset, who(OTHER), None) is None
+    assert policy.new_object_owner(enforced, who(OTHER), None) is None
+    assert policy.object_owner(writer, OTHER) == OTHER and policy.object_owner(writer, None) == OWNER
+    assert policy.object_owner(enforced, OTHER) == OWNER                   # BucketOwnerEnforced takes it
+
+
+def test_an_object_another_account_owns():
+    b = with_settings(bucket("public-read", {THIRD: "read-write"}), ownership_controls={"ObjectOwnership":
+                                                                                       "ObjectWriter"})
+    for need in ("read-object", "read-acp", "write-acp"):
+        policy.check_object(b, who(OTHER), need, OTHER, None, "k")       # its writer owns it
+        for account in (who(OWNER), who(THIRD), None):                   # nobody else: not the bucket's
+            with pytest.raises(Forbidden):                               # owner, shares, public access
+                policy.check_object(b, account, need, OTHER, None, "k")
+    policy.check_object(b, who(OWNER), "read-object", OTHER, "bucket-owner-read", "k")
+    with pytest.raises(Forbidden):
+        policy.check_object(b, who(OWNER), "read-acp", OTHER, "bucket-owner-read", "k")
+    for need in ("read-object", "read-acp", "write-acp"):
+        policy.check_object(b, who(OWNER), need, OTHER, "bucket-owner-full-control", "k")
+    policy.check_object(b, who(THIRD), "read-acp", OTHER, policy.explicit_acl([(THIRD, "READ_ACP")]), "k")
+    with pytest.raises(Forbidden):
+        policy.check_object(b, who(THIRD), "read-object", OTHER, policy.explicit_acl([(THIRD, "READ_ACP")]), "k")
+    # the bucket's owner owns it (None, or the writer under BucketOwnerEnforced): the bucket's grants count
+    policy.check_object(b, who(THIRD), "read-object", None, None, "k")
+    policy.check_object(b, None, "read-object", None, None, "k")
+    with pytest.raises(Forbidden):                                       # a share reads objects, not ACLs
+        policy.check_object(b, who(THIRD), "read-acp", None, None, "k")
+    deny = json.dumps({"Statement": [{"Effect": "Deny", "Principal": "*", "Action": "s3:GetObject",
+                                      "Resource": "arn:aws:s3:::bkt/*"}]})
+    with_settings(b, policy={"document": deny})
+    with pytest.raises(Forbidden):                                       # a Deny binds the object's owner too
+        policy.check_object(b, who(OTHER), "read-object", OTHER, None, "k")
+    policy.check_object(b, who(OTHER), "read-acp", OTHER, None, "k")
+
+
 def test_object_acls_open_only_their_object_for_reading():
     b = bucket()
     policy.check(b, None, "read-object", object_acl="public-read")
