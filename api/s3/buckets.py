@@ -34,8 +34,28 @@ def acl_document(owner, canned: str, shares: dict[str, str], bucket_owner: str |
     return {"Owner": who, "AccessControlList": {"Grant": grants}}
 
 
+def _unkept_setting(kind: str, root: str, name: str):
+    """The handler reading a setting pocketcloud does not keep (configuration.UNKEPT_*): the
+    empty `root` document, or S3's not-found error raised by the facade."""
+    def handler(self, req: S3Request) -> Response:
+        self.storage.read_unkept_setting(req.account, req.bucket, kind)
+        return xml(root, None)
+    handler.__name__ = handler.__qualname__ = name
+    return handler
+
+
 class BucketHandlers:
     storage: object
+
+    get_bucket_logging = _unkept_setting("logging", "BucketLoggingStatus", "get_bucket_logging")
+    get_bucket_accelerate = _unkept_setting("accelerate", "AccelerateConfiguration", "get_bucket_accelerate")
+    get_bucket_notification = _unkept_setting("notification", "NotificationConfiguration", "get_bucket_notification")
+    get_bucket_website = _unkept_setting("website", "WebsiteConfiguration", "get_bucket_website")
+    get_bucket_replication = _unkept_setting("replication", "ReplicationConfiguration", "get_bucket_replication")
+    get_bucket_encryption = _unkept_setting("encryption", "ServerSideEncryptionConfiguration",
+                                            "get_bucket_encryption")
+    get_object_lock_configuration = _unkept_setting("object-lock", "ObjectLockConfiguration",
+                                                    "get_object_lock_configuration")
 
     # -- buckets ------------------------------------------------------------------------------------
     def list_buckets(self, req: S3Request) -> Response:

@@ -27,6 +27,21 @@ def _missing(message: str, code: str) -> NotFound:
     return NotFound(message, code=code)
 
 
+# Bucket settings pocketcloud does not keep (writing one answers NotImplemented). Reading one
+# answers what S3 answers for a bucket that has none, as tools that read every setting of a
+# bucket expect (Terraform's aws_s3_bucket reads all of these on each refresh): the empty
+# document, or the error S3 gives for a setting that is not there. Encryption is the
+# pre-2023 answer: S3 now reports SSE-S3 on every bucket, and no engine here encrypts at rest.
+UNKEPT_EMPTY = ("logging", "accelerate", "notification")
+UNKEPT_MISSING = {
+    "website": ("NoSuchWebsiteConfiguration", "The specified bucket does not have a website configuration"),
+    "replication": ("ReplicationConfigurationNotFoundError", "The replication configuration was not found"),
+    "encryption": ("ServerSideEncryptionConfigurationNotFoundError",
+                   "The server side encryption configuration was not found"),
+    "object-lock": ("ObjectLockConfigurationNotFoundError", "Object Lock configuration does not exist for this bucket"),
+}
+
+
 class SettingsOperations:
     authorize: Callable[..., Bucket]
     settings: object
@@ -47,6 +62,15 @@ class SettingsOperations:
     def _delete_setting(self, account, name: str, kind: str) -> None:
         self.authorize(account, name, "owner")
         self.settings.delete(name, kind)
+
+    def read_unkept_setting(self, account, name: str, kind: str) -> None:
+        """A setting of UNKEPT_*, read: returns for an empty one (the caller renders it), raises
+        S3's not-found error for the others. The bucket's owner's (or a policy's Allow)."""
+        self.authorize(account, name, "owner")
+        if kind in UNKEPT_MISSING:
+            code, message = UNKEPT_MISSING[kind]
+            raise _missing(message, code)
+        assert kind in UNKEPT_EMPTY, kind
 
     # -- bucket tags -------------------------------------------------------------------------------------
     def get_bucket_tagging(self, account: "Account | None", name: str) -> list[tuple[str, str]]:
