@@ -5,28 +5,13 @@ the engine only ever sees the cloud's root credentials)."""
 from __future__ import annotations
 
 import pytest
-import requests
 from botocore.exceptions import ClientError
 
 from emulator.storage import ALL_USERS, AUTHENTICATED_USERS
 
-from .conftest import code_of
+from .conftest import anon, code_of, denied, grants_of
 
 pytestmark = pytest.mark.integration
-
-
-def grants_of(acl: dict) -> set[tuple[str, str]]:
-    return {(g["Grantee"].get("ID") or g["Grantee"].get("URI"), g["Permission"]) for g in acl["Grants"]}
-
-
-def denied(call) -> None:
-    with pytest.raises(ClientError) as e:
-        call()
-    assert code_of(e) == ("AccessDenied", 403)
-
-
-def anon(method: str, url: str, **kw) -> requests.Response:
-    return requests.request(method, url, timeout=30, **kw)
 
 
 def test_acp_grants_on_a_bucket(s3_of, alice, bob, tenant, bucket, s3_endpoint):
