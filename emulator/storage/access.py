@@ -144,10 +144,13 @@ class AccessOperations:
             self.index.record_object(name, key, size)
 
     def _object_acp(self, account: "Account | None", name: str, key: str, need: str):
+        """The bucket and the object's attributes, if `account` may do `need` on its ACL;
+        whether the key exists is told only to who may (a missing one has no grants)."""
         bucket = self.buckets.get(name)
-        self._existing_object(name, key)
+        validate_key(key)
         attrs = self.settings.object_attrs(name, key)
         policy.check_object(bucket, account, need, attrs.owner, attrs.acl, key)
+        self._existing_object(name, key)
         return bucket, attrs
 
     def get_object_acl(self, account: "Account | None", name: str, key: str) -> BucketAcl:

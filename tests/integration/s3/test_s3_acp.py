@@ -104,6 +104,10 @@ def test_acp_grants_on_an_object(s3_of, alice, bob, tenant, bucket, s3_endpoint)
     assert anon("GET", f"{s3_endpoint}/{bucket}/plain?acl").status_code == 200
     assert anon("GET", f"{s3_endpoint}/{bucket}/plain").status_code == 403
     assert anon("PUT", f"{s3_endpoint}/{bucket}/plain?acl", headers={"x-amz-acl": "public-read"}).status_code == 403
-    with pytest.raises(ClientError) as e:                     # a missing key is 404 for whoever may ask
+    with pytest.raises(ClientError) as e:                     # a missing key is 404 for whoever may ask...
         a.get_object_acl(Bucket=bucket, Key="missing")
     assert code_of(e) == ("NoSuchKey", 404)
+    for call in (lambda: b.get_object_acl(Bucket=bucket, Key="missing"),   # ...and AccessDenied for others
+                 lambda: b.put_object_acl(Bucket=bucket, Key="missing", ACL="public-read")):
+        denied(call)
+    assert anon("GET", f"{s3_endpoint}/{bucket}/missing?acl").status_code == 403
