@@ -15,8 +15,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable
 
 from ..errors import InvalidParameter, NotFound
-from . import cors, lifecycle, listing, tagging
-from .buckets import Bucket
+from . import cors, lifecycle, listing, policy, tagging
+from .buckets import Bucket, validate_key
 from .engine import Reply
 
 if TYPE_CHECKING:
@@ -85,17 +85,26 @@ class SettingsOperations:
         self._delete_setting(account, name, "tagging")
 
     # -- object tags ---------------------------------------------------------------------------------------
-    def get_object_tagging(self, account: "Account | None", name: str, key: str) -> list[tuple[str, str]]:
-        self.authorize(account, name, "read-object")
+    def _object_tags(self, account: "Account | None", name: str, key: str, need: str):
+        """The object's attributes if `account` may do `need` ('read-object', 'write') on its
+        tags: the bucket's grants where the bucket's owner owns it; its owner alone where
+        another account does (ObjectWriter: its ACL grants no tagging, as on S3)."""
+        bucket = self.buckets.get(name)
+        validate_key(key)
+        attrs = self.settings.object_attrs(name, key)
+        if policy.object_owner(bucket, attrs.owner) == bucket.owner:
+            policy.check(bucket, account, need, key=key)
+        else:
+            policy.check_object(bucket, account, need, attrs.owner, None, key)
         self._existing_object(name, key)
-        return self.settings.object_attrs(name, key).tags
+        return attrs
+
+    def get_object_tagging(self, account: "Account | None", name: str, key: str) -> list[tuple[str, str]]:
+        return self._object_tags(account, name, key, "read-object").tags
 
     def put_object_tagging(self, account: "Account | None", name: str, key: str, read: Callable[[], list]) -> None:
-        self.authorize(account, name, "write")
-        self._existing_object(name, key)
-        tags = tagging.check(read(), limit=tagging.MAX_OBJECT_TAGS)
-        attrs = self.settings.object_attrs(name, key)
-        attrs.tags = tags
+        attrs = self._object_tags(account, name, key, "write")
+        attrs.tags = tagging.check(read(), limit=tagging.MAX_OBJECT_TAGS)
         self.settings.set_object_attrs(name, key, attrs)
 
     def delete_object_tagging(self, account: "Account | None", name: str, key: str) -> None:

@@ -41,6 +41,11 @@ def test_object_writer_owns_what_it_writes(s3_of, alice, bob, tenant, bucket_nam
                 call()
             assert code_of(e)[1] == 403
         assert c.get_object(Bucket=bucket_name, Key="alices")["Body"].read() == b"a"
+        # its tags are its owner's too
+        b.put_object_tagging(Bucket=bucket_name, Key="bobs", Tagging={"TagSet": [{"Key": "by", "Value": "bob"}]})
+        assert b.get_object_tagging(Bucket=bucket_name, Key="bobs")["TagSet"] == [{"Key": "by", "Value": "bob"}]
+        denied(lambda: a.get_object_tagging(Bucket=bucket_name, Key="bobs"))
+        denied(lambda: a.put_object_tagging(Bucket=bucket_name, Key="bobs", Tagging={"TagSet": []}))
         listed = a.list_objects_v2(Bucket=bucket_name, FetchOwner=True)["Contents"]
         assert {o["Key"]: o["Owner"]["ID"] for o in listed} == {"alices": alice.id, "bobs": bob.id}
         # bucket-owner-read / bucket-owner-full-control grant the bucket's owner what they say
