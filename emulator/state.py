@@ -537,6 +537,13 @@ MIGRATIONS: list[str] = [
         UNIQUE (owner, name)
     )
     """,
+    # 14: object ownership (ObjectWriter, BucketOwnerPreferred; issue 19): the account that owns
+    # an object another account wrote, and the one a multipart upload's object will have
+    # (NULL: the bucket's owner, as every object before this).
+    """
+    ALTER TABLE object_attrs ADD COLUMN owner TEXT;
+    ALTER TABLE upload_attrs ADD COLUMN owner TEXT
+    """,
 ]
 
 

@@ -54,7 +54,11 @@ class S3Gateway(BucketHandlers, ObjectHandlers):
                     "lifecycle": b.get_bucket_lifecycle, "publicAccessBlock": b.get_public_access_block,
                     "ownershipControls": b.get_ownership_controls, "versioning": b.get_bucket_versioning,
                     "versions": b.list_object_versions, "uploads": b.list_multipart_uploads,
-                    "requestPayment": b.get_bucket_request_payment, "policyStatus": b.get_bucket_policy_status},
+                    "requestPayment": b.get_bucket_request_payment, "policyStatus": b.get_bucket_policy_status,
+                    "logging": b.get_bucket_logging, "accelerate": b.get_bucket_accelerate,
+                    "notification": b.get_bucket_notification, "website": b.get_bucket_website,
+                    "replication": b.get_bucket_replication, "encryption": b.get_bucket_encryption,
+                    "object-lock": b.get_object_lock_configuration},
             "DELETE": {"": b.delete_bucket, "policy": b.delete_bucket_policy, "tagging": b.delete_bucket_tagging,
                        "cors": b.delete_bucket_cors, "lifecycle": b.delete_bucket_lifecycle,
                        "publicAccessBlock": b.delete_public_access_block,
@@ -168,7 +172,11 @@ ACTIONS = {"list_objects": "s3:ListBucket", "head_bucket": "s3:ListBucket", "lis
            "delete_bucket_tagging": "s3:PutBucketTagging", "delete_object_tagging": "s3:DeleteObjectTagging",
            "get_bucket_policy_status": "s3:GetBucketPolicyStatus",
            "get_bucket_request_payment": "s3:GetBucketRequestPayment",
-           "put_bucket_request_payment": "s3:PutBucketRequestPayment"}
+           "put_bucket_request_payment": "s3:PutBucketRequestPayment",
+           "get_bucket_accelerate": "s3:GetAccelerateConfiguration",
+           "get_bucket_replication": "s3:GetReplicationConfiguration",
+           "get_bucket_encryption": "s3:GetEncryptionConfiguration",
+           "get_object_lock_configuration": "s3:GetBucketObjectLockConfiguration"}
 
 
 def policy_context(req: S3Request, handler: str) -> policy_eval.Context:

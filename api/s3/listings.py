@@ -29,9 +29,10 @@ def objects(page: dict) -> tuple[str, dict]:
     """ListObjects (v1: ListBucketResult with markers) or ListObjectsV2 as (root, body)."""
     enc = _encoder(page["encoding_type"])
     v2 = page["v2"]
-    owner = _owner(page["owner"]) if not v2 or page["fetch_owner"] else None
+    with_owner = not v2 or page["fetch_owner"]
     contents = [{"Key": enc(o["key"]), "LastModified": iso(o["updated_at"]), "ETag": _etag(o), "Size": o["size"],
-                 "Owner": owner, "StorageClass": "STANDARD"} for o in page["objects"]]
+                 "Owner": _owner(o.get("owner") or page["owner"]) if with_owner else None, "StorageClass": "STANDARD"}
+                for o in page["objects"]]
     prefixes = [{"Prefix": enc(p)} for p in page["prefixes"]]
     body: dict = {"Name": page["name"], "Prefix": enc(page["prefix"])}
     if v2:

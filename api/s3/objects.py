@@ -102,11 +102,11 @@ class ObjectHandlers:
 
     def get_object_acl(self, req: S3Request) -> Response:
         acl = self.storage.get_object_acl(req.account, req.bucket, req.key)
-        return xml("AccessControlPolicy", acl_document(acl.owner, acl.canned, {}))
+        return xml("AccessControlPolicy", acl_document(acl.owner, acl.canned, {}, acl.bucket_owner))
 
     def put_object_acl(self, req: S3Request) -> Response:
-        self.storage.put_object_acl(req.account, req.bucket, req.key, lambda: acl_request(
-            req.canned_acl(), req.read_body(MAX_XML_BODY), self.storage.get_bucket(req.bucket).owner))
+        self.storage.put_object_acl(req.account, req.bucket, req.key,
+                                    lambda owner: acl_request(req.canned_acl(), req.read_body(MAX_XML_BODY), owner))
         return empty(200)
 
     # -- multipart ---------------------------------------------------------------------------------------

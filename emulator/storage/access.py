@@ -28,8 +28,9 @@ DEFAULT_PAB = {flag: False for flag in policy.PAB_FLAGS}
 class BucketAcl:
     """A bucket's (or an object's) access as S3 ACL grants show it."""
     owner: "Account"
-    canned: str                   # the canned ACL in force
+    canned: str                   # the ACL in force: a canned ACL or explicit grants (policy.acl_grants)
     grants: dict[str, str]        # shares: account id -> level ('read', 'read-write'); none for objects
+    bucket_owner: str | None = None   # an object's: whom bucket-owner-read/-full-control name
 
 
 class AccessOperations:
@@ -114,15 +115,17 @@ class AccessOperations:
         return self.buckets.get(name)
 
     # -- ACLs ------------------------------------------------------------------------------------------
+    # Reading an ACL takes READ_ACP, replacing it WRITE_ACP (policy.py: 'read-acp', 'write-acp'):
+    # the owner's, or granted by that ACL itself (FULL_CONTROL has both), or a policy's Allow.
     def get_acl(self, account: "Account | None", name: str) -> BucketAcl:
-        bucket = self._owner(account, name)
+        bucket = self.authorize(account, name, "read-acp")
         canned = bucket.acl if policy.acls_enabled(bucket) else "private"
         return BucketAcl(self.accounts.get(bucket.owner), canned, dict(bucket.grants))
 
-    def put_acl(self, account: "Account | None", name: str, acl: Callable[[], str]) -> Bucket:
-        """A canned ACL; `acl` reads the request once ownership is checked."""
-        bucket = self._owner(account, name)
-        canned = acl()
+    def put_acl(self, account: "Account | None", name: str, acl: Callable[[str], str]) -> Bucket:
+        """`acl(owner id)` reads the request's ACL once the caller may write it."""
+        bucket = self.authorize(account, name, "write-acp")
+        canned = acl(bucket.owner)
         policy.check_acl_allowed(bucket, canned)
         self.check_grantees(canned)
         if canned == "private":
@@ -140,20 +143,32 @@ class AccessOperations:
                 raise NotFound("The specified key does not exist.", code="NoSuchKey")
             self.index.record_object(name, key, size)
 
-    def get_object_acl(self, account: "Account | None", name: str, key: str) -> BucketAcl:
-        bucket = self._owner(account, name)
+    def _object_acp(self, account: "Account | None", name: str, key: str, need: str):
+        """The bucket and the object's attributes, if `account` may do `need` on its ACL;
+        whether the key exists is told only to who may (a missing one has no grants)."""
+        bucket = self.buckets.get(name)
+        validate_key(key)
+        attrs = self.settings.object_attrs(name, key)
+        policy.check_object(bucket, account, need, attrs.owner, attrs.acl, key)
         self._existing_object(name, key)
-        canned = self.settings.object_attrs(name, key).acl if policy.acls_enabled(bucket) else None
-        return BucketAcl(self.accounts.get(bucket.owner), canned or "private", {})
+        return bucket, attrs
 
-    def put_object_acl(self, account: "Account | None", name: str, key: str, acl: Callable[[], str]) -> None:
-        bucket = self._owner(account, name)
-        self._existing_object(name, key)
-        canned = acl()
+    def get_object_acl(self, account: "Account | None", name: str, key: str) -> BucketAcl:
+        bucket, attrs = self._object_acp(account, name, key, "read-acp")
+        canned = attrs.acl if policy.acls_enabled(bucket) else None
+        owner = policy.object_owner(bucket, attrs.owner)
+        return BucketAcl(self.accounts.get(owner), canned or "private", {}, bucket_owner=bucket.owner)
+
+    def put_object_acl(self, account: "Account | None", name: str, key: str, acl: Callable[[str], str]) -> None:
+        """`acl(owner id)` reads the request's ACL once the caller may write it; the object
+        keeps its owner."""
+        bucket, attrs = self._object_acp(account, name, key, "write-acp")
+        owner = policy.object_owner(bucket, attrs.owner)
+        canned = acl(owner)
         policy.check_acl_allowed(bucket, canned)
         self.check_grantees(canned)
-        attrs = self.settings.object_attrs(name, key)
-        attrs.acl = None if canned == "private" else canned
+        grants_nothing = canned == "private" or (canned in policy.BUCKET_OWNER_GRANTS and owner == bucket.owner)
+        attrs.acl = None if grants_nothing else canned
         self.settings.set_object_attrs(name, key, attrs)
 
     # -- public access block, ownership controls ---------------------------------------------------------
@@ -190,6 +205,8 @@ class AccessOperations:
             raise InvalidParameter(f"ObjectOwnership must be one of {', '.join(policy.OWNERSHIP)}",
                                    code="MalformedXML")
         self.settings.put(name, "ownership_controls", {"ObjectOwnership": ownership})
+        if ownership == "BucketOwnerEnforced":
+            self.settings.drop_object_owners(name)   # as on S3, the bucket's owner takes every object
 
     def delete_ownership_controls(self, account: "Account | None", name: str) -> None:
         self._owner(account, name)

@@ -15,8 +15,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Callable
 
 from ..errors import InvalidParameter, NotFound
-from . import cors, lifecycle, listing, tagging
-from .buckets import Bucket
+from . import cors, lifecycle, listing, policy, tagging
+from .buckets import Bucket, validate_key
 from .engine import Reply
 
 if TYPE_CHECKING:
@@ -25,6 +25,21 @@ if TYPE_CHECKING:
 
 def _missing(message: str, code: str) -> NotFound:
     return NotFound(message, code=code)
+
+
+# Bucket settings pocketcloud does not keep (writing one answers NotImplemented). Reading one
+# answers what S3 answers for a bucket that has none, as tools that read every setting of a
+# bucket expect (Terraform's aws_s3_bucket reads all of these on each refresh): the empty
+# document, or the error S3 gives for a setting that is not there. Encryption is the
+# pre-2023 answer: S3 now reports SSE-S3 on every bucket, and no engine here encrypts at rest.
+UNKEPT_EMPTY = ("logging", "accelerate", "notification")
+UNKEPT_MISSING = {
+    "website": ("NoSuchWebsiteConfiguration", "The specified bucket does not have a website configuration"),
+    "replication": ("ReplicationConfigurationNotFoundError", "The replication configuration was not found"),
+    "encryption": ("ServerSideEncryptionConfigurationNotFoundError",
+                   "The server side encryption configuration was not found"),
+    "object-lock": ("ObjectLockConfigurationNotFoundError", "Object Lock configuration does not exist for this bucket"),
+}
 
 
 class SettingsOperations:
@@ -48,6 +63,15 @@ class SettingsOperations:
         self.authorize(account, name, "owner")
         self.settings.delete(name, kind)
 
+    def read_unkept_setting(self, account, name: str, kind: str) -> None:
+        """A setting of UNKEPT_*, read: returns for an empty one (the caller renders it), raises
+        S3's not-found error for the others. The bucket's owner's (or a policy's Allow)."""
+        self.authorize(account, name, "owner")
+        if kind in UNKEPT_MISSING:
+            code, message = UNKEPT_MISSING[kind]
+            raise _missing(message, code)
+        assert kind in UNKEPT_EMPTY, kind
+
     # -- bucket tags -------------------------------------------------------------------------------------
     def get_bucket_tagging(self, account: "Account | None", name: str) -> list[tuple[str, str]]:
         return [tuple(t) for t in self._get_setting(account, name, "tagging",
@@ -61,17 +85,26 @@ class SettingsOperations:
         self._delete_setting(account, name, "tagging")
 
     # -- object tags ---------------------------------------------------------------------------------------
-    def get_object_tagging(self, account: "Account | None", name: str, key: str) -> list[tuple[str, str]]:
-        self.authorize(account, name, "read-object")
+    def _object_tags(self, account: "Account | None", name: str, key: str, need: str):
+        """The object's attributes if `account` may do `need` ('read-object', 'write') on its
+        tags: the bucket's grants where the bucket's owner owns it; its owner alone where
+        another account does (ObjectWriter: its ACL grants no tagging, as on S3)."""
+        bucket = self.buckets.get(name)
+        validate_key(key)
+        attrs = self.settings.object_attrs(name, key)
+        if policy.object_owner(bucket, attrs.owner) == bucket.owner:
+            policy.check(bucket, account, need, key=key)
+        else:
+            policy.check_object(bucket, account, need, attrs.owner, None, key)
         self._existing_object(name, key)
-        return self.settings.object_attrs(name, key).tags
+        return attrs
+
+    def get_object_tagging(self, account: "Account | None", name: str, key: str) -> list[tuple[str, str]]:
+        return self._object_tags(account, name, key, "read-object").tags
 
     def put_object_tagging(self, account: "Account | None", name: str, key: str, read: Callable[[], list]) -> None:
-        self.authorize(account, name, "write")
-        self._existing_object(name, key)
-        tags = tagging.check(read(), limit=tagging.MAX_OBJECT_TAGS)
-        attrs = self.settings.object_attrs(name, key)
-        attrs.tags = tags
+        attrs = self._object_tags(account, name, key, "write")
+        attrs.tags = tagging.check(read(), limit=tagging.MAX_OBJECT_TAGS)
         self.settings.set_object_attrs(name, key, attrs)
 
     def delete_object_tagging(self, account: "Account | None", name: str, key: str) -> None:

@@ -69,7 +69,7 @@ class MultipartOperations:
         """A new upload; `attrs` are what the completed object will carry."""
         bucket = self.authorize(account, name, "write")
         validate_key(key)
-        attrs = self._new_attrs(bucket, attrs)
+        attrs = self._new_attrs(bucket, attrs, account)
         if request_body:
             request_body()
         reply, upload_id = self.engine.create_upload(name, key, headers)

@@ -73,6 +73,11 @@ class ObjectOperations:
         page = listing.objects_page(self.index.lister(name), params)
         self._fill_etags(name, page["objects"])
         page["name"], page["owner"] = name, self._who(bucket.owner)
+        if policy.ownership(bucket) in ("ObjectWriter", "BucketOwnerPreferred"):   # objects others may own
+            owners = self.settings.owners_of(name, [o["key"] for o in page["objects"]])
+            for o in page["objects"]:
+                if o["key"] in owners:
+                    o["owner"] = self._who(owners[o["key"]])
         return page
 
     def _fill_etags(self, name: str, objects: list[dict]) -> None:
@@ -85,24 +90,23 @@ class ObjectOperations:
 
     # -- objects -------------------------------------------------------------------------------
     def readable(self, account: "Account | None", name: str, key: str) -> Bucket:
-        """The bucket, if `account` may read the object: through the bucket (shares, policy) or
-        the object's own canned ACL."""
+        """The bucket, if `account` may read the object: its owner, through the bucket (shares,
+        policy) where the bucket's owner owns it, or through the object's own ACL."""
         bucket = self.buckets.get(name)
         validate_key(key)
-        try:
-            policy.check(bucket, account, "read-object", key=key)
-        except Forbidden:
-            policy.check(bucket, account, "read-object", object_acl=self.settings.object_attrs(name, key).acl,
-                         key=key)
+        attrs = self.settings.object_attrs(name, key)
+        policy.check_object(bucket, account, "read-object", attrs.owner, attrs.acl, key)
         return bucket
 
-    def _new_attrs(self, bucket: Bucket, attrs: ObjectAttrs | None) -> ObjectAttrs:
+    def _new_attrs(self, bucket: Bucket, attrs: ObjectAttrs | None, account: "Account | None") -> ObjectAttrs:
+        """What an object `account` writes carries: its ACL (checked) and owner (ownership)."""
         attrs = attrs or ObjectAttrs()
         if attrs.acl is not None:
             policy.check_acl_allowed(bucket, attrs.acl)
             self.check_grantees(attrs.acl)
-            if attrs.acl == "private":
-                attrs.acl = None
+        attrs.owner = policy.new_object_owner(bucket, account, attrs.acl)
+        if attrs.acl == "private" or (attrs.acl in policy.BUCKET_OWNER_GRANTS and attrs.owner is None):
+            attrs.acl = None    # grants nothing beyond the owner's FULL_CONTROL
         return attrs
 
     def get_object(self, account: "Account | None", name: str, key: str, headers: dict[str, str] | None = None,
@@ -190,7 +194,7 @@ class ObjectOperations:
         canned ACL (x-amz-tagging, x-amz-acl)."""
         bucket = self.authorize(account, name, "write")
         validate_key(key)
-        attrs = self._new_attrs(bucket, attrs)
+        attrs = self._new_attrs(bucket, attrs, account)
         with self._write_conditions(name, key, headers), self.quotas.reserve(bucket, length, replacing=key):
             reply = self.engine.put(name, key, headers, gathered(body, length), length)
             if reply.status == 200:
@@ -252,7 +256,7 @@ class ObjectOperations:
             request_body()  # normally empty; read (and verified) all the same
         if tags is None:
             tags = self.settings.object_attrs(source_bucket, source_key).tags
-        attrs = self._new_attrs(bucket, ObjectAttrs(tags, acl))
+        attrs = self._new_attrs(bucket, ObjectAttrs(tags, acl), account)
         with self._write_conditions(name, key, headers), self.quotas.reserve(bucket, size, replacing=key):
             reply, copied = self.engine.copy(name, key, source_bucket, source_key, headers)
             if copied:

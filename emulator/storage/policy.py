@@ -11,6 +11,13 @@ Three sources grant access, each as S3 has it:
 - an object's canned ACL: public-read(-write) lets anyone read it, authenticated-read any
   signed-in account. IgnorePublicAcls ignores public ACLs; BucketOwnerEnforced ownership
   disables ACLs altogether.
+- READ_ACP / WRITE_ACP grants (FULL_CONTROL has both) let their grantee read / replace the
+  ACL of the bucket or object they are on, and nothing else (check's 'read-acp', 'write-acp').
+- object ownership (ObjectWriter, BucketOwnerPreferred): an object another account wrote is
+  that account's. Its writer may read it and its ACL; everyone else, the bucket owner
+  included, only what its ACL grants (bucket-owner-read/-full-control name the bucket owner);
+  the bucket's shares and a policy's Allow do not reach it, a Deny does (check_object).
+  Unset, and BucketOwnerEnforced, the bucket owner owns every object.
 - a bucket policy as written, evaluated per request (policy_eval.py): an explicit Deny
   refuses whatever else allows, an Allow grants what it names. Its plain Allow statements
   are also read as shares and public access (parse), the REST and console view of them.
@@ -27,7 +34,7 @@ from . import policy_eval
 
 # what each level of access allows; "public" is anyone, signed or not, on a public-read bucket
 ALLOWED = {
-    "owner": {"list", "read-object", "write", "owner"},
+    "owner": {"list", "read-object", "write", "owner", "read-acp", "write-acp"},
     "read-write": {"list", "read-object", "write"},
     "read": {"list", "read-object"},
     "public": {"read-object"},
@@ -81,12 +88,19 @@ def explicit_acl(grants: list[tuple[str, str]]) -> str:
     return GRANTS + json.dumps(sorted({(g, p) for g, p in grants}))
 
 
-def acl_grants(acl: str | None) -> list[tuple[str, str]]:
-    """(grantee, permission) pairs an ACL grants beyond the owner's FULL_CONTROL."""
+# canned ACLs that grant the bucket's owner something on an object (nothing when it owns it)
+BUCKET_OWNER_GRANTS = {"bucket-owner-read": "READ", "bucket-owner-full-control": "FULL_CONTROL"}
+
+
+def acl_grants(acl: str | None, bucket_owner: str | None = None) -> list[tuple[str, str]]:
+    """(grantee, permission) pairs an ACL grants beyond the owner's FULL_CONTROL; with
+    `bucket_owner` (an object's ACL), what bucket-owner-read/-full-control give that account."""
     if not acl:
         return []
     if acl.startswith(GRANTS):
         return [(g, p) for g, p in json.loads(acl[len(GRANTS):])]
+    if bucket_owner is not None and acl in BUCKET_OWNER_GRANTS:
+        return [(bucket_owner, BUCKET_OWNER_GRANTS[acl])]
     return list(CANNED.get(acl, ()))
 
 
@@ -113,24 +127,30 @@ def level_of(bucket, account) -> str | None:
     return None
 
 
-def acl_allows(canned: str | None, account, need: str) -> bool:
+# the ACL permission each need asks for
+_PERMISSION_OF = {"list": "READ", "read-object": "READ", "write": "WRITE", "read-acp": "READ_ACP",
+                  "write-acp": "WRITE_ACP"}
+
+
+def acl_allows(canned: str | None, account, need: str, bucket_owner: str | None = None) -> bool:
     """What an ACL gives a caller who is not the owner: READ is list on a bucket and
-    read-object on an object, WRITE is write (buckets only), FULL_CONTROL both."""
+    read-object on an object, WRITE is write (buckets only), READ_ACP / WRITE_ACP reading /
+    replacing the ACL itself, FULL_CONTROL all four. `bucket_owner`: as for acl_grants."""
     who = {ALL_USERS} | ({AUTHENTICATED_USERS, account.id} if account is not None else set())
-    perms = {p for g, p in acl_grants(canned) if g in who}
-    if "FULL_CONTROL" in perms:
-        perms |= {"READ", "WRITE"}
-    return ("READ" in perms and need in ("list", "read-object")) or ("WRITE" in perms and need == "write")
+    perms = {p for g, p in acl_grants(canned, bucket_owner) if g in who}
+    wanted = _PERMISSION_OF.get(need)
+    return wanted is not None and (wanted in perms or "FULL_CONTROL" in perms)
 
 
 # the S3 action a need stands for when the request does not say (REST, console, a copy's source)
 DEFAULT_ACTION = {"list": "s3:ListBucket", "read-object": "s3:GetObject", "write": "s3:PutObject",
-                  "owner": "s3:PutBucketPolicy"}
+                  "owner": "s3:PutBucketPolicy", "read-acp": "s3:GetBucketAcl", "write-acp": "s3:PutBucketAcl"}
 _NEED_OF = {"s3:listbucket": "list", "s3:listbucketversions": "list", "s3:listbucketmultipartuploads": "list",
             "s3:getobject": "read-object", "s3:getobjectversion": "read-object",
             "s3:getobjectattributes": "read-object", "s3:listmultipartuploadparts": "write",
             "s3:putobject": "write", "s3:deleteobject": "write", "s3:deleteobjectversion": "write",
-            "s3:abortmultipartupload": "write"}
+            "s3:abortmultipartupload": "write", "s3:getbucketacl": "read-acp", "s3:getobjectacl": "read-acp",
+            "s3:putbucketacl": "write-acp", "s3:putobjectacl": "write-acp"}
 # what a bucket's owner may always do, whatever its policy denies (as the root user on AWS)
 _OWNER_ALWAYS = {"s3:getbucketpolicy", "s3:putbucketpolicy", "s3:deletebucketpolicy", "s3:getbucketpolicystatus"}
 
@@ -148,6 +168,9 @@ def _policy_verdict(bucket, account, need: str, key: str | None) -> str | None:
     if need in ("read-object", "write"):
         key = key if key is not None else (ctx.key if ctx else None)
         resource = f"{arn}/{key}" if key is not None else f"{arn}/*"
+    elif need in ("read-acp", "write-acp"):     # a bucket's ACL, or (with a key) an object's
+        key = key if key is not None else (ctx.key if ctx else None)
+        resource = f"{arn}/{key}" if key is not None else arn
     else:
         resource = arn
     now = time.time()
@@ -162,7 +185,8 @@ def check(bucket, account, need: str, object_acl: str | None = None, key: str | 
     object whose canned ACL is `object_acl`; `key`: the object, else the request's).
 
     need: 'list' (list objects, list uploads), 'read-object' (get/head objects), 'write'
-    (put/delete objects, multipart), 'owner' (delete bucket, policy, access, settings).
+    (put/delete objects, multipart), 'read-acp' / 'write-acp' (get / put the bucket's ACL),
+    'owner' (delete bucket, policy, access, settings). Objects another account owns: check_object.
     """
     verdict = _policy_verdict(bucket, account, need, key)
     if verdict == "Deny":
@@ -173,9 +197,57 @@ def check(bucket, account, need: str, object_acl: str | None = None, key: str | 
     if level is not None and need in ALLOWED[level]:
         return
     bucket_acl = (bucket.settings.get("acl") or {}).get("canned")
-    if need in ("list", "write") and _acl_counts(bucket, bucket_acl) and acl_allows(bucket_acl, account, need):
+    if need in ("list", "write", "read-acp", "write-acp") and _acl_counts(bucket, bucket_acl) \
+            and acl_allows(bucket_acl, account, need):
         return
     if need == "read-object" and _acl_counts(bucket, object_acl) and acl_allows(object_acl, account, need):
+        return
+    raise Forbidden("Access Denied", code="AccessDenied")
+
+
+def ownership(bucket) -> str | None:
+    """The bucket's ObjectOwnership, None when never set."""
+    return (bucket.settings.get("ownership_controls") or {}).get("ObjectOwnership")
+
+
+def object_owner(bucket, stored: str | None) -> str:
+    """Who owns an object whose attributes name `stored` (None: the bucket's owner). With
+    BucketOwnerEnforced the bucket's owner owns every object, as on S3 (ACLs are off)."""
+    return stored if stored and acls_enabled(bucket) else bucket.owner
+
+
+def new_object_owner(bucket, account, acl: str | None) -> str | None:
+    """Who will own an object `account` writes with `acl` (None: the bucket's owner).
+    ObjectWriter: the writer; BucketOwnerPreferred: the writer unless it sends
+    bucket-owner-full-control. Unset and BucketOwnerEnforced: the bucket's owner (pocketcloud's
+    default keeps a shared bucket's objects its owner's). Anonymous writes are the owner's."""
+    if account is None or account.id == bucket.owner:
+        return None
+    mode = ownership(bucket)
+    if mode == "ObjectWriter" or (mode == "BucketOwnerPreferred" and acl != "bucket-owner-full-control"):
+        return account.id
+    return None
+
+
+def check_object(bucket, account, need: str, owner: str | None, object_acl: str | None, key: str) -> None:
+    """AccessDenied unless `account` may do `need` ('read-object', 'read-acp', 'write-acp') on
+    one object, owned by `owner` as stored (None: the bucket's) with ACL `object_acl`. A
+    policy's Deny refuses anyone; the object's owner may; what the bucket grants (shares,
+    a policy's Allow, public access) reaches only the objects its owner owns; the object's ACL
+    grants what it names."""
+    owner = object_owner(bucket, owner)
+    verdict = _policy_verdict(bucket, account, need, key)
+    if verdict == "Deny":
+        raise Forbidden("Access Denied", code="AccessDenied")
+    if account is not None and account.id == owner:
+        return
+    if owner == bucket.owner:
+        if verdict == "Allow" and not (account is None and _pab(bucket, "RestrictPublicBuckets")):
+            return
+        level = level_of(bucket, account)
+        if level is not None and need in ALLOWED[level]:
+            return
+    if _acl_counts(bucket, object_acl) and acl_allows(object_acl, account, need, bucket.owner):
         return
     raise Forbidden("Access Denied", code="AccessDenied")
 

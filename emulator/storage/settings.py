@@ -1,9 +1,10 @@
 """What the cloud keeps about buckets and objects beyond their bytes, identical on every engine.
 
 Per bucket, one JSON document per kind (table `bucket_settings`): tagging, cors, lifecycle,
-acl, policy, public_access_block, ownership_controls, versioning. Per object, its tags and
-canned ACL (table `object_attrs`, tied to the object's index row so they go with it); per
-unfinished multipart upload, what its object will get (table `upload_attrs`).
+acl, policy, public_access_block, ownership_controls, versioning. Per object, its tags, ACL
+and owner where it is not the bucket's (table `object_attrs`, tied to the object's index row
+so they go with it); per unfinished multipart upload, what its object will get (table
+`upload_attrs`).
 
 The documents are data, already checked (tagging.py, cors.py, lifecycle.py, acl.py): the
 front end parses the wire format, this module only stores.
@@ -22,25 +23,30 @@ KINDS = ("tagging", "cors", "lifecycle", "acl", "policy", "public_access_block",
 @dataclass
 class ObjectAttrs:
     tags: list[tuple[str, str]] = field(default_factory=list)
-    acl: str | None = None      # a canned ACL; None: private (the default)
+    acl: str | None = None      # a canned ACL or explicit grants (policy.py); None: private (the default)
+    owner: str | None = None    # the account owning the object (policy.new_object_owner); None: the bucket's
 
-    def to_row(self) -> tuple[str, str | None]:
-        return json.dumps([list(t) for t in self.tags]), self.acl
+    def to_row(self) -> tuple[str, str | None, str | None]:
+        return json.dumps([list(t) for t in self.tags]), self.acl, self.owner
+
+    @property
+    def empty(self) -> bool:
+        return not self.tags and self.acl is None and self.owner is None
 
     @classmethod
     def from_row(cls, row) -> "ObjectAttrs":
-        return cls([tuple(t) for t in json.loads(row["tags"])], row["acl"])
+        return cls([tuple(t) for t in json.loads(row["tags"])], row["acl"], row["owner"])
 
 
 def write_object_attrs(conn, bucket: str, key: str, attrs: ObjectAttrs) -> None:
     """Replace an indexed object's attributes inside the caller's transaction (none at all:
     the row goes)."""
-    if not attrs.tags and attrs.acl is None:
+    if attrs.empty:
         conn.execute("DELETE FROM object_attrs WHERE bucket=? AND key=?", (bucket, key))
     else:
-        conn.execute("INSERT INTO object_attrs (bucket, key, tags, acl) VALUES (?,?,?,?) "
-                     "ON CONFLICT(bucket, key) DO UPDATE SET tags=excluded.tags, acl=excluded.acl",
-                     (bucket, key, *attrs.to_row()))
+        conn.execute("INSERT INTO object_attrs (bucket, key, tags, acl, owner) VALUES (?,?,?,?,?) "
+                     "ON CONFLICT(bucket, key) DO UPDATE SET tags=excluded.tags, acl=excluded.acl, "
+                     "owner=excluded.owner", (bucket, key, *attrs.to_row()))
 
 
 class Settings:
@@ -73,25 +79,42 @@ class Settings:
 
     # -- objects -----------------------------------------------------------------------------
     def object_attrs(self, bucket: str, key: str) -> ObjectAttrs:
-        row = self.store.one("SELECT tags, acl FROM object_attrs WHERE bucket=? AND key=?", (bucket, key))
+        row = self.store.one("SELECT tags, acl, owner FROM object_attrs WHERE bucket=? AND key=?", (bucket, key))
         return ObjectAttrs.from_row(row) if row else ObjectAttrs()
 
     def objects_attrs(self, bucket: str) -> dict[str, ObjectAttrs]:
         return {r["key"]: ObjectAttrs.from_row(r) for r in
-                self.store.query("SELECT key, tags, acl FROM object_attrs WHERE bucket=?", (bucket,))}
+                self.store.query("SELECT key, tags, acl, owner FROM object_attrs WHERE bucket=?", (bucket,))}
 
     def set_object_attrs(self, bucket: str, key: str, attrs: ObjectAttrs) -> None:
         with self.store.tx() as c:
             write_object_attrs(c, bucket, key, attrs)
 
+    def owners_of(self, bucket: str, keys: list[str]) -> dict[str, str]:
+        """key -> owning account, for those of `keys` another account than the bucket's owns."""
+        found: dict[str, str] = {}
+        for i in range(0, len(keys), 500):
+            batch = keys[i:i + 500]
+            found.update((r["key"], r["owner"]) for r in self.store.query(
+                f"SELECT key, owner FROM object_attrs WHERE bucket=? AND owner IS NOT NULL "
+                f"AND key IN ({','.join('?' * len(batch))})", (bucket, *batch)))
+        return found
+
+    def drop_object_owners(self, bucket: str) -> None:
+        """Every object of the bucket becomes its owner's (BucketOwnerEnforced)."""
+        with self.store.tx() as c:
+            c.execute("UPDATE object_attrs SET owner=NULL WHERE bucket=?", (bucket,))
+            c.execute("DELETE FROM object_attrs WHERE bucket=? AND tags='[]' AND acl IS NULL AND owner IS NULL",
+                      (bucket,))
+
     # -- multipart uploads -------------------------------------------------------------------------
     def set_upload_attrs(self, upload_id: str, attrs: ObjectAttrs) -> None:
-        if not attrs.tags and attrs.acl is None:
+        if attrs.empty:
             return
         with self.store.tx() as c:
-            c.execute("INSERT OR REPLACE INTO upload_attrs (upload_id, tags, acl) VALUES (?,?,?)",
+            c.execute("INSERT OR REPLACE INTO upload_attrs (upload_id, tags, acl, owner) VALUES (?,?,?,?)",
                       (upload_id, *attrs.to_row()))
 
     def upload_attrs(self, upload_id: str) -> ObjectAttrs:
-        row = self.store.one("SELECT tags, acl FROM upload_attrs WHERE upload_id=?", (upload_id,))
+        row = self.store.one("SELECT tags, acl, owner FROM upload_attrs WHERE upload_id=?", (upload_id,))
         return ObjectAttrs.from_row(row) if row else ObjectAttrs()

@@ -52,7 +52,7 @@ def test_levels(b, account, level):
 
 
 @pytest.mark.parametrize("level, allowed", [
-    ("owner", {"list", "read-object", "write", "owner"}),
+    ("owner", {"list", "read-object", "write", "owner", "read-acp", "write-acp"}),
     ("read-write", {"list", "read-object", "write"}),
     ("read", {"list", "read-object"}),
     ("public", {"read-object"}),
@@ -61,7 +61,7 @@ def test_each_level_allows_exactly_its_needs(level, allowed):
     b = {"owner": bucket(), "read-write": bucket(grants={OTHER: "read-write"}),
          "read": bucket(grants={OTHER: "read"}), "public": bucket("public-read")}[level]
     account = who(OWNER) if level == "owner" else (None if level == "public" else who(OTHER))
-    for need in ("list", "read-object", "write", "owner"):
+    for need in ("list", "read-object", "write", "owner", "read-acp", "write-acp"):
         if need in allowed:
             policy.check(b, account, need)
         else:
@@ -156,6 +156,77 @@ def test_bucket_acls(canned, account, need, allowed):
     else:
         with pytest.raises(Forbidden):
             policy.check(b, account, need)
+
+
+@pytest.mark.parametrize("grants, account, allowed", [
+    ([(OTHER, "READ_ACP")], who(OTHER), {"read-acp"}),
+    ([(OTHER, "WRITE_ACP")], who(OTHER), {"write-acp"}),
+    ([(OTHER, "FULL_CONTROL")], who(OTHER), {"read-acp", "write-acp", "list", "write"}),
+    ([(OTHER, "READ"), (OTHER, "WRITE")], who(OTHER), {"list", "write"}),
+    ([(policy.AUTHENTICATED_USERS, "READ_ACP")], who(THIRD), {"read-acp"}),
+    ([(policy.AUTHENTICATED_USERS, "READ_ACP")], None, set()),
+    ([(policy.ALL_USERS, "READ_ACP"), (policy.ALL_USERS, "WRITE_ACP")], None, {"read-acp", "write-acp"}),
+    ([(OTHER, "READ_ACP")], who(THIRD), set()),
+])
+def test_acp_grants_on_a_bucket_give_exactly_their_permission(grants, account, allowed):
+    b = with_settings(bucket(), acl={"canned": policy.explicit_acl(grants)})
+    for need in ("list", "read-object", "write", "owner", "read-acp", "write-acp"):
+        if need in allowed:
+            policy.check(b, account, need)
+        else:
+            with pytest.raises(Forbidden):
+                policy.check(b, account, need)
+    enforced = with_settings(bucket(), acl=b.settings["acl"], ownership_controls={"ObjectOwnership":
+                                                                                  "BucketOwnerEnforced"})
+    for need in allowed:                                # ACLs off: no grant counts
+        with pytest.raises(Forbidden):
+            policy.check(enforced, account, need)
+
+
+def test_object_ownership_decides_who_owns_a_write():
+    unset, enforced = bucket(), with_settings(bucket(), ownership_controls={"ObjectOwnership": "BucketOwnerEnforced"})
+    writer = with_settings(bucket(), ownership_controls={"ObjectOwnership": "ObjectWriter"})
+    preferred = with_settings(bucket(), ownership_controls={"ObjectOwnership": "BucketOwnerPreferred"})
+    assert policy.new_object_owner(writer, who(OTHER), None) == OTHER
+    assert policy.new_object_owner(writer, who(OTHER), "bucket-owner-full-control") == OTHER
+    assert policy.new_object_owner(preferred, who(OTHER), "bucket-owner-full-control") is None
+    assert policy.new_object_owner(preferred, who(OTHER), "bucket-owner-read") == OTHER
+    for b in (unset, enforced, writer, preferred):
+        assert policy.new_object_owner(b, who(OWNER), None) is None      # the bucket's owner's own writes
+        assert policy.new_object_owner(b, None, None) is None            # anonymous writes: the owner's
+    assert policy.new_object_owner(unset, who(OTHER), None) is None
+    assert policy.new_object_owner(enforced, who(OTHER), None) is None
+    assert policy.object_owner(writer, OTHER) == OTHER and policy.object_owner(writer, None) == OWNER
+    assert policy.object_owner(enforced, OTHER) == OWNER                   # BucketOwnerEnforced takes it
+
+
+def test_an_object_another_account_owns():
+    b = with_settings(bucket("public-read", {THIRD: "read-write"}), ownership_controls={"ObjectOwnership":
+                                                                                       "ObjectWriter"})
+    for need in ("read-object", "read-acp", "write-acp"):
+        policy.check_object(b, who(OTHER), need, OTHER, None, "k")       # its writer owns it
+        for account in (who(OWNER), who(THIRD), None):                   # nobody else: not the bucket's
+            with pytest.raises(Forbidden):                               # owner, shares, public access
+                policy.check_object(b, account, need, OTHER, None, "k")
+    policy.check_object(b, who(OWNER), "read-object", OTHER, "bucket-owner-read", "k")
+    with pytest.raises(Forbidden):
+        policy.check_object(b, who(OWNER), "read-acp", OTHER, "bucket-owner-read", "k")
+    for need in ("read-object", "read-acp", "write-acp"):
+        policy.check_object(b, who(OWNER), need, OTHER, "bucket-owner-full-control", "k")
+    policy.check_object(b, who(THIRD), "read-acp", OTHER, policy.explicit_acl([(THIRD, "READ_ACP")]), "k")
+    with pytest.raises(Forbidden):
+        policy.check_object(b, who(THIRD), "read-object", OTHER, policy.explicit_acl([(THIRD, "READ_ACP")]), "k")
+    # the bucket's owner owns it (None, or the writer under BucketOwnerEnforced): the bucket's grants count
+    policy.check_object(b, who(THIRD), "read-object", None, None, "k")
+    policy.check_object(b, None, "read-object", None, None, "k")
+    with pytest.raises(Forbidden):                                       # a share reads objects, not ACLs
+        policy.check_object(b, who(THIRD), "read-acp", None, None, "k")
+    deny = json.dumps({"Statement": [{"Effect": "Deny", "Principal": "*", "Action": "s3:GetObject",
+                                      "Resource": "arn:aws:s3:::bkt/*"}]})
+    with_settings(b, policy={"document": deny})
+    with pytest.raises(Forbidden):                                       # a Deny binds the object's owner too
+        policy.check_object(b, who(OTHER), "read-object", OTHER, None, "k")
+    policy.check_object(b, who(OTHER), "read-acp", OTHER, None, "k")
 
 
 def test_object_acls_open_only_their_object_for_reading():
@@ -268,7 +339,7 @@ def test_facade_policy_acl_and_shares(storage):
     assert e.value.code == "NoSuchBucketPolicy"
     with pytest.raises(Forbidden):
         s.authorize(b, "bkt", "read-object")
-    assert s.put_acl(a, "bkt", lambda: "public-read").acl == "public-read"
+    assert s.put_acl(a, "bkt", lambda owner: "public-read").acl == "public-read"
     s.authorize(None, "bkt", "list")
     assert s.get_acl(a, "bkt").canned == "public-read"
     assert s.grant(a, "bkt", f"arn:aws:iam::{b.id}:root", "read").grants == {b.id: "read"}

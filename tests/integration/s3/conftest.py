@@ -25,6 +25,7 @@ import boto3
 import pytest
 import requests
 from botocore.config import Config as BotoConfig
+from botocore.exceptions import ClientError
 
 from emulator.accounts import Accounts
 from emulator.config import Config
@@ -164,6 +165,23 @@ def bucket(s3_of, alice, bucket_name):
 def code_of(exc_info) -> tuple[str, int]:
     r = exc_info.value.response
     return r["Error"]["Code"], r["ResponseMetadata"]["HTTPStatusCode"]
+
+
+def denied(call) -> None:
+    """`call` (a boto3 call) answers AccessDenied."""
+    with pytest.raises(ClientError) as e:
+        call()
+    assert code_of(e) == ("AccessDenied", 403)
+
+
+def grants_of(acl: dict) -> set[tuple[str, str]]:
+    """An ACL as boto3 reads it: {(account id or group URI, permission)}."""
+    return {(g["Grantee"].get("ID") or g["Grantee"].get("URI"), g["Permission"]) for g in acl["Grants"]}
+
+
+def anon(method: str, url: str, **kw) -> requests.Response:
+    """An unsigned request (an anonymous caller)."""
+    return requests.request(method, url, timeout=30, **kw)
 
 
 @pytest.fixture

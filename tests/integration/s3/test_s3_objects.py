@@ -175,8 +175,8 @@ def test_boto3_upload_file_in_5_mib_parts_round_trips(s3_of, alice, bucket, tmp_
 
 def test_unsupported_operations_say_not_implemented(s3_of, alice, bucket):
     s3 = s3_of(alice)
-    with pytest.raises(ClientError) as e:
-        s3.get_bucket_website(Bucket=bucket)
+    with pytest.raises(ClientError) as e:     # reading it answers S3's not-found (test_s3_unkept_settings.py)
+        s3.put_bucket_website(Bucket=bucket, WebsiteConfiguration={"IndexDocument": {"Suffix": "index.html"}})
     assert code_of(e) == ("NotImplemented", 501)
     with pytest.raises(ClientError) as e:
         s3.put_bucket_replication(Bucket=bucket, ReplicationConfiguration={"Role": "r", "Rules": []})
