@@ -88,7 +88,47 @@ def volumes_rm(ctx, volume_id):
 @click.pass_context
 def volumes_internals(ctx, volume_id):
     """What the volume is on the host: its file in the pool, the qcow2 chain, where its instance sees it."""
-    emit(ctx, client_of(ctx).call("GET", f"/volumes/{volume_id}/internals"))
+    data = client_of(ctx).call("GET", f"/volumes/{volume_id}/internals")
+    if json_mode(ctx):
+        return print_json(data)
+    for line in internals_lines(data):
+        click.echo(line)
+
+
+def _mib(n) -> str:
+    return "-" if n is None else f"{n / 1048576:.1f} MiB"
+
+
+def internals_lines(data: dict) -> list[str]:
+    """Block storage from both sides: the host's file, pool and chain, then the engine's way to the
+    instance and the name the instance knows it by."""
+    out = [f"{data['volume_id']} ({data['state']}): {_mib(data['size_bytes'])} promised, "
+           f"{_mib(data['allocated_bytes'])} written on the host (sparse)",
+           "on the host:",
+           f"  pool        {data['pool']} ({data['type']} {data['path']})",
+           f"  file        {data['file']}"]
+    for depth, link in enumerate(data["chain"]):
+        out.append(f"  {'chain' if depth == 0 else '     '}       {'  ' * depth}{link['format']} {link['file']}: "
+                   f"virtual {_mib(link['virtual_size'])}, allocated {_mib(link['actual_size'])}")
+    att = data.get("attachment")
+    if not att:
+        out.append("not attached: `pocketcloud volumes attach " + data["volume_id"] + " INSTANCE`")
+        return out
+    eng = att.get("engine") or {}
+    out.append(f"attached to {att['instance_id']} ({att['kind']}) as {att['device']}:")
+    if att["kind"] == "vm":
+        out += [f"  libvirt     domain {eng.get('domain', '?')}: {eng.get('format')} disk on bus {eng.get('bus')}, "
+                f"target {eng.get('target')}, {eng.get('host_file')}"]
+    else:
+        out += [f"  export      {eng.get('export') or '-'} (pid {eng.get('export_daemon_pid') or '-'})",
+                f"  loop        {eng.get('loop_device') or '-'} -> {eng.get('filesystem') or '-'} mounted at "
+                f"{eng.get('host_mount') or '-'}",
+                f"  into it     {eng.get('propagation', '-')}"]
+    if eng.get("error"):
+        out.append(f"  (the engine did not say: {eng['error']})")
+    out += ["inside the instance:", f"  it sees     {att.get('guest_device') or '-'}",
+            f"  find it     {eng.get('find_it_inside', '-')}"]
+    return out
 
 
 @volumes.command("attach", short_help="Attach a volume to an instance.")
