@@ -41,6 +41,9 @@ CRLF = "\\r\\n"  # for printf in the instance
 DATA = "/tmp/lab-storage-data"
 NOW = "now(){ adjtimex | awk '/tv_sec/{s=$2} /tv_usec/{u=$2} END{printf \"%d%06d\\n\", s, u}'; }"
 RANGE = '"$o-$((o+4095))"'  # the 4 KiB at the loop's random offset
+FIND = ("i=0; while [ $i -lt 60 ]; do for d in /sys/block/vd*; do "
+        "[ \"$(cat $d/serial 2>/dev/null)\" = \"{serial}\" ] && echo /dev/${{d##*/}} && exit 0; done; "
+        "i=$((i+1)); sleep 0.5; done; exit 1")
 READY_TIMEOUT = {"container": 120.0, "vm": 420.0}
 
 
@@ -279,9 +282,12 @@ def _run(lab: Lab, kind: str, image: str, itype: str, size_mib: int, ops: int, f
     guest = att["guest_device"]
     if kind == "vm":
         mnt = "/mnt/lab"
-        say(f"  the VM sees {guest}: mke2fs and mount it at {mnt}")
-        fs = _exec(c, iid, f"set -e; mke2fs -q {guest} >/dev/null; mkdir -p {mnt}; mount {guest} {mnt}; "
-                           f"grep ' {mnt} ' /proc/mounts")
+        # The guest's kernel names the disk, not libvirt's target: it is found by its serial.
+        guest = _exec(c, iid, FIND.format(serial=lab.volume.replace("-", ""))).strip()
+        say(f"  the VM sees {guest}: mke2fs and mount it at {mnt}; /tmp becomes a tmpfs (the dataset's "
+            "source, off the root disk)")
+        fs = _exec(c, iid, f"set -e; mke2fs {guest} >/dev/null; mkdir -p {mnt}; mount {guest} {mnt}; "
+                           f"mount -t tmpfs -o size={2 * size_mib + 32}m lab /tmp; grep ' {mnt} ' /proc/mounts")
     else:
         mnt = guest
         say(f"  the container sees it mounted at {mnt} (the host made the filesystem: a container has no "
