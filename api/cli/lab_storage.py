@@ -264,6 +264,28 @@ def run(client: Client, out: Path, *, kind: str = "container", image: str = "tin
     return result
 
 
+def _endpoint(lab: Lab, iid: str, endpoint: str | None) -> str:
+    """The API's address as the instance reaches it: ENDPOINT, or a forward the lab holds on the
+    instance's gateway; checked from inside (an unreachable one would hang every request)."""
+    c, inner = lab.client, endpoint
+    if not inner:
+        gw = _exec(c, iid, "ip route | awk '/^default/{print $3; exit}'").strip()
+        if not gw:
+            raise ApiError(0, "NoRoute", f"{iid} has no default route: give --endpoint")
+        api = urlparse(c.endpoint)
+        try:
+            lab.relay = Relay(gw, (api.hostname or "127.0.0.1", api.port or 80))
+        except OSError as e:
+            raise ApiError(0, "NoRelay", f"cannot listen on {gw}, {iid}'s gateway ({e}): run the lab on the "
+                                         "server's host, or give --endpoint (an address instances reach)") from None
+        inner = f"http://{lab.relay.address[0]}:{lab.relay.address[1]}"
+    # busybox wget's own -T crashes (DESIGN.md): timeout(1) bounds it
+    if "ok" not in _exec(c, iid, f"timeout 10 wget -q -O /dev/null {inner}/api/v1/health && echo ok || true"):
+        raise ApiError(0, "EndpointUnreachable", f"{iid} cannot reach {inner} (a firewall between instances and this "
+                                                 "host?): give --endpoint, an address instances reach")
+    return inner
+
+
 def _run(lab: Lab, kind: str, image: str, itype: str, size_mib: int, ops: int, files: int,
          endpoint: str | None) -> dict:
     c, say = lab.client, lab.progress
@@ -273,6 +295,7 @@ def _run(lab: Lab, kind: str, image: str, itype: str, size_mib: int, ops: int, f
     iid, peer = lab.instances
     for i, k in ((iid, kind), (peer, "container")):
         _wait_ready(c, i, k, say)
+    inner = _endpoint(lab, iid, endpoint)
     vol = c.call("POST", "/volumes", json={"size": 1, "tags": {"pocketcloud:lab": "storage"}})
     lab.volume = vol["id"]
     say(f"volume {lab.volume} (1 GiB gp3) attaching to {iid} as {DEVICE}")
@@ -304,19 +327,7 @@ def _run(lab: Lab, kind: str, image: str, itype: str, size_mib: int, ops: int, f
     bucket = f"lab-storage-{secrets.token_hex(4)}"
     c.call("POST", "/buckets", json={"name": bucket})
     lab.bucket = bucket
-    inner = endpoint
-    if not inner:
-        gw = _exec(c, iid, "ip route | awk '/^default/{print $3; exit}'").strip()
-        if not gw:
-            raise ApiError(0, "NoRoute", f"{iid} has no default route: give --endpoint")
-        api = urlparse(c.endpoint)
-        try:
-            lab.relay = Relay(gw, (api.hostname or "127.0.0.1", api.port or 80))
-        except OSError as e:
-            raise ApiError(0, "NoRelay", f"cannot listen on {gw}, {iid}'s gateway ({e}): run the lab on the "
-                                         "server's host, or give --endpoint (an address instances reach)") from None
-        inner = f"http://{lab.relay.address[0]}:{lab.relay.address[1]}"
-        say(f"bucket {bucket}: the instance reaches the API through {inner} (a forward the lab holds open)")
+    say(f"bucket {bucket}: the instance reaches the API at {inner}")
     # Presigned through the address the instance uses: the URL carries (and signs) that host.
     signer = Client(inner, c.key_id, c.secret)
 

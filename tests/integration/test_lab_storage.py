@@ -78,3 +78,11 @@ def test_an_interrupted_lab_storage_deletes_what_it_made(cli, user, tmp_path):
     assert proc.returncode != 0
     assert "clean-up: volume" in err and "clean-up: instance" in err
     nothing_left(user)
+
+
+def test_an_endpoint_the_instance_cannot_reach_is_said_and_nothing_is_left(cli, user, tmp_path):
+    # 127.0.0.1 inside the container is its own loopback: nothing listens on port 1 there
+    res = cli("lab", "storage", "--size", "1", "--ops", "1", "--files", "1", "--endpoint", "http://127.0.0.1:1",
+              "--out", str(tmp_path / "lab"), rc=2)
+    assert "EndpointUnreachable" in res.stderr and "give --endpoint" in res.stderr
+    nothing_left(user)
