@@ -91,7 +91,7 @@ def volume_script(mnt: str, size_mib: int, ops: int) -> str:
     """Sequential write (fsync at the end) and O_DIRECT read of the dataset; OPS random 4 KiB
     O_DIRECT reads and writes; OPS 512-byte writes each with fsync (a database's commit)."""
     blocks = size_mib * 256
-    loop = f"i=0; while [ $i -lt {ops} ]; do i=$((i+1)); o=$((RANDOM % {blocks}))"
+    loop = f"i=0; while [ $i -lt {ops} ]; do i=$((i+1)); o=$(( (RANDOM * 32768 + RANDOM) % {blocks} ))"  # RANDOM < 32768
     return f"""set -e
 {NOW}
 cd {mnt}
