@@ -88,3 +88,27 @@ def test_bad_options_are_refused_before_anything_is_made(tmp_path):
         res = CliRunner().invoke(main, ["lab", "storage", *args], env=env)
         assert res.exit_code == 2, (args, res.output)
         assert "cannot reach" not in res.output
+
+
+class Recorder:
+    def __init__(self):
+        self.commands: list[str] = []
+
+    def call(self, method, path, json):
+        self.commands.append(json["command"])
+        return {"exit_code": 0, "stdout": "done\n", "stderr": ""}
+
+
+def test_a_long_script_goes_in_as_base64_pieces_each_short_enough_for_dropbear():
+    import base64
+
+    script = "echo " + "'x%2F&y' " * 3000
+    rec = Recorder()
+    assert lab._exec(rec, "i-1", script) == "done\n"
+    assert all(len(c) <= lab.MAX_COMMAND + 40 for c in rec.commands)
+    pieces = [c.split(" ")[2] for c in rec.commands if c.startswith("printf %s ")]
+    assert base64.b64decode("".join(pieces)).decode() == script
+    assert rec.commands[-1].endswith(f"sh {lab.SCRIPT}")
+    short = Recorder()
+    lab._exec(short, "i-1", "echo hi")
+    assert short.commands == ["echo hi"]
