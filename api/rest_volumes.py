@@ -6,7 +6,7 @@
     GET    /api/v1/volumes/ID
     PATCH  /api/v1/volumes/ID  {"size"?, "iops"?, "throughput"?}   grow (never shrink)
     DELETE /api/v1/volumes/ID
-    GET    /api/v1/volumes/ID/internals     its qcow2 file and chain, where the instance sees it
+    GET    /api/v1/volumes/ID/internals     its qcow2 file and chain; attached: the engine's disk or mount, the guest's name
     POST   /api/v1/volumes/ID/attach  {"instance_id", "device": "/dev/sdf"}
     POST   /api/v1/volumes/ID/detach
     GET    /api/v1/snapshots   POST /api/v1/snapshots {"volume_id", "description"?, "tags"?}

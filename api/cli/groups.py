@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from .context import client_of, json_mode
-from .labs import _need_matplotlib
+from .labs import _need_matplotlib, show_files
 from .output import emit, note, print_json
 
 GROUP_COLUMNS = ["name", "in_service", "desired", "min", "max", "status", "zones"]
@@ -143,7 +143,7 @@ def lab_cattle(ctx, kind, image, itype, out):
                f"{tl['replacement']} running after {tl['replacement_running_s']}s")
     click.echo(f"pet {res['pet']}: seen down after {tl['pet_seen_down_s']}s and stays dead: "
                f"{res['pet_explained']['why']}")
-    note(ctx, f"report: {res['report']}  chart: {res['chart']}")
+    show_files(ctx, res)
 
 
 def register(main: click.Group, lab: click.Group) -> None:

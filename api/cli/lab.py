@@ -108,7 +108,7 @@ def table(left: dict, right: dict) -> list[list[str]]:
 
 
 def render(rows: list[list[str]]) -> str:
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)

@@ -9,13 +9,13 @@ group, and a Markdown report. It runs on the server host (it needs the engines t
 """
 from __future__ import annotations
 
-import json
 import threading
 import time
 from pathlib import Path
 from typing import Callable
 
 from .client import ApiError, Client
+from .labs import save_lab
 
 Progress = Callable[[str], None]
 SAMPLE = 0.25
@@ -146,10 +146,10 @@ def cattle(client: Client, out: Path, kind: str = "container", image: str = "tin
         result = {"kind": kind, "group": name, "pet": pet, "victim": victim, "killed_at": killed_at,
                   "timeline": timeline, "pet_explained": why_pet, "victim_explained": why_victim,
                   "activities": acts, "samples": samples}
-        result["chart"] = str(chart(result, out / f"cattle-{kind}.png"))
-        result["report"] = str(report(result, out / f"cattle-{kind}.md"))
-        (out / f"cattle-{kind}.json").write_text(json.dumps(result, indent=2))
-        result["json"] = str(out / f"cattle-{kind}.json")
+        stem = f"cattle-{kind}"
+        result.update(save_lab(out, result, json_name=f"{stem}.json", chart_name=f"{stem}.png",
+                               report_name=f"{stem}.md", chart=lambda path: chart(result, path),
+                               report=lambda chart_name: report(result, chart_name)))
         return result
     finally:
         engine.close()
@@ -227,7 +227,7 @@ def chart(result: dict, path: Path) -> Path:
     return path
 
 
-def report(result: dict, path: Path) -> Path:
+def report(result: dict, chart_name: str) -> str:
     tl = result["timeline"]
     fmt = lambda v: "-" if v is None else f"{v:.2f} s"  # noqa: E731
     lines = [
@@ -243,12 +243,11 @@ def report(result: dict, path: Path) -> Path:
         f"| replacement running | {fmt(tl['replacement_running_s'])} |",
         f"| group back to 3 in service (seen from the API) | {fmt(tl['group_back_to_3_s'])} |",
         f"| pet seen stopped (reconcile) | {fmt(tl['pet_seen_down_s'])}; back later: {'yes' if tl['pet_back'] else 'no'} |",
-        "", f"![instance count over time]({Path(result['chart']).name})", "",
+        "", f"![instance count over time]({chart_name})", "",
         "## Why the pet stayed dead", "", result["pet_explained"]["why"], "",
         "## Why the cattle came back", "", result["victim_explained"]["why"], "",
         "## The group's activity history (newest first, as `aws autoscaling describe-scaling-activities`)", "",
         "| status | description | cause |", "| --- | --- | --- |",
     ]
     lines += [f"| {a['status']} | {a['description']} | {a['cause']} |" for a in result["activities"]]
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return "\n".join(lines) + "\n"

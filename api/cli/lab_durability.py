@@ -14,12 +14,12 @@ bucket over REST, and writes the timeline (JSON), a chart (PNG) and a report (Ma
 """
 from __future__ import annotations
 
-import json
 import secrets
 from pathlib import Path
 from typing import Callable
 
 from .client import ApiError, Client
+from .labs import save_lab
 
 Progress = Callable[[str], None]
 HOW_TO_CEPH = ("this needs the Ceph engine: install its packages (sudo scripts/ceph-packages.sh) and start the "
@@ -118,11 +118,9 @@ def run(client: Client, out: Path, *, objects: int, size: int, osd: str | None, 
     report["cluster"] = {"fsid": before.get("fsid"), "version": before.get("version"),
                          "osds": before["osds"]["total"], "pgs": before["pgs"]["total"],
                          "hosts": [h["name"] for h in before.get("hosts", [])]}
-    (out / "durability.json").write_text(json.dumps(report, indent=1))
-    chart(out / "durability.png", report)
-    (out / "report.md").write_text(markdown(report, "durability.png"))
-    report["files"] = {"json": str(out / "durability.json"), "chart": str(out / "durability.png"),
-                       "report": str(out / "report.md")}
+    report["files"] = save_lab(out, report, json_name="durability.json", chart_name="durability.png",
+                               report_name="report.md", chart=lambda path: chart(path, report),
+                               report=lambda chart_name: markdown(report, chart_name))
     return report
 
 

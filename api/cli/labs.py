@@ -2,7 +2,9 @@
 and `lab` (teaching labs that drive the public API like a student's script; see lab.py)."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Callable
 
 import click
 
@@ -77,6 +79,23 @@ def _need_matplotlib() -> None:
     if find_spec("matplotlib") is None:
         raise LocalError("the labs draw charts with matplotlib: pip install 'pocketcloud[labs]' "
                          "(or pip install matplotlib)")
+
+
+def save_lab(out: Path, data: dict, *, json_name: str, chart_name: str, report_name: str,
+             chart: Callable[[Path], object], report: Callable[[str], str]) -> dict[str, str]:
+    """The tail every lab shares: its chart (PNG), its report (Markdown, showing the chart by
+    name, so the directory moves as one) and its data (JSON) in OUT; returns their paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"json": str(out / json_name), "chart": str(out / chart_name), "report": str(out / report_name)}
+    chart(out / chart_name)
+    (out / report_name).write_text(report(chart_name))
+    (out / json_name).write_text(json.dumps(data, indent=1, default=str))
+    return files
+
+
+def show_files(ctx: click.Context, files: dict[str, str], extra: str = "") -> None:
+    """Where the lab's report and chart went (to stderr: stdout holds the table)."""
+    note(ctx, f"report: {files['report']}  chart: {files['chart']}{extra}")
 
 
 @lab.command("isolation")

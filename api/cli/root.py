@@ -41,11 +41,12 @@ def main(ctx, home, output):
 
 
 for _cmd in [*service.COMMANDS, images.images, instances.instances, *labs.COMMANDS, keys.keys,
-             accounts.accounts, access_keys.access_keys, buckets.buckets, volumes.volumes, tour.tour_command]:
+             accounts.accounts, access_keys.access_keys, buckets.buckets, tour.tour_command]:
     main.add_command(_cmd)
 billing.register(main, labs.lab)  # bill, hygiene, lab cost
 groups.register(main, labs.lab)  # groups ..., lab cattle (issue 16)
 storage.register(main, labs.lab)  # storage, lab durability
+volumes.register(main, labs.lab)  # volumes ..., lab storage (issue 15)
 
 
 def _set_output(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:

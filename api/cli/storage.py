@@ -191,7 +191,7 @@ def storage_start_host(ctx, name):
 def lab_durability(ctx, objects, obj_size, osd, timeout, out):
     """Kill one Ceph OSD under live objects: degraded yet serving, then recovery (Ceph engine, admin)."""
     from . import lab_durability as lab
-    from .labs import _need_matplotlib
+    from .labs import _need_matplotlib, show_files
 
     if not 1 <= objects <= 10000 or not 1 <= obj_size <= 64 << 20:
         raise click.BadParameter("--objects 1..10000 and --size 1..67108864")
@@ -204,8 +204,7 @@ def lab_durability(ctx, objects, obj_size, osd, timeout, out):
     table([{"t_s": t, "event": e} for t, e in lab.timeline(res)], ["t_s", "event"])
     click.echo()
     table([{"fact": k, "value": v} for k, v in lab.summary(res)], ["fact", "value"])
-    note(ctx, f"report: {res['files']['report']}  chart: {res['files']['chart']}  "
-              f"({time.monotonic() - started:.0f} s)")
+    show_files(ctx, res["files"], f"  ({time.monotonic() - started:.0f} s)")
 
 
 def register(main: click.Group, lab: click.Group) -> None:

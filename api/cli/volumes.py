@@ -1,10 +1,13 @@
-"""`pocketcloud volumes ...`: block storage over the REST API (/api/v1/volumes)."""
+"""`pocketcloud volumes ...`: block storage over the REST API (/api/v1/volumes); and `lab storage`
+(registered on the `lab` group by `register`)."""
 from __future__ import annotations
+
+from pathlib import Path
 
 import click
 
-from .context import client_of, resolve_instance
-from .output import emit, note
+from .context import client_of, json_mode, resolve_instance
+from .output import emit, note, print_json
 
 COLUMNS = ["id", "size_gib", "zone", "state", "instance_id", "device", "root"]
 
@@ -85,7 +88,47 @@ def volumes_rm(ctx, volume_id):
 @click.pass_context
 def volumes_internals(ctx, volume_id):
     """What the volume is on the host: its file in the pool, the qcow2 chain, where its instance sees it."""
-    emit(ctx, client_of(ctx).call("GET", f"/volumes/{volume_id}/internals"))
+    data = client_of(ctx).call("GET", f"/volumes/{volume_id}/internals")
+    if json_mode(ctx):
+        return print_json(data)
+    for line in internals_lines(data):
+        click.echo(line)
+
+
+def _mib(n) -> str:
+    return "-" if n is None else f"{n / 1048576:.1f} MiB"
+
+
+def internals_lines(data: dict) -> list[str]:
+    """Block storage from both sides: the host's file, pool and chain, then the engine's way to the
+    instance and the name the instance knows it by."""
+    out = [f"{data['volume_id']} ({data['state']}): {_mib(data['size_bytes'])} promised, "
+           f"{_mib(data['allocated_bytes'])} written on the host (sparse)",
+           "on the host:",
+           f"  pool        {data['pool']} ({data['type']} {data['path']})",
+           f"  file        {data['file']}"]
+    for depth, link in enumerate(data["chain"]):
+        out.append(f"  {'chain' if depth == 0 else '     '}       {'  ' * depth}{link['format']} {link['file']}: "
+                   f"virtual {_mib(link['virtual_size'])}, allocated {_mib(link['actual_size'])}")
+    att = data.get("attachment")
+    if not att:
+        out.append("not attached: `pocketcloud volumes attach " + data["volume_id"] + " INSTANCE`")
+        return out
+    eng = att.get("engine") or {}
+    out.append(f"attached to {att['instance_id']} ({att['kind']}) as {att['device']}:")
+    if att["kind"] == "vm":
+        out += [f"  libvirt     domain {eng.get('domain', '?')}: {eng.get('format')} disk on bus {eng.get('bus')}, "
+                f"target {eng.get('target')}, {eng.get('host_file')}"]
+    else:
+        out += [f"  export      {eng.get('export') or '-'} (pid {eng.get('export_daemon_pid') or '-'})",
+                f"  loop        {eng.get('loop_device') or '-'} -> {eng.get('filesystem') or '-'} mounted at "
+                f"{eng.get('host_mount') or '-'}",
+                f"  into it     {eng.get('propagation', '-')}"]
+    if eng.get("error"):
+        out.append(f"  (the engine did not say: {eng['error']})")
+    out += ["inside the instance:", f"  it sees     {att.get('guest_device') or '-'}",
+            f"  find it     {eng.get('find_it_inside', '-')}"]
+    return out
 
 
 @volumes.command("attach", short_help="Attach a volume to an instance.")
@@ -135,3 +178,55 @@ def volumes_rm_snapshot(ctx, snapshot_id):
     """Delete SNAPSHOT_ID (volumes made from it keep their data)."""
     client_of(ctx).call("DELETE", f"/snapshots/{snapshot_id}")
     note(ctx, f"{snapshot_id} deleted")
+
+
+@click.command("storage")
+@click.option("--kind", type=click.Choice(["container", "vm"]), default="container", show_default=True,
+              help="the instance the volume is attached to")
+@click.option("--image", default="tiny", show_default=True)
+@click.option("--type", "itype", default="t2.nano", show_default=True)
+@click.option("--size", "size_mib", default=64, show_default=True, help="MiB of the dataset (1-512)")
+@click.option("--ops", default=100, show_default=True, help="small operations of each kind (1-1000)")
+@click.option("--files", default=200, show_default=True, help="entries to list in each (1-10000)")
+@click.option("--endpoint", help="the API as the instance reaches it (default: a forward the lab holds on the "
+                                 "instance's gateway address to this client's endpoint)")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("lab-storage"),
+              show_default=True, help="where the report, JSON and chart go")
+@click.pass_context
+def lab_storage(ctx, kind, image, itype, size_mib, ops, files, endpoint, out):
+    """A volume and a bucket from inside one instance: the same dataset written to both, throughput
+    and latency, and what each can and cannot do (tried). Deletes what it made, also on Ctrl-C."""
+    import signal
+
+    from . import lab_storage as lab
+    from .labs import _need_matplotlib, show_files
+    from .lab import render
+
+    if not 1 <= size_mib <= 512 or not 1 <= ops <= 1000 or not 1 <= files <= 10000:
+        raise click.BadParameter("--size 1..512, --ops 1..1000, --files 1..10000")
+    if endpoint and not endpoint.startswith(("http://", "https://")):
+        raise click.BadParameter("--endpoint is a URL: http://HOST:PORT")
+    _need_matplotlib()
+
+    def interrupted(signum, frame):  # a kill (not only Ctrl-C) runs the clean-up too
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupted)
+    try:
+        res = lab.run(client_of(ctx), out, kind=kind, image=image, itype=itype, size_mib=size_mib, ops=ops,
+                      files=files, endpoint=endpoint, progress=lambda m: note(ctx, m))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    if json_mode(ctx):
+        return print_json(res)
+    click.echo(render(res["table"]))
+    click.echo()
+    click.echo(render(res["can_table"]))
+    for left in res["left_behind"]:
+        note(ctx, f"warning: not deleted: {left}")
+    show_files(ctx, res["files"])
+
+
+def register(main: click.Group, lab: click.Group) -> None:
+    main.add_command(volumes)
+    lab.add_command(lab_storage)

@@ -32,6 +32,7 @@ def register(app: "Flask") -> None:
     from ..admin_rest import bp as admin_bp
     from . import groups  # noqa: F401 - the Auto Scaling pages join the console's blueprint (issue 16)
     from . import tour_views  # noqa: F401 - its routes join the console's blueprint
+    from . import volumes  # noqa: F401 - the volume pages join the console's blueprint (issue 15)
     from .views import bp
 
     cloud = app.config["CLOUD"]

@@ -36,6 +36,12 @@ class DockerVolumes:
         return self.mounts is not None and self.mounts.snapshot(serial, instance_id, device.rsplit("/", 1)[-1],
                                                                 source, target)
 
+    def volume_view(self, engine_id: str, instance_id: str, serial: str, device: str) -> dict:
+        if self.mounts is None:
+            return {}
+        return {"engine": "docker", "container": engine_id[:12],
+                **self.mounts.describe(serial, instance_id, device.rsplit("/", 1)[-1])}
+
     def volume_disks(self, engine_id: str) -> dict[str, str]:
         if self.mounts is None:
             return {}

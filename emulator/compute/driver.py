@@ -172,6 +172,11 @@ class Driver(Protocol):
         """Take the volume back; an instance that no longer has it is not an error."""
         raise InvalidParameter(f"{self.name} instances cannot detach volumes", code="UnsupportedOperation")
 
+    def volume_view(self, engine_id: str, instance_id: str, serial: str, device: str) -> dict:
+        """How the engine gives the instance the attached volume, read from the engine now (the
+        domain's disk, the host's mount): for `volumes internals`. Empty when it cannot tell."""
+        return {}
+
     def snapshot_volume(self, engine_id: str, instance_id: str, serial: str, device: str, source: Path,
                         target: Path) -> bool:
         """Copy the attached volume (file `source`) to the qcow2 file `target`, crash-consistent

@@ -229,6 +229,30 @@ class HostMounts:
             _run(["umount", "-l", str(target)], "unmount a dead volume")
         return self.mount(serial, qcow2, instance_id, name)
 
+    def describe(self, serial: str, instance_id: str, name: str) -> dict:
+        """The chain from the qcow2 to the container's directory, as the kernel has it now: the
+        export daemon, its raw file, the loop device over it, the host mount point, the path inside."""
+        target = self.root / self._name(instance_id.replace("-", "")) / self._name(name)
+        raw, mounts = self._raw(serial), mountpoints()
+        try:
+            pid = int(self._pidfile(serial).read_text().strip())
+            os.kill(pid, 0)
+        except (OSError, ValueError):
+            pid = None
+        loop = mounts.get(str(target))
+        fstype = None
+        for line in Path("/proc/self/mounts").read_text().splitlines():
+            parts = line.split(" ")
+            if len(parts) > 2 and parts[1] == str(target):
+                fstype = parts[2]
+        return {"attached": loop is not None, "export_daemon_pid": pid,
+                "export": f"qemu-storage-daemon: the qcow2 as a raw file over FUSE at {raw}" if pid else None,
+                "loop_device": loop if loop and loop.startswith("/dev/loop") else None,
+                "filesystem": fstype, "host_mount": str(target) if loop else None,
+                "guest_path": f"{TARGET}/{name}", "propagation": f"{self.root} is a shared mount; each container "
+                                                                   f"bind-mounts its directory at {TARGET} (rslave)",
+                "find_it_inside": f"grep ' {TARGET}/{name} ' /proc/mounts"}
+
     def exports(self) -> list[str]:
         """Serials with a daemon pidfile (for the leak check and reconcile)."""
         return sorted(p.stem for p in self.run.glob("*.pid")) if self.run.exists() else []

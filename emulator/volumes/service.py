@@ -278,5 +278,10 @@ class VolumeUseCases(VolumeAttachments, SnapshotUseCases, LaunchVolumes):
                    "a filesystem mounted by the host (qemu-storage-daemon FUSE export, loop device) and seen by "
                    "the container through mount propagation; export ")
             out["attachment"] = {"instance_id": inst.id, "kind": inst.kind, "device": vol.device,
-                                 "guest_device": vol.guest_device, "how": how + vol.id.replace("-", "")}
+                                 "guest_device": vol.guest_device, "how": how + serial_of(vol.id)}
+            try:  # the engine's side, read now; the record above stands if the engine cannot say
+                out["attachment"]["engine"] = self.driver(inst.kind).volume_view(
+                    inst.engine_id or "", inst.id, serial_of(vol.id), vol.device or "")
+            except CloudError as e:
+                out["attachment"]["engine"] = {"error": e.message}
         return out

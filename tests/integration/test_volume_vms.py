@@ -79,6 +79,11 @@ def test_a_volume_moves_between_running_vms_with_its_data(server, user):
         assert v["Attachments"][0]["State"] == "attached" and v["Attachments"][0]["DeleteOnTermination"] is False
         dev = sh(user, a["id"], FIND.format(serial=serial)).strip()
         assert dev.startswith("/dev/vd")
+        # internals from both sides: the domain's disk (read from libvirt now) is the guest's device
+        seen = user.ok("GET", f"/volumes/{vid}/internals")
+        eng = seen["attachment"]["engine"]
+        assert (eng["guest_device"], eng["serial"], eng["bus"], eng["host_file"]) == (dev, serial, "virtio", seen["file"])
+        assert sh(user, a["id"], eng["find_it_inside"].split("  #")[0]).strip() == serial
         sh(user, a["id"], f"mke2fs {dev} >/dev/null && mkdir -p /mnt/v && mount {dev} /mnt/v && "
                           "echo written-in-a > /mnt/v/proof && sync && umount /mnt/v")
         # a snapshot while the guest runs with the disk (a libvirt push backup), then more writes

@@ -102,6 +102,28 @@ class VolumeDisks:
             if config and serial in attached(config):
                 dom.detachDeviceFlags(self._disk_of(config, serial), libvirt.VIR_DOMAIN_AFFECT_CONFIG)
 
+    def volume_view(self, engine_id: str, instance_id: str, serial: str, device: str) -> dict:
+        try:
+            dom = self._dom(engine_id)
+        except NotFound:
+            return {}
+        with engine_errors(f"look at the disks of {engine_id}"):
+            live = dom.isActive()
+            xml = dom.XMLDesc(0 if live else libvirt.VIR_DOMAIN_XML_INACTIVE)
+        disk = next((d for d in ET.fromstring(xml).iter("disk") if d.findtext("serial") == _serial(serial)), None)
+        if disk is None:
+            return {"engine": "libvirt", "domain": engine_id, "attached": False}
+        target, source, driver = disk.find("target"), disk.find("source"), disk.find("driver")
+        dev = target.get("dev") if target is not None else None
+        return {"engine": "libvirt", "domain": engine_id, "attached": True, "running": bool(live),
+                "host_file": source.get("file") if source is not None else None,
+                "format": driver.get("type") if driver is not None else None,
+                "bus": target.get("bus") if target is not None else None, "target": dev,
+                "alias": (disk.find("alias").get("name") if disk.find("alias") is not None else None),
+                "guest_device": f"/dev/{dev}" if dev else None, "serial": serial,
+                "find_it_inside": f"cat /sys/block/{dev}/serial  # {serial}; udev also links "
+                                  f"/dev/disk/by-id/virtio-{serial}"}
+
     def grow_volume(self, engine_id: str, serial: str, size_bytes: int) -> bool:
         """blockResize on the running domain (the guest sees the new size at once); a domain
         that does not run is grown through its file by the caller."""

@@ -105,6 +105,10 @@ def ssh_run(ip: str, user: str, key_path: Path, command: list[str], timeout: int
                           truncated=out.truncated or err.truncated, timed_out=timed_out)
     except (paramiko.SSHException, OSError) as e:
         raise EngineError(f"exec over SSH to {ip} failed: {e}") from None
+    except EOFError:  # paramiko's word for a server that hung up mid-request
+        raise EngineError(f"exec over SSH to {ip} failed: the guest's SSH server closed the connection "
+                          f"(a command of {len(shlex.join(command))} bytes: the tiny image's dropbear takes "
+                          "at most about 9000)") from None
     finally:
         client.close()
 
