@@ -73,7 +73,7 @@ class LaunchVolumes:
         all their volumes checked."""
         if mappings is None:
             return LaunchDisks(None)
-        row = self.images.resolve(image, kind)
+        row = self.launch_image(caller.id, image, kind)  # the catalog's, or one of the caller's own AMIs
         image_gib = root_size_gib(kind, row["ref"], json.loads(row["details"] or "{}"), row["size"])
         disks = self.plan_block_devices(caller, kind, image_gib, mappings)
         self.check_launch_room(caller, disks, count)
