@@ -221,8 +221,14 @@ def test_s3_engine_killed_is_restarted_and_no_request_hangs(cloud):
         stop.set()
     assert now["restarts"] >= 1
     assert outcomes.get("ok", 0) > 0, outcomes
-    bad = {k: v for k, v in outcomes.items() if k != "ok" and not re.fullmatch(r"503 \w+", k)}
-    assert not bad, f"only 503s may answer while the engine restarts: {outcomes}"
+    # A GET whose body was streaming when the engine died ends short: its 200 and headers were
+    # sent, so the connection is cut (botocore: ResponseStreamingError), as S3 does on a lost
+    # server. Only the requests in flight at the kill can end so; nothing may hang or corrupt.
+    cut = outcomes.get("client error ResponseStreamingError", 0)
+    assert cut <= 8, f"more cut streams than requests in flight at the kill: {outcomes}"
+    bad = {k: v for k, v in outcomes.items()
+           if k not in ("ok", "client error ResponseStreamingError") and not re.fullmatch(r"503 \w+", k)}
+    assert not bad, f"only 503s (or a stream cut by the kill) may answer while the engine restarts: {outcomes}"
     assert s3.get_object(Bucket=bucket, Key="before")["Body"].read() == b"written before the kill"
     s3.put_object(Bucket=bucket, Key="after", Body=b"x")
     for key in [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])]:

@@ -60,8 +60,11 @@ def test_lab_storage_compares_a_volume_and_a_bucket_and_cleans_up(cli, user, tmp
 
 
 def test_an_interrupted_lab_storage_deletes_what_it_made(cli, user, tmp_path):
+    # Ctrl-C as a terminal sends it: a run started in the background (`cmd &` in a script, as CI
+    # may be) inherits SIGINT ignored, and Python then never turns it into KeyboardInterrupt.
     proc = subprocess.Popen([PC, "lab", "storage", "--size", "4", "--ops", "400", "--out", str(tmp_path / "lab")],
-                            env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         said = []
         for line in proc.stderr:  # interrupted while the volume is attached and the instances run
