@@ -5,7 +5,6 @@ artifacts/compat-terraform-amis.json."""
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from botocore.config import Config as BotoConfig
 from tests.integration.test_amis import snapshot_images
 
 from .test_terraform import planned_changes
-from .tf import Terraform, terraform_env
+from .tf import stack_for
 
 pytestmark = pytest.mark.integration
 
@@ -28,12 +27,8 @@ def test_terraform_ami_from_instance(terraform_bin, provider_mirror, server, tmp
     api = server.new_user(f"tfami{time.monotonic_ns() % 10 ** 9}")
     ec2 = boto3.client("ec2", endpoint_url=server.url, region_name="us-east-1", aws_access_key_id=api.key_id,
                        aws_secret_access_key=api.secret, config=BotoConfig(retries={"max_attempts": 1}))
-    work = tmp_path / "amis"
-    shutil.copytree(STACK, work)
-    (work / "terraform.tfvars.json").write_text(json.dumps({"prefix": f"tfa{server.port}"}))
-    env = terraform_env(server.cli("env").stdout, work, provider_mirror)
-    env.update(AWS_ACCESS_KEY_ID=api.key_id, AWS_SECRET_ACCESS_KEY=api.secret)
-    tf = Terraform(terraform_bin, work, env)
+    tf = stack_for(server, api, terraform_bin, provider_mirror, STACK, tmp_path / "amis",
+                   {"prefix": f"tfa{server.port}"})
     try:
         tf.run("init", "-input=false", label="init")
         tf.run("apply", "-auto-approve", "-input=false", label="apply")

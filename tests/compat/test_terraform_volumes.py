@@ -6,7 +6,6 @@ mount or container. Times go to artifacts/compat-terraform-volumes.json."""
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import pytest
 from botocore.config import Config as BotoConfig
 
 from .test_terraform import planned_changes
-from .tf import Terraform, terraform_env
+from .tf import stack_for
 
 pytestmark = pytest.mark.integration
 
@@ -27,12 +26,8 @@ def test_terraform_volumes_snapshots_and_attachments(terraform_bin, provider_mir
     api = server.new_user(f"tfvol{time.monotonic_ns() % 10 ** 9}")
     ec2 = boto3.client("ec2", endpoint_url=server.url, region_name="us-east-1", aws_access_key_id=api.key_id,
                        aws_secret_access_key=api.secret, config=BotoConfig(retries={"max_attempts": 1}))
-    work = tmp_path / "volumes"
-    shutil.copytree(STACK, work)
-    (work / "terraform.tfvars.json").write_text(json.dumps({"prefix": f"tfv{server.port}"}))
-    env = terraform_env(server.cli("env").stdout, work, provider_mirror)
-    env.update(AWS_ACCESS_KEY_ID=api.key_id, AWS_SECRET_ACCESS_KEY=api.secret)
-    tf = Terraform(terraform_bin, work, env)
+    tf = stack_for(server, api, terraform_bin, provider_mirror, STACK, tmp_path / "volumes",
+                   {"prefix": f"tfv{server.port}"})
     try:
         tf.run("init", "-input=false", label="init")
         tf.run("apply", "-auto-approve", "-input=false", label="apply")

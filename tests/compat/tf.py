@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -89,3 +90,13 @@ def terraform_env(pocketcloud_env: str, workdir: Path, mirror: Path) -> dict:
     env.update(TF_CLI_CONFIG_FILE=str(rc), TF_IN_AUTOMATION="1", CHECKPOINT_DISABLE="1",
                TF_DATA_DIR=str(workdir / ".terraform"), HOME=str(workdir))
     return env
+
+
+def stack_for(server, user, terraform_bin: str, mirror: Path, stack: Path, work: Path, tfvars: dict) -> Terraform:
+    """STACK copied to WORK with its variables, run as USER (their own keys, the rest of the
+    environment as `eval "$(pocketcloud env)"` leaves it)."""
+    shutil.copytree(stack, work)
+    (work / "terraform.tfvars.json").write_text(json.dumps(tfvars))
+    env = terraform_env(server.cli("env").stdout, work, mirror)
+    env.update(AWS_ACCESS_KEY_ID=user.key_id, AWS_SECRET_ACCESS_KEY=user.secret)
+    return Terraform(terraform_bin, work, env)
