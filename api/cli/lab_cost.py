@@ -17,7 +17,6 @@ simulated month, like a student script over the public API:
 """
 from __future__ import annotations
 
-import json
 import math
 import re
 import secrets
@@ -29,6 +28,7 @@ from emulator.billing.costlab import (HOURS, AutoscaledSetup, MeasuredGroup, Own
                                       crossover, month, sweep)
 
 from .client import ApiError, Client
+from .labs import save_lab
 
 Progress = Callable[[str], None]
 SAMPLE = 0.25
@@ -230,25 +230,23 @@ def run(client: Client, out: Path, workload: Workload, *, itype: str,
     result["peak_vcpus"] = workload.peak_vcpus
     result["plan"] = schedule
     points = sweep(workload, **kw)
-    chart_path = out / "cost.png"
-    chart(chart_path, result, points, vcpus)
     auto_vs_owned = crossover(points, "autoscaled", "owned")
     always_vs_owned = crossover(points, "always-on", "owned")
     setups = result["setups"]
     table = "\n".join(
         [f"{'setup':12} {'USD/month':>10} {'utilisation':>12}"]
         + [f"{name:12} {s['cost']:>10.2f} {100 * s['utilisation']:>11.0f}%" for name, s in setups.items()])
-    report = out / "report.md"
-    report.write_text(_report(workload, itype, price, owned, autoscaled, measured, group, prices, result, table,
-                              auto_vs_owned, always_vs_owned, chart_path.name))
     data = {"workload": workload.__dict__, "type": itype, "price_per_hour": price, "measured": measured,
             "group": group, "autoscaled_hourly": group["hourly"], "schedule": schedule,
             "month": {k: {kk: vv for kk, vv in v.items() if kk != "instances"} for k, v in setups.items()},
             "autoscaled_how": autoscaled.how, "sweep": points,
             "owned_cheaper_than_autoscaled_above": auto_vs_owned,
             "owned_cheaper_than_always_on_above": always_vs_owned,
-            "table": table, "report": str(report), "chart": str(chart_path)}
-    (out / "cost.json").write_text(json.dumps(data, indent=2))
+            "table": table, "report": str(out / "report.md"), "chart": str(out / "cost.png")}
+    save_lab(out, data, json_name="cost.json", chart_name="cost.png", report_name="report.md",
+             chart=lambda path: chart(path, result, points, vcpus),
+             report=lambda chart_name: _report(workload, itype, price, owned, autoscaled, measured, group, prices,
+                                               result, table, auto_vs_owned, always_vs_owned, chart_name))
     return data
 
 
