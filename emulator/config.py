@@ -115,6 +115,10 @@ class Config:
     # over xfs mounted with pquota (and on devicemapper, btrfs, zfs); elsewhere (overlay2 on
     # ext4, as here) it refuses every launch, so it is off unless asked for.
     container_disk_size: str = field(default_factory=lambda: _env("POCKETCLOUD_CONTAINER_DISK"))
+    # VPCs as real networks (emulator/vpc_network.py): 'on' gives every subnet a bridge and the
+    # cloud its nftables tables; 'off' (the default until instances join their subnet's bridge)
+    # keeps VPCs as records only.
+    vpc_networking: str = field(default_factory=lambda: _env("POCKETCLOUD_VPC_NETWORKING", "off"))
 
     def __post_init__(self):
         lo, hi = self.forward_ports
@@ -124,6 +128,8 @@ class Config:
             raise ValueError(f"container log size {self.container_log_max_size!r}: give e.g. 10m, 512k or 1g")
         if self.container_disk_size and not re.fullmatch(r"[1-9][0-9]*[kmg]?", self.container_disk_size):
             raise ValueError(f"container disk size {self.container_disk_size!r}: give e.g. 2g or 512m")
+        if self.vpc_networking not in ("on", "off"):
+            raise ValueError(f"VPC networking {self.vpc_networking!r}: give on or off")
         for name in ("exec_max_output", "exec_per_account", "exec_total", "max_rules_per_group",
                      "container_log_max_files"):
             if getattr(self, name) < 1:

@@ -20,6 +20,7 @@ from .state import Store
 
 if TYPE_CHECKING:
     from .services import Cloud
+    from .vpc_network import VpcNetwork
 
 log = logging.getLogger("pocketcloud")
 
@@ -43,6 +44,7 @@ class Reconciling:
     _save: Callable[..., None]
     _apply_engine: Callable[..., Instance]
     _apply_forwards: Callable[[Instance], None]
+    network: "VpcNetwork"
 
     def reconcile(self) -> dict:
         """Bring records in line with what the engines really hold (after a restart, or any time)."""
@@ -71,6 +73,7 @@ class Reconciling:
                 if inst is None or inst.state == "terminated":
                     driver.terminate(seen.engine_id)
                     report["orphans_removed"].append(inst_id or seen.engine_id)
+        self.network.changed()  # bridges and rules repaired from the records (a no-op when networking is off)
         return report
 
     def _reconcile_one(self, kind: str, driver: Driver, inst: Instance, seen: EngineInstance | None,

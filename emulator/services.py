@@ -38,6 +38,7 @@ from .state import Store
 from .storage import Storage
 from .tags import Tags
 from .volumes import Volumes
+from .vpc_network import VpcNetwork
 from .vpcs import Vpcs
 
 log = logging.getLogger("pocketcloud")
@@ -69,7 +70,10 @@ class Cloud(Reconciling, Launching, GroupForwards):
         self.images = Images(self.store, config.recipes_dir, config.cache_dir, drivers.get("container"))
         self.storage = Storage(self.store, self.accounts, config)
         self.keypairs = KeyPairs(self.store)
-        self.security_groups = SecurityGroups(self.store, max_rules=config.max_rules_per_group)
+        self.security_groups = SecurityGroups(self.store, max_rules=config.max_rules_per_group, vpcs=self.vpcs)
+        container = drivers.get("container")
+        self.network = VpcNetwork(config, self.store, lambda: getattr(container, "client", None))
+        self.security_groups.on_change = self.vpcs.on_change = self.network.changed
         self._locks = KeyedLocks()
         self._exec_slots = Slots(config.exec_per_account, config.exec_total)
         self._port_lock = threading.Lock()

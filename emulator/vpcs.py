@@ -20,6 +20,7 @@ import secrets
 import sqlite3
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 from .errors import InvalidParameter
 from .networks import ipam
@@ -93,6 +94,8 @@ class Vpcs:
         self.store = store
         self.reserved = reserved
         self.taken = taken or (lambda: host_taken())  # looked up when called: tests replace it
+        # Called after a VPC or subnet is recorded or removed (the cloud makes its bridges).
+        self.on_change: Callable[[], None] = lambda: None
 
     # -- VPCs ------------------------------------------------------------------------
     def default(self, owner: str) -> Vpc:
@@ -120,6 +123,7 @@ class Vpcs:
                 subnets.append(ipam.allocate_subnet_cidr(block, subnets))
                 c.execute("INSERT INTO subnets (id, owner, vpc_id, zone_suffix, cidr, is_default, created_at) "
                           "VALUES (?,?,?,?,?,1,?)", (new_id("subnet"), owner, vpc_id, zone, subnets[-1], now))
+        self.on_change()
         return self.store.one("SELECT * FROM vpcs WHERE id=?", (vpc_id,))
 
     @staticmethod

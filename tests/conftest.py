@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import docker
 import pytest
 
-from tests.integration.cloud import REPO, Server, remove_leftovers
+from tests.integration.cloud import REPO, Server, remove_leftovers, remove_networks
 
 ARTIFACTS = REPO / "artifacts"
 
@@ -42,6 +42,8 @@ def stop_and_check_leaks(srv: Server, docker_client) -> None:
     home = srv.home
     srv.stop()
     leftovers, domains = remove_leftovers(srv, docker_client)
+    networks = remove_networks(srv, docker_client)
+    assert not networks, f"the cloud's networks could not be removed: {networks}"
     assert not leftovers, f"tests left containers behind: {leftovers}"
     assert not domains, f"tests left VMs behind: {domains}"
     assert not list((home / "vms" / "instances").glob("*")) if (home / "vms" / "instances").exists() else True

@@ -206,3 +206,15 @@ def remove_leftovers(server: Server, docker_client) -> tuple[list[str], list[str
         vms.terminate(e.engine_id)
     vms.remove_network()
     return [c.name for c in containers], sorted(domains)
+
+
+def remove_networks(server: Server, docker_client) -> list[str]:
+    """Tear down a cloud's VPC networks (bridges, Docker networks, nftables tables, dnsmasq: they
+    outlive the server by design) and return what was still there afterwards."""
+    from emulator.state import Store
+    from emulator.vpc_network import VpcNetwork
+
+    net = VpcNetwork(Config(home=Path(server.home)), Store(Config(home=Path(server.home)).db_path),
+                     lambda: docker_client)
+    problems = net.teardown()
+    return problems + net.leftovers()

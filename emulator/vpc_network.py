@@ -1,0 +1,235 @@
+"""The cloud's VPCs made real: state database -> `networks.Desired` -> bridges, Docker networks, nftables.
+
+Why a part of its own: the networking library (emulator/networks/) keeps no state; the
+database is the truth. `desired(store)` reads VPCs, subnets, security groups and instances'
+interfaces into one validated picture, and `VpcNetwork.sync` makes the host match it: a
+bridge (and the Docker network bound to it) per subnet, this cloud's stale bridges removed,
+and both nftables tables rewritten in one atomic step. The same call runs at server start,
+after every change to VPCs, subnets or security groups, and in each reconcile pass, so a
+crash, a hand edit or a change made by another process is repaired within one pass.
+
+One bad row must not take every tenant's network down: a record the library refuses is
+left out of the picture (and logged), the rest is applied.
+
+Off unless Config.vpc_networking is 'on' (POCKETCLOUD_VPC_NETWORKING): until instances join
+their subnet's bridge, real bridges would be idle objects every cloud has to clean up.
+"""
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import threading
+import time
+from typing import Any, Callable
+
+from .config import Config
+from .errors import CloudError, InvalidParameter
+from .networks import bridges, host, ipam, lifecycle
+from .networks import dhcp
+from .networks.firewall import Firewall
+from .networks.model import Desired, Group, Port, Rule, Subnet, Vpc
+from .state import Store
+
+log = logging.getLogger("pocketcloud")
+
+# States whose instance keeps its address: a stopped one too (its port has no interface then,
+# so the address stays reserved and nothing else can take it).
+HOLDS_ADDRESS = ("pending", "running", "stopping", "stopped")
+ORPHAN_VPC = "vpc-00000000000000000"  # a stale bridge's VPC is no longer known; removal needs only its subnet id
+
+
+def _rule(protocol: str, from_port: int, to_port: int, cidr: str) -> Rule:
+    """A stored rule (EC2's shape) as the library's: '-1' is 'all'; EC2 allows port 0, nft's range starts at 1."""
+    if protocol == "-1":
+        return Rule("all", peer_cidr=cidr)
+    if protocol in ("tcp", "udp"):
+        return Rule(protocol, max(1, from_port), max(1, to_port), peer_cidr=cidr)
+    return Rule(protocol, from_port, to_port, peer_cidr=cidr)
+
+
+def _groups(store: Store, default_vpcs: dict[str, str], skipped: list[str]) -> list[Group]:
+    rules: dict[tuple[str, bool], list[Rule]] = {}
+    for r in store.query("SELECT * FROM security_group_rules ORDER BY created_at, rowid"):
+        try:
+            rules.setdefault((r["group_id"], bool(r["egress"])), []).append(
+                _rule(r["protocol"], r["from_port"], r["to_port"], r["cidr"]))
+        except InvalidParameter as e:
+            skipped.append(f"rule {r['id']}: {e}")
+    out = []
+    for g in store.query("SELECT id, owner, name, vpc_id FROM security_groups ORDER BY created_at"):
+        vpc_id = g["vpc_id"] or default_vpcs.get(g["owner"])  # a group older than VPCs is in the default VPC
+        if vpc_id is None:
+            continue
+        ingress = rules.get((g["id"], False), [])
+        if g["name"] == "default":
+            # AWS's default group lets its members reach each other; the rule table cannot name a
+            # group as a peer yet, so the default group's self-reference is added here.
+            ingress = [*ingress, Rule("all", peer_group=g["id"])]
+        try:
+            out.append(Group(g["id"], vpc_id, tuple(ingress), tuple(rules.get((g["id"], True), []))))
+        except InvalidParameter as e:
+            skipped.append(f"group {g['id']}: {e}")
+    return out
+
+
+def _ports(store: Store, subnets: dict[str, Subnet], groups: dict[str, Group], skipped: list[str]) -> list[Port]:
+    """Interfaces of live instances whose address is one of their subnet's (an instance still on
+    Docker's or libvirt's own network has none yet)."""
+    marks = ",".join("?" * len(HOLDS_ADDRESS))
+    rows = store.query("SELECT n.instance_id, n.subnet_id, n.mac, i.private_ip, i.state, i.details "
+                       "FROM network_interfaces n JOIN instances i ON i.id = n.instance_id "
+                       f"WHERE i.state IN ({marks}) ORDER BY n.created_at, n.rowid", HOLDS_ADDRESS)
+    out, used = [], set()
+    for r in rows:
+        sub = subnets.get(r["subnet_id"])
+        ip = r["private_ip"]
+        if sub is None or not ip:
+            continue
+        try:
+            if ipaddress.IPv4Address(ip) not in ipaddress.ip_network(sub.cidr) or ip in ipam.reserved(sub.cidr):
+                continue
+        except ValueError:
+            continue
+        if ip in used:
+            skipped.append(f"port {r['instance_id']}: {ip} is another instance's address")
+            continue
+        details = json.loads(r["details"] or "{}")
+        net = details.get("net") or {}
+        vpc_groups = tuple(g for g in details.get("security_groups", []) if groups.get(g) and
+                           groups[g].vpc_id == sub.vpc_id)
+        try:
+            out.append(Port(r["instance_id"], sub.id, ip, r["mac"], vpc_groups,
+                            net.get("ifname") if r["state"] == "running" else None))
+            used.add(ip)
+        except InvalidParameter as e:
+            skipped.append(f"port {r['instance_id']}: {e}")
+    return out
+
+
+def desired(store: Store, imds_port: int | None = None) -> tuple[Desired, list[str]]:
+    """The whole cloud's network as the database records it, and what was left out (and why)."""
+    skipped: list[str] = []
+    vpcs, default_vpcs = [], {}
+    for v in store.query("SELECT id, owner, cidr, is_default FROM vpcs ORDER BY created_at"):
+        try:
+            vpcs.append(Vpc(v["id"], v["cidr"]))
+        except InvalidParameter as e:
+            skipped.append(f"vpc {v['id']}: {e}")
+            continue
+        if v["is_default"]:
+            default_vpcs[v["owner"]] = v["id"]
+    known_vpcs = {v.id for v in vpcs}
+    subnets = []
+    for s in store.query("SELECT id, vpc_id, cidr FROM subnets ORDER BY created_at"):
+        if s["vpc_id"] not in known_vpcs:
+            continue
+        try:
+            subnets.append(Subnet(s["id"], s["vpc_id"], s["cidr"]))
+        except InvalidParameter as e:
+            skipped.append(f"subnet {s['id']}: {e}")
+    groups = _groups(store, default_vpcs, skipped)
+    by_id = {g.id: g for g in groups}
+    groups = [g for g in groups if g.vpc_id in known_vpcs and all(
+        r.peer_group is None or (r.peer_group in by_id and by_id[r.peer_group].vpc_id == g.vpc_id)
+        for r in g.ingress + g.egress)]
+    ports = _ports(store, {s.id: s for s in subnets}, {g.id: g for g in groups}, skipped)
+    return Desired(tuple(vpcs), tuple(subnets), tuple(groups), tuple(ports), (), imds_port), skipped
+
+
+class VpcNetwork:
+    """Keeps this cloud's bridges, Docker networks and nftables tables in line with its database."""
+
+    def __init__(self, config: Config, store: Store, docker_client: Callable[[], Any] | None = None):
+        self.enabled = config.vpc_networking == "on"
+        self.label = config.instance_label
+        self.store = store
+        self.dhcp_dir = config.home / "net" / "dhcp"
+        self.firewall = Firewall(self.label)
+        self._docker_client = docker_client
+        self._lock = threading.Lock()
+        self.last: dict[str, Any] = {}
+
+    def _docker(self) -> Any | None:
+        return self._docker_client() if self._docker_client else None
+
+    def sync(self) -> dict[str, Any]:
+        """Makes the host match the database; returns what it did ({} when networking is off)."""
+        if not self.enabled:
+            return {}
+        with self._lock:
+            t0 = time.perf_counter()
+            want, skipped = desired(self.store)
+            want.check()
+            docker = self._docker()
+            created = [s.id for s in want.subnets if lifecycle.create_subnet(self.label, s, docker)["created"]]
+            fw = self.firewall.apply(want)
+            removed, kept = self._remove_stale({s.id for s in want.subnets}, docker)
+            self.last = {"subnets": len(want.subnets), "groups": len(want.groups), "ports": len(want.ports),
+                         "created": created, "removed": removed, "kept": kept, "skipped": skipped,
+                         "firewall": fw, "seconds": round(time.perf_counter() - t0, 4), "at": time.time()}
+            for s in skipped:
+                log.warning("network: left out %s", s)
+            return self.last
+
+    def changed(self) -> None:
+        """A VPC, subnet or security group changed: the kernel follows now. A failure is logged,
+        not raised (the record is committed); the next reconcile pass applies it again."""
+        try:
+            self.sync()
+        except CloudError:
+            log.exception("applying the network state failed; the reconcile pass will retry")
+
+    def _remove_stale(self, wanted: set[str], docker: Any | None) -> tuple[list[str], list[str]]:
+        """This cloud's bridges whose subnet is gone: removed, unless something is still attached."""
+        removed, kept = [], []
+        for b in bridges.list_bridges(self.label):
+            if b["subnet"] in wanted:
+                continue
+            try:
+                lifecycle.delete_subnet(self.label, self._orphan(b), docker, self.dhcp_dir)
+                removed.append(b["subnet"])
+            except CloudError as e:
+                log.warning("network: stale bridge %s kept: %s", b["name"], e)
+                kept.append(b["subnet"])
+        return removed, kept
+
+    @staticmethod
+    def _orphan(b: dict[str, str]) -> Subnet:
+        """A Subnet value for a bridge whose record is gone: its CIDR is read back from the bridge."""
+        addrs = [a for li in host.ip_json("-4", "addr", "show", "dev", b["name"]) for a in li.get("addr_info", [])]
+        cidr = str(ipaddress.ip_interface(f"{addrs[0]['local']}/{addrs[0]['prefixlen']}").network) if addrs \
+            else "10.255.255.0/28"
+        return Subnet(b["subnet"], ORPHAN_VPC, cidr)
+
+    def teardown(self) -> list[str]:
+        """Removes everything of this cloud's networks from the host (the cloud is being deleted,
+        or a test ends); returns what could not be removed."""
+        problems = []
+        docker = self._docker()
+        with self._lock:
+            try:
+                self.firewall.remove()
+            except CloudError as e:
+                problems.append(f"nft tables: {e}")
+            for b in bridges.list_bridges(self.label):
+                try:
+                    lifecycle.delete_subnet(self.label, self._orphan(b), docker, self.dhcp_dir)
+                except CloudError as e:
+                    problems.append(f"bridge {b['name']}: {e}")
+        return problems
+
+    def leftovers(self) -> list[str]:
+        """What of this cloud's networks is on the host (empty after teardown)."""
+        found = [f"bridge {b['name']}" for b in bridges.list_bridges(self.label)]
+        if self.firewall.exists():
+            found.append(f"nft tables {self.firewall.table}")
+        docker = self._docker()
+        if docker is not None:
+            try:
+                found += [f"docker network {n.name}" for n in
+                          docker.networks.list(filters={"label": f"pocketcloud.cloud={self.label}"})]
+            except Exception as e:  # noqa: BLE001 - any docker failure: say so, never raise from a check
+                found.append(f"docker networks unknown ({e.__class__.__name__})")
+        found += [f"dnsmasq {name} (pid {pid})" for name, pid in dhcp.running(self.dhcp_dir).items()]
+        return found
