@@ -172,13 +172,13 @@ class SecurityGroups:
                                      tuple(rules.get((row["id"], False), ())), tuple(rules.get((row["id"], True), ()))))
         return out
 
-    def create(self, owner: str, name, description) -> SecurityGroup:
+    def create(self, owner: str, name, description, vpc_id: str | None = None) -> SecurityGroup:
         if not isinstance(name, str) or not GROUP_NAME.fullmatch(name) or name.lower().startswith("sg-"):
             raise InvalidParameter("group name must be 1-255 printable characters, not starting with 'sg-'",
                                    code="InvalidParameterValue")
         if not isinstance(description, str) or not 0 < len(description) <= 255:
             raise InvalidParameter("a group description of 1-255 characters is required", code="MissingParameter")
-        vpc = self.vpcs.default(owner)
+        vpc = self.vpcs.get(owner, vpc_id) if vpc_id else self.vpcs.default(owner)
         gid = "sg-" + secrets.token_hex(9)[:17]
         now = time.time()
         with self.store.tx() as c:

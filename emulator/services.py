@@ -39,6 +39,7 @@ from .storage import Storage
 from .tags import Tags
 from .volumes import Volumes
 from .vpc_network import VpcNetwork
+from .vpc_ops import VpcOps
 from .vpcs import Vpcs
 
 log = logging.getLogger("pocketcloud")
@@ -52,7 +53,7 @@ def _fingerprint(count: int, params: dict) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-class Cloud(Reconciling, Launching, GroupForwards):
+class Cloud(Reconciling, Launching, GroupForwards, VpcOps):
     """Every use case, over one store and the engines' drivers. The reconcile pass lives in
     reconcile.py, the engine half of a launch in launching.py, instance records and their
     bookkeeping in instances.py."""
@@ -71,8 +72,7 @@ class Cloud(Reconciling, Launching, GroupForwards):
         self.storage = Storage(self.store, self.accounts, config)
         self.keypairs = KeyPairs(self.store)
         self.security_groups = SecurityGroups(self.store, max_rules=config.max_rules_per_group, vpcs=self.vpcs)
-        container = drivers.get("container")
-        self.network = VpcNetwork(config, self.store, lambda: getattr(container, "client", None))
+        self.network = VpcNetwork(config, self.store, lambda: getattr(drivers.get("container"), "client", None))
         self.security_groups.on_change = self.vpcs.on_change = self.network.changed
         self._locks = KeyedLocks()
         self._exec_slots = Slots(config.exec_per_account, config.exec_total)

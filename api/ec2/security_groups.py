@@ -50,7 +50,7 @@ def create_security_group(cloud, caller, p) -> dict:
         cloud.vpcs.get(caller.id, p["VpcId"])  # the caller's VPC, or InvalidVpcID.NotFound
     group_tags = _tag_specs(p, "security-group")
     dry_run(p)
-    g = cloud.security_groups.create(caller.id, name, description)
+    g = cloud.security_groups.create(caller.id, name, description, p.get("VpcId") or None)
     if group_tags:
         cloud.resource_tags.set(caller.id, [g.id], group_tags)
     return {"return": True, "groupId": g.id, "securityGroupArn": _arn(cloud, caller, "security-group", g.id),

@@ -124,3 +124,102 @@ def test_a_stale_bridge_of_this_cloud_is_removed_and_others_are_left_alone(netcl
     finally:
         subprocess.run(["ip", "link", "del", "dev", foreign], check=False)
         subprocess.run(["ip", "link", "del", "dev", stale], check=False, capture_output=True)
+
+
+def code_of(call) -> str:
+    from botocore.exceptions import ClientError
+
+    with pytest.raises(ClientError) as e:
+        call()
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] < 500, e.value.response
+    return e.value.response["Error"]["Code"]
+
+
+def prefixes(elems: list) -> set[str]:
+    return {f"{e['prefix']['addr']}/{e['prefix']['len']}" if isinstance(e, dict) and "prefix" in e else str(e)
+            for e in elems}
+
+
+def host_state(label: str, docker_client) -> tuple:
+    """Everything of the cloud's networks on the host, to compare before and after a refusal."""
+    table = nft_table(label)
+    return (sorted(b["name"] for b in bridges.list_bridges(label)),
+            sorted(n.name for n in docker_client.networks.list(filters={"label": f"pocketcloud.cloud={label}"})),
+            sorted(table["sets"]) if table else None)
+
+
+def test_create_and_delete_vpcs_and_subnets_make_and_remove_real_networks(netcloud, docker_client):
+    a = ec2_for(netcloud, netcloud.new_user("net-e"))
+    b = ec2_for(netcloud, netcloud.new_user("net-f"))
+    taken = {v["CidrBlock"] for v in b.describe_vpcs()["Vpcs"]}
+    vpc = a.create_vpc(CidrBlock="10.250.0.0/16", TagSpecifications=[
+        {"ResourceType": "vpc", "Tags": [{"Key": "Name", "Value": "lab"}]}])["Vpc"]
+    assert (vpc["CidrBlock"], vpc["IsDefault"], vpc["Tags"]) == ("10.250.0.0/16", False, [{"Key": "Name", "Value": "lab"}])
+    sub = a.create_subnet(VpcId=vpc["VpcId"], CidrBlock="10.250.1.0/24", AvailabilityZone="us-east-1b")["Subnet"]
+    assert (sub["CidrBlock"], sub["AvailabilityZone"], sub["AvailableIpAddressCount"]) == ("10.250.1.0/24", "us-east-1b", 251)
+    name = bridge_name(sub["SubnetId"])
+    assert addresses(name) == {"10.250.1.1/24"}, "the subnet is a bridge when CreateSubnet answers"
+    assert docker_client.networks.list(names=[f"pc-{netcloud.label}-{sub['SubnetId']}"])
+    assert f"inmap-{vpc['VpcId']}" in nft_table(netcloud.label)["sets"]
+    assert "10.250.0.0/16" in prefixes(nft_table(netcloud.label)["sets"]["vpc_cidrs"])
+
+    before = host_state(netcloud.label, docker_client)
+    refusals = [
+        (lambda: a.create_vpc(CidrBlock="10.250.128.0/17"), "InvalidVpc.Range"),  # overlaps its own VPC
+        (lambda: b.create_vpc(CidrBlock="10.250.0.0/16"), "InvalidVpc.Range"),  # another account's VPC
+        (lambda: a.create_vpc(CidrBlock=next(iter(taken))), "InvalidVpc.Range"),  # another account's default VPC
+        (lambda: a.create_vpc(CidrBlock="127.0.0.0/16"), "InvalidVpc.Range"),
+        (lambda: a.create_vpc(CidrBlock="not a cidr"), "InvalidParameterValue"),
+        (lambda: a.create_subnet(VpcId=vpc["VpcId"], CidrBlock="10.250.1.128/25"), "InvalidSubnet.Conflict"),
+        (lambda: a.create_subnet(VpcId=vpc["VpcId"], CidrBlock="10.251.0.0/24"), "InvalidSubnet.Range"),
+        (lambda: b.create_subnet(VpcId=vpc["VpcId"], CidrBlock="10.250.2.0/24"), "InvalidVpcID.NotFound"),
+        (lambda: b.delete_subnet(SubnetId=sub["SubnetId"]), "InvalidSubnetID.NotFound"),
+        (lambda: b.delete_vpc(VpcId=vpc["VpcId"]), "InvalidVpcID.NotFound"),
+        (lambda: a.delete_vpc(VpcId=vpc["VpcId"]), "DependencyViolation"),  # it has a subnet
+        (lambda: a.delete_vpc(VpcId="vpc-nothex"), "InvalidVpcID.Malformed"),
+    ]
+    for call, want in refusals:
+        assert code_of(call) == want
+    assert host_state(netcloud.label, docker_client) == before, "a refusal changes nothing on the host"
+
+    # Something the cloud did not put there is attached to the bridge: the subnet stays.
+    subprocess.run(["ip", "link", "add", "pcx-intruder", "type", "veth", "peer", "name", "pcx-intruder1"], check=True)
+    try:
+        subprocess.run(["ip", "link", "set", "pcx-intruder", "master", name], check=True)
+        assert code_of(lambda: a.delete_subnet(SubnetId=sub["SubnetId"])) == "DependencyViolation"
+        assert sub["SubnetId"] in {s["SubnetId"] for s in a.describe_subnets()["Subnets"]}
+    finally:
+        subprocess.run(["ip", "link", "del", "pcx-intruder"], check=False)
+
+    a.delete_subnet(SubnetId=sub["SubnetId"])
+    assert subprocess.run(["ip", "link", "show", name], capture_output=True).returncode != 0, "the bridge is gone"
+    assert not docker_client.networks.list(names=[f"pc-{netcloud.label}-{sub['SubnetId']}"])
+    a.delete_vpc(VpcId=vpc["VpcId"])
+    assert f"inmap-{vpc['VpcId']}" not in nft_table(netcloud.label)["sets"]
+    assert vpc["VpcId"] not in {v["VpcId"] for v in a.describe_vpcs()["Vpcs"]}
+
+
+def test_vpcs_and_subnets_over_rest_and_the_cli(netcloud):
+    api = netcloud.new_user("net-g")
+    made = api.ok("POST", "/vpcs", 201, json={"cidr": "10.249.0.0/24"})
+    sub = api.ok("POST", "/subnets", 201, json={"vpc": made["id"], "cidr": "10.249.0.0/28", "zone": "c"})
+    assert (sub["zone"], sub["bridge"], sub["available_ips"]) == ("us-east-1c", bridge_name(sub["id"]), 11)
+    assert addresses(sub["bridge"]) == {"10.249.0.1/28"}
+    status, body = api("POST", "/vpcs", json={"cidr": "10.249.0.0/25"})
+    assert (status, body["error"]["code"]) == (400, "InvalidVpc.Range")
+    status, body = api("POST", "/subnets", json={"vpc": made["id"]})
+    assert (status, body["error"]["code"]) == (400, "MissingParameter")
+    assert api("DELETE", f"/vpcs/{made['id']}")[0] == 409
+    assert [s["id"] for s in api.ok("GET", "/subnets", params={"vpc": made["id"]})["subnets"]] == [sub["id"]]
+    api.ok("DELETE", f"/subnets/{sub['id']}", 204)
+    api.ok("DELETE", f"/vpcs/{made['id']}", 204)
+    # The CLI (as the admin): create, list, remove.
+    out = json.loads(netcloud.cli("-o", "json", "vpcs", "create", "10.249.4.0/24").stdout)
+    s = json.loads(netcloud.cli("-o", "json", "subnets", "create", out["id"], "10.249.4.0/26").stdout)
+    listed = netcloud.cli("subnets", "ls", "--vpc", out["id"]).stdout
+    assert s["id"] in listed and "10.249.4.0/26" in listed
+    bad = netcloud.cli("vpcs", "rm", out["id"], check=False)
+    assert bad.returncode != 0 and "DependencyViolation" in bad.stderr + bad.stdout
+    netcloud.cli("subnets", "rm", s["id"])
+    netcloud.cli("vpcs", "rm", out["id"])
+    assert out["id"] not in netcloud.cli("vpcs", "ls").stdout

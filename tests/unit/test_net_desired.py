@@ -126,3 +126,107 @@ def test_networking_is_off_unless_asked_for(tmp_path):
         Config(home=tmp_path, vpc_networking="maybe")
     c = Cloud(Config(home=tmp_path / "h", recipes_dir=tmp_path / "none"), drivers={"container": FakeDriver()})
     assert c.network.sync() == {}, "off: nothing reaches the kernel"
+
+
+# -- CreateVpc / DeleteVpc / CreateSubnet / DeleteSubnet (records; the kernel side is integration) --
+
+def code(excinfo) -> str:
+    return excinfo.value.code
+
+
+def test_vpc_blocks_are_checked_against_the_cloud_and_the_host(cloud):
+    from emulator.errors import CloudError
+
+    alice, _ = cloud.accounts.create("alice")
+    bob, _ = cloud.accounts.create("bob")
+    cloud.vpcs.taken = lambda: {"192.168.5.0/24"}
+    vpc = cloud.create_vpc(alice, "172.20.0.0/16")
+    assert (vpc.cidr, vpc.is_default) == ("172.20.0.0/16", False)
+    for who, cidr, want in [(bob, "172.20.128.0/17", "InvalidVpc.Range"),  # another account's VPC
+                            (alice, cloud.vpcs.default(bob.id).cidr, "InvalidVpc.Range"),
+                            (alice, "192.168.0.0/16", "InvalidVpc.Range"),  # a host network
+                            (alice, "10.213.0.0/20", "InvalidVpc.Range"),  # reserved for the test VM networks
+                            (alice, "8.8.0.0/16", "InvalidVpc.Range"),  # not private
+                            (alice, "10.50.0.0/8", "InvalidParameterValue"),  # host bits set
+                            (alice, "10.48.0.0/12", "InvalidVpc.Range"),  # larger than /16
+                            (alice, "x" * 5000, "InvalidParameterValue")]:
+        before = cloud.store.query("SELECT id FROM vpcs")
+        with pytest.raises(CloudError) as e:
+            cloud.create_vpc(who, cidr)
+        assert code(e) == want, cidr
+        assert cloud.store.query("SELECT id FROM vpcs") == before, "a refused create records nothing"
+
+
+def test_subnets_stay_inside_their_vpc_and_apart(cloud):
+    from emulator.errors import CloudError
+
+    alice, _ = cloud.accounts.create("alice")
+    bob, _ = cloud.accounts.create("bob")
+    vpc = cloud.create_vpc(alice, "172.21.0.0/16")
+    s = cloud.create_subnet(alice, vpc.id, "172.21.1.0/24", "us-east-1b")
+    assert (s.vpc_id, s.cidr, s.zone, s.is_default) == (vpc.id, "172.21.1.0/24", "us-east-1b", False)
+    assert s.available_ips == 251
+    cloud.vpcs.taken = lambda: {"172.21.9.0/24", "172.21.1.0/24", vpc.cidr}  # one foreign network in the block
+    cases = [(alice, vpc.id, "172.21.1.128/25", None, "InvalidSubnet.Conflict"),
+             (alice, vpc.id, "172.21.8.0/21", None, "InvalidSubnet.Conflict"),  # the host's network
+             (alice, vpc.id, "172.22.0.0/24", None, "InvalidSubnet.Range"),
+             (alice, vpc.id, "172.21.2.0/29", None, "InvalidSubnet.Range"),  # smaller than /28
+             (alice, vpc.id, "172.21.2.0/24", "us-east-1z", "InvalidParameterValue"),
+             (alice, vpc.id, "172.21.2.0/24", "eu-west-1a", "InvalidParameterValue"),
+             (bob, vpc.id, "172.21.2.0/24", None, "InvalidVpcID.NotFound"),  # another account's VPC
+             (alice, "vpc-zz", "172.21.2.0/24", None, "InvalidVpcID.Malformed")]
+    for who, vid, cidr, zone, want in cases:
+        with pytest.raises(CloudError) as e:
+            cloud.create_subnet(who, vid, cidr, zone)
+        assert code(e) == want, (cidr, zone)
+    assert [x.id for x in cloud.vpcs.subnets(alice.id, "us-east-1") if x.vpc_id == vpc.id] == [s.id]
+
+
+def test_deletes_refuse_dependencies_and_other_accounts(cloud):
+    from emulator.errors import CloudError
+
+    alice, _ = cloud.accounts.create("alice")
+    bob, _ = cloud.accounts.create("bob")
+    vpc = cloud.create_vpc(alice, "172.23.0.0/16")
+    s = cloud.create_subnet(alice, vpc.id, "172.23.0.0/24")
+    for call, want in [(lambda: cloud.delete_vpc(alice, vpc.id), "DependencyViolation"),
+                       (lambda: cloud.delete_vpc(bob, vpc.id), "InvalidVpcID.NotFound"),
+                       (lambda: cloud.delete_subnet(bob, s.id), "InvalidSubnetID.NotFound"),
+                       (lambda: cloud.delete_vpc(alice, cloud.vpcs.default(alice.id).id), "OperationNotPermitted")]:
+        with pytest.raises(CloudError) as e:
+            call()
+        assert code(e) == want
+    inst, = cloud.run_instances_in_subnet(alice, subnet_id=s.id, image="tiny")[1]
+    with pytest.raises(CloudError) as e:
+        cloud.delete_subnet(alice, s.id)
+    assert code(e) == "DependencyViolation", "an instance launched into it (no interface made yet)"
+    cloud.describe_instances(alice)
+    cloud.vpcs.interfaces(alice.id, "us-east-1", {inst.id: s.id})
+    cloud.terminate_instance(alice, inst.id)
+    cloud.delete_subnet(alice, s.id)  # a terminated instance's interface goes with the subnet
+    cloud.delete_vpc(alice, vpc.id)
+    assert vpc.id not in {v.id for v in cloud.vpcs.list(alice.id)}
+
+
+def test_a_create_whose_network_fails_leaves_no_record(cloud, monkeypatch):
+    from emulator.errors import EngineError
+
+    alice, _ = cloud.accounts.create("alice")
+    vpc = cloud.create_vpc(alice, "172.24.0.0/16")
+    calls = []
+
+    def broken():
+        calls.append(1)
+        if len(calls) == 1:
+            raise EngineError("docker could not create network: pool overlaps")
+        return {}
+
+    monkeypatch.setattr(cloud.network, "sync", broken)
+    with pytest.raises(EngineError):
+        cloud.create_subnet(alice, vpc.id, "172.24.0.0/24")
+    assert [x for x in cloud.vpcs.subnets(alice.id, "us-east-1") if x.vpc_id == vpc.id] == []
+    assert len(calls) == 2, "the host is matched again after the record is dropped (removing what was made)"
+    calls.clear()
+    with pytest.raises(EngineError):
+        cloud.create_vpc(alice, "172.25.0.0/16")
+    assert "172.25.0.0/16" not in {v.cidr for v in cloud.vpcs.list(alice.id)}
