@@ -117,7 +117,7 @@ class Cloud(Reconciling, Launching, GroupForwards, VpcOps):
         # Forwards are ours (host ports fixed at create), so the record keeps them, not the engine.
         self._save(inst.id, state=e.state, engine_id=e.engine_id, private_ip=e.private_ip or inst.private_ip,
                    details=details, **extra)
-        return self._row(inst.id)
+        return self.network.follow(inst, self._row(inst.id))  # rules follow the interface and the state
 
     # -- catalog -----------------------------------------------------------------
     def instance_types(self) -> list[dict]:
@@ -171,6 +171,8 @@ class Cloud(Reconciling, Launching, GroupForwards, VpcOps):
             ssh_keys=tuple(ssh_keys), auto_ssh=False,
         )
         driver.preflight(spec)
+        subnet = self.vpcs.subnet_for(caller.id, self.config.region, details.get("subnet_id")) \
+            if self.network.enabled else None
         now = time.time()
         with self._port_lock, self.store.tx() as c:
             count = c.execute(
@@ -188,12 +190,13 @@ class Cloud(Reconciling, Launching, GroupForwards, VpcOps):
                              for p in clean_ports]), clean_ud, json.dumps(clean_tags), key_name,
                  json.dumps(details), now, now),
             )
+            net = self.network.reserve(c, caller.id, inst_id, kind, subnet)  # None: the engine's own network
             op_id = self.journal.open_in(c, inst_id, "launch", step="record")
         self.fault("record")
         # Containers get the ports asked for at create published by dockerd; group ports are
         # applied after launch, as forwards that can change while the instance runs.
         launch_ports = clean_ports if kind == "vm" else tuple(p for p in clean_ports if p.guest not in group_ports)
-        spec = replace(spec, ports=launch_ports, on_step=self._step_hook(inst_id, op_id, kind == "vm"))
+        spec = replace(spec, ports=launch_ports, on_step=self._step_hook(inst_id, op_id, kind == "vm"), network=net)
         if kind == "vm":  # minutes under TCG: answer pending at once, as EC2 does; GET shows the boot
             accepted = self._row(inst_id)  # the answer is the state at acceptance, whatever the worker does next
             self._launch_async(inst_id, op_id, driver, spec)

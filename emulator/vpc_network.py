@@ -25,10 +25,11 @@ from typing import Any, Callable
 
 from .config import Config
 from .errors import CloudError, InvalidParameter
-from .networks import bridges, host, ipam, lifecycle
-from .networks import dhcp
+from .compute.driver import NetAttach
+from .instances import Instance
+from .networks import bridges, dhcp, host, ipam, lifecycle
 from .networks.firewall import Firewall
-from .networks.model import Desired, Group, Port, Rule, Subnet, Vpc
+from .networks.model import Desired, Group, Port, Rule, Subnet, Vpc, bridge_name
 from .state import Store
 
 log = logging.getLogger("pocketcloud")
@@ -159,6 +160,7 @@ class VpcNetwork:
             return {}
         with self._lock:
             t0 = time.perf_counter()
+            repinned = self._repin()
             want, skipped = desired(self.store)
             want.check()
             docker = self._docker()
@@ -166,11 +168,82 @@ class VpcNetwork:
             fw = self.firewall.apply(want)
             removed, kept = self._remove_stale({s.id for s in want.subnets}, docker)
             self.last = {"subnets": len(want.subnets), "groups": len(want.groups), "ports": len(want.ports),
-                         "created": created, "removed": removed, "kept": kept, "skipped": skipped,
+                         "created": created, "removed": removed, "repinned": repinned, "kept": kept, "skipped": skipped,
                          "firewall": fw, "seconds": round(time.perf_counter() - t0, 4), "at": time.time()}
             for s in skipped:
                 log.warning("network: left out %s", s)
             return self.last
+
+    # ---- instances ----------------------------------------------------------------
+    def reserve(self, c: Any, owner: str, instance_id: str, kind: str, subnet: Any) -> NetAttach | None:
+        """Inside the launch's write transaction: the instance's address (the lowest free one of its
+        subnet, so two launches cannot take one), its interface record and MAC. None when off."""
+        if not self.enabled or subnet is None:
+            return None
+        from .vpcs import _mac, new_id
+
+        taken = [r[0] for r in c.execute(
+            "SELECT i.private_ip FROM instances i JOIN network_interfaces n ON n.instance_id = i.id "
+            "WHERE n.subnet_id=? AND i.state!='terminated' AND i.private_ip IS NOT NULL", (subnet.id,))]
+        ip = ipam.allocate_address(subnet.cidr, taken)
+        eni = new_id("eni")
+        c.execute("INSERT INTO network_interfaces (id, owner, instance_id, subnet_id, mac, attachment_id, created_at)"
+                  " VALUES (?,?,?,?,?,?,?)", (eni, owner, instance_id, subnet.id, _mac(eni), new_id("eni-attach"),
+                                              time.time()))
+        net = {"subnet_id": subnet.id, "ip": ip, "ifname": bridges.tap_name(instance_id) if kind == "vm" else None}
+        c.execute("UPDATE instances SET private_ip=?, details=json_set(details, '$.net', json(?)) WHERE id=?",
+                  (ip, json.dumps(net), instance_id))
+        return NetAttach(subnet.id, bridge_name(subnet.id), bridges.docker_network_name(self.label, subnet.id), ip,
+                         _mac(eni), ipam.gateway(subnet.cidr), int(subnet.cidr.split("/")[1]))
+
+    def follow(self, before: Instance, after: Instance) -> Instance:
+        """After the engine changed an instance (launched, started, stopped, rebooted): a running
+        container's interface is looked up again - Docker names the host side at random on every
+        start - and the rules follow when the interface or the state changed."""
+        net = after.details.get("net")
+        if not self.enabled or not net:
+            return after
+        ifname = net.get("ifname")
+        if after.kind == "container" and after.state == "running" and after.engine_id:
+            ifname = self._container_ifname(after.engine_id, net)
+            if ifname != net.get("ifname"):
+                self._record_ifname(after.id, ifname)
+        if ifname != net.get("ifname") or before.state != after.state:
+            self.changed()
+        row = self.store.one("SELECT * FROM instances WHERE id=?", (after.id,))
+        return Instance.from_row(row) if row else after
+
+    def _container_ifname(self, engine_id: str, net: dict) -> str | None:
+        sub = self.store.one("SELECT id, vpc_id, cidr FROM subnets WHERE id=?", (net["subnet_id"],))
+        if sub is None:
+            return None
+        try:
+            return bridges.container_port(self._docker(), self.label, engine_id,
+                                          Subnet(sub["id"], sub["vpc_id"], sub["cidr"]))["ifname"]
+        except CloudError as e:  # not running any more, or not on its network: it stays unpinned
+            log.warning("network: no interface of container %s on %s: %s", engine_id[:12], net["subnet_id"], e)
+            return None
+
+    def _record_ifname(self, instance_id: str, ifname: str | None) -> None:
+        with self.store.tx() as c:
+            c.execute("UPDATE instances SET details=json_set(details, '$.net.ifname', ?) WHERE id=?",
+                      (ifname, instance_id))
+
+    def _repin(self) -> list[str]:
+        """Running containers whose recorded interface is gone (dockerd restarted them, or they were
+        restarted behind the server's back): looked up again. Returns the instances re-pinned."""
+        done = []
+        for r in self.store.query("SELECT id, engine_id, details FROM instances WHERE kind='container' AND "
+                                  "state='running' AND json_extract(details, '$.net.subnet_id') IS NOT NULL"):
+            net = json.loads(r["details"])["net"]
+            name = net.get("ifname")
+            if name and host.link_exists(name) and bridges.ports(bridge_name(net["subnet_id"])).count(name):
+                continue
+            found = self._container_ifname(r["engine_id"], net) if r["engine_id"] else None
+            if found != name:
+                self._record_ifname(r["id"], found)
+                done.append(r["id"])
+        return done
 
     def changed(self) -> None:
         """A VPC, subnet or security group changed: the kernel follows now. A failure is logged,

@@ -223,3 +223,67 @@ def test_vpcs_and_subnets_over_rest_and_the_cli(netcloud):
     netcloud.cli("subnets", "rm", s["id"])
     netcloud.cli("vpcs", "rm", out["id"])
     assert out["id"] not in netcloud.cli("vpcs", "ls").stdout
+
+
+def sh(api, iid: str, script: str) -> dict:
+    return api.ok("POST", f"/instances/{iid}/exec", json={"command": script, "timeout": 20})
+
+
+def reaches(api, src: str, ip: str, port: int = 8080) -> bool:
+    # busybox wget: no -T in tiny (it segfaults); `timeout` bounds it instead.
+    out = sh(api, src, f"timeout 3 wget -q -O - http://{ip}:{port}/hostname")
+    return out["exit_code"] == 0
+
+
+def test_containers_join_their_subnet_and_groups_decide_what_flows(netcloud):
+    from .test_ec2 import tiny_ami
+
+    api = netcloud.new_user("net-h")
+    ec2 = ec2_for(netcloud, api)
+    subnet = ec2.describe_subnets(Filters=[{"Name": "availability-zone", "Values": ["us-east-1a"]}])["Subnets"][0]
+    default = ec2.describe_security_groups(GroupNames=["default"])["SecurityGroups"][0]["GroupId"]
+    lonely = ec2.create_security_group(GroupName="lonely", Description="no ingress")["GroupId"]
+    ami = tiny_ami(ec2)
+    run = lambda sg: ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1, SubnetId=subnet["SubnetId"],  # noqa: E731
+                                       SecurityGroupIds=[sg])["Instances"][0]["InstanceId"]
+    a, b, c = run(default), run(default), run(lonely)
+    try:
+        ec2.get_waiter("instance_running").wait(InstanceIds=[a, b, c], WaiterConfig={"Delay": 1})
+        insts = {i["InstanceId"]: i for r in ec2.describe_instances(InstanceIds=[a, b, c])["Reservations"]
+                 for i in r["Instances"]}
+        ip = {k: v["PrivateIpAddress"] for k, v in insts.items()}
+        import ipaddress as ipa
+
+        assert all(ipa.ip_address(x) in ipa.ip_network(subnet["CidrBlock"]) for x in ip.values()), ip
+        assert len(set(ip.values())) == 3
+        enis = {i["InstanceId"]: i["NetworkInterfaces"][0]["MacAddress"] for i in insts.values()}
+        assert sh(api, a, "cat /sys/class/net/eth0/address")["stdout"].strip() == enis[a], "the ENI's MAC"
+        name = bridge_name(subnet["SubnetId"])
+        assert len(bridges.ports(name)) >= 3, "three veths on the subnet's bridge"
+        for x in (b, c):
+            sh(api, x, "busybox httpd -p 8080 -h /etc")
+        assert sh(api, a, f"ping -c 1 -W 2 {subnet['CidrBlock'].split('/')[0][:-1]}1")["exit_code"] == 0, "gateway"
+        assert reaches(api, a, ip[b]), "the default group admits its own members"
+        assert not reaches(api, a, ip[c]), "a group without ingress rules admits nothing"
+        assert not reaches(api, c, ip[b]), "the default group admits only its members"
+        # Authorize, then measure how long until traffic flows (the closing note's figure).
+        t0 = time.monotonic()
+        ec2.authorize_security_group_ingress(GroupId=lonely, IpPermissions=[{
+            "IpProtocol": "tcp", "FromPort": 8080, "ToPort": 8080, "IpRanges": [{"CidrIp": subnet["CidrBlock"]}]}])
+        assert until(lambda: reaches(api, a, ip[c]), 10), "authorized: traffic flows without a restart"
+        print(f"\nauthorize -> traffic flowing: {time.monotonic() - t0:.2f} s (one exec round trip included)")
+        # A restart gives the container a new host-side veth: the pinning follows it.
+        before = bridges.ports(name)
+        ec2.stop_instances(InstanceIds=[b])
+        ec2.get_waiter("instance_stopped").wait(InstanceIds=[b], WaiterConfig={"Delay": 1})
+        ec2.start_instances(InstanceIds=[b])
+        ec2.get_waiter("instance_running").wait(InstanceIds=[b], WaiterConfig={"Delay": 1})
+        assert bridges.ports(name) != before
+        sh(api, b, "busybox httpd -p 8080 -h /etc")
+        assert reaches(api, a, ip[b]), "re-pinned after the restart"
+        after = {i["InstanceId"]: i["PrivateIpAddress"] for r in ec2.describe_instances(InstanceIds=[b])["Reservations"]
+                 for i in r["Instances"]}
+        assert after[b] == ip[b], "the address is kept across a restart"
+    finally:
+        ec2.terminate_instances(InstanceIds=[a, b, c])
+        ec2.get_waiter("instance_terminated").wait(InstanceIds=[a, b, c], WaiterConfig={"Delay": 1})
