@@ -78,7 +78,7 @@ def _ports(store: Store, subnets: dict[str, Subnet], groups: dict[str, Group], s
     """Interfaces of live instances whose address is one of their subnet's (an instance still on
     Docker's or libvirt's own network has none yet)."""
     marks = ",".join("?" * len(HOLDS_ADDRESS))
-    rows = store.query("SELECT n.instance_id, n.subnet_id, n.mac, i.private_ip, i.state, i.details "
+    rows = store.query("SELECT n.instance_id, n.subnet_id, n.mac, i.private_ip, i.state, i.kind, i.details "
                        "FROM network_interfaces n JOIN instances i ON i.id = n.instance_id "
                        f"WHERE i.state IN ({marks}) ORDER BY n.created_at, n.rowid", HOLDS_ADDRESS)
     out, used = [], set()
@@ -99,9 +99,12 @@ def _ports(store: Store, subnets: dict[str, Subnet], groups: dict[str, Group], s
         net = details.get("net") or {}
         vpc_groups = tuple(g for g in details.get("security_groups", []) if groups.get(g) and
                            groups[g].vpc_id == sub.vpc_id)
+        # A VM's tap name is fixed, so it is pinned from the launch on (before the guest's first
+        # frame); a container's veth is known only once it runs, and changes at every start.
+        live = ("pending", "running", "stopping") if r["kind"] == "vm" else ("running",)
         try:
             out.append(Port(r["instance_id"], sub.id, ip, r["mac"], vpc_groups,
-                            net.get("ifname") if r["state"] == "running" else None))
+                            net.get("ifname") if r["state"] in live else None))
             used.add(ip)
         except InvalidParameter as e:
             skipped.append(f"port {r['instance_id']}: {e}")
@@ -166,10 +169,11 @@ class VpcNetwork:
             docker = self._docker()
             created = [s.id for s in want.subnets if lifecycle.create_subnet(self.label, s, docker)["created"]]
             fw = self.firewall.apply(want)
+            dhcp_report = self._dhcp(want)
             removed, kept = self._remove_stale({s.id for s in want.subnets}, docker)
             self.last = {"subnets": len(want.subnets), "groups": len(want.groups), "ports": len(want.ports),
                          "created": created, "removed": removed, "repinned": repinned, "kept": kept, "skipped": skipped,
-                         "firewall": fw, "seconds": round(time.perf_counter() - t0, 4), "at": time.time()}
+                         "firewall": fw, "dhcp": dhcp_report, "seconds": round(time.perf_counter() - t0, 4), "at": time.time()}
             for s in skipped:
                 log.warning("network: left out %s", s)
             return self.last
@@ -194,7 +198,7 @@ class VpcNetwork:
         c.execute("UPDATE instances SET private_ip=?, details=json_set(details, '$.net', json(?)) WHERE id=?",
                   (ip, json.dumps(net), instance_id))
         return NetAttach(subnet.id, bridge_name(subnet.id), bridges.docker_network_name(self.label, subnet.id), ip,
-                         _mac(eni), ipam.gateway(subnet.cidr), int(subnet.cidr.split("/")[1]))
+                         _mac(eni), ipam.gateway(subnet.cidr), int(subnet.cidr.split("/")[1]), net["ifname"] or "")
 
     def follow(self, before: Instance, after: Instance) -> Instance:
         """After the engine changed an instance (launched, started, stopped, rebooted): a running
@@ -252,6 +256,23 @@ class VpcNetwork:
             self.sync()
         except CloudError:
             log.exception("applying the network state failed; the reconcile pass will retry")
+
+    def _dhcp(self, want: Desired) -> dict[str, str]:
+        """One dnsmasq per subnet that has VMs, serving exactly their reservations; none elsewhere."""
+        vms = {r["id"] for r in self.store.query("SELECT id FROM instances WHERE kind='vm' AND state!='terminated'")}
+        by_subnet: dict[str, list[dhcp.Reservation]] = {}
+        for p in want.ports:
+            if p.instance_id in vms:
+                by_subnet.setdefault(p.subnet_id, []).append(dhcp.Reservation(p.mac, p.ip, dhcp.hostname_for(p.ip)))
+        out = {}
+        for s in want.subnets:
+            server = dhcp.Dhcp(self.label, s, self.dhcp_dir)
+            if s.id in by_subnet:
+                out[s.id] = server.ensure(by_subnet[s.id])["action"]
+            elif server.pid() is not None:
+                server.stop()
+                out[s.id] = "stopped"
+        return out
 
     def _remove_stale(self, wanted: set[str], docker: Any | None) -> tuple[list[str], list[str]]:
         """This cloud's bridges whose subnet is gone: removed, unless something is still attached."""

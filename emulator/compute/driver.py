@@ -34,6 +34,7 @@ class NetAttach:
     mac: str
     gateway: str
     prefixlen: int
+    tap: str = ""  # a VM's tap name, fixed in advance so the rules pin it before the guest boots
 
 
 @dataclass(frozen=True)
