@@ -171,8 +171,7 @@ class Cloud(Reconciling, Launching, GroupForwards, VpcOps):
             ssh_keys=tuple(ssh_keys), auto_ssh=False,
         )
         driver.preflight(spec)
-        subnet = self.vpcs.subnet_for(caller.id, self.config.region, details.get("subnet_id")) \
-            if self.network.enabled else None
+        subnet = self.network.enabled and self.vpcs.subnet_for(caller.id, self.config.region, details.get("subnet_id"))
         now = time.time()
         with self._port_lock, self.store.tx() as c:
             count = c.execute(
@@ -196,7 +195,8 @@ class Cloud(Reconciling, Launching, GroupForwards, VpcOps):
         # Containers get the ports asked for at create published by dockerd; group ports are
         # applied after launch, as forwards that can change while the instance runs.
         launch_ports = clean_ports if kind == "vm" else tuple(p for p in clean_ports if p.guest not in group_ports)
-        spec = replace(spec, ports=launch_ports, on_step=self._step_hook(inst_id, op_id, kind == "vm"), network=net)
+        spec = replace(spec, ports=() if net else launch_ports, network=net,  # on a subnet: forwards are kernel DNAT
+                       on_step=self._step_hook(inst_id, op_id, kind == "vm"))
         if kind == "vm":  # minutes under TCG: answer pending at once, as EC2 does; GET shows the boot
             accepted = self._row(inst_id)  # the answer is the state at acceptance, whatever the worker does next
             self._launch_async(inst_id, op_id, driver, spec)
@@ -332,6 +332,7 @@ class Cloud(Reconciling, Launching, GroupForwards, VpcOps):
             # The reason is the termination's, whatever stopped the instance before (EC2 does the same).
             self._save(inst.id, state="terminated", terminated_at=time.time(),
                        state_reason="Client.UserInitiatedShutdown: terminated by its owner")
+            self.network.changed()  # its address, pinning, forwards and DHCP reservation go
             return self._row(inst.id), prev
         if prev == "terminated":
             raise InvalidState(f"instance {inst.id} is terminated and cannot be {action}ed",

@@ -29,7 +29,7 @@ from .compute.driver import NetAttach
 from .instances import Instance
 from .networks import bridges, dhcp, host, ipam, lifecycle
 from .networks.firewall import Firewall
-from .networks.model import Desired, Group, Port, Rule, Subnet, Vpc, bridge_name
+from .networks.model import Desired, Forward, Group, Port, Rule, Subnet, Vpc, bridge_name
 from .state import Store
 
 log = logging.getLogger("pocketcloud")
@@ -74,11 +74,13 @@ def _groups(store: Store, default_vpcs: dict[str, str], skipped: list[str]) -> l
     return out
 
 
-def _ports(store: Store, subnets: dict[str, Subnet], groups: dict[str, Group], skipped: list[str]) -> list[Port]:
+def _ports(store: Store, subnets: dict[str, Subnet], groups: dict[str, Group], skipped: list[str],
+           forwards: list[Forward]) -> list[Port]:
     """Interfaces of live instances whose address is one of their subnet's (an instance still on
-    Docker's or libvirt's own network has none yet)."""
+    Docker's or libvirt's own network has none yet), and their host forwards (into `forwards`):
+    127.0.0.1:host -> address:guest as kernel DNAT, so they outlive the server."""
     marks = ",".join("?" * len(HOLDS_ADDRESS))
-    rows = store.query("SELECT n.instance_id, n.subnet_id, n.mac, i.private_ip, i.state, i.kind, i.details "
+    rows = store.query("SELECT n.instance_id, n.subnet_id, n.mac, i.private_ip, i.state, i.kind, i.details, i.ports "
                        "FROM network_interfaces n JOIN instances i ON i.id = n.instance_id "
                        f"WHERE i.state IN ({marks}) ORDER BY n.created_at, n.rowid", HOLDS_ADDRESS)
     out, used = [], set()
@@ -108,6 +110,12 @@ def _ports(store: Store, subnets: dict[str, Subnet], groups: dict[str, Group], s
             used.add(ip)
         except InvalidParameter as e:
             skipped.append(f"port {r['instance_id']}: {e}")
+            continue
+        for f in json.loads(r["ports"] or "[]"):
+            try:
+                forwards.append(Forward(f["host"], ip, f["guest"], f.get("protocol", "tcp")))
+            except (InvalidParameter, KeyError) as e:
+                skipped.append(f"forward of {r['instance_id']}: {e}")
     return out
 
 
@@ -137,8 +145,15 @@ def desired(store: Store, imds_port: int | None = None) -> tuple[Desired, list[s
     groups = [g for g in groups if g.vpc_id in known_vpcs and all(
         r.peer_group is None or (r.peer_group in by_id and by_id[r.peer_group].vpc_id == g.vpc_id)
         for r in g.ingress + g.egress)]
-    ports = _ports(store, {s.id: s for s in subnets}, {g.id: g for g in groups}, skipped)
-    return Desired(tuple(vpcs), tuple(subnets), tuple(groups), tuple(ports), (), imds_port), skipped
+    forwards: list[Forward] = []
+    ports = _ports(store, {s.id: s for s in subnets}, {g.id: g for g in groups}, skipped, forwards)
+    seen: set[tuple] = set()
+    for f in list(forwards):  # one host port, one forward (the records allocate them so: a hand edit may not)
+        if (f.host_ip, f.host_port, f.protocol) in seen:
+            forwards.remove(f)
+            skipped.append(f"forward {f.host_ip}:{f.host_port}: the host port is another forward's")
+        seen.add((f.host_ip, f.host_port, f.protocol))
+    return Desired(tuple(vpcs), tuple(subnets), tuple(groups), tuple(ports), tuple(forwards), imds_port), skipped
 
 
 class VpcNetwork:
@@ -182,7 +197,7 @@ class VpcNetwork:
     def reserve(self, c: Any, owner: str, instance_id: str, kind: str, subnet: Any) -> NetAttach | None:
         """Inside the launch's write transaction: the instance's address (the lowest free one of its
         subnet, so two launches cannot take one), its interface record and MAC. None when off."""
-        if not self.enabled or subnet is None:
+        if not self.enabled or not subnet:
             return None
         from .vpcs import _mac, new_id
 

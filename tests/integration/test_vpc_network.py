@@ -287,3 +287,45 @@ def test_containers_join_their_subnet_and_groups_decide_what_flows(netcloud):
     finally:
         ec2.terminate_instances(InstanceIds=[a, b, c])
         ec2.get_waiter("instance_terminated").wait(InstanceIds=[a, b, c], WaiterConfig={"Delay": 1})
+
+
+def test_forwards_are_kernel_rules_that_outlive_the_server(netcloud):
+    import requests
+
+    api = netcloud.new_user("net-i")
+    ec2 = ec2_for(netcloud, api)
+    from .test_ec2 import tiny_ami
+
+    gid = ec2.create_security_group(GroupName="web", Description="web")["GroupId"]
+    ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=[{
+        "IpProtocol": "tcp", "FromPort": 8080, "ToPort": 8080, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+    iid = ec2.run_instances(ImageId=tiny_ami(ec2), MinCount=1, MaxCount=1,
+                            SecurityGroupIds=[gid])["Instances"][0]["InstanceId"]
+    try:
+        api.wait_state(iid)
+        sh(api, iid, "busybox httpd -p 8080 -h /etc; busybox httpd -p 8081 -h /etc")
+        host = next(p["host"] for p in api.ok("GET", f"/instances/{iid}")["ports"] if p["guest"] == 8080)
+        lo, hi = Config(home=netcloud.home).forward_ports
+        assert lo <= host <= hi, "forwards come from the reserved range"
+        url = f"http://127.0.0.1:{host}/hostname"
+        assert until(lambda: requests.get(url, timeout=3).ok, 5)
+        table = nft_table(netcloud.label)
+        assert f"fwd-tcp-127-0-0-1-{host}" in table["counters"], "the forward is an nft DNAT rule with a counter"
+        # A security-group rule's port gets a forward too, at once.
+        ec2.authorize_security_group_ingress(GroupId=gid, IpPermissions=[{
+            "IpProtocol": "tcp", "FromPort": 8081, "ToPort": 8081, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+        group_host = next(p["host"] for p in api.ok("GET", f"/instances/{iid}")["ports"] if p["guest"] == 8081)
+        assert requests.get(f"http://127.0.0.1:{group_host}/hostname", timeout=3).ok
+        netcloud.stop()
+        try:
+            for port in (host, group_host):
+                assert requests.get(f"http://127.0.0.1:{port}/hostname", timeout=3).ok, \
+                    "the forward answers while the server is down"
+        finally:
+            netcloud.start()
+        assert requests.get(url, timeout=3).ok, "and after it restarts"
+    finally:
+        api("DELETE", f"/instances/{iid}")
+        api.wait_state(iid, "terminated")
+    assert until(lambda: f"fwd-tcp-127-0-0-1-{host}" not in nft_table(netcloud.label)["counters"]), \
+        "a terminated instance's forwards go"

@@ -67,7 +67,9 @@ def test_only_instances_with_an_address_of_their_subnet_get_a_port(cloud):
     first = ipam.allocate_address(subnet.cidr)
     second = ipam.allocate_address(subnet.cidr, [first])
     cloud._save(on_docker.id, private_ip="172.17.0.9")
-    cloud._save(on_subnet.id, private_ip=first, details={**on_subnet.details, "net": {"ifname": "veth1234"}})
+    cloud._save(on_subnet.id, private_ip=first, details={**on_subnet.details, "net": {"ifname": "veth1234"}},
+                ports=[{"guest": 80, "host": 20080, "host_ip": "127.0.0.1", "protocol": "tcp"}])
+    cloud._save(on_docker.id, ports=[{"guest": 80, "host": 20081, "host_ip": "127.0.0.1", "protocol": "tcp"}])
     cloud._save(stopped.id, private_ip=second, state="stopped", details={**stopped.details, "net": {"ifname": "vethx"}})
     cloud._save(gone.id, private_ip=ipam.allocate_address(subnet.cidr, [first, second]), state="terminated")
     want, skipped = desired(cloud.store)
@@ -78,6 +80,8 @@ def test_only_instances_with_an_address_of_their_subnet_get_a_port(cloud):
     assert ports[on_subnet.id].mac == enis[on_subnet.id].mac
     assert ports[on_subnet.id].groups == (g.id,)
     assert ports[stopped.id].ifname is None, "a stopped instance keeps its address but has no interface"
+    assert [(f.host_port, f.ip, f.port) for f in want.forwards] == [(20080, first, 80)], \
+        "a subnet instance's forwards are kernel DNAT; one on Docker's network keeps the engine's"
 
 
 def test_a_record_the_library_refuses_is_left_out_not_fatal(cloud):
