@@ -97,8 +97,11 @@ def _int(value, what: str) -> int:
                                code="InvalidParameterValue") from None
 
 
-def rule(protocol, from_port, to_port, cidr="0.0.0.0/0", description=None) -> Rule:
-    """An ingress rule: TCP ports that become host forwards."""
+def rule(protocol, from_port, to_port, cidr="0.0.0.0/0", description=None, kernel: bool = False) -> Rule:
+    """An ingress rule: TCP ports that become host forwards. With `kernel` (VPC networking on, the
+    rules enforced between instances) any protocol, as AWS takes it; only TCP ones get forwards."""
+    if kernel and PROTOCOLS.get(str(protocol).lower()) in ("udp", "icmp", "-1"):
+        return egress_rule(protocol, from_port, to_port, cidr, description)
     protocol = PROTOCOLS.get(str(protocol).lower(), str(protocol)[:20])
     if protocol == "-1":
         raise InvalidParameter("pocketcloud forwards TCP ports only; give IpProtocol tcp and a port range",

@@ -329,3 +329,33 @@ def test_forwards_are_kernel_rules_that_outlive_the_server(netcloud):
         api.wait_state(iid, "terminated")
     assert until(lambda: f"fwd-tcp-127-0-0-1-{host}" not in nft_table(netcloud.label)["counters"]), \
         "a terminated instance's forwards go"
+
+
+def test_two_accounts_never_reach_each_other(netcloud):
+    from .test_ec2 import tiny_ami
+
+    sides = []
+    for n in ("net-j", "net-k"):
+        api = netcloud.new_user(n)
+        ec2 = ec2_for(netcloud, api)
+        open_gid = ec2.create_security_group(GroupName="open", Description="everything in")["GroupId"]
+        ec2.authorize_security_group_ingress(GroupId=open_gid, IpPermissions=[{
+            "IpProtocol": "-1", "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])
+        iid = ec2.run_instances(ImageId=tiny_ami(ec2), MinCount=1, MaxCount=1,
+                                SecurityGroupIds=[open_gid])["Instances"][0]["InstanceId"]
+        sides.append((api, ec2, iid))
+    try:
+        for api, ec2, iid in sides:
+            ec2.get_waiter("instance_running").wait(InstanceIds=[iid], WaiterConfig={"Delay": 1})
+            sh(api, iid, "busybox httpd -p 8080 -h /etc")
+        ip = [s[1].describe_instances(InstanceIds=[s[2]])["Reservations"][0]["Instances"][0]["PrivateIpAddress"]
+              for s in sides]
+        (a_api, _, a), (b_api, _, b) = sides
+        assert reaches(a_api, a, ip[0]), "an instance reaches its own address (the check itself works)"
+        assert not reaches(a_api, a, ip[1]), "another account's VPC: nothing flows, even wide open"
+        assert not reaches(b_api, b, ip[0])
+        assert sh(a_api, a, f"ping -c 1 -W 2 {ip[1]}")["exit_code"] != 0
+    finally:
+        for api, ec2, iid in sides:
+            ec2.terminate_instances(InstanceIds=[iid])
+            ec2.get_waiter("instance_terminated").wait(InstanceIds=[iid], WaiterConfig={"Delay": 1})
