@@ -17,6 +17,7 @@ from .errors import CloudError
 from .instances import Instance
 from .journal import Journal
 from .state import Store
+from .vpc_metadata import key_lookup, lookup
 
 if TYPE_CHECKING:
     from .services import Cloud
@@ -168,6 +169,7 @@ def start_background(cloud: "Cloud", interval: float = 5.0) -> threading.Thread:
     except CloudError:
         log.exception("the S3 storage engine did not start; S3 requests will answer ServiceUnavailable")
     cloud.storage.start_lifecycle()  # S3 lifecycle rules honoured in the background
+    cloud.network.start_metadata(lookup(cloud.store, cloud.config.region, key_lookup(cloud.keypairs)))
     try:
         cloud.restore_forwards()
     except Exception:

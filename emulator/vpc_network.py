@@ -168,6 +168,17 @@ class VpcNetwork:
         self._docker_client = docker_client
         self._lock = threading.Lock()
         self.last: dict[str, Any] = {}
+        self.metadata: Any = None  # the metadata listener (start_metadata), in this process
+
+    def start_metadata(self, lookup: Callable[[str], dict | None]) -> None:
+        """Serves 169.254.169.254 for this cloud's instances: a listener on 127.0.0.1 that the rules
+        DNAT to from every subnet bridge, keeping the caller's address (how it is told apart)."""
+        if not self.enabled or self.metadata is not None:
+            return
+        from .networks.imds import MetadataApp, MetadataServer
+
+        self.metadata = MetadataServer(MetadataApp(lookup)).start()
+        self.changed()
 
     def _docker(self) -> Any | None:
         return self._docker_client() if self._docker_client else None
@@ -179,7 +190,7 @@ class VpcNetwork:
         with self._lock:
             t0 = time.perf_counter()
             repinned = self._repin()
-            want, skipped = desired(self.store)
+            want, skipped = desired(self.store, self.metadata.port if self.metadata else None)
             want.check()
             docker = self._docker()
             created = [s.id for s in want.subnets if lifecycle.create_subnet(self.label, s, docker)["created"]]

@@ -359,3 +359,69 @@ def test_two_accounts_never_reach_each_other(netcloud):
         for api, ec2, iid in sides:
             ec2.terminate_instances(InstanceIds=[iid])
             ec2.get_waiter("instance_terminated").wait(InstanceIds=[iid], WaiterConfig={"Delay": 1})
+
+
+def test_a_vm_and_a_container_share_a_subnet(netcloud):
+    """Boots a `tiny` VM (TCG): its tap on the subnet's bridge, its address from the subnet's dnsmasq."""
+    from emulator.networks import dhcp
+
+    from .test_ec2 import tiny_ami
+
+    api = netcloud.new_user("net-v")
+    ec2 = ec2_for(netcloud, api)
+    subnet = ec2.describe_subnets(Filters=[{"Name": "availability-zone", "Values": ["us-east-1a"]}])["Subnets"][0]
+    default = ec2.describe_security_groups(GroupNames=["default"])["SecurityGroups"][0]["GroupId"]
+    run = lambda kind: ec2.run_instances(  # noqa: E731
+        ImageId=tiny_ami(ec2, kind), MinCount=1, MaxCount=1, SubnetId=subnet["SubnetId"],
+        SecurityGroupIds=[default])["Instances"][0]["InstanceId"]
+    vm, ct = run("vm"), run("container")
+    dhcp_dir = netcloud.home / "net" / "dhcp"
+    try:
+        ec2.get_waiter("instance_running").wait(InstanceIds=[vm, ct], WaiterConfig={"Delay": 2, "MaxAttempts": 200})
+        ip = {i["InstanceId"]: i["PrivateIpAddress"] for r in ec2.describe_instances(InstanceIds=[vm, ct])["Reservations"]
+              for i in r["Instances"]}
+        assert subnet["SubnetId"] in dhcp.running(dhcp_dir), "the subnet's DHCP server runs while it has a VM"
+        assert f"inet {ip[vm]}/" in sh(api, vm, "ip -4 addr show eth0")["stdout"], "the address from our DHCP"
+        assert bridges.tap_name(vm) in bridges.ports(bridge_name(subnet["SubnetId"]))
+        for x in (vm, ct):
+            sh(api, x, "busybox httpd -p 8080 -h /etc")
+        assert reaches(api, ct, ip[vm]), "container -> VM in one subnet and group"
+        assert reaches(api, vm, ip[ct]), "VM -> container"
+        assert sh(api, ct, f"ping -c 1 -W 2 {ip[vm]}")["exit_code"] == 0
+    finally:
+        ec2.terminate_instances(InstanceIds=[vm, ct])
+        ec2.get_waiter("instance_terminated").wait(InstanceIds=[vm, ct], WaiterConfig={"Delay": 1})
+    assert until(lambda: subnet["SubnetId"] not in dhcp.running(dhcp_dir)), "no VM left: its DHCP server goes"
+
+
+def test_the_metadata_service_answers_each_instance_about_itself(netcloud):
+    from .test_ec2 import tiny_ami
+
+    api = netcloud.new_user("net-m")
+    ec2 = ec2_for(netcloud, api)
+    ec2.import_key_pair(KeyName="k", PublicKeyMaterial=b"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHx1m4Hc0dZ6b0jmjk8m1m7HbqV5m7TnPZ8YQq3M0Xq7 t@x")
+    iids = [i["InstanceId"] for i in ec2.run_instances(ImageId=tiny_ami(ec2), MinCount=2, MaxCount=2, KeyName="k",
+                                                        UserData="hello from user data")["Instances"]]
+    try:
+        ec2.get_waiter("instance_running").wait(InstanceIds=iids, WaiterConfig={"Delay": 1})
+        base = "http://169.254.169.254/latest"
+        for iid in iids:
+            got = sh(api, iid, f"wget -q -O - {base}/meta-data/instance-id")
+            assert got["stdout"].strip() == iid, got
+        one = iids[0]
+        ip = ec2.describe_instances(InstanceIds=[one])["Reservations"][0]["Instances"][0]["PrivateIpAddress"]
+        assert sh(api, one, f"wget -q -O - {base}/meta-data/local-ipv4")["stdout"].strip() == ip
+        assert sh(api, one, f"wget -q -O - {base}/user-data")["stdout"] == "hello from user data"
+        assert "ssh-ed25519" in sh(api, one, f"wget -q -O - {base}/meta-data/public-keys/0/openssh-key")["stdout"]
+        # IMDSv2: a token from PUT (busybox wget cannot PUT: nc), then a GET that carries it.
+        token = sh(api, one, "printf 'PUT /latest/api/token HTTP/1.0\\r\\nX-aws-ec2-metadata-token-ttl-seconds: 60"
+                             "\\r\\n\\r\\n' | timeout 5 nc 169.254.169.254 80 | tail -n 1")["stdout"].strip()
+        assert len(token) > 20, token
+        doc = sh(api, one, f"wget -q -O - --header 'X-aws-ec2-metadata-token: {token}' "
+                           f"{base}/dynamic/instance-identity/document")["stdout"]
+        assert json.loads(doc)["instanceId"] == one and json.loads(doc)["privateIp"] == ip
+        bad = sh(api, one, f"wget -q -O - --header 'X-aws-ec2-metadata-token: x{token}' {base}/meta-data/instance-id")
+        assert bad["exit_code"] != 0, "a forged token is refused"
+    finally:
+        ec2.terminate_instances(InstanceIds=iids)
+        ec2.get_waiter("instance_terminated").wait(InstanceIds=iids, WaiterConfig={"Delay": 1})
