@@ -418,7 +418,8 @@ class Cloud(Reconciling, Launching, GroupForwards, VpcOps):
         started = time.perf_counter()
         data = driver.internals(inst.engine_id)
         return {"instance_id": inst.id, "kind": inst.kind, "state": inst.state, "type": INSTANCE_TYPES[inst.type].to_dict(),
-                "forwards": inst.ports, **data, "read_in_ms": round((time.perf_counter() - started) * 1000, 1)}
+                "forwards": inst.ports, **data, "vpc_path": self.network.path(inst),
+                "read_in_ms": round((time.perf_counter() - started) * 1000, 1)}
 
     # -- accounts -----------------------------------------------------------------
     def create_account(self, caller: Account, name, role="user", max_instances=20):

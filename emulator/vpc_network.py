@@ -27,7 +27,7 @@ from .config import Config
 from .errors import CloudError, InvalidParameter
 from .compute.driver import NetAttach
 from .instances import Instance
-from .networks import bridges, dhcp, host, ipam, lifecycle
+from .networks import bridges, dhcp, host, ipam, lifecycle, rules
 from .networks.firewall import Firewall
 from .networks.model import Desired, Forward, Group, Port, Rule, Subnet, Vpc, bridge_name
 from .state import Store
@@ -274,6 +274,33 @@ class VpcNetwork:
                 self._record_ifname(r["id"], found)
                 done.append(r["id"])
         return done
+
+    def path(self, inst: Instance) -> dict[str, Any] | None:
+        """The instance's way through the host for internals and `explain`: its interface, the
+        subnet's bridge, its chains with the live counters of its groups' rules, NAT and forwards."""
+        net = inst.details.get("net")
+        if not self.enabled or not net:
+            return None
+        want, _ = desired(self.store, self.metadata.port if self.metadata else None)
+        port = next((p for p in want.ports if p.instance_id == inst.id), None)
+        if port is None:
+            return None
+        counters = self.firewall.counters()
+        groups = {g.id: g for g in want.groups}
+        vpc = want.vpc_of(port)
+        none = {"packets": 0, "bytes": 0}
+        return {
+            "interface": port.ifname, "interface_kind": "tap" if inst.kind == "vm" else "veth",
+            "bridge": bridge_name(port.subnet_id), "subnet": port.subnet_id, "vpc": vpc.id, "ip": port.ip,
+            "mac": port.mac, "pinned": port.ifname is not None, "table": self.firewall.table,
+            "chains": [f"out-{inst.id}", f"in-{inst.id}"],
+            "groups": [{"id": g, "rules": self.firewall.group_counters(groups[g], counters)} for g in port.groups],
+            "dropped": {"ingress": counters.get(f"drop-in-{inst.id}", none),
+                        "egress": counters.get(f"drop-out-{inst.id}", none)},
+            "nat": "outbound through the host (masquerade)" if vpc.nat else "off: nothing leaves the VPC",
+            "forwards": [{"host": f"{f.host_ip}:{f.host_port}", "guest": f.port, "protocol": f.protocol,
+                          **counters.get(rules.forward_counter(f), none)} for f in want.forwards if f.ip == port.ip],
+        }
 
     def changed(self) -> None:
         """A VPC, subnet or security group changed: the kernel follows now. A failure is logged,

@@ -264,8 +264,13 @@ def test_containers_join_their_subnet_and_groups_decide_what_flows(netcloud):
             sh(api, x, "busybox httpd -p 8080 -h /etc")
         assert sh(api, a, f"ping -c 1 -W 2 {subnet['CidrBlock'].split('/')[0][:-1]}1")["exit_code"] == 0, "gateway"
         assert reaches(api, a, ip[b]), "the default group admits its own members"
+        path = api.ok("GET", f"/instances/{b}/internals")["vpc_path"]
+        assert path["interface"] in bridges.ports(name) and path["bridge"] == name and path["ip"] == ip[b]
+        admitted = [r for g in path["groups"] for r in g["rules"] if r["direction"] == "ingress"]
+        assert admitted and admitted[0]["packets"] > 0, "the live counter of the rule that let A in"
         assert not reaches(api, a, ip[c]), "a group without ingress rules admits nothing"
         assert not reaches(api, c, ip[b]), "the default group admits only its members"
+        assert api.ok("GET", f"/instances/{b}/internals")["vpc_path"]["dropped"]["ingress"]["packets"] > 0
         # Authorize, then measure how long until traffic flows (the closing note's figure).
         t0 = time.monotonic()
         ec2.authorize_security_group_ingress(GroupId=lonely, IpPermissions=[{
