@@ -234,3 +234,40 @@ def test_a_create_whose_network_fails_leaves_no_record(cloud, monkeypatch):
     with pytest.raises(EngineError):
         cloud.create_vpc(alice, "172.25.0.0/16")
     assert "172.25.0.0/16" not in {v.cidr for v in cloud.vpcs.list(alice.id)}
+
+
+def test_the_metadata_lookup_answers_only_instances_on_a_subnet(cloud):
+    from emulator.vpc_metadata import key_lookup, lookup
+
+    alice, _ = cloud.accounts.create("alice")
+    on, off = (cloud.run_instance(alice, image="tiny", user_data="hi") for _ in range(2))
+    eni = cloud.vpcs.interfaces(alice.id, "us-east-1", {on.id: None, off.id: None})[0]
+    subnet = cloud.vpcs.subnets(alice.id, "us-east-1", [eni.subnet_id])[0]
+    ip = ipam.allocate_address(subnet.cidr)
+    cloud._save(on.id, private_ip=ip, details={**on.details, "net": {"subnet_id": subnet.id, "ip": ip}})
+    find = lookup(cloud.store, "us-east-1", key_lookup(cloud.keypairs))
+    md = find(ip)
+    assert (md["instance_id"], md["local_ipv4"], md["subnet_id"], md["vpc_id"], md["mac"]) == (
+        on.id, ip, subnet.id, subnet.vpc_id, eni.mac)
+    assert md["user_data"] == "hi" and md["availability_zone"] == subnet.zone and md["account_id"] == alice.id
+    assert find(off.private_ip or "172.17.0.2") is None, "an instance on Docker's own network is not answered"
+    cloud.terminate_instance(alice, on.id)
+    assert find(ip) is None, "nor a terminated one"
+
+
+def test_explain_renders_the_path_with_counters():
+    from api.web.layers import vpc_path
+
+    assert vpc_path(None) == []
+    lines = dict(vpc_path({
+        "interface": "veth1", "interface_kind": "veth", "ip": "10.0.0.4", "mac": "0e:00:00:00:00:01",
+        "bridge": "pcb-0123", "subnet": "subnet-1", "vpc": "vpc-1", "table": "pc-x", "chains": ["out-i", "in-i"],
+        "nat": "outbound through the host (masquerade)",
+        "groups": [{"id": "sg-1", "rules": [{"direction": "ingress", "rule": "tcp 80 0.0.0.0/0", "packets": 7,
+                                             "bytes": 420}]}],
+        "dropped": {"ingress": {"packets": 3}, "egress": {"packets": 0}},
+        "forwards": [{"host": "127.0.0.1:20001", "guest": 80, "protocol": "tcp", "packets": 2}]}))
+    assert "veth1 (veth" in lines["network path"] and "pcb-0123" in lines["network path"]
+    assert lines["sg-1 ingress"] == "tcp 80 0.0.0.0/0: 7 packets, 420 bytes"
+    assert lines["dropped by its groups"] == "in 3, out 0 packets"
+    assert lines["forward (kernel DNAT)"] == "127.0.0.1:20001 → 10.0.0.4:80/tcp: 2 packets"
