@@ -241,7 +241,8 @@ def test_the_metadata_lookup_answers_only_instances_on_a_subnet(cloud):
 
     alice, _ = cloud.accounts.create("alice")
     on, off = (cloud.run_instance(alice, image="tiny", user_data="hi") for _ in range(2))
-    eni = cloud.vpcs.interfaces(alice.id, "us-east-1", {on.id: None, off.id: None})[0]
+    eni = next(n for n in cloud.vpcs.interfaces(alice.id, "us-east-1", {on.id: None, off.id: None})
+               if n.instance_id == on.id)
     subnet = cloud.vpcs.subnets(alice.id, "us-east-1", [eni.subnet_id])[0]
     ip = ipam.allocate_address(subnet.cidr)
     cloud._save(on.id, private_ip=ip, details={**on.details, "net": {"subnet_id": subnet.id, "ip": ip}})
