@@ -169,6 +169,7 @@ class VpcNetwork:
         self._lock = threading.Lock()
         self.last: dict[str, Any] = {}
         self.metadata: Any = None  # the metadata listener (start_metadata), in this process
+        self._verified: set[str] = set()  # subnets whose bridge and Docker network this process checked
 
     def start_metadata(self, lookup: Callable[[str], dict | None]) -> None:
         """Serves 169.254.169.254 for this cloud's instances: a listener on 127.0.0.1 that the rules
@@ -193,7 +194,11 @@ class VpcNetwork:
             want, skipped = desired(self.store, self.metadata.port if self.metadata else None)
             want.check()
             docker = self._docker()
-            created = [s.id for s in want.subnets if lifecycle.create_subnet(self.label, s, docker)["created"]]
+            # A bridge checked once by this process is only looked at again when its link is gone: a pass
+            # every few seconds must not cost several `ip` calls per subnet of every account.
+            check = [s for s in want.subnets if s.id not in self._verified or not host.link_exists(s.bridge)]
+            created = [s.id for s in check if lifecycle.create_subnet(self.label, s, docker)["created"]]
+            self._verified = {s.id for s in want.subnets}
             fw = self.firewall.apply(want)
             dhcp_report = self._dhcp(want)
             removed, kept = self._remove_stale({s.id for s in want.subnets}, docker)
@@ -355,6 +360,7 @@ class VpcNetwork:
         problems = []
         docker = self._docker()
         with self._lock:
+            self._verified = set()
             try:
                 self.firewall.remove()
             except CloudError as e:
