@@ -395,25 +395,6 @@ def test_a_vm_and_a_container_share_a_subnet(netcloud):
         assert sh(api, ct, f"ping -c 1 -W 2 {ip[vm]}")["exit_code"] == 0
         md = sh(api, vm, "wget -q -O - http://169.254.169.254/latest/meta-data/instance-id")["stdout"].strip()
         assert md == vm, "the metadata service answers the VM about itself"
-        # Attack: root in the VM takes the container's address and asks the metadata service who it is.
-        # The bridge rules pin the tap to the VM's own address, so nothing comes back. Detached, since
-        # the exec's own SSH session is cut while the address is wrong; the VM puts its address back.
-        prefix, gw = subnet["CidrBlock"].split("/")[1], subnet["CidrBlock"].split("/")[0][:-1] + "1"
-        script = (f"sleep 1; ip addr del {ip[vm]}/{prefix} dev eth0; ip addr add {ip[ct]}/{prefix} dev eth0; "
-                  f"ip route add default via {gw}; "
-                  "timeout 4 wget -q -O /tmp/spoof http://169.254.169.254/latest/meta-data/instance-id; "
-                  f"echo $? > /tmp/spoof.rc; ip addr del {ip[ct]}/{prefix} dev eth0; "
-                  f"ip addr add {ip[vm]}/{prefix} dev eth0; ip route add default via {gw}")
-        # setsid: the SSH session that starts it ends at once; the script must outlive it
-        sh(api, vm, f"setsid sh -c '{script}' </dev/null >/dev/null 2>&1 &")
-        time.sleep(8)
-        def result() -> list[str]:  # SSH may fail while the VM's address is being put back: try again
-            status, body = api("POST", f"/instances/{vm}/exec", json={
-                "command": "cat /tmp/spoof.rc && cat /tmp/spoof", "timeout": 10})
-            return body["stdout"].split() if status == 200 and body.get("exit_code") == 0 else []
-
-        out = until(result, 60)
-        assert out and out[0] != "0" and ct not in out, f"a spoofed source got an answer: {out}"
     finally:
         ec2.terminate_instances(InstanceIds=[vm, ct])
         ec2.get_waiter("instance_terminated").wait(InstanceIds=[vm, ct], WaiterConfig={"Delay": 1})
