@@ -15,6 +15,7 @@ import re
 import secrets
 import time
 from dataclasses import dataclass, field, replace
+from typing import Callable
 
 from .errors import AlreadyExists, InvalidParameter, InvalidState, NotFound, QuotaExceeded
 from .instances import MAX_FORWARDS
@@ -96,8 +97,11 @@ def _int(value, what: str) -> int:
                                code="InvalidParameterValue") from None
 
 
-def rule(protocol, from_port, to_port, cidr="0.0.0.0/0", description=None) -> Rule:
-    """An ingress rule: TCP ports that become host forwards."""
+def rule(protocol, from_port, to_port, cidr="0.0.0.0/0", description=None, kernel: bool = False) -> Rule:
+    """An ingress rule: TCP ports that become host forwards. With `kernel` (VPC networking on, the
+    rules enforced between instances) any protocol, as AWS takes it; only TCP ones get forwards."""
+    if kernel and PROTOCOLS.get(str(protocol).lower()) in ("udp", "icmp", "-1"):
+        return egress_rule(protocol, from_port, to_port, cidr, description)
     protocol = PROTOCOLS.get(str(protocol).lower(), str(protocol)[:20])
     if protocol == "-1":
         raise InvalidParameter("pocketcloud forwards TCP ports only; give IpProtocol tcp and a port range",
@@ -141,10 +145,12 @@ MAX_RULES = 60  # EC2's default quota, inbound and outbound each
 
 
 class SecurityGroups:
-    def __init__(self, store: Store, max_rules: int = MAX_RULES):
+    def __init__(self, store: Store, max_rules: int = MAX_RULES, vpcs: Vpcs | None = None):
         self.store = store
         self.max_rules = max_rules
-        self.vpcs = Vpcs(store)
+        self.vpcs = vpcs or Vpcs(store)
+        # Called after every committed change (the cloud re-applies its network rules).
+        self.on_change: Callable[[], None] = lambda: None
 
     def _rules(self, group_ids: list[str]) -> dict[tuple[str, bool], list[Rule]]:
         out: dict[tuple[str, bool], list[Rule]] = {}
@@ -169,13 +175,13 @@ class SecurityGroups:
                                      tuple(rules.get((row["id"], False), ())), tuple(rules.get((row["id"], True), ()))))
         return out
 
-    def create(self, owner: str, name, description) -> SecurityGroup:
+    def create(self, owner: str, name, description, vpc_id: str | None = None) -> SecurityGroup:
         if not isinstance(name, str) or not GROUP_NAME.fullmatch(name) or name.lower().startswith("sg-"):
             raise InvalidParameter("group name must be 1-255 printable characters, not starting with 'sg-'",
                                    code="InvalidParameterValue")
         if not isinstance(description, str) or not 0 < len(description) <= 255:
             raise InvalidParameter("a group description of 1-255 characters is required", code="MissingParameter")
-        vpc = self.vpcs.default(owner)
+        vpc = self.vpcs.get(owner, vpc_id) if vpc_id else self.vpcs.default(owner)
         gid = "sg-" + secrets.token_hex(9)[:17]
         now = time.time()
         with self.store.tx() as c:
@@ -185,6 +191,7 @@ class SecurityGroups:
             c.execute("INSERT INTO security_groups (id, owner, name, description, vpc_id, created_at) "
                       "VALUES (?,?,?,?,?,?)", (gid, owner, name, description, vpc.id, now))
             self._insert(c, gid, owner, True, [ALLOW_ALL], now)  # every new group may send anywhere, as on AWS
+        self.on_change()
         return self.get(owner, gid)
 
     @staticmethod
@@ -253,6 +260,7 @@ class SecurityGroups:
                     f"pass the limit of {self.max_rules} per direction (each CIDR of a permission is a rule)",
                     code="RulesPerSecurityGroupLimitExceeded")
             ids = self._insert(c, group.id, owner, egress, rules, time.time())
+        self.on_change()
         return self.get(owner, group.id), ids
 
     def _remove(self, owner: str, group_id: str, rules: list[Rule], egress: bool) -> SecurityGroup:
@@ -269,6 +277,7 @@ class SecurityGroups:
         with self.store.tx() as c:
             c.executemany("DELETE FROM security_group_rules WHERE id=?", [(i,) for i in gone])
             c.executemany("DELETE FROM resource_tags WHERE resource_id=?", [(i,) for i in gone])
+        self.on_change()
         return self.get(owner, group.id)
 
     def authorize(self, owner: str, group_id: str, rules: list[Rule]) -> SecurityGroup:
@@ -317,6 +326,7 @@ class SecurityGroups:
             for rid, r in changes.items():
                 c.execute("UPDATE security_group_rules SET protocol=?, from_port=?, to_port=?, cidr=?, description=? "
                           "WHERE id=?", (r.protocol, r.from_port, r.to_port, r.cidr, r.description, rid))
+        self.on_change()
         return self.get(owner, group.id)
 
     def delete(self, owner: str, group_id: str, in_use: bool) -> None:
@@ -329,6 +339,7 @@ class SecurityGroups:
         with self.store.tx() as c:
             c.execute("DELETE FROM security_groups WHERE id=?", (group.id,))  # its rules go by cascade
             c.execute(f"DELETE FROM resource_tags WHERE resource_id IN ({','.join('?' * len(ids))})", ids)
+        self.on_change()
 
     def check_forwards(self, instances: list, group_id: str, ingress: list[Rule]) -> None:
         """Refuse a rule change (the group's ingress becoming `ingress`) that would give one of

@@ -4,6 +4,8 @@
 Terraform's per-rule resources use them)."""
 from __future__ import annotations
 
+import functools
+
 from emulator.errors import InvalidParameter, NotFound
 from emulator.security_groups import Rule, egress_rule, rule, rule_description
 
@@ -50,7 +52,7 @@ def create_security_group(cloud, caller, p) -> dict:
         cloud.vpcs.get(caller.id, p["VpcId"])  # the caller's VPC, or InvalidVpcID.NotFound
     group_tags = _tag_specs(p, "security-group")
     dry_run(p)
-    g = cloud.security_groups.create(caller.id, name, description)
+    g = cloud.security_groups.create(caller.id, name, description, p.get("VpcId") or None)
     if group_tags:
         cloud.resource_tags.set(caller.id, [g.id], group_tags)
     return {"return": True, "groupId": g.id, "securityGroupArn": _arn(cloud, caller, "security-group", g.id),
@@ -108,8 +110,8 @@ def describe_security_group_rules(cloud, caller, p) -> dict:
             "nextToken": token}
 
 
-def _rules(p, egress: bool, revoking: bool = False) -> list[Rule]:
-    make = egress_rule if egress else rule
+def _rules(p, egress: bool, revoking: bool = False, kernel: bool = False) -> list[Rule]:
+    make = egress_rule if egress else functools.partial(rule, kernel=kernel)
     perms = members(p, "IpPermissions")
     out = []
     for perm in perms:
@@ -146,7 +148,7 @@ def _created(cloud, caller, group_id: str, egress: bool, wanted: list[Rule], rul
 @mutating
 def authorize_security_group_ingress(cloud, caller, p) -> dict:
     group = cloud.security_groups.get(caller.id, _group_ref(p))
-    rules, rule_tags = _rules(p, False), _tag_specs(p, "security-group-rule")
+    rules, rule_tags = _rules(p, False, kernel=cloud.network.enabled), _tag_specs(p, "security-group-rule")
     dry_run(p)
     cloud.authorize_ingress(caller, group.id, rules)
     return _created(cloud, caller, group.id, False, rules, rule_tags)
@@ -165,7 +167,7 @@ def _to_revoke(cloud, caller, p, group_id: str, egress: bool) -> list[Rule]:
     ids = values(p, "SecurityGroupRuleId")
     if ids:
         return cloud.security_groups.rules_by_id(caller.id, group_id, ids, egress)
-    return _rules(p, egress, revoking=True)
+    return _rules(p, egress, revoking=True, kernel=cloud.network.enabled)
 
 
 @mutating
@@ -201,7 +203,7 @@ def modify_security_group_rules(cloud, caller, p) -> dict:
         egress = any(r.id == rid for r in group.egress)
         if not egress and not any(r.id == rid for r in group.rules):
             cloud.security_groups.rules_by_id(caller.id, group.id, [rid], False)  # the AWS not-found error
-        make = egress_rule if egress else rule
+        make = egress_rule if egress else functools.partial(rule, kernel=cloud.network.enabled)
         changes[rid] = make(spec.get("IpProtocol", "tcp"), spec.get("FromPort"), spec.get("ToPort"),
                             spec.get("CidrIpv4"), spec.get("Description"))
     if not changes:
@@ -220,7 +222,7 @@ def _update_descriptions(cloud, caller, p, egress: bool) -> dict:
         changes[r.id] = Rule(r.protocol, r.from_port, r.to_port, r.cidr, r.id,
                              rule_description(item.get("Description")))
     if members(p, "IpPermissions"):
-        for new in _rules(p, egress):
+        for new in _rules(p, egress, kernel=cloud.network.enabled):
             match = [r for r in have if r == new]
             if not match:
                 raise NotFound(f"The specified rule {new.text()} does not exist in this security group",

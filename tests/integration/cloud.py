@@ -245,3 +245,15 @@ def remove_volume_pool(server: Server) -> list[str]:
     except OSError:
         pass
     return left
+
+
+def remove_networks(server: Server, docker_client) -> list[str]:
+    """Tear down a cloud's VPC networks (bridges, Docker networks, nftables tables, dnsmasq: they
+    outlive the server by design) and return what was still there afterwards."""
+    from emulator.state import Store
+    from emulator.vpc_network import VpcNetwork
+
+    net = VpcNetwork(Config(home=Path(server.home)), Store(Config(home=Path(server.home)).db_path),
+                     lambda: docker_client)
+    problems = net.teardown()
+    return problems + net.leftovers()

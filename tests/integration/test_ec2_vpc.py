@@ -78,8 +78,10 @@ def test_default_vpcs_are_distinct_per_account_and_off_host_routes(pair):
     assert ea.describe_vpcs()["Vpcs"][0]["Tags"] == []
     assert code_of(lambda: ea.describe_vpcs(VpcIds=["vpc-123"])) == "InvalidVpcID.Malformed"
     assert code_of(lambda: ea.describe_subnets(SubnetIds=["subnet-zz"])) == "InvalidSubnetID.Malformed"
-    assert code_of(lambda: ea.create_vpc(CidrBlock="10.99.0.0/16")) == "UnsupportedOperation"
-    assert code_of(lambda: ea.create_subnet(VpcId=va["VpcId"], CidrBlock="10.0.64.0/20")) == "UnsupportedOperation"
+    # every VPC's block is distinct on the host: another account's is refused, as is a taken subnet block
+    assert code_of(lambda: ea.create_vpc(CidrBlock=vb["CidrBlock"])) == "InvalidVpc.Range"
+    assert code_of(lambda: ea.create_subnet(VpcId=va["VpcId"], CidrBlock=subnets[0]["CidrBlock"])) \
+        == "InvalidSubnet.Conflict"
     assert code_of(lambda: ea.create_default_vpc()) == "DefaultVpcAlreadyExists"
     assert len(ea.describe_vpcs()["Vpcs"]) == 1
 
