@@ -2,17 +2,23 @@
 RunInstances into a subnet). A part of Cloud, which provides the attributes declared below."""
 from __future__ import annotations
 
-from typing import Callable, ContextManager
+import json
+from typing import TYPE_CHECKING, Callable, ContextManager
 
 from .accounts import Account
 from .compute.driver import Driver
 from .compute.types import INSTANCE_TYPES
 from .config import Config
-from .errors import InvalidParameter, InvalidState
-from .instances import Instance
+from .errors import InvalidParameter, InvalidState, QuotaExceeded
+from .instances import MAX_FORWARDS, Instance
 from .resize import resize
 from . import validation
+from .security_groups import SecurityGroups
+from .state import Store
 from .vpcs import Vpcs
+
+if TYPE_CHECKING:
+    from .vpc_network import VpcNetwork
 
 
 class InstanceAttributes:
@@ -24,6 +30,10 @@ class InstanceAttributes:
     driver: Callable[[str], Driver]
     get_instance: Callable[..., Instance]
     run_instances: Callable[..., tuple[str, list[Instance]]]
+    store: Store
+    security_groups: SecurityGroups
+    network: "VpcNetwork"
+    _sync_forwards: Callable[[Instance], None]
 
     def run_instances_in_subnet(self, caller: Account, *, subnet_id: str | None = None, zone: str | None = None,
                                 **kwargs) -> tuple[str, list[Instance]]:
@@ -55,3 +65,38 @@ class InstanceAttributes:
             if clean_ud is not None:
                 self._save(inst.id, user_data=clean_ud)
         return self._row(instance_id)
+
+    def instance_vpc(self, owner: str, instance_id: str) -> str:
+        """The VPC of the instance's primary interface (its account's default VPC before it has one)."""
+        row = self.store.one("SELECT s.vpc_id FROM network_interfaces n JOIN subnets s ON s.id = n.subnet_id "
+                             "WHERE n.instance_id=? ORDER BY n.created_at LIMIT 1", (instance_id,))
+        return row["vpc_id"] if row else self.vpcs.default(owner).id
+
+    def modify_instance_groups(self, caller: Account, instance_id: str, group_ids: list[str]) -> Instance:
+        """ModifyInstanceAttribute GroupId: the instance's groups become these (of its VPC). Its
+        forwards follow the new rules, and it joins and leaves the groups' member sets, so rules
+        naming those groups admit or refuse it from now on."""
+        if not group_ids:
+            raise InvalidParameter("give at least one security group (GroupId)", code="MissingParameter")
+        inst = self.get_instance(caller, instance_id)
+        groups = [self.security_groups.get(caller.id, g) for g in dict.fromkeys(group_ids)]
+        vpc = self.instance_vpc(caller.id, inst.id)
+        for g in groups:
+            if g.vpc_id != vpc:
+                raise InvalidParameter(f"Security group {g.id} and instance {inst.id} belong to different networks",
+                                       code="InvalidParameter")
+        with self._lock(f"rules:{caller.id}"), self._lock(inst.id):
+            inst = self._row(inst.id)
+            if inst.state == "terminated":
+                raise InvalidState(f"instance {inst.id} is terminated", code="IncorrectInstanceState")
+            ports = {p["guest"] for p in inst.ports if not p.get("from_group")} | set(SecurityGroups.ports(groups))
+            if len(ports) > MAX_FORWARDS:
+                raise QuotaExceeded(f"instance {inst.id} would have {len(ports)} forwarded ports with these groups "
+                                    f"(at most {MAX_FORWARDS}); nothing was changed",
+                                    code="ForwardedPortLimitExceeded")
+            with self.store.tx() as c:  # json_set: the network's own fields of details stay as they are
+                c.execute("UPDATE instances SET details=json_set(details, '$.security_groups', json(?)) WHERE id=?",
+                          (json.dumps([g.id for g in groups]), inst.id))
+            self._sync_forwards(self._row(inst.id))
+        self.network.changed()  # member sets: rules naming its old and new groups follow
+        return self._row(inst.id)

@@ -153,6 +153,12 @@ class Cloud(Reconciling, Launching, GroupForwards, VolumeUseCases, VpcOps, Insta
         if key_name is not None:
             ssh_keys.append(self.keypairs.get(caller.id, key_name).public_key)
         groups = [self.security_groups.get(caller.id, g) for g in security_groups] if security_groups else []
+        if groups:  # a group's rules hold only inside its VPC (AWS refuses the mix too)
+            vpc = self.vpcs.subnet_for(caller.id, self.config.region, (extra or {}).get("subnet_id")).vpc_id
+            for g in groups:
+                if g.vpc_id != vpc:
+                    raise InvalidParameter(f"Security group {g.id} ({g.name}) and the instance's subnet belong to "
+                                           f"different networks: give SecurityGroupIds of {vpc}", code="InvalidParameter")
         asked = {p.guest for p in clean_ports}
         if kind == "vm" and json.loads(image_row["details"] or "{}").get("ssh") and 22 not in asked and not groups:
             # SSH is how a VM is reached: forwarded by default, unless security groups decide (EC2)

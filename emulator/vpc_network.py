@@ -21,6 +21,7 @@ import json
 import logging
 import threading
 import time
+from dataclasses import replace
 from typing import Any, Callable
 
 from .config import Config
@@ -40,13 +41,15 @@ HOLDS_ADDRESS = ("pending", "running", "stopping", "stopped")
 ORPHAN_VPC = "vpc-00000000000000000"  # a stale bridge's VPC is no longer known; removal needs only its subnet id
 
 
-def _rule(protocol: str, from_port: int, to_port: int, cidr: str) -> Rule:
-    """A stored rule (EC2's shape) as the library's: '-1' is 'all'; EC2 allows port 0, nft's range starts at 1."""
+def _rule(protocol: str, from_port: int, to_port: int, cidr: str, group: str | None = None) -> Rule:
+    """A stored rule (EC2's shape) as the library's: '-1' is 'all'; EC2 allows port 0, nft's range
+    starts at 1. A rule naming a group matches its members' addresses (the library's named set)."""
+    peer = {"peer_group": group} if group else {"peer_cidr": cidr}
     if protocol == "-1":
-        return Rule("all", peer_cidr=cidr)
+        return Rule("all", **peer)
     if protocol in ("tcp", "udp"):
-        return Rule(protocol, max(1, from_port), max(1, to_port), peer_cidr=cidr)
-    return Rule(protocol, from_port, to_port, peer_cidr=cidr)
+        return Rule(protocol, max(1, from_port), max(1, to_port), **peer)
+    return Rule(protocol, from_port, to_port, **peer)
 
 
 def _groups(store: Store, default_vpcs: dict[str, str], skipped: list[str]) -> list[Group]:
@@ -54,7 +57,7 @@ def _groups(store: Store, default_vpcs: dict[str, str], skipped: list[str]) -> l
     for r in store.query("SELECT * FROM security_group_rules ORDER BY created_at, rowid"):
         try:
             rules.setdefault((r["group_id"], bool(r["egress"])), []).append(
-                _rule(r["protocol"], r["from_port"], r["to_port"], r["cidr"]))
+                _rule(r["protocol"], r["from_port"], r["to_port"], r["cidr"], r["ref_group"]))
         except InvalidParameter as e:
             skipped.append(f"rule {r['id']}: {e}")
     out = []
@@ -64,13 +67,28 @@ def _groups(store: Store, default_vpcs: dict[str, str], skipped: list[str]) -> l
             continue
         ingress = rules.get((g["id"], False), [])
         if g["name"] == "default":
-            # AWS's default group lets its members reach each other; the rule table cannot name a
-            # group as a peer yet, so the default group's self-reference is added here.
+            # AWS's default group lets its members reach each other: its self-reference is added
+            # here (not a stored rule, so it is neither shown nor revocable).
             ingress = [*ingress, Rule("all", peer_group=g["id"])]
         try:
             out.append(Group(g["id"], vpc_id, tuple(ingress), tuple(rules.get((g["id"], True), []))))
         except InvalidParameter as e:
             skipped.append(f"group {g['id']}: {e}")
+    return out
+
+
+def _peers_in_vpc(groups: list[Group], skipped: list[str]) -> list[Group]:
+    """A rule naming a group that is gone or in another VPC is left out (the API refuses both: a
+    hand edit may not), not the whole group: its members keep every other rule."""
+    vpc_of = {g.id: g.vpc_id for g in groups}
+    out = []
+    for g in groups:
+        def ok(r: Rule) -> bool:
+            if r.peer_group is None or vpc_of.get(r.peer_group) == g.vpc_id:
+                return True
+            skipped.append(f"rule of {g.id}: {r.peer_group} is no group of {g.vpc_id}")
+            return False
+        out.append(replace(g, ingress=tuple(r for r in g.ingress if ok(r)), egress=tuple(r for r in g.egress if ok(r))))
     return out
 
 
@@ -140,11 +158,8 @@ def desired(store: Store, imds_port: int | None = None) -> tuple[Desired, list[s
             subnets.append(Subnet(s["id"], s["vpc_id"], s["cidr"]))
         except InvalidParameter as e:
             skipped.append(f"subnet {s['id']}: {e}")
-    groups = _groups(store, default_vpcs, skipped)
-    by_id = {g.id: g for g in groups}
-    groups = [g for g in groups if g.vpc_id in known_vpcs and all(
-        r.peer_group is None or (r.peer_group in by_id and by_id[r.peer_group].vpc_id == g.vpc_id)
-        for r in g.ingress + g.egress)]
+    groups = [g for g in _groups(store, default_vpcs, skipped) if g.vpc_id in known_vpcs]
+    groups = _peers_in_vpc(groups, skipped)
     forwards: list[Forward] = []
     ports = _ports(store, {s.id: s for s in subnets}, {g.id: g for g in groups}, skipped, forwards)
     seen: set[tuple] = set()

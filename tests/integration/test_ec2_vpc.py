@@ -241,9 +241,19 @@ def test_egress_rules_rule_ids_and_modify(pair):
         out["SecurityGroupRules"][0]["SecurityGroupRuleId"]])) == "InvalidSecurityGroupRuleId.NotFound"
     assert code_of(lambda: ea.revoke_security_group_egress(GroupId=sg, SecurityGroupRuleIds=["sgr-1"])) \
         == "InvalidSecurityGroupRuleId.Malformed"
+    theirs = eb.create_security_group(GroupName="theirs", Description="another account's")["GroupId"]
     assert code_of(lambda: ea.authorize_security_group_ingress(GroupId=sg, IpPermissions=[
-        {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "UserIdGroupPairs": [{"GroupId": sg}]}])) \
+        {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "UserIdGroupPairs": [{"GroupId": theirs}]}])) \
+        == "InvalidGroup.NotFound"
+    assert code_of(lambda: ea.authorize_security_group_ingress(GroupId=sg, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "Ipv6Ranges": [{"CidrIpv6": "::/0"}]}])) \
         == "UnsupportedOperation"
+    # A rule naming a group is recorded with networking off too, and forwards nothing from the host.
+    itself = [{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "UserIdGroupPairs": [{"GroupId": sg}]}]
+    ea.authorize_security_group_ingress(GroupId=sg, IpPermissions=itself)
+    assert forwards() == {}
+    ea.revoke_security_group_ingress(GroupId=sg, IpPermissions=itself)
+    eb.delete_security_group(GroupId=theirs)
     assert code_of(lambda: ea.authorize_security_group_ingress(GroupId=sg, IpPermissions=[
         {"IpProtocol": "udp", "FromPort": 53, "ToPort": 53, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])) \
         == "InvalidParameterValue"
