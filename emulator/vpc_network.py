@@ -212,13 +212,20 @@ class VpcNetwork:
             # A bridge checked once by this process is only looked at again when its link is gone: a pass
             # every few seconds must not cost several `ip` calls per subnet of every account.
             check = [s for s in want.subnets if s.id not in self._verified or not host.link_exists(s.bridge)]
-            created = [s.id for s in check if lifecycle.create_subnet(self.label, s, docker)["created"]]
-            self._verified = {s.id for s in want.subnets}
+            created, failed = [], {}
+            for s in check:
+                try:
+                    if lifecycle.create_subnet(self.label, s, docker)["created"]:
+                        created.append(s.id)
+                except CloudError as e:  # one subnet that cannot be made (its block taken by another cloud
+                    failed[s.id] = str(e)  # meanwhile) must not keep every other tenant's network from applying
+                    log.warning("network: subnet %s not made (the next pass retries): %s", s.id, e)
+            self._verified = {s.id for s in want.subnets} - set(failed)
             fw = self.firewall.apply(want)
             dhcp_report = self._dhcp(want)
             removed, kept = self._remove_stale({s.id for s in want.subnets}, docker)
             self.last = {"subnets": len(want.subnets), "groups": len(want.groups), "ports": len(want.ports),
-                         "created": created, "removed": removed, "repinned": repinned, "kept": kept, "skipped": skipped,
+                         "created": created, "failed": failed, "removed": removed, "repinned": repinned, "kept": kept, "skipped": skipped,
                          "firewall": fw, "dhcp": dhcp_report, "seconds": round(time.perf_counter() - t0, 4), "at": time.time()}
             for s in skipped:
                 log.warning("network: left out %s", s)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from .accounts import Account
 from .config import Config
-from .errors import CloudError, InvalidState
+from .errors import CloudError, EngineError, InvalidState
 from .networks import bridges, host
 from .networks.model import bridge_name
 from .vpc_network import VpcNetwork
@@ -24,7 +24,9 @@ class VpcOps:
 
     def _made(self, vpc_id: str = "", subnet_id: str = "") -> None:
         try:
-            self.network.sync()
+            failed = self.network.sync().get("failed", {})
+            if subnet_id in failed:  # another subnet failing is the reconcile pass's to retry, not this create's
+                raise EngineError(f"the network of {subnet_id} could not be made: {failed[subnet_id]}")
         except CloudError:
             self.vpcs.forget(vpc_id=vpc_id, subnet_id=subnet_id)
             self.network.changed()  # removes what the failed attempt made

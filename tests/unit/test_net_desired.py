@@ -236,6 +236,24 @@ def test_a_create_whose_network_fails_leaves_no_record(cloud, monkeypatch):
     assert "172.25.0.0/16" not in {v.cidr for v in cloud.vpcs.list(alice.id)}
 
 
+def test_another_subnet_that_cannot_be_made_does_not_fail_a_create(cloud, monkeypatch):
+    from emulator.errors import EngineError
+
+    alice, _ = cloud.accounts.create("alice")
+    vpc = cloud.create_vpc(alice, "172.24.0.0/16")
+    stuck = cloud.vpcs.subnets(alice.id, "us-east-1")[0].id  # its block taken on the host meanwhile
+    failed = {stuck: "docker could not create network: pool overlaps"}
+    monkeypatch.setattr(cloud.network, "sync", lambda: {"failed": dict(failed)})
+    made = cloud.create_subnet(alice, vpc.id, "172.24.0.0/24")
+    assert made.id in {x.id for x in cloud.vpcs.subnets(alice.id, "us-east-1")}, "the reconcile pass retries the other"
+    monkeypatch.setattr(cloud.network, "sync", lambda: {"failed": {s.id: "pool overlaps" for s in
+                                                                   cloud.vpcs.subnets(alice.id, "us-east-1")}})
+    with pytest.raises(EngineError) as e:
+        cloud.create_subnet(alice, vpc.id, "172.24.1.0/24")
+    assert "pool overlaps" in str(e.value)
+    assert "172.24.1.0/24" not in {x.cidr for x in cloud.vpcs.subnets(alice.id, "us-east-1")}, "its own: dropped"
+
+
 def test_the_metadata_lookup_answers_only_instances_on_a_subnet(cloud):
     from emulator.vpc_metadata import key_lookup, lookup
 
