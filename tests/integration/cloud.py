@@ -249,11 +249,20 @@ def remove_volume_pool(server: Server) -> list[str]:
 
 def remove_networks(server: Server, docker_client) -> list[str]:
     """Tear down a cloud's VPC networks (bridges, Docker networks, nftables tables, dnsmasq: they
-    outlive the server by design) and return what was still there afterwards."""
+    outlive the server by design) and return what was still there afterwards, its libvirt
+    network included (remove_leftovers removes that one)."""
+    import libvirt
+
     from emulator.state import Store
     from emulator.vpc_network import VpcNetwork
 
-    net = VpcNetwork(Config(home=Path(server.home)), Store(Config(home=Path(server.home)).db_path),
-                     lambda: docker_client)
-    problems = net.teardown()
-    return problems + net.leftovers()
+    config = Config(home=Path(server.home))
+    net = VpcNetwork(config, Store(config.db_path), lambda: docker_client)
+    problems = net.teardown() + net.leftovers()
+    conn = libvirt.open(config.libvirt_uri)
+    try:
+        if server.vm_network in conn.listNetworks() + conn.listDefinedNetworks():
+            problems.append(f"libvirt network {server.vm_network}")
+    finally:
+        conn.close()
+    return problems
