@@ -134,7 +134,7 @@ def _subnet_xml(cloud, caller, s, tags, zone_ids) -> dict:
         "state": "available", "vpcId": s.vpc_id, "ownerId": caller.id, "cidrBlock": s.cidr,
         "ipv6CidrBlockAssociationSet": [], "availableIpAddressCount": s.available_ips,
         "availabilityZone": s.zone, "availabilityZoneId": zone_ids.get(s.zone, ""),
-        "defaultForAz": s.is_default, "mapPublicIpOnLaunch": True, "mapCustomerOwnedIpOnLaunch": False,
+        "defaultForAz": s.is_default, "mapPublicIpOnLaunch": s.is_default, "mapCustomerOwnedIpOnLaunch": False,
         "assignIpv6AddressOnCreation": False, "enableDns64": False, "ipv6Native": False,
         "privateDnsNameOptionsOnLaunch": {"hostnameType": "ip-name", "enableResourceNameDnsARecord": False,
                                           "enableResourceNameDnsAAAARecord": False},
