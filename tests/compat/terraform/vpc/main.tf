@@ -94,28 +94,18 @@ resource "aws_vpc_security_group_ingress_rule" "db_ping_from_clients" {
   to_port                      = -1
 }
 
-resource "aws_instance" "server" {
+# One container per group: the server (web), a client, and an outsider in the db group.
+resource "aws_instance" "node" {
+  for_each = {
+    server   = aws_security_group.web.id
+    client   = aws_security_group.client.id
+    outsider = aws_security_group.db.id
+  }
   ami                    = data.aws_ami.container.id
   instance_type          = "t2.nano"
   subnet_id              = aws_subnet.a.id
-  vpc_security_group_ids = [aws_security_group.web.id]
-  tags                   = { Name = "${var.prefix}-server" }
-}
-
-resource "aws_instance" "client" {
-  ami                    = data.aws_ami.container.id
-  instance_type          = "t2.nano"
-  subnet_id              = aws_subnet.a.id
-  vpc_security_group_ids = [aws_security_group.client.id]
-  tags                   = { Name = "${var.prefix}-client" }
-}
-
-resource "aws_instance" "outsider" {
-  ami                    = data.aws_ami.container.id
-  instance_type          = "t2.nano"
-  subnet_id              = aws_subnet.a.id
-  vpc_security_group_ids = [aws_security_group.db.id]
-  tags                   = { Name = "${var.prefix}-outsider" }
+  vpc_security_group_ids = [each.value]
+  tags                   = { Name = "${var.prefix}-${each.key}" }
 }
 
 output "all" {
@@ -125,11 +115,11 @@ output "all" {
     web       = aws_security_group.web.id
     client    = aws_security_group.client.id
     db        = aws_security_group.db.id
-    server    = aws_instance.server.id
-    server_ip = aws_instance.server.private_ip
-    clients   = aws_instance.client.id
-    outsider  = aws_instance.outsider.id
-    db_ip     = aws_instance.outsider.private_ip
+    server    = aws_instance.node["server"].id
+    server_ip = aws_instance.node["server"].private_ip
+    clients   = aws_instance.node["client"].id
+    outsider  = aws_instance.node["outsider"].id
+    db_ip     = aws_instance.node["outsider"].private_ip
     main_rtb  = aws_vpc.main.main_route_table_id
     nacl      = aws_vpc.main.default_network_acl_id
   }
