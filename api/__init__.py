@@ -76,7 +76,8 @@ def create_app(config: "Config | None" = None, cloud: "Cloud | None" = None,
     from emulator.reconcile import start_background
     from emulator.services import Cloud
 
-    from . import limits, openapi, rest_access_keys, rest_billing, rest_buckets, rest_groups, rest_storage, rest_volumes
+    from . import (limits, openapi, rest_access_keys, rest_billing, rest_buckets, rest_groups, rest_storage,
+                   rest_volumes, rest_vpcs)
     from .autoscaling import create_autoscaling_app
     from .budgets import create_budgets_app
     from .ce import create_ce_app
@@ -103,6 +104,7 @@ def create_app(config: "Config | None" = None, cloud: "Cloud | None" = None,
     flask_app.register_blueprint(rest_billing.bp)
     flask_app.register_blueprint(rest_storage.bp)
     flask_app.register_blueprint(rest_volumes.bp)
+    flask_app.register_blueprint(rest_vpcs.bp)
     register_web(flask_app)  # console at /ui, admin REST (PATCH /accounts/<name>)
     register_flask_handlers(flask_app, console_page=error_page)
     autoscaling = flask_app.config["AUTOSCALING"] = AutoScaling(cloud, VpcPlacement(cloud.vpcs, cloud.config.region))

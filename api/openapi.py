@@ -268,6 +268,23 @@ PATHS: dict[str, dict[str, dict]] = {
     "/api/v1/launch-templates/{name}": {
         "delete": op("Delete a launch template", 204, *AUTHED, 409, tag="groups",
                      params=(_param("name", "path"),))},
+    # VPCs and subnets (api/rest_vpcs.py): pocketcloud's IPAM, real bridges with VPC networking on
+    "/api/v1/vpcs": {
+        "get": op("Your VPCs", 200, *AUTHED, tag="networks"),
+        "post": op("Create a VPC (its block distinct on the host)", 201, *AUTHED, *ENGINE, tag="networks",
+                   body=_body({"cidr": STR}, ("cidr",))),
+    },
+    "/api/v1/vpcs/{vpc_id}": {
+        "delete": op("Delete a VPC without subnets", 204, *AUTHED, 409, *ENGINE, tag="networks",
+                     params=(_param("vpc_id", "path"),))},
+    "/api/v1/subnets": {
+        "get": op("Your subnets", 200, *AUTHED, tag="networks", params=(_param("vpc"),)),
+        "post": op("Create a subnet in a VPC (a bridge with VPC networking on)", 201, *AUTHED, *ENGINE,
+                   tag="networks", body=_body({"vpc": STR, "cidr": STR, "zone": STR}, ("vpc", "cidr"))),
+    },
+    "/api/v1/subnets/{subnet_id}": {
+        "delete": op("Delete a subnet without instances", 204, *AUTHED, 409, *ENGINE, tag="networks",
+                     params=(_param("subnet_id", "path"),))},
     # the Ceph cluster behind S3 (admins; api/rest_storage.py)
     "/api/v1/storage/cluster": {
         "get": op("The storage cluster: health and why, OSDs, placement groups, daemons", 200, *AUTHED, *ENGINE,

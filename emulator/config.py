@@ -125,6 +125,10 @@ class Config:
     max_volume_gib: int = field(default_factory=lambda: int(_env("POCKETCLOUD_MAX_VOLUME_GIB", "2048")))
     # Images of an account's own (CreateImage, RegisterImage), as EC2's AMI quota.
     max_images: int = field(default_factory=lambda: int(_env("POCKETCLOUD_MAX_IMAGES", "20")))
+    # VPCs as real networks (emulator/vpc_network.py): 'on' gives every subnet a bridge and the
+    # cloud its nftables tables; 'off' (the default until instances join their subnet's bridge)
+    # keeps VPCs as records only.
+    vpc_networking: str = field(default_factory=lambda: _env("POCKETCLOUD_VPC_NETWORKING", "off"))
 
     def __post_init__(self):
         lo, hi = self.forward_ports
@@ -136,6 +140,8 @@ class Config:
             raise ValueError(f"container disk size {self.container_disk_size!r}: give e.g. 2g or 512m")
         if not 0 < self.volume_overcommit <= 100:
             raise ValueError(f"volume over-commit ratio {self.volume_overcommit}: give a number in (0, 100]")
+        if self.vpc_networking not in ("on", "off"):
+            raise ValueError(f"VPC networking {self.vpc_networking!r}: give on or off")
         for name in ("exec_max_output", "exec_per_account", "exec_total", "max_rules_per_group",
                      "container_log_max_files", "max_volumes", "max_volume_gib", "max_images"):
             if getattr(self, name) < 1:

@@ -4,7 +4,7 @@ it). A part of Cloud, which provides the attributes declared below."""
 from __future__ import annotations
 
 import threading
-from typing import Callable, ContextManager
+from typing import TYPE_CHECKING, Callable, ContextManager
 
 from .accounts import Account
 from .compute.driver import Driver, PortForward
@@ -13,6 +13,9 @@ from .errors import NotFound
 from .instances import Instance, allocate_ports
 from .security_groups import SecurityGroups
 from .state import Store
+
+if TYPE_CHECKING:
+    from .vpc_network import VpcNetwork
 
 
 class GroupForwards:
@@ -25,6 +28,7 @@ class GroupForwards:
     _save: Callable[..., None]
     driver: Callable[[str], Driver]
     describe_instances: Callable[..., list[Instance]]
+    network: "VpcNetwork"
 
     def authorize_ingress(self, caller: Account, group: str, rules: list) -> None:
         with self._lock(f"rules:{caller.id}"):  # two changes cannot each pass the forward check alone
@@ -72,7 +76,9 @@ class GroupForwards:
         self._apply_forwards(self._row(inst.id))
 
     def _apply_forwards(self, inst: Instance) -> None:
-        if inst.engine_id:
+        if self.network.enabled and inst.details.get("net"):
+            self.network.changed()  # on a subnet, forwards are the kernel's DNAT, built from the records
+        elif inst.engine_id:
             self.driver(inst.kind).set_forwards(inst.engine_id,
                                                 tuple(PortForward(p["guest"], p["host"]) for p in inst.ports))
 

@@ -56,6 +56,8 @@ class Launching:
     def _step_hook(self, inst_id: str, op_id: int, record_phases: bool) -> Callable[[str, str], None]:
         def on_step(step: str, engine_id: str) -> None:
             self.journal.step(op_id, step)
+            if step in ("engine-create", "define"):  # before it starts: its address pinned, its DHCP reservation served
+                self.network.changed()
             if record_phases and step in PHASES:
                 self._record_phase(inst_id, PHASES[step], engine_id)
             self.fault(step)

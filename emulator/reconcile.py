@@ -17,9 +17,11 @@ from .errors import CloudError
 from .instances import Instance
 from .journal import Journal
 from .state import Store
+from .vpc_metadata import key_lookup, lookup
 
 if TYPE_CHECKING:
     from .services import Cloud
+    from .vpc_network import VpcNetwork
 
 log = logging.getLogger("pocketcloud")
 
@@ -47,6 +49,7 @@ class Reconciling:
     restore_volume_mounts: Callable[[str, dict], list[str]]
     reconcile_amis: Callable[[], list[str]]
     reconcile_snapshots: Callable[[], list[str]]
+    network: "VpcNetwork"
 
     def reconcile(self) -> dict:
         """Bring records in line with what the engines really hold (after a restart, or any time)."""
@@ -84,6 +87,7 @@ class Reconciling:
                     report["orphans_removed"].append(inst_id or seen.engine_id)
         report["volumes"] = self.reconcile_volumes()  # half-done volume operations of a dead server
         report["images"] = self.reconcile_amis() + self.reconcile_snapshots()  # and its pending images, snapshots
+        self.network.changed()  # bridges and rules repaired from the records (a no-op when networking is off)
         return report
 
     def _reconcile_one(self, kind: str, driver: Driver, inst: Instance, seen: EngineInstance | None,
@@ -189,6 +193,7 @@ def start_background(cloud: "Cloud", interval: float = 5.0) -> threading.Thread:
         log.exception("the S3 storage engine did not start; S3 requests will answer ServiceUnavailable")
     settle_storage(cloud)
     cloud.storage.start_lifecycle()  # S3 lifecycle rules honoured in the background
+    cloud.network.start_metadata(lookup(cloud.store, cloud.config.region, key_lookup(cloud.keypairs)))
     try:
         cloud.restore_forwards()
     except Exception:

@@ -4,8 +4,10 @@ An ingress rule for TCP port P on a group of a running instance becomes a forwar
 127.0.0.1:HOST -> instance:P; a port with no rule gets no forward, so nothing reaches it from
 the host. That is why ingress rules are TCP only and open at most 32 ports each (each port is
 a real listener on the host). Egress rules (every group starts with AWS's allow-all rule) are
-recorded as AWS shows them but not enforced yet: instances reach anything today, and the VPC
-networking work turns both directions into kernel rules. Every rule has a stable `sgr-` id
+recorded as AWS shows them; with VPC networking on (emulator/vpc_network.py) both directions are
+kernel rules between instances. A rule's peer is a CIDR or another group of the same VPC (its
+members' addresses: AWS's UserIdGroupPairs); a rule naming a group opens no host forward, since
+the host is no member of any group. Every rule has a stable `sgr-` id
 (DescribeSecurityGroupRules, ModifySecurityGroupRules, Terraform's per-rule resources).
 """
 from __future__ import annotations
@@ -15,6 +17,7 @@ import re
 import secrets
 import time
 from dataclasses import dataclass, field, replace
+from typing import Callable
 
 from .errors import AlreadyExists, InvalidParameter, InvalidState, NotFound, QuotaExceeded
 from .instances import MAX_FORWARDS
@@ -32,7 +35,8 @@ PROTOCOLS = {"6": "tcp", "tcp": "tcp", "17": "udp", "udp": "udp", "1": "icmp", "
 
 @dataclass(frozen=True)
 class Rule:
-    """Ports are -1/-1 for every port (protocol -1); for ICMP they are the type and code."""
+    """Ports are -1/-1 for every port (protocol -1); for ICMP they are the type and code. The
+    peer is `cidr`, or `group` (a security group id; cidr is then '')."""
 
     protocol: str
     from_port: int
@@ -40,17 +44,23 @@ class Rule:
     cidr: str
     id: str = field(default="", compare=False)
     description: str = field(default="", compare=False)
+    group: str = ""
 
     def ports(self) -> range:
-        return range(self.from_port, self.to_port + 1) if self.protocol == "tcp" else range(0)
+        """Guest ports this rule forwards from the host: TCP from a CIDR (no host is a group member)."""
+        return range(self.from_port, self.to_port + 1) if self.protocol == "tcp" and not self.group else range(0)
+
+    @property
+    def peer(self) -> str:
+        return self.group or self.cidr
 
     def to_dict(self) -> dict:
         return {"id": self.id, "protocol": self.protocol, "from_port": self.from_port, "to_port": self.to_port,
-                "cidr": self.cidr, "description": self.description}
+                "cidr": self.cidr or None, "group": self.group or None, "description": self.description}
 
     def text(self) -> str:
         ports = "" if self.protocol == "-1" else f" {self.from_port}-{self.to_port}"
-        return f"{'all' if self.protocol == '-1' else self.protocol}{ports} {self.cidr}"
+        return f"{'all' if self.protocol == '-1' else self.protocol}{ports} {self.peer}"
 
 
 @dataclass(frozen=True)
@@ -96,8 +106,22 @@ def _int(value, what: str) -> int:
                                code="InvalidParameterValue") from None
 
 
-def rule(protocol, from_port, to_port, cidr="0.0.0.0/0", description=None) -> Rule:
-    """An ingress rule: TCP ports that become host forwards."""
+def _peer(r: Rule, group: str | None) -> Rule:
+    """The rule with a group as its peer instead of a CIDR (checked to exist when it is added)."""
+    if group is None:
+        return r
+    if not isinstance(group, str) or not GROUP_ID.fullmatch(group):
+        raise InvalidParameter(f"Invalid id: \"{str(group)[:40]}\" (expecting \"sg-...\")", code="InvalidGroupId.Malformed")
+    return replace(r, cidr="", group=group)
+
+
+def rule(protocol, from_port, to_port, cidr="0.0.0.0/0", description=None, kernel: bool = False,
+         group: str | None = None) -> Rule:
+    """An ingress rule: TCP ports that become host forwards. With `kernel` (VPC networking on, the
+    rules enforced between instances) any protocol, as AWS takes it; only TCP ones get forwards.
+    With `group` the peer is that group's members (a rule between instances: no forward)."""
+    if kernel and PROTOCOLS.get(str(protocol).lower()) in ("udp", "icmp", "-1"):
+        return egress_rule(protocol, from_port, to_port, cidr, description, group)
     protocol = PROTOCOLS.get(str(protocol).lower(), str(protocol)[:20])
     if protocol == "-1":
         raise InvalidParameter("pocketcloud forwards TCP ports only; give IpProtocol tcp and a port range",
@@ -108,13 +132,14 @@ def rule(protocol, from_port, to_port, cidr="0.0.0.0/0", description=None) -> Ru
     lo, hi = _int(from_port, "FromPort"), _int(to_port, "ToPort")
     if not (1 <= lo <= hi <= 65535):
         raise InvalidParameter(f"invalid port range {from_port}-{to_port}", code="InvalidParameterValue")
-    if hi - lo + 1 > MAX_PORTS_PER_RULE:
+    if hi - lo + 1 > MAX_PORTS_PER_RULE and group is None:
         raise InvalidParameter(f"a rule may open at most {MAX_PORTS_PER_RULE} ports here (each becomes a host "
                                "listener); split the range", code="InvalidParameterValue")
-    return Rule("tcp", lo, hi, _cidr(cidr), description=rule_description(description))
+    return _peer(Rule("tcp", lo, hi, _cidr(cidr if group is None else None), description=rule_description(description)),
+                 group)
 
 
-def egress_rule(protocol, from_port, to_port, cidr="0.0.0.0/0", description=None) -> Rule:
+def egress_rule(protocol, from_port, to_port, cidr="0.0.0.0/0", description=None, group: str | None = None) -> Rule:
     """An egress rule: any of tcp, udp, icmp or all (-1), as AWS accepts them."""
     proto = PROTOCOLS.get(str(protocol).lower())
     if proto is None:
@@ -131,7 +156,8 @@ def egress_rule(protocol, from_port, to_port, cidr="0.0.0.0/0", description=None
         lo, hi = _int(from_port, "FromPort"), _int(to_port, "ToPort")
         if not (0 <= lo <= hi <= 65535):
             raise InvalidParameter(f"invalid port range {from_port}-{to_port}", code="InvalidParameterValue")
-    return Rule(proto, lo, hi, _cidr(cidr), description=rule_description(description))
+    return _peer(Rule(proto, lo, hi, _cidr(cidr if group is None else None), description=rule_description(description)),
+                 group)
 
 
 ALLOW_ALL = Rule("-1", -1, -1, "0.0.0.0/0")
@@ -141,10 +167,12 @@ MAX_RULES = 60  # EC2's default quota, inbound and outbound each
 
 
 class SecurityGroups:
-    def __init__(self, store: Store, max_rules: int = MAX_RULES):
+    def __init__(self, store: Store, max_rules: int = MAX_RULES, vpcs: Vpcs | None = None):
         self.store = store
         self.max_rules = max_rules
-        self.vpcs = Vpcs(store)
+        self.vpcs = vpcs or Vpcs(store)
+        # Called after every committed change (the cloud re-applies its network rules).
+        self.on_change: Callable[[], None] = lambda: None
 
     def _rules(self, group_ids: list[str]) -> dict[tuple[str, bool], list[Rule]]:
         out: dict[tuple[str, bool], list[Rule]] = {}
@@ -153,7 +181,8 @@ class SecurityGroups:
         for r in self.store.query(f"SELECT * FROM security_group_rules WHERE group_id IN "
                                   f"({','.join('?' * len(group_ids))}) ORDER BY created_at, rowid", tuple(group_ids)):
             out.setdefault((r["group_id"], bool(r["egress"])), []).append(
-                Rule(r["protocol"], r["from_port"], r["to_port"], r["cidr"], r["id"], r["description"]))
+                Rule(r["protocol"], r["from_port"], r["to_port"], r["cidr"], r["id"], r["description"],
+                     r["ref_group"] or ""))
         return out
 
     def _groups(self, rows) -> list[SecurityGroup]:
@@ -169,13 +198,13 @@ class SecurityGroups:
                                      tuple(rules.get((row["id"], False), ())), tuple(rules.get((row["id"], True), ()))))
         return out
 
-    def create(self, owner: str, name, description) -> SecurityGroup:
+    def create(self, owner: str, name, description, vpc_id: str | None = None) -> SecurityGroup:
         if not isinstance(name, str) or not GROUP_NAME.fullmatch(name) or name.lower().startswith("sg-"):
             raise InvalidParameter("group name must be 1-255 printable characters, not starting with 'sg-'",
                                    code="InvalidParameterValue")
         if not isinstance(description, str) or not 0 < len(description) <= 255:
             raise InvalidParameter("a group description of 1-255 characters is required", code="MissingParameter")
-        vpc = self.vpcs.default(owner)
+        vpc = self.vpcs.get(owner, vpc_id) if vpc_id else self.vpcs.default(owner)
         gid = "sg-" + secrets.token_hex(9)[:17]
         now = time.time()
         with self.store.tx() as c:
@@ -185,6 +214,7 @@ class SecurityGroups:
             c.execute("INSERT INTO security_groups (id, owner, name, description, vpc_id, created_at) "
                       "VALUES (?,?,?,?,?,?)", (gid, owner, name, description, vpc.id, now))
             self._insert(c, gid, owner, True, [ALLOW_ALL], now)  # every new group may send anywhere, as on AWS
+        self.on_change()
         return self.get(owner, gid)
 
     @staticmethod
@@ -193,9 +223,9 @@ class SecurityGroups:
         for r in rules:
             rid = "sgr-" + secrets.token_hex(9)[:17]
             c.execute("INSERT INTO security_group_rules (id, group_id, owner, egress, protocol, from_port, to_port,"
-                      " cidr, description, created_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                      " cidr, description, created_at, ref_group) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                       (rid, group_id, owner, int(egress), r.protocol, r.from_port, r.to_port, r.cidr, r.description,
-                       now))
+                       now, r.group or None))
             ids.append(rid)
         return ids
 
@@ -236,13 +266,31 @@ class SecurityGroups:
             "SELECT id, name FROM security_groups WHERE owner=?", (owner,))}
 
     # -- rules -------------------------------------------------------------------------
+    def check_peers(self, owner: str, group: SecurityGroup, rules: list[Rule]) -> None:
+        """Every group a rule names is the owner's, in the same VPC (AWS needs peering otherwise).
+        Another account's group answers as a missing one does."""
+        for r in rules:
+            if r.group and r.group != group.id:
+                peer = self.get(owner, r.group)
+                if peer.vpc_id != group.vpc_id:
+                    raise NotFound(f"You have specified two resources that belong to different networks: "
+                                   f"{group.id} is in {group.vpc_id}, {peer.id} in {peer.vpc_id}",
+                                   code="InvalidGroup.NotFound")
+
+    def referencing(self, group_id: str) -> list[str]:
+        """Other groups whose rules name this one (it cannot be deleted while they do, as on AWS)."""
+        return [r["group_id"] for r in self.store.query(
+            "SELECT DISTINCT group_id FROM security_group_rules WHERE ref_group=? AND group_id!=? ORDER BY group_id",
+            (group_id, group_id))]
+
     def _add(self, owner: str, group_id: str, rules: list[Rule], egress: bool) -> tuple[SecurityGroup, list[str]]:
         group = self.get(owner, group_id)
         have = group.egress if egress else group.rules
         for i, r in enumerate(rules):
             if r in have or r in rules[:i]:
-                raise AlreadyExists(f"the specified rule \"peer: {r.cidr}, {r.text()}, ALLOW\" already exists",
+                raise AlreadyExists(f"the specified rule \"peer: {r.peer}, {r.text()}, ALLOW\" already exists",
                                     code="InvalidPermission.Duplicate")
+        self.check_peers(owner, group, rules)
         with self.store.tx() as c:
             # Counted in the transaction that inserts, so concurrent additions cannot both fit.
             count = c.execute("SELECT COUNT(*) FROM security_group_rules WHERE group_id=? AND egress=?",
@@ -253,6 +301,7 @@ class SecurityGroups:
                     f"pass the limit of {self.max_rules} per direction (each CIDR of a permission is a rule)",
                     code="RulesPerSecurityGroupLimitExceeded")
             ids = self._insert(c, group.id, owner, egress, rules, time.time())
+        self.on_change()
         return self.get(owner, group.id), ids
 
     def _remove(self, owner: str, group_id: str, rules: list[Rule], egress: bool) -> SecurityGroup:
@@ -269,6 +318,7 @@ class SecurityGroups:
         with self.store.tx() as c:
             c.executemany("DELETE FROM security_group_rules WHERE id=?", [(i,) for i in gone])
             c.executemany("DELETE FROM resource_tags WHERE resource_id=?", [(i,) for i in gone])
+        self.on_change()
         return self.get(owner, group.id)
 
     def authorize(self, owner: str, group_id: str, rules: list[Rule]) -> SecurityGroup:
@@ -313,10 +363,13 @@ class SecurityGroups:
             if new in others:
                 raise AlreadyExists(f"the specified rule \"{new.text()}\" already exists",
                                     code="InvalidPermission.Duplicate")
+        self.check_peers(owner, group, list(changes.values()))
         with self.store.tx() as c:
             for rid, r in changes.items():
-                c.execute("UPDATE security_group_rules SET protocol=?, from_port=?, to_port=?, cidr=?, description=? "
-                          "WHERE id=?", (r.protocol, r.from_port, r.to_port, r.cidr, r.description, rid))
+                c.execute("UPDATE security_group_rules SET protocol=?, from_port=?, to_port=?, cidr=?, description=?, "
+                          "ref_group=? WHERE id=?",
+                          (r.protocol, r.from_port, r.to_port, r.cidr, r.description, r.group or None, rid))
+        self.on_change()
         return self.get(owner, group.id)
 
     def delete(self, owner: str, group_id: str, in_use: bool) -> None:
@@ -325,10 +378,14 @@ class SecurityGroups:
             raise InvalidState("the default security group cannot be deleted", code="CannotDelete")
         if in_use:
             raise InvalidState(f"resource {group.id} has a dependent object", code="DependencyViolation")
+        if refs := self.referencing(group.id):
+            raise InvalidState(f"resource {group.id} has a dependent object: rules of {', '.join(refs)} name it",
+                               code="DependencyViolation")
         ids = [group.id] + [r.id for r in group.rules + group.egress]
         with self.store.tx() as c:
             c.execute("DELETE FROM security_groups WHERE id=?", (group.id,))  # its rules go by cascade
             c.execute(f"DELETE FROM resource_tags WHERE resource_id IN ({','.join('?' * len(ids))})", ids)
+        self.on_change()
 
     def check_forwards(self, instances: list, group_id: str, ingress: list[Rule]) -> None:
         """Refuse a rule change (the group's ingress becoming `ingress`) that would give one of

@@ -27,19 +27,21 @@ from .compute.types import DEFAULT_TYPE, INSTANCE_TYPES
 from .config import Config
 from .errors import BackendUnavailable, CloudError, Forbidden, InvalidParameter, InvalidState, NotFound, QuotaExceeded
 from .images import Images
+from .instance_attributes import InstanceAttributes
 from .instances import KINDS, STATES, Instance, KeyedLocks, Slots, allocate_ports
 from .journal import Journal
 from .group_forwards import GroupForwards
 from .keypairs import KeyPairs
 from .launching import Launching
 from .reconcile import Reconciling
-from .resize import resize
 from .security_groups import SecurityGroups
 from .state import Store
 from .storage import Storage
 from .tags import Tags
 from .volumes import Volumes
 from .volumes.service import VolumeUseCases
+from .vpc_network import VpcNetwork
+from .vpc_ops import VpcOps
 from .vpcs import Vpcs
 
 log = logging.getLogger("pocketcloud")
@@ -53,7 +55,7 @@ def _fingerprint(count: int, params: dict) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-class Cloud(Reconciling, Launching, GroupForwards, VolumeUseCases, MachineImageUseCases):
+class Cloud(Reconciling, Launching, GroupForwards, VolumeUseCases, MachineImageUseCases, VpcOps, InstanceAttributes):
     """Every use case, over one store and the engines' drivers. The reconcile pass lives in
     reconcile.py, the engine half of a launch in launching.py, instance records and their
     bookkeeping in instances.py."""
@@ -72,7 +74,9 @@ class Cloud(Reconciling, Launching, GroupForwards, VolumeUseCases, MachineImageU
         self.journal = Journal(self.store)  # this server's boot id: its operations are live
         self.storage = Storage(self.store, self.accounts, config, boot_id=self.journal.boot_id)
         self.keypairs = KeyPairs(self.store)
-        self.security_groups = SecurityGroups(self.store, max_rules=config.max_rules_per_group)
+        self.security_groups = SecurityGroups(self.store, max_rules=config.max_rules_per_group, vpcs=self.vpcs)
+        self.network = VpcNetwork(config, self.store, lambda: getattr(drivers.get("container"), "client", None))
+        self.security_groups.on_change = self.vpcs.on_change = self.network.changed
         self._locks = KeyedLocks()
         self._exec_slots = Slots(config.exec_per_account, config.exec_total)
         self._port_lock = threading.Lock()
@@ -118,7 +122,7 @@ class Cloud(Reconciling, Launching, GroupForwards, VolumeUseCases, MachineImageU
         # Forwards are ours (host ports fixed at create), so the record keeps them, not the engine.
         self._save(inst.id, state=e.state, engine_id=e.engine_id, private_ip=e.private_ip or inst.private_ip,
                    details=details, **extra)
-        return self._row(inst.id)
+        return self.network.follow(inst, self._row(inst.id))  # rules follow the interface and the state
 
     # -- catalog -----------------------------------------------------------------
     def instance_types(self) -> list[dict]:
@@ -155,6 +159,13 @@ class Cloud(Reconciling, Launching, GroupForwards, VolumeUseCases, MachineImageU
         # the launch reads its groups' rules and records itself under it too, or both could pass.
         with self._lock(f"rules:{caller.id}") if security_groups else nullcontext():
             groups = [self.security_groups.get(caller.id, g) for g in security_groups] if security_groups else []
+            if groups:  # a group's rules hold only inside its VPC (AWS refuses the mix too)
+                vpc = self.vpcs.subnet_for(caller.id, self.config.region, (extra or {}).get("subnet_id")).vpc_id
+                for g in groups:
+                    if g.vpc_id != vpc:
+                        raise InvalidParameter(f"Security group {g.id} ({g.name}) and the instance's subnet belong to "
+                                               f"different networks: give SecurityGroupIds of {vpc}",
+                                               code="InvalidParameter")
             asked = {p.guest for p in clean_ports}
             if kind == "vm" and json.loads(image_row["details"] or "{}").get("ssh") and 22 not in asked and not groups:
                 # SSH is how a VM is reached: forwarded by default, unless security groups decide (EC2)
@@ -178,6 +189,7 @@ class Cloud(Reconciling, Launching, GroupForwards, VolumeUseCases, MachineImageU
                 ssh_keys=tuple(ssh_keys), auto_ssh=False, root_gib=disks.root_gib,
             )
             driver.preflight(spec)
+            subnet = self.network.enabled and self.vpcs.subnet_for(caller.id, self.config.region, details.get("subnet_id"))
             now = time.time()
             with self._port_lock, self.store.tx() as c:
                 count = c.execute(
@@ -195,13 +207,15 @@ class Cloud(Reconciling, Launching, GroupForwards, VolumeUseCases, MachineImageU
                                  for p in clean_ports]), clean_ud, json.dumps(clean_tags), key_name,
                      json.dumps(details), now, now),
                 )
+                net = self.network.reserve(c, caller.id, inst_id, kind, subnet)  # None: the engine's own network
                 op_id = self.journal.open_in(c, inst_id, "launch", step="record")
         self.fault("record")
         self.prepare_launch_volumes(caller, inst_id, details.get("subnet_id"), disks, op_id)
         # Containers get the ports asked for at create published by dockerd; group ports are
         # applied after launch, as forwards that can change while the instance runs.
         launch_ports = clean_ports if kind == "vm" else tuple(p for p in clean_ports if p.guest not in group_ports)
-        spec = replace(spec, ports=launch_ports, on_step=self._step_hook(inst_id, op_id, kind == "vm"))
+        spec = replace(spec, ports=() if net else launch_ports, network=net,  # on a subnet: forwards are kernel DNAT
+                       on_step=self._step_hook(inst_id, op_id, kind == "vm"))
         if kind == "vm":  # minutes under TCG: answer pending at once, as EC2 does; GET shows the boot
             accepted = self._row(inst_id)  # the answer is the state at acceptance, whatever the worker does next
             self._launch_async(inst_id, op_id, driver, spec)
@@ -342,6 +356,7 @@ class Cloud(Reconciling, Launching, GroupForwards, VolumeUseCases, MachineImageU
             # The reason is the termination's, whatever stopped the instance before (EC2 does the same).
             self._save(inst.id, state="terminated", terminated_at=time.time(),
                        state_reason="Client.UserInitiatedShutdown: terminated by its owner")
+            self.network.changed()  # its address, pinning, forwards and DHCP reservation go
             return self._row(inst.id), prev
         if prev == "terminated":
             raise InvalidState(f"instance {inst.id} is terminated and cannot be {action}ed",
@@ -427,7 +442,8 @@ class Cloud(Reconciling, Launching, GroupForwards, VolumeUseCases, MachineImageU
         started = time.perf_counter()
         data = driver.internals(inst.engine_id)
         return {"instance_id": inst.id, "kind": inst.kind, "state": inst.state, "type": INSTANCE_TYPES[inst.type].to_dict(),
-                "forwards": inst.ports, **data, "read_in_ms": round((time.perf_counter() - started) * 1000, 1)}
+                "forwards": inst.ports, **data, "vpc_path": self.network.path(inst),
+                "read_in_ms": round((time.perf_counter() - started) * 1000, 1)}
 
     # -- accounts -----------------------------------------------------------------
     def create_account(self, caller: Account, name, role="user", max_instances=20):
@@ -480,34 +496,3 @@ class Cloud(Reconciling, Launching, GroupForwards, VolumeUseCases, MachineImageU
     @cached_property
     def resource_tags(self) -> Tags:
         return Tags(self.store)
-
-    def run_instances_in_subnet(self, caller: Account, *, subnet_id: str | None = None, zone: str | None = None,
-                                **kwargs) -> tuple[str, list[Instance]]:
-        """run_instances, placed in a subnet of the caller's (checked before anything launches;
-        recorded with the instance, so its interface is made there whoever looks first)."""
-        subnet = self.vpcs.subnet_for(caller.id, self.config.region, subnet_id, zone)
-        return self.run_instances(caller, extra={"subnet_id": subnet.id}, **kwargs)
-
-    def modify_instance(self, caller: Account, instance_id: str, *, type: str | None = None,
-                        user_data: str | None = None) -> Instance:
-        """Change a stopped instance's type (on its engine too) or its user data, as EC2 allows.
-        User data runs once per instance, as on AWS: the new value is what the instance's
-        metadata serves, not a second run."""
-        itype = None
-        if type is not None:
-            itype = INSTANCE_TYPES.get(type) if isinstance(type, str) else None
-            if itype is None:
-                raise InvalidParameter(f"unknown instance type {str(type)[:40]!r}", code="InvalidInstanceType")
-        clean_ud = validation.user_data(user_data) if user_data is not None else None
-        self.get_instance(caller, instance_id)
-        with self._lock(instance_id):
-            inst = self._row(instance_id)
-            if inst.state != "stopped":
-                raise InvalidState(f"The instance '{inst.id}' is not in the 'stopped' state (it is {inst.state})",
-                                   code="IncorrectInstanceState")
-            if itype is not None and itype.name != inst.type:
-                resize(self.driver(inst.kind), inst.engine_id, itype)
-                self._save(inst.id, type=itype.name)
-            if clean_ud is not None:
-                self._save(inst.id, user_data=clean_ud)
-        return self._row(instance_id)

@@ -544,6 +544,13 @@ MIGRATIONS: list[str] = [
     ALTER TABLE object_attrs ADD COLUMN owner TEXT;
     ALTER TABLE upload_attrs ADD COLUMN owner TEXT
     """,
+    # 15: a security-group rule's peer may be another group of its VPC (UserIdGroupPairs,
+    # Terraform's source_security_group_id): its members' addresses, enforced with VPC
+    # networking on. NULL: the peer is the rule's CIDR; set, the CIDR is ''.
+    """
+    ALTER TABLE security_group_rules ADD COLUMN ref_group TEXT;
+    CREATE INDEX security_group_rules_ref ON security_group_rules(ref_group)
+    """,
 ]
 
 

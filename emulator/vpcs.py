@@ -20,8 +20,9 @@ import secrets
 import sqlite3
 import time
 from dataclasses import dataclass
+from typing import Callable
 
-from .errors import InvalidParameter
+from .errors import InvalidParameter, InvalidState, QuotaExceeded
 from .networks import ipam
 from .state import Store
 from .validation import by_ids
@@ -31,6 +32,8 @@ SUBNET_ID = re.compile(r"subnet-[0-9a-f]{17}")
 ENI_ID = re.compile(r"eni-[0-9a-f]{17}")
 RESERVED = ("10.213.0.0/16",)
 ZONES = ("a", "b", "c")
+# Per account and per VPC: each subnet is a bridge and a Docker network on this one host.
+MAX_VPCS, MAX_SUBNETS = 5, 16
 
 
 def new_id(prefix: str) -> str:
@@ -93,6 +96,8 @@ class Vpcs:
         self.store = store
         self.reserved = reserved
         self.taken = taken or (lambda: host_taken())  # looked up when called: tests replace it
+        # Called after a VPC or subnet is recorded or removed (the cloud makes its bridges).
+        self.on_change: Callable[[], None] = lambda: None
 
     # -- VPCs ------------------------------------------------------------------------
     def default(self, owner: str) -> Vpc:
@@ -120,6 +125,7 @@ class Vpcs:
                 subnets.append(ipam.allocate_subnet_cidr(block, subnets))
                 c.execute("INSERT INTO subnets (id, owner, vpc_id, zone_suffix, cidr, is_default, created_at) "
                           "VALUES (?,?,?,?,?,1,?)", (new_id("subnet"), owner, vpc_id, zone, subnets[-1], now))
+        self.on_change()
         return self.store.one("SELECT * FROM vpcs WHERE id=?", (vpc_id,))
 
     @staticmethod
@@ -134,6 +140,94 @@ class Vpcs:
 
     def get(self, owner: str, vpc_id: str) -> Vpc:
         return self.list(owner, [vpc_id])[0]
+
+    def create(self, owner: str, cidr) -> Vpc:
+        """A VPC of the caller's block: private, /16-/28, overlapping no VPC of this cloud, no host
+        network and no reserved range (InvalidVpc.Range). Records only; the caller makes it real."""
+        network = ipam.network(cidr)  # malformed input is refused before anything is read
+        self.default(owner)
+        on_host = set(self.taken())
+        vpc_id = new_id("vpc")
+        with self.store.tx() as c:
+            if c.execute("SELECT COUNT(*) FROM vpcs WHERE owner=?", (owner,)).fetchone()[0] >= MAX_VPCS:
+                raise QuotaExceeded(f"The maximum number of VPCs ({MAX_VPCS}) has been reached.",
+                                    code="VpcLimitExceeded")
+            in_cloud = [r[0] for r in c.execute("SELECT cidr FROM vpcs")]
+            block = ipam.validate_vpc_cidr(str(network), [*in_cloud, *on_host, *self.reserved])
+            c.execute("INSERT INTO vpcs (id, owner, cidr, is_default, created_at) VALUES (?,?,?,0,?)",
+                      (vpc_id, owner, block, time.time()))
+        return self.get(owner, vpc_id)
+
+    def delete(self, owner: str, vpc_id: str) -> Vpc:
+        """Removes a VPC's record; refused while it has subnets or security groups (as on AWS), and
+        for the default VPC, where launches without a subnet go."""
+        vpc = self.get(owner, vpc_id)
+        if vpc.is_default:
+            raise InvalidState(f"{vpc.id} is this account's default VPC: pocketcloud keeps it (launches without a "
+                               "subnet go there)", code="OperationNotPermitted")
+        with self.store.tx() as c:
+            subnets = [r[0] for r in c.execute("SELECT id FROM subnets WHERE vpc_id=?", (vpc.id,))]
+            groups = [r[0] for r in c.execute("SELECT id FROM security_groups WHERE vpc_id=?", (vpc.id,))]
+            if subnets or groups:
+                raise InvalidState(f"The vpc '{vpc.id}' has dependencies and cannot be deleted "
+                                   f"({', '.join((subnets + groups)[:5])})", code="DependencyViolation")
+            c.execute("DELETE FROM vpcs WHERE id=?", (vpc.id,))
+            c.execute("DELETE FROM resource_tags WHERE resource_id=?", (vpc.id,))
+        return vpc
+
+    def forget(self, vpc_id: str = "", subnet_id: str = "") -> None:
+        """Drops a record just made whose network could not be made (the create's rollback)."""
+        with self.store.tx() as c:
+            c.execute("DELETE FROM subnets WHERE id=?", (subnet_id,))
+            c.execute("DELETE FROM vpcs WHERE id=? AND is_default=0", (vpc_id,))
+
+    # -- subnets ---------------------------------------------------------------------
+    def create_subnet(self, owner: str, region: str, vpc_id: str, cidr, zone: str | None = None) -> Subnet:
+        """A subnet of one of the caller's VPCs: inside its block (InvalidSubnet.Range) and overlapping
+        none of its subnets (InvalidSubnet.Conflict). Records only; the caller makes it real."""
+        network = ipam.network(cidr)
+        suffix = ZONES[0]
+        if zone is not None:
+            if not isinstance(zone, str) or not zone.startswith(region) or zone[len(region):] not in ZONES:
+                raise InvalidParameter(f"Value ({str(zone)[:40]}) for parameter availabilityZone is invalid. "
+                                       f"Subnets can currently only be created in the following availability zones: "
+                                       f"{', '.join(region + z for z in ZONES)}.", code="InvalidParameterValue")
+            suffix = zone[len(region):]
+        vpc = self.get(owner, vpc_id)
+        on_host = self.taken()
+        subnet_id = new_id("subnet")
+        with self.store.tx() as c:
+            siblings = [r[0] for r in c.execute("SELECT cidr FROM subnets WHERE vpc_id=?", (vpc.id,))]
+            if len(siblings) >= MAX_SUBNETS:
+                raise QuotaExceeded(f"The maximum number of subnets ({MAX_SUBNETS}) for {vpc.id} has been reached.",
+                                    code="SubnetLimitExceeded")
+            block = ipam.validate_subnet_cidr(vpc.cidr, str(network), siblings)
+            # Inside the VPC's block, the host's only networks should be this VPC's own subnets:
+            # anything else (a Docker network made by hand) would make Docker refuse the bridge.
+            foreign = ipam.overlapping(ipam.network(block), [t for t in on_host if t != vpc.cidr and t not in siblings])
+            if foreign is not None:
+                raise InvalidParameter(f"The CIDR '{block}' conflicts with {foreign}, which another network of this "
+                                       "host uses", code="InvalidSubnet.Conflict")
+            c.execute("INSERT INTO subnets (id, owner, vpc_id, zone_suffix, cidr, is_default, created_at) "
+                      "VALUES (?,?,?,?,?,0,?)", (subnet_id, owner, vpc.id, suffix, block, time.time()))
+        return self.subnets(owner, region, [subnet_id])[0]
+
+    def delete_subnet(self, owner: str, region: str, subnet_id: str) -> Subnet:
+        """Removes a subnet's record; DependencyViolation while an instance that is not terminated is
+        in it (or was launched into it and has no interface yet)."""
+        subnet = self.subnets(owner, region, [subnet_id])[0]
+        with self.store.tx() as c:
+            users = [r[0] for r in c.execute(
+                "SELECT id FROM instances WHERE owner=? AND state!='terminated' AND (id IN (SELECT instance_id FROM "
+                "network_interfaces WHERE subnet_id=?) OR json_extract(details, '$.subnet_id')=?)",
+                (owner, subnet.id, subnet.id))]
+            if users:
+                raise InvalidState(f"The subnet '{subnet.id}' has dependencies and cannot be deleted "
+                                   f"({', '.join(users[:5])})", code="DependencyViolation")
+            c.execute("DELETE FROM network_interfaces WHERE subnet_id=?", (subnet.id,))  # terminated instances'
+            c.execute("DELETE FROM subnets WHERE id=?", (subnet.id,))
+            c.execute("DELETE FROM resource_tags WHERE resource_id=?", (subnet.id,))
+        return subnet
 
     # -- subnets ---------------------------------------------------------------------
     def _subnet(self, row, region: str) -> Subnet:

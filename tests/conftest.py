@@ -11,7 +11,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import docker
 import pytest
 
-from tests.integration.cloud import REPO, Server, reap_dead_test_clouds, remove_leftovers, remove_volume_pool, vm_area
+from tests.integration.cloud import (REPO, Server, reap_dead_test_clouds, remove_leftovers, remove_networks,
+                                     remove_volume_pool, vm_area)
 
 ARTIFACTS = REPO / "artifacts"
 
@@ -44,6 +45,8 @@ def stop_and_check_leaks(srv: Server, docker_client) -> None:
     instance_dirs = sorted(p.name for p in (area / "instances").glob("*"))
     volumes = remove_volume_pool(srv)  # before remove_leftovers, which removes them without a word
     leftovers, domains = remove_leftovers(srv, docker_client)
+    networks = remove_networks(srv, docker_client)
+    assert not networks, f"the cloud's networks could not be removed: {networks}"
     assert not leftovers, f"tests left containers behind: {leftovers}"
     assert not domains, f"tests left VMs behind: {domains}"
     assert not volumes, f"tests left volumes behind: {volumes}"

@@ -33,6 +33,10 @@ def explain(ctx, instance):
         con.print(f"{arrow} [bold cyan]{escape(layer['title'])}[/]  {escape(layer.get('subtitle', ''))}")
         for k, v in layer.get("facts", []):
             con.print(f"      [dim]{escape(k)}:[/] {escape(str(v))}")
+    from ..web.layers import vpc_path
+
+    for k, v in vpc_path(data.get("vpc_path")):  # VPC networking: the packet's way, with live counters
+        con.print(f"   [dim]{escape(k)}:[/] {escape(v)}")
     con.print(f"[dim](read live in {data.get('read_in_ms')} ms)[/]")
 
 

@@ -8,7 +8,8 @@ import click
 
 from emulator.config import Config
 
-from . import access_keys, accounts, billing, buckets, groups, images, instances, keys, labs, service, storage, tour, volumes
+from . import (access_keys, accounts, billing, buckets, groups, images, instances, keys, labs, service, storage, tour,
+               volumes, vpcs)
 from .context import ApiGroup
 
 
@@ -41,7 +42,8 @@ def main(ctx, home, output):
 
 
 for _cmd in [*service.COMMANDS, images.images, instances.instances, *labs.COMMANDS, keys.keys,
-             accounts.accounts, access_keys.access_keys, buckets.buckets, tour.tour_command]:
+             accounts.accounts, access_keys.access_keys, buckets.buckets, tour.tour_command,
+             vpcs.vpcs, vpcs.subnets]:
     main.add_command(_cmd)
 billing.register(main, labs.lab)  # bill, hygiene, lab cost
 groups.register(main, labs.lab)  # groups ..., lab cattle (issue 16)

@@ -7,7 +7,8 @@ from emulator.errors import Unauthorized
 
 from ..errors import DryRunOperation, ec2_error
 from ..query import QueryService, create_query_app
-from . import amis, attributes, catalog, instances, launch_templates, resources, security_groups, snapshots, unserved, volumes, vpcs
+from . import (amis, attributes, catalog, instances, launch_templates, resources, security_groups, snapshots, unserved,
+               volumes, vpc_routing, vpcs)
 from .params import boolean
 from .xml import response
 
@@ -54,11 +55,14 @@ ACTIONS = {
     "DescribeVpcAttribute": vpcs.describe_vpc_attribute,
     "DescribeSubnets": vpcs.describe_subnets,
     "DescribeNetworkInterfaces": vpcs.describe_network_interfaces,
-    "CreateVpc": vpcs.not_yet,
-    "DeleteVpc": vpcs.not_yet,
-    "CreateSubnet": vpcs.not_yet,
-    "DeleteSubnet": vpcs.not_yet,
+    "CreateVpc": vpcs.create_vpc,
+    "DeleteVpc": vpcs.delete_vpc,
+    "CreateSubnet": vpcs.create_subnet,
+    "DeleteSubnet": vpcs.delete_subnet,
     "CreateDefaultVpc": vpcs.create_default_vpc,
+    "DescribeRouteTables": vpc_routing.describe_route_tables,
+    "DescribeNetworkAcls": vpc_routing.describe_network_acls,
+    "ModifyVpcAttribute": vpc_routing.modify_vpc_attribute,
     # block storage (issue 15)
     "CreateVolume": volumes.create_volume,
     "DescribeVolumes": volumes.describe_volumes,

@@ -89,8 +89,14 @@ def modify_instance_attribute(cloud, caller, p) -> dict:
         return {"return": True}
     if name == "BlockDeviceMapping":
         return _modify_block_devices(cloud, caller, iid, p)
-    why = {"GroupId": "changing an instance's security groups is not supported yet; launch it with the groups",
-           "Kernel": "the kernel comes with the image", "Ramdisk": "the initrd comes with the image",
+    if name == "GroupId":
+        groups = values(p, "GroupId")
+        for g in groups:  # a malformed or unknown group (another account's too) before the dry run
+            cloud.security_groups.get(caller.id, g)
+        dry_run(p)
+        cloud.modify_instance_groups(caller, iid, groups)
+        return {"return": True}
+    why = {"Kernel": "the kernel comes with the image", "Ramdisk": "the initrd comes with the image",
            "SriovNetSupport": "there is no SR-IOV here"}[name]
     raise InvalidParameter(f"pocketcloud cannot modify {name}: {why}", code="UnsupportedOperation")
 

@@ -23,7 +23,7 @@ LATER = {
         "DeleteNatGateway", "CreateRouteTable", "DeleteRouteTable", "CreateRoute", "DeleteRoute",
         "ReplaceRoute", "AssociateRouteTable", "DisassociateRouteTable", "CreateNetworkInterface",
         "AttachNetworkInterface", "DetachNetworkInterface", "DeleteNetworkInterface", "CreateNetworkAcl",
-        "CreateNetworkAclEntry", "CreateVpcPeeringConnection", "CreateVpcEndpoint", "ModifyVpcAttribute",
+        "CreateNetworkAclEntry", "CreateVpcPeeringConnection", "CreateVpcEndpoint",
         "ModifySubnetAttribute", "AssignPrivateIpAddresses", "AssociateVpcCidrBlock", "CreateFlowLogs"),
     "images of your own beyond CreateImage, RegisterImage and DeregisterImage": (
         "CopyImage", "ImportImage", "ModifyImageAttribute"),

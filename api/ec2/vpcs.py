@@ -1,12 +1,13 @@
-"""DescribeVpcs, DescribeVpcAttribute, DescribeSubnets, DescribeNetworkInterfaces.
+"""VPCs and subnets (create, delete, describe), DescribeNetworkInterfaces.
 
 Each account has its default VPC with one default subnet per availability zone; instances get
-a primary network interface and a root volume. These describe where things are placed and
-have stable ids; VPC networking and block storage make them real networks and disks later.
-Creating or deleting VPCs and subnets is refused clearly until then.
+a primary network interface and a root volume. CreateVpc/CreateSubnet record a block from
+pocketcloud's IPAM (every VPC distinct on the host) and, with VPC networking on, make it a
+real network before answering (emulator/vpc_ops.py).
 """
 from __future__ import annotations
 
+from emulator import validation
 from emulator.errors import AlreadyExists, InvalidParameter, NotFound
 from emulator.placement import placements
 from emulator.validation import resource_id
@@ -15,7 +16,7 @@ from emulator.vpcs import ENI_ID
 from . import filtering
 from .catalog import zones
 from .instance_view import interface_xml
-from .params import mutating, required, values
+from .params import boolean, dry_run, mutating, required, tag_specifications, values
 from .wire import iso
 
 
@@ -62,14 +63,61 @@ def describe_vpc_attribute(cloud, caller, p) -> dict:
     return {"vpcId": vpc.id, attr: {"value": VPC_ATTRIBUTES[attr]}}
 
 
+def _new_tags(cloud, caller, p, kind: str):
+    """TagSpecification for a resource being created: checked before it is made, set after."""
+    tags = validation.tags(tag_specifications(p, (kind,)).get(kind, {}))
+    return lambda rid: cloud.resource_tags.set(caller.id, [rid], tags) if tags else None
+
+
 @mutating
-def not_yet(cloud, caller, p) -> dict:
-    raise InvalidParameter(f"{p.get('Action')} is not available yet: each account has one default VPC with a "
-                           "default subnet per availability zone (DescribeVpcs, DescribeSubnets); creating and "
-                           "deleting VPCs and subnets comes with VPC networking", code="UnsupportedOperation")
+def create_vpc(cloud, caller, p) -> dict:
+    cidr = required(p, "CidrBlock")
+    if boolean(p, "AmazonProvidedIpv6CidrBlock") or p.get("Ipv4IpamPoolId") or p.get("Ipv6CidrBlock"):
+        raise InvalidParameter("pocketcloud's VPCs are IPv4 blocks from its own IPAM: give CidrBlock only",
+                               code="InvalidParameterCombination")
+    if p.get("InstanceTenancy", "default") != "default":
+        raise InvalidParameter("only the default instance tenancy exists on one host", code="InvalidParameterValue")
+    tag = _new_tags(cloud, caller, p, "vpc")
+    dry_run(p)
+    vpc = cloud.create_vpc(caller, cidr)
+    tag(vpc.id)
+    return {"vpc": {**_vpc_xml(cloud, caller, vpc, cloud.resource_tags.of(caller.id, [vpc.id])), "state": "available"}}
 
 
-not_yet.refuses = True  # not listed among the actions pocketcloud implements
+@mutating
+def delete_vpc(cloud, caller, p) -> dict:
+    vpc_id = required(p, "VpcId")
+    cloud.vpcs.get(caller.id, vpc_id)  # malformed, unknown, another account's: the AWS error first
+    dry_run(p)
+    cloud.delete_vpc(caller, vpc_id)
+    return {"return": True}
+
+
+@mutating
+def create_subnet(cloud, caller, p) -> dict:
+    vpc_id, cidr = required(p, "VpcId"), required(p, "CidrBlock")
+    if p.get("Ipv6CidrBlock") or boolean(p, "Ipv6Native") or p.get("Ipv4IpamPoolId"):
+        raise InvalidParameter("pocketcloud's subnets are IPv4 blocks inside their VPC: give CidrBlock only",
+                               code="InvalidParameterCombination")
+    zone = p.get("AvailabilityZone")
+    if zone is None and p.get("AvailabilityZoneId"):
+        by_id = {v: k for k, v in _zone_ids(cloud).items()}
+        zone = by_id.get(p["AvailabilityZoneId"], p["AvailabilityZoneId"])
+    tag = _new_tags(cloud, caller, p, "subnet")
+    dry_run(p)
+    subnet = cloud.create_subnet(caller, vpc_id, cidr, zone)
+    tag(subnet.id)
+    return {"subnet": _subnet_xml(cloud, caller, subnet, cloud.resource_tags.of(caller.id, [subnet.id]),
+                                  _zone_ids(cloud))}
+
+
+@mutating
+def delete_subnet(cloud, caller, p) -> dict:
+    subnet_id = required(p, "SubnetId")
+    cloud.vpcs.subnets(caller.id, cloud.config.region, [subnet_id])
+    dry_run(p)
+    cloud.delete_subnet(caller, subnet_id)
+    return {"return": True}
 
 
 @mutating
@@ -86,7 +134,7 @@ def _subnet_xml(cloud, caller, s, tags, zone_ids) -> dict:
         "state": "available", "vpcId": s.vpc_id, "ownerId": caller.id, "cidrBlock": s.cidr,
         "ipv6CidrBlockAssociationSet": [], "availableIpAddressCount": s.available_ips,
         "availabilityZone": s.zone, "availabilityZoneId": zone_ids.get(s.zone, ""),
-        "defaultForAz": s.is_default, "mapPublicIpOnLaunch": True, "mapCustomerOwnedIpOnLaunch": False,
+        "defaultForAz": s.is_default, "mapPublicIpOnLaunch": s.is_default, "mapCustomerOwnedIpOnLaunch": False,
         "assignIpv6AddressOnCreation": False, "enableDns64": False, "ipv6Native": False,
         "privateDnsNameOptionsOnLaunch": {"hostnameType": "ip-name", "enableResourceNameDnsARecord": False,
                                           "enableResourceNameDnsAAAARecord": False},

@@ -197,4 +197,22 @@ def extras(data: dict) -> list[tuple[str, str]]:
                                     f"{net.get('libvirt_network')}, {net.get('subnet')}) → NAT"))
     for fwd in net.get("forwards") or []:
         out.append(("port forward", f"{fwd['host']} → {fwd['guest']} ({fwd['via']})"))
+    return out + vpc_path(data.get("vpc_path"))
+
+
+def vpc_path(p: dict | None) -> list[tuple[str, str]]:
+    """VPC networking: interface → bridge → the cloud's chains (live rule counters) → NAT/forwards."""
+    if not p:
+        return []
+    out = [("network path", f"{p['interface'] or '(not running)'} ({p['interface_kind']}, pinned to {p['ip']} / "
+                            f"{p['mac']}) → {p['bridge']} (bridge of {p['subnet']} in {p['vpc']}) → nft table "
+                            f"{p['table']}: {' / '.join(p['chains'])} → {p['nat']}")]
+    for g in p["groups"]:
+        for r in g["rules"]:
+            out.append((f"{g['id']} {r['direction']}", f"{r['rule']}: {r['packets']} packets, {r['bytes']} bytes"))
+    out.append(("dropped by its groups", f"in {p['dropped']['ingress']['packets']}, "
+                                         f"out {p['dropped']['egress']['packets']} packets"))
+    for f in p["forwards"]:
+        out.append(("forward (kernel DNAT)", f"{f['host']} → {p['ip']}:{f['guest']}/{f['protocol']}: "
+                                             f"{f['packets']} packets"))
     return out

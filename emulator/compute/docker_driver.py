@@ -136,6 +136,11 @@ class DockerDriver(DockerVolumes, Driver):
                 log.warning("%s gets no /volumes: %s", spec.instance_id, e)
         try:
             with _engine_errors(f"create {spec.instance_id}"):
+                net = spec.network
+                on_subnet = {} if net is None else {  # the subnet's Docker network, at pocketcloud's address
+                    "network": net.docker_network, "mac_address": net.mac,
+                    "networking_config": {net.docker_network: self.client.api.create_endpoint_config(
+                        ipv4_address=net.ip)}}
                 container = self.client.containers.create(
                     spec.image_ref,
                     name=f"pc-{spec.instance_id}",
@@ -155,6 +160,7 @@ class DockerDriver(DockerVolumes, Driver):
                     log_config=self.log_config,
                     storage_opt={"size": f"{spec.root_gib}g"} if spec.root_gib else self.storage_opt,
                     mounts=mounts,
+                    **on_subnet,
                 )
             spec.step("engine-create", container.id)
             with _engine_errors(f"start {spec.instance_id}"):
@@ -455,7 +461,9 @@ class DockerDriver(DockerVolumes, Driver):
                 for b in binds or []:
                     host = int(b["HostPort"]) if b.get("HostPort") else None
                     forwards.append(PortForward(int(guest), host, proto))
-        ip = attrs.get("NetworkSettings", {}).get("IPAddress") or None
+        settings = attrs.get("NetworkSettings") or {}
+        ip = settings.get("IPAddress") or next(  # on a subnet's network the address is only per network
+            (n["IPAddress"] for n in (settings.get("Networks") or {}).values() if n.get("IPAddress")), None)
         return EngineInstance(
             engine_id=container.id,
             state=_STATES.get(status, "pending"),

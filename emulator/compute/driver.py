@@ -25,6 +25,21 @@ class PortForward:
 
 
 @dataclass(frozen=True)
+class NetAttach:
+    """Where an instance's interface goes with VPC networking on: its subnet's bridge (a VM's tap)
+    or the Docker network bound to it (a container), with the address and MAC pocketcloud chose."""
+
+    subnet_id: str
+    bridge: str
+    docker_network: str
+    ip: str
+    mac: str
+    gateway: str
+    prefixlen: int
+    tap: str = ""  # a VM's tap name, fixed in advance so the rules pin it before the guest boots
+
+
+@dataclass(frozen=True)
 class LaunchSpec:
     instance_id: str
     owner: str
@@ -39,6 +54,7 @@ class LaunchSpec:
     # the services turn it off and decide the forwards themselves (security groups).
     auto_ssh: bool = True
     root_gib: int | None = None  # a root device larger than the image's (None: the image's size)
+    network: NetAttach | None = None  # None: the engine's own network (Docker's bridge, libvirt's NAT)
     # Told each step a launch reaches, with the engine id once there is one: the services
     # journal it (crash recovery) and show a VM's boot phases. It may raise to abort the
     # launch (the instance was terminated meanwhile); the driver then rolls back as on any failure.

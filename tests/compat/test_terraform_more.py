@@ -29,8 +29,6 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 
 # address -> what its error must say (the code, then why)
 REFUSED = {
-    "aws_vpc.extra": ["UnsupportedOperation", "CreateVpc is not available yet", "VPC networking"],
-    "aws_subnet.extra": ["UnsupportedOperation", "CreateSubnet is not available yet"],
     "aws_ebs_encryption_by_default.on": ["UnsupportedOperation", "EnableEbsEncryptionByDefault is not supported",
                                          "encryption of volumes"],
     "aws_eip.ip": ["UnsupportedOperation", "AllocateAddress is not available yet", "VPC networking"],

@@ -319,6 +319,9 @@ def reap_dead_test_clouds(docker_client) -> list[str]:
         srv = types.SimpleNamespace(home=Path(info["home"]), vm_network=info["network"], vm_cidr=info["cidr"])
         try:
             containers, domains = remove_leftovers(srv, docker_client)
+            left = remove_networks(srv, docker_client)  # its VPC bridges, Docker networks, nft tables
+            if left:
+                reaped.append(f"{info['network']}: networks not removed: {', '.join(left)}")
             reaped += [f"{info['network']}: {', '.join(containers + domains) or 'network only'}"]
         except Exception as e:  # noqa: BLE001 - best effort: the next session tries again
             reaped.append(f"{info['network']}: not reaped ({e})")
@@ -343,3 +346,22 @@ def reap_dead_test_clouds(docker_client) -> list[str]:
     finally:
         conn.close()
     return reaped
+def remove_networks(server: Server, docker_client) -> list[str]:
+    """Tear down a cloud's VPC networks (bridges, Docker networks, nftables tables, dnsmasq: they
+    outlive the server by design) and return what was still there afterwards, its libvirt
+    network included (remove_leftovers removes that one)."""
+    import libvirt
+
+    from emulator.state import Store
+    from emulator.vpc_network import VpcNetwork
+
+    config = Config(home=Path(server.home))
+    net = VpcNetwork(config, Store(config.db_path), lambda: docker_client)
+    problems = net.teardown() + net.leftovers()
+    conn = libvirt.open(config.libvirt_uri)
+    try:
+        if server.vm_network in conn.listNetworks() + conn.listDefinedNetworks():
+            problems.append(f"libvirt network {server.vm_network}")
+    finally:
+        conn.close()
+    return problems

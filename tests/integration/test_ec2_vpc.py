@@ -78,8 +78,10 @@ def test_default_vpcs_are_distinct_per_account_and_off_host_routes(pair):
     assert ea.describe_vpcs()["Vpcs"][0]["Tags"] == []
     assert code_of(lambda: ea.describe_vpcs(VpcIds=["vpc-123"])) == "InvalidVpcID.Malformed"
     assert code_of(lambda: ea.describe_subnets(SubnetIds=["subnet-zz"])) == "InvalidSubnetID.Malformed"
-    assert code_of(lambda: ea.create_vpc(CidrBlock="10.99.0.0/16")) == "UnsupportedOperation"
-    assert code_of(lambda: ea.create_subnet(VpcId=va["VpcId"], CidrBlock="10.0.64.0/20")) == "UnsupportedOperation"
+    # every VPC's block is distinct on the host: another account's is refused, as is a taken subnet block
+    assert code_of(lambda: ea.create_vpc(CidrBlock=vb["CidrBlock"])) == "InvalidVpc.Range"
+    assert code_of(lambda: ea.create_subnet(VpcId=va["VpcId"], CidrBlock=subnets[0]["CidrBlock"])) \
+        == "InvalidSubnet.Conflict"
     assert code_of(lambda: ea.create_default_vpc()) == "DefaultVpcAlreadyExists"
     assert len(ea.describe_vpcs()["Vpcs"]) == 1
 
@@ -239,9 +241,19 @@ def test_egress_rules_rule_ids_and_modify(pair):
         out["SecurityGroupRules"][0]["SecurityGroupRuleId"]])) == "InvalidSecurityGroupRuleId.NotFound"
     assert code_of(lambda: ea.revoke_security_group_egress(GroupId=sg, SecurityGroupRuleIds=["sgr-1"])) \
         == "InvalidSecurityGroupRuleId.Malformed"
+    theirs = eb.create_security_group(GroupName="theirs", Description="another account's")["GroupId"]
     assert code_of(lambda: ea.authorize_security_group_ingress(GroupId=sg, IpPermissions=[
-        {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "UserIdGroupPairs": [{"GroupId": sg}]}])) \
+        {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "UserIdGroupPairs": [{"GroupId": theirs}]}])) \
+        == "InvalidGroup.NotFound"
+    assert code_of(lambda: ea.authorize_security_group_ingress(GroupId=sg, IpPermissions=[
+        {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "Ipv6Ranges": [{"CidrIpv6": "::/0"}]}])) \
         == "UnsupportedOperation"
+    # A rule naming a group is recorded with networking off too, and forwards nothing from the host.
+    itself = [{"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "UserIdGroupPairs": [{"GroupId": sg}]}]
+    ea.authorize_security_group_ingress(GroupId=sg, IpPermissions=itself)
+    assert forwards() == {}
+    ea.revoke_security_group_ingress(GroupId=sg, IpPermissions=itself)
+    eb.delete_security_group(GroupId=theirs)
     assert code_of(lambda: ea.authorize_security_group_ingress(GroupId=sg, IpPermissions=[
         {"IpProtocol": "udp", "FromPort": 53, "ToPort": 53, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])) \
         == "InvalidParameterValue"

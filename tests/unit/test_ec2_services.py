@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from emulator import services as services_module
+from emulator import instance_attributes
 from emulator.compute.driver import EngineInstance
 from emulator.config import Config
 from emulator.errors import InvalidParameter, InvalidState, NotFound
@@ -45,7 +45,7 @@ def test_modify_needs_a_stopped_instance_and_changes_the_engine_first(cloud, mon
     me = cloud.account
     inst = cloud.run_instance(me, image="tiny", type="t2.nano", user_data="#!/bin/sh\necho one\n")
     resized = []
-    monkeypatch.setattr(services_module, "resize",
+    monkeypatch.setattr(instance_attributes, "resize",
                         lambda driver, engine_id, itype: resized.append((engine_id, itype.name)))
     with pytest.raises(InvalidState) as e:
         cloud.modify_instance(me, inst.id, type="t2.micro")

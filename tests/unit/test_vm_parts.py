@@ -117,6 +117,14 @@ def test_domain_xml_escapes_every_value(tmp_path: Path):
     assert meta.findtext(f"{{{NS}}}owner") == "owner\"<&"
     assert root.findtext("memory") == "512" and root.findtext("vcpu") == "1"
 
+    on_subnet = ET.fromstring(domain.instance_domain_xml(
+        spec, image, hv, tmp_path / "i", "0e:00:00:00:00:01", "10.0.0.5", [], set(), cloud_label="lbl",
+        network_name="net", opts=OPTS, bridge="pcb-0123456789a", tap="pct-0123456789a"))
+    nic = on_subnet.find("devices/interface")
+    assert nic.get("type") == "bridge" and nic.find("source").get("bridge") == "pcb-0123456789a"
+    assert nic.find("target").get("dev") == "pct-0123456789a", "a tap name the rules know before the boot"
+    assert nic.find("source").get("network") is None
+
 
 def test_kvm_domains_pass_the_host_cpu_and_tcg_ones_may_cap_their_cache(tmp_path: Path):
     vm = {"kernel": tmp_path / "k", "initrd": tmp_path / "i"}

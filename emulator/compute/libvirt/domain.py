@@ -115,8 +115,10 @@ def base_domain(name: str, domain_type: str, vcpus: int, memory_mib: int, vm: di
 
 def instance_domain_xml(spec: LaunchSpec, vm: dict, hv: dict, inst_dir: Path, mac: str, ip: str,
                         ports: list[PortForward], auto_ports: set[int], *, cloud_label: str, network_name: str,
-                        opts: DomainOptions) -> str:
-    """An instance's domain: the base plus its overlay, its seed, its NIC and the metadata."""
+                        opts: DomainOptions, bridge: str | None = None, tap: str | None = None) -> str:
+    """An instance's domain: the base plus its overlay, its seed, its NIC and the metadata. With
+    `bridge` the NIC is a tap named `tap` on the subnet's bridge (VPC networking: the name is
+    known in advance, so the rules pin it before the guest sends a frame), else on `network_name`."""
     d = base_domain(engine_id_for(spec.instance_id), hv["domain_type"], spec.type.vcpus, spec.type.memory_mib, vm,
                     vm.get("cmdline", ""), inst_dir / "console.log", opts)
     ET.SubElement(d, "title").text = f"pocketcloud {spec.instance_id} ({spec.name or 'unnamed'})"
@@ -151,9 +153,13 @@ def instance_domain_xml(spec: LaunchSpec, vm: dict, hv: dict, inst_dir: Path, ma
     ET.SubElement(seed, "source", file=str(inst_dir / "seed.iso"))
     ET.SubElement(seed, "target", dev="vdb", bus="virtio")
     ET.SubElement(seed, "readonly")
-    nic = ET.Element("interface", type="network")
+    nic = ET.Element("interface", type="bridge" if bridge else "network")
     ET.SubElement(nic, "mac", address=mac)
-    ET.SubElement(nic, "source", network=network_name)
+    if bridge:
+        ET.SubElement(nic, "source", bridge=bridge)
+        ET.SubElement(nic, "target", dev=tap)
+    else:
+        ET.SubElement(nic, "source", network=network_name)
     ET.SubElement(nic, "model", type="virtio")
     for i, el in enumerate((disk, seed, nic)):
         dev.insert(i, el)

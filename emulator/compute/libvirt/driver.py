@@ -151,14 +151,15 @@ class LibvirtDriver(VolumeDisks, Driver):
         hv = self.hypervisor()
         engine_id = domain.engine_id_for(spec.instance_id)
         inst_dir = self._inst_dir(engine_id)
-        mac = domain.mac_for(spec.instance_id)
+        on_subnet = spec.network  # VPC networking: the subnet's bridge, address and MAC are pocketcloud's
+        mac = on_subnet.mac if on_subnet else domain.mac_for(spec.instance_id)
         created_dir = defined = False
         ip = None
         try:
             with engine_errors(f"launch {spec.instance_id}"):
                 if self._conn.lookup(engine_id) is not None:
                     raise AlreadyExists(f"a domain {engine_id} already exists", code="InvalidInstanceID.Duplicate")
-                net = self.network.ensure()
+                net = None if on_subnet else self.network.ensure()
                 try:  # the image's files staged where QEMU reaches them, with the instance's dir
                     vm, _ = self.area.claim(spec.instance_id, vm)
                 except FileExistsError:
@@ -170,7 +171,7 @@ class LibvirtDriver(VolumeDisks, Driver):
                 files = cloudinit.seed_files(spec.instance_id, hostname, spec.user_data,
                                              keys + (self._mgmt_key.public(),))
                 guest.write_seed_iso(inst_dir, files)
-                ip = self.network.reserve_ip(net, spec.instance_id, mac)
+                ip = on_subnet.ip if on_subnet else self.network.reserve_ip(net, spec.instance_id, mac)
                 ports = list(spec.ports)
                 auto = set()
                 if spec.auto_ssh and vm.get("ssh") and not any(p.guest == 22 for p in ports):
@@ -179,7 +180,8 @@ class LibvirtDriver(VolumeDisks, Driver):
                 bound = [PortForward(p.guest, self._open_forward(engine_id, ip, p), p.protocol) for p in ports]
                 xml = domain.instance_domain_xml(spec, vm, hv, inst_dir, mac, ip, bound, auto,
                                                  cloud_label=self.cloud_label, network_name=self.network.name,
-                                                 opts=self.opts)
+                                                 opts=self.opts, bridge=on_subnet.bridge if on_subnet else None,
+                                                 tap=on_subnet.tap if on_subnet else None)
                 dom = self.conn.defineXML(xml)
                 defined = True
             spec.step("define", engine_id)

@@ -23,15 +23,6 @@ variable "ami" {
   type = string
 }
 
-resource "aws_vpc" "extra" {
-  cidr_block = "10.99.0.0/16"
-}
-
-resource "aws_subnet" "extra" {
-  vpc_id     = "vpc-00000000000000000"
-  cidr_block = "10.99.1.0/24"
-}
-
 resource "aws_ebs_encryption_by_default" "on" {
   enabled = true
 }
