@@ -133,6 +133,16 @@ def ssh(port: int, key: Path, command: str, timeout: float = 30) -> tuple[int, s
         client.close()
 
 
+def shutoff_reason(conn, engine_id: str) -> str | int:
+    """Why a stopped domain is off: "shutdown" (the guest powered off) or "destroyed" (killed)."""
+    import libvirt
+
+    state, reason = conn.lookupByName(engine_id).state()
+    assert state == libvirt.VIR_DOMAIN_SHUTOFF, state
+    return {libvirt.VIR_DOMAIN_SHUTOFF_SHUTDOWN: "shutdown", libvirt.VIR_DOMAIN_SHUTOFF_DESTROYED: "destroyed"}.get(
+        reason, reason)
+
+
 def leftovers(d: LibvirtDriver, conn, instance_id: str) -> list[str]:
     found = []
     if any(dom.name() == f"pc-{instance_id}" for dom in conn.listAllDomains(0)):
@@ -191,10 +201,10 @@ def test_tiny_vm_lifecycle(driver, conn, keypair, docker_client, tiny):
     with pytest.raises(InvalidState):
         driver.start(inst.engine_id)
 
-    t = time.monotonic()
     stopped = driver.stop(inst.engine_id, timeout=30)
     assert stopped.state == "stopped"
-    assert time.monotonic() - t < 30, "the guest ignored the ACPI power button"
+    assert shutoff_reason(conn, inst.engine_id) == "shutdown", \
+        "the guest ignored the ACPI power button (destroyed at the timeout)"
     assert driver.inspect(inst.engine_id).state == "stopped"
     with pytest.raises(InvalidState):
         driver.exec(inst.engine_id, ["true"], 5)
@@ -264,10 +274,8 @@ def test_guest_that_never_boots_times_out_and_keeps_its_console(driver, conn, ti
     vm["boot_timeout"] = 20
     (broken / "vm.json").write_text(json.dumps(vm))
     s = spec(broken)
-    t = time.monotonic()
-    with pytest.raises(EngineError, match="did not become ready") as err:
+    with pytest.raises(EngineError, match="did not become ready within 20s") as err:  # its own timeout, not the default
         driver.launch(s)
-    assert time.monotonic() - t < 45
     assert err.value.code == "InstanceBootTimeout"
     assert leftovers(driver, conn, s.instance_id) == []
     kept = driver.base_dir / "logs" / f"pc-{s.instance_id}.console.log"
@@ -331,9 +339,9 @@ def test_debian12_boots_to_ssh_and_the_same_rootfs_runs_as_a_container(driver, c
         assert lines[3] == "status: done", out
         vm_os_release = "\n".join(lines[4:]).strip()
         assert 'VERSION_CODENAME=bookworm' in vm_os_release
-        t = time.monotonic()
         assert driver.stop(inst.engine_id, timeout=90).state == "stopped"
-        assert time.monotonic() - t < 60, "systemd ignored the ACPI power button"
+        assert shutoff_reason(conn, inst.engine_id) == "shutdown", \
+            "systemd ignored the ACPI power button (destroyed at the timeout)"
     finally:
         driver.terminate(inst.engine_id)
     assert leftovers(driver, conn, s.instance_id) == []
