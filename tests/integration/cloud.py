@@ -300,7 +300,9 @@ def reap_dead_test_clouds(docker_client) -> list[str]:
     """Remove the engine objects of test clouds whose pytest process is gone (a killed or
     timed-out run never reached its leak check): their containers, VMs, libvirt network, QEMU
     area and volumes; and `pctest-PORT` networks (with their domains) older than the owner
-    files, when nothing listens on PORT. Returns what was reaped, for the session's log."""
+    files, when nothing listens on PORT, and `pctest-PID` networks of the VM driver tests whose
+    pytest is gone (a live session's network is never touched: sessions may run side by side).
+    Returns what was reaped, for the session's log."""
     import types
 
     import libvirt
@@ -331,7 +333,10 @@ def reap_dead_test_clouds(docker_client) -> list[str]:
     try:
         for net in conn.listAllNetworks():
             name = net.name()
-            if not name.startswith("pctest-") or name in owned or not name[7:].isdigit() or _listening(int(name[7:])):
+            if not name.startswith("pctest-") or name in owned or not name[7:].isdigit():
+                continue
+            n = int(name[7:])  # a test cloud's port, or the pid of the pytest running the VM driver tests
+            if _alive(n) or (n < 65536 and _listening(n)):
                 continue
             for dom in conn.listAllDomains():
                 if f"network='{name}'" in dom.XMLDesc(0):
