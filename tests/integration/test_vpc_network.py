@@ -4,6 +4,7 @@ every security-group change, outlives its own process, and repairs the kernel at
 boto3 against `pocketcloud serve`; the kernel is read with `ip -j` and `nft -j`."""
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import time
@@ -13,6 +14,7 @@ import pytest
 from emulator.config import Config
 from emulator.networks import bridges
 from emulator.networks.model import bridge_name
+from tests.conftest import ARTIFACTS
 
 from .test_ec2 import ec2_for
 
@@ -26,6 +28,7 @@ def netcloud(tmp_path_factory, docker_client):
     srv = start_server(tmp_path_factory.mktemp("pcnet"), POCKETCLOUD_VPC_NETWORKING="on")
     srv.label = Config(home=srv.home).instance_label
     yield srv
+    write_matrix()
     stop_and_check_leaks(srv, docker_client)  # includes the cloud's bridges, networks and tables
 
 
@@ -229,6 +232,49 @@ def sh(api, iid: str, script: str) -> dict:
     return api.ok("POST", f"/instances/{iid}/exec", json={"command": script, "timeout": 20})
 
 
+MATRIX: list[tuple] = []  # (from, to, port, rule, expected, observed): artifacts/vpc-matrix.md
+
+
+def flow(api, src: str, ip: str, expect: bool, frm: str, to: str, rule: str, port: int = 8080) -> None:
+    """One cell of the connectivity matrix: measured, recorded, then checked."""
+    got = reaches(api, src, ip, port)
+    MATRIX.append((frm, to, port, rule, "open" if expect else "closed", "open" if got else "closed"))
+    assert got == expect, f"{frm} -> {to}:{port} ({rule}): {'open' if got else 'closed'}"
+
+
+def write_matrix() -> None:
+    if not MATRIX:
+        return
+    lines = ["| from | to | port | rule | expected | observed |", "| --- | --- | --- | --- | --- | --- |"]
+    lines += [f"| {' | '.join(str(c) for c in row)} |" for row in MATRIX]
+    ARTIFACTS.mkdir(exist_ok=True)
+    (ARTIFACTS / "vpc-matrix.md").write_text("\n".join(lines) + "\n")
+
+
+@contextlib.contextmanager
+def host_http_service():
+    """An HTTP server of the host's on 0.0.0.0 (a free port), answering /hostname, while in use."""
+    import http.server
+    import threading
+
+    class Hello(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the stdlib's name
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"host\n")
+
+        def log_message(self, *args):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("0.0.0.0", 0), Hello)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        yield srv.server_address[1]
+    finally:
+        srv.shutdown()
+        srv.server_close()
+
+
 def reaches(api, src: str, ip: str, port: int = 8080) -> bool:
     # busybox wget: no -T in tiny (it segfaults); `timeout` bounds it instead.
     out = sh(api, src, f"timeout 3 wget -q -O - http://{ip}:{port}/hostname")
@@ -262,21 +308,29 @@ def test_containers_join_their_subnet_and_groups_decide_what_flows(netcloud):
         assert len(bridges.ports(name)) >= 3, "three veths on the subnet's bridge"
         for x in (b, c):
             sh(api, x, "busybox httpd -p 8080 -h /etc")
-        assert sh(api, a, f"ping -c 1 -W 2 {subnet['CidrBlock'].split('/')[0][:-1]}1")["exit_code"] == 0, "gateway"
-        assert reaches(api, a, ip[b]), "the default group admits its own members"
+        gateway = f"{subnet['CidrBlock'].split('/')[0][:-1]}1"
+        assert sh(api, a, f"ping -c 1 -W 2 {gateway}")["exit_code"] == 0, "gateway"
+        # A host service on every address (as sshd or a database may be) is not the instances' to reach.
+        with host_http_service() as port:
+            flow(api, a, gateway, False, "container A", "host service on 0.0.0.0, via the gateway",
+                 "host input chain: DHCP, ping, metadata only", port=port)
+        flow(api, a, ip[b], True, "container A (default)", "container B (default)", "default: all from itself")
         path = api.ok("GET", f"/instances/{b}/internals")["vpc_path"]
         assert path["interface"] in bridges.ports(name) and path["bridge"] == name and path["ip"] == ip[b]
         admitted = [r for g in path["groups"] for r in g["rules"] if r["direction"] == "ingress"]
         assert admitted and admitted[0]["packets"] > 0, "the live counter of the rule that let A in"
-        assert not reaches(api, a, ip[c]), "a group without ingress rules admits nothing"
-        assert not reaches(api, c, ip[b]), "the default group admits only its members"
+        flow(api, a, ip[c], False, "container A (default)", "container C (lonely)", "lonely: no ingress rule")
+        flow(api, c, ip[b], False, "container C (lonely)", "container B (default)", "default: only its members")
         assert api.ok("GET", f"/instances/{b}/internals")["vpc_path"]["dropped"]["ingress"]["packets"] > 0
         # Authorize, then measure how long until traffic flows (the closing note's figure).
         t0 = time.monotonic()
         ec2.authorize_security_group_ingress(GroupId=lonely, IpPermissions=[{
             "IpProtocol": "tcp", "FromPort": 8080, "ToPort": 8080, "IpRanges": [{"CidrIp": subnet["CidrBlock"]}]}])
         assert until(lambda: reaches(api, a, ip[c]), 10), "authorized: traffic flows without a restart"
-        print(f"\nauthorize -> traffic flowing: {time.monotonic() - t0:.2f} s (one exec round trip included)")
+        took = time.monotonic() - t0
+        print(f"\nauthorize -> traffic flowing: {took:.2f} s (one exec round trip included)")
+        flow(api, a, ip[c], True, "container A (default)", "container C (lonely)",
+             f"lonely: + tcp 8080 from the subnet (flowing {took:.2f} s after the call)")
         # A restart gives the container a new host-side veth: the pinning follows it.
         before = bridges.ports(name)
         ec2.stop_instances(InstanceIds=[b])
@@ -285,7 +339,7 @@ def test_containers_join_their_subnet_and_groups_decide_what_flows(netcloud):
         ec2.get_waiter("instance_running").wait(InstanceIds=[b], WaiterConfig={"Delay": 1})
         assert bridges.ports(name) != before
         sh(api, b, "busybox httpd -p 8080 -h /etc")
-        assert reaches(api, a, ip[b]), "re-pinned after the restart"
+        flow(api, a, ip[b], True, "container A (default)", "container B after a restart", "default; veth re-pinned")
         after = {i["InstanceId"]: i["PrivateIpAddress"] for r in ec2.describe_instances(InstanceIds=[b])["Reservations"]
                  for i in r["Instances"]}
         assert after[b] == ip[b], "the address is kept across a restart"
@@ -356,9 +410,9 @@ def test_two_accounts_never_reach_each_other(netcloud):
         ip = [s[1].describe_instances(InstanceIds=[s[2]])["Reservations"][0]["Instances"][0]["PrivateIpAddress"]
               for s in sides]
         (a_api, _, a), (b_api, _, b) = sides
-        assert reaches(a_api, a, ip[0]), "an instance reaches its own address (the check itself works)"
-        assert not reaches(a_api, a, ip[1]), "another account's VPC: nothing flows, even wide open"
-        assert not reaches(b_api, b, ip[0])
+        flow(a_api, a, ip[0], True, "account J container", "itself", "open: all from 0.0.0.0/0 (the check works)")
+        flow(a_api, a, ip[1], False, "account J container", "account K container", "other VPC, K's group wide open")
+        flow(b_api, b, ip[0], False, "account K container", "account J container", "other VPC, J's group wide open")
         assert sh(a_api, a, f"ping -c 1 -W 2 {ip[1]}")["exit_code"] != 0
     finally:
         for api, ec2, iid in sides:
@@ -390,8 +444,8 @@ def test_a_vm_and_a_container_share_a_subnet(netcloud):
         assert bridges.tap_name(vm) in bridges.ports(bridge_name(subnet["SubnetId"]))
         for x in (vm, ct):
             sh(api, x, "busybox httpd -p 8080 -h /etc")
-        assert reaches(api, ct, ip[vm]), "container -> VM in one subnet and group"
-        assert reaches(api, vm, ip[ct]), "VM -> container"
+        flow(api, ct, ip[vm], True, "container", "VM (same subnet)", "default: all from itself")
+        flow(api, vm, ip[ct], True, "VM", "container (same subnet)", "default: all from itself")
         assert sh(api, ct, f"ping -c 1 -W 2 {ip[vm]}")["exit_code"] == 0
         md = sh(api, vm, "wget -q -O - http://169.254.169.254/latest/meta-data/instance-id")["stdout"].strip()
         assert md == vm, "the metadata service answers the VM about itself"
