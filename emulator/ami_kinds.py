@@ -50,8 +50,13 @@ class CrossKindImages:
                 row = self.store.one("SELECT state FROM amis WHERE id=?", (ami.id,))
                 if row is None or row["state"] != "available":
                     raise NotFound(f"The image id '[{ami.id}]' does not exist", code="InvalidAMIID.NotFound")
-                made = self._other_form(ami, kind) or (self._make_vm_form(ami) if kind == "vm"
-                                                       else self._make_container_form(ami))
+                made = self._other_form(ami, kind)
+                if made is None:
+                    self._converting.add(ami.id)
+                    try:
+                        made = self._make_vm_form(ami) if kind == "vm" else self._make_container_form(ami)
+                    finally:
+                        self._converting.discard(ami.id)
         if kind == "vm":
             vm = json.loads((made / "vm.json").read_text())
             return {"name": ami.id, "kind": "vm", "ref": str(made), "source": f"ami:{ami.id}",
@@ -77,7 +82,7 @@ class CrossKindImages:
         started = time.monotonic()
         try:
             log.info("%s: making its VM form: exporting the container image %s", ami.id, ami.ref)
-            with self.driver("container").exported(ami.ref) as tar:
+            with self.driver("container").exported(ami.ref, ami.id) as tar:
                 rootfs.tar_to_tree(tar, scratch / "tree")
             layout = rootfs.disk_layout(image_dir / vm["disk"], scratch)
             log.info("%s: writing its ext4 disk (label %r, %d MiB at least)", ami.id, layout.label, layout.size >> 20)
@@ -140,6 +145,11 @@ class CrossKindImages:
         return ref
 
     # -- housekeeping ------------------------------------------------------------------------------
+    @property
+    def _converting(self) -> set[str]:
+        """The AMIs this server is converting now: the reconcile loop leaves their scratch alone."""
+        return self.__dict__.setdefault("_converting_amis", set())
+
     def _scratch(self, ami_id: str) -> Path:
         scratch = self.ami_dir / f"{CONVERT_PREFIX}{ami_id}"
         shutil.rmtree(scratch, ignore_errors=True)
@@ -148,7 +158,8 @@ class CrossKindImages:
 
     def drop_other_forms(self, ami_id: str) -> None:
         """The container form of a deregistered AMI (its VM form is its folder, which goes with
-        it); one a container still uses stays until reconcile finds it unused."""
+        it). One a container still runs from, or a root snapshot's image is layered on, stays:
+        the snapshot's deletion (or reconcile) sweeps it once nothing holds it."""
         driver = self.drivers.get("container")
         if driver is None:
             return
@@ -157,25 +168,35 @@ class CrossKindImages:
             try:
                 driver.remove_image(ref)
             except CloudError as e:
-                log.info("image %s stays while a container uses it: %s", ref, e)
+                log.info("image %s stays while something is made from it: %s", ref, e)
 
-    def reconcile_other_forms(self, known: set[str]) -> list[str]:
+    def sweep_other_forms(self) -> list[str]:
+        """Remove the container forms of deregistered AMIs that nothing holds any more."""
+        driver = self.drivers.get("container")
+        if driver is None or not driver.available()[0]:
+            return []
+        known = {r["id"] for r in self.store.query("SELECT id FROM amis")}
+        report = []
+        for aid, ref in driver.ami_images().items():
+            if aid not in known:
+                try:
+                    driver.remove_image(ref)
+                    report.append(f"{aid}: container form {ref} of a deregistered image removed")
+                except CloudError as e:
+                    log.info("%s stays for now: %s", ref, e)
+        return report
+
+    def reconcile_other_forms(self) -> list[str]:
         """Scratch a dead server's conversions left, and container forms of AMIs that are gone."""
         report = []
         area = self.volume_area.root / "amis"
         if area.is_dir():
             for d in area.glob(f"{CONVERT_PREFIX}*"):
-                shutil.rmtree(d, ignore_errors=True)
-                report.append(f"{d.name}: half-made conversion removed")
+                if d.name[len(CONVERT_PREFIX):] not in self._converting:
+                    shutil.rmtree(d, ignore_errors=True)
+                    report.append(f"{d.name}: half-made conversion removed")
         driver = self.drivers.get("container")
         if driver is None or not driver.available()[0]:
             return report
-        report += [f"{c}: export container removed" for c in driver.export_leftovers()]
-        for aid, ref in driver.ami_images().items():
-            if aid not in known:
-                try:
-                    driver.remove_image(ref)
-                    report.append(f"{aid}: container form {ref} without an image removed")
-                except CloudError as e:
-                    log.info("reconcile: %s stays for now: %s", ref, e)
-        return report
+        report += [f"{c}: export container removed" for c in driver.export_leftovers(busy=set(self._converting))]
+        return report + self.sweep_other_forms()

@@ -287,4 +287,4 @@ class MachineImageUseCases(CrossKindImages):
                 if AMI_ID.fullmatch(folder.name) and folder.name not in known and not self._folder_in_use(folder.name):
                     shutil.rmtree(folder, ignore_errors=True)
                     report.append(f"{folder.name}: image folder without a record removed")
-        return report + self.reconcile_other_forms({r["id"] for r in self.store.query("SELECT id FROM amis")})
+        return report + self.reconcile_other_forms()

@@ -149,5 +149,5 @@ class FakeDriver(Driver):
     def ami_images(self) -> dict[str, str]:  # no AMI is made the other kind over fakes
         return {}
 
-    def export_leftovers(self) -> list[str]:
+    def export_leftovers(self, busy: set[str]) -> list[str]:
         return []

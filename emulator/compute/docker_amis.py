@@ -12,6 +12,7 @@ import docker
 
 
 LABEL_CLOUD = "pocketcloud.cloud"
+LABEL_SNAPSHOT = "pocketcloud.snapshot"
 LABEL_AMI = "pocketcloud.ami"
 LABEL_EXPORT = "pocketcloud.export"  # a container made only to be exported: never an instance
 AMI_REPOSITORY = "pocketcloud-amis"
@@ -46,11 +47,14 @@ class DockerAmis:
     """Uses the driver's client, cloud_label and _errors."""
 
     @contextmanager
-    def exported(self, ref: str) -> Iterator[BinaryIO]:
-        """The files of image REF as a tar stream."""
+    def exported(self, ref: str, ami_id: str) -> Iterator[BinaryIO]:
+        """The files of image REF (AMI_ID's) as a tar stream."""
         with self._errors(f"export {ref}"):
-            c = self.client.containers.create(ref, command=["/bin/true"], labels={LABEL_EXPORT: self.cloud_label},
-                                              network_disabled=True)
+            c = self.client.containers.create(ref, command=["/bin/true"], network_disabled=True,
+                                              # (an image's labels pass to its containers: this one
+                                              # is no instance of the cloud, whatever it was made of)
+                                              labels={LABEL_EXPORT: self.cloud_label, LABEL_AMI: ami_id,
+                                                      LABEL_CLOUD: ""})
         try:
             with self._errors(f"export {ref}"):
                 yield io.BufferedReader(_Chunks(iter(c.export(chunk_size=1 << 20))), 1 << 20)
@@ -76,14 +80,21 @@ class DockerAmis:
             images = self.client.images.list(filters={"label": [f"{LABEL_CLOUD}={self.cloud_label}", LABEL_AMI]})
         out = {}
         for img in images:
+            if LABEL_SNAPSHOT in (img.labels or {}):  # a commit of a container of it: it inherits its labels
+                continue
             aid = (img.labels or {}).get(LABEL_AMI, "")
             out[aid] = ami_ref(aid) if ami_ref(aid) in (img.tags or []) else img.id
         return out
 
-    def export_leftovers(self) -> list[str]:
-        """Remove export containers a dead server left behind."""
+    def export_leftovers(self, busy: set[str]) -> list[str]:
+        """Remove export containers a dead server left behind (not those of the AMIs in BUSY:
+        being exported now)."""
         with self._errors("list export containers"):
-            found = self.client.containers.list(all=True, filters={"label": f"{LABEL_EXPORT}={self.cloud_label}"})
+            found = [c for c in self.client.containers.list(all=True, filters={
+                "label": f"{LABEL_EXPORT}={self.cloud_label}"}) if c.labels.get(LABEL_AMI) not in busy]
             for c in found:
-                c.remove(force=True)
+                try:
+                    c.remove(force=True)
+                except docker.errors.NotFound:
+                    pass
         return [c.short_id for c in found]

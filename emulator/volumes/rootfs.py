@@ -149,7 +149,8 @@ def _debugfs(device: str, commands: list[str]) -> str:
 
 def list_tree(device: str) -> tuple[list[Entry], int]:
     """Every entry of the file system (one debugfs run per directory depth), and how many
-    names could not be listed (a '"' or a newline in a name: debugfs cannot be told them)."""
+    names could not be listed (a '"' in a name: debugfs cannot be told it; a name with a
+    newline breaks its listing's line and is not seen at all)."""
     entries: list[Entry] = []
     skipped = 0
     level = [""]
@@ -164,7 +165,7 @@ def list_tree(device: str) -> tuple[list[Entry], int]:
                     continue
                 name = m.group(5)
                 path = f"{parent}/{name}" if parent else name
-                if '"' in name or "\\" in name:
+                if '"' in name:
                     skipped += 1
                     continue
                 e = Entry(path, int(m.group(1)), int(m.group(2), 8), int(m.group(3)), int(m.group(4)))
@@ -196,7 +197,7 @@ def ext4_to_tar(raw: Path, dest: BinaryIO, scratch: Path, *, skip: Callable[[str
     _debugfs(device, [f'rdump "/" "{tree}"'])
     entries, skipped = list_tree(device)
     if skipped:
-        log.warning("%s: %d names with a quote or backslash were left out", raw.name, skipped)
+        log.warning("%s: %d names with a double quote were left out", raw.name, skipped)
     devices = _device_numbers(device, entries)
     seen: dict[int, str] = {}
     written = 0

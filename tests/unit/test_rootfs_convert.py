@@ -43,6 +43,7 @@ def synthetic_tar() -> io.BytesIO:
         add("bin", tarfile.SYMTYPE, 0o777, linkname="usr/bin")
         add("home/u/note", mode=0o600, uid=1000, gid=1000, data=b"written in the container\n")
         add("run/fifo", tarfile.FIFOTYPE)
+        add("etc/dev-disk-by\\x2dlabel.mount", data=b"[Mount]\n")  # systemd escapes names so
         add("dev/null", tarfile.CHRTYPE, 0o666, devmajor=1, devminor=3)
     buf.seek(0)
     return buf
@@ -82,7 +83,7 @@ def test_a_tree_goes_to_an_ext4_disk_and_back_with_what_a_rootfs_needs(tmp_path)
     assert (got["home/u/note"].uid, got["home/u/note"].gid, got["home/u/note"].mode) == (1000, 1000, 0o600)
     assert got["run/fifo"].isfifo(), "debugfs rdump alone skips fifos"
     assert got["dev/null"].ischr() and (got["dev/null"].devmajor, got["dev/null"].devminor) == (1, 3)
-    assert got["tmp"].mode == 0o1777
+    assert got["tmp"].mode == 0o1777 and "etc/dev-disk-by\\x2dlabel.mount" in got
     with tarfile.open(fileobj=io.BytesIO(out.getvalue())) as tar:
         assert tar.extractfile("home/u/note").read() == b"written in the container\n"
 
