@@ -8,9 +8,8 @@ what costs storage, and billing and hygiene see it. Its kind is its root's:
 - a VM AMI is a folder in the cloud's QEMU area (amis/<ami-id>/) shaped like a recipe's
   output: the vm.json of the image the instance ran, its kernel and initrd, and the flattened
   root disk (a hard link to the snapshot's file), so the VM driver launches it unchanged.
-Across kinds nothing is made: a container from a VM's disk would need the host to read an
-ext4 image (a loop mount, which is a kernel module's work, or qemu-nbd's), and a VM from a
-container's layers a disk built from them; both are refused, saying so.
+Either kind launches as the other too: its other form is made once, at the first launch
+that needs it, and kept beside it (ami_kinds.py).
 
 Ids are random per image and only the owner sees them: another account's ami- id answers as
 a missing one. The image is `pending` while its snapshot is taken, `available` after; a server
@@ -30,6 +29,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .ami_kinds import CrossKindImages
 from .errors import AlreadyExists, CloudError, InvalidParameter, InvalidState, NotFound, QuotaExceeded
 from .placement import placements
 from .validation import by_ids, tags as clean_tags
@@ -79,7 +79,7 @@ def _link_or_copy(src: Path, dest: Path) -> None:
         shutil.copyfile(src, dest)
 
 
-class MachineImageUseCases:
+class MachineImageUseCases(CrossKindImages):
     """Mixed into Cloud; uses its store, config, images, drivers, locks, journal, snapshots."""
 
     @staticmethod
@@ -112,9 +112,7 @@ class MachineImageUseCases:
         if ami.state != "available":
             raise InvalidState(f"Image {ami.id} is {ami.state}", code="InvalidAMIID.Unavailable")
         if ami.kind != kind:
-            raise InvalidParameter(
-                f"{ami.id} is a {ami.kind} image (made from a {ami.kind}'s root); a {kind} is not made from it: "
-                "an image of your own launches as the kind it was made from", code="InvalidParameterCombination")
+            return self.launch_as_other_kind(ami, kind)
         return {"name": ami.id, "kind": ami.kind, "ref": ami.ref, "source": f"ami:{ami.id}",
                 "size": ami.size_gib * GIB, "details": json.dumps(ami.details), "created_at": ami.created_at}
 
@@ -213,12 +211,17 @@ class MachineImageUseCases:
 
     def _vm_folder(self, aid: str, snap, image_dir: Path) -> tuple[str, dict]:
         """amis/<aid>/: the source image's vm.json, kernel and initrd, and the snapshot as its disk."""
+        folder = self.ami_dir / aid
+        return str(folder), self._vm_folder_at(folder, image_dir, self.snapshot_file(snap.id),
+                                               f"the image {snap.source_image or '?'} that {snap.id}'s instance ran")
+
+    def _vm_folder_at(self, folder: Path, image_dir: Path, disk: Path, what: str) -> dict:
+        """FOLDER shaped as a recipe's output: IMAGE_DIR's vm.json, kernel and initrd, DISK its disk."""
         try:
             vm = json.loads((image_dir / "vm.json").read_text())
         except (OSError, ValueError) as e:
-            raise NotFound(f"the image {snap.source_image or '?'} that {snap.id}'s instance ran is gone ({e}): "
-                           "its kernel cannot be found", code="InvalidSnapshot.NotFound") from None
-        folder = self.ami_dir / aid
+            raise NotFound(f"{what} is gone ({e}): its kernel cannot be found",
+                           code="InvalidSnapshot.NotFound") from None
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(mode=0o755)
         out = dict(vm)
@@ -229,10 +232,10 @@ class MachineImageUseCases:
                     raise InvalidParameter(f"{image_dir}: {key} {vm[key]!r} is not a file inside the image")
                 _link_or_copy(src, folder / src.name)
                 out[key] = src.name
-        _link_or_copy(self.snapshot_file(snap.id), folder / "disk.qcow2")
+        _link_or_copy(disk, folder / "disk.qcow2")
         out["disk"] = "disk.qcow2"
         (folder / "vm.json").write_text(json.dumps(out, indent=1))
-        return str(folder), out
+        return out
 
     def _source_image_dir(self, caller, snap) -> str:
         source = snap.source_image
@@ -255,6 +258,7 @@ class MachineImageUseCases:
         row = self.store.one("SELECT snapshot_id FROM amis WHERE id=?", (aid,))
         if not self._folder_in_use(aid):  # (the area's amis/ is not made just to find nothing in it)
             shutil.rmtree(self.volume_area.root / "amis" / aid, ignore_errors=True)
+        self.drop_other_forms(aid)
         with self.store.tx() as c:
             c.execute("DELETE FROM amis WHERE id=?", (aid,))
         self.resource_tags.forget([aid])
@@ -283,4 +287,4 @@ class MachineImageUseCases:
                 if AMI_ID.fullmatch(folder.name) and folder.name not in known and not self._folder_in_use(folder.name):
                     shutil.rmtree(folder, ignore_errors=True)
                     report.append(f"{folder.name}: image folder without a record removed")
-        return report
+        return report + self.reconcile_other_forms()

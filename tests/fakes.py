@@ -145,3 +145,9 @@ class FakeDriver(Driver):
 
     def root_snapshots(self) -> dict[str, str]:
         return dict(self.images)
+
+    def ami_images(self) -> dict[str, str]:  # no AMI is made the other kind over fakes
+        return {}
+
+    def export_leftovers(self, busy: set[str]) -> list[str]:
+        return []

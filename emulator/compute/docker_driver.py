@@ -20,12 +20,11 @@ from . import cloudinit, hostinfo
 from .execio import MAX_EXEC_OUTPUT, TIMED_OUT_EXIT, Capped, kill_tree
 from .driver import Driver, EngineInstance, ExecResult, LaunchSpec, PortForward
 from .forwarder import Forwarder
+from .docker_amis import LABEL_CLOUD, LABEL_SNAPSHOT, DockerAmis
 from .docker_volumes import LABEL_INSTANCE, DockerVolumes
 from .hostmount import TARGET as VOLUMES_TARGET, HostMounts
 
-LABEL_CLOUD = "pocketcloud.cloud"
 LABEL_OWNER = "pocketcloud.owner"
-LABEL_SNAPSHOT = "pocketcloud.snapshot"
 # Root snapshots of containers are images of this repository, tagged with the snapshot id.
 SNAPSHOT_REPOSITORY = "pocketcloud-snapshots"
 
@@ -65,7 +64,7 @@ def _engine_errors(what: str) -> Iterator[None]:
         ) from e
 
 
-class DockerDriver(DockerVolumes, Driver):
+class DockerDriver(DockerAmis, DockerVolumes, Driver):
     kind = "container"
     name = "docker"
     _errors = staticmethod(_engine_errors)

@@ -61,6 +61,7 @@ class RootSnapshots:
         refs.add(driver.root_snapshots().get(sid, ""))
         for ref in refs - {""}:
             driver.remove_root_snapshot(ref)
+        self.sweep_other_forms()  # an image's container form this snapshot was layered on
 
     def refuse_snapshot_in_use(self, snap) -> None:
         """AWS keeps a snapshot an image is registered from: deregister the image first."""

@@ -232,16 +232,24 @@ def vm_area(home: Path) -> Path:
 
 
 def remove_snapshot_images(label: str) -> list[str]:
-    """Remove a cloud's container root snapshots (Docker images labelled with it); return their
-    snapshot ids."""
+    """Remove a cloud's container root snapshots and its AMIs' container forms (Docker images
+    labelled with it), and the containers made to export an image; return their snapshot and
+    AMI ids (and the containers' ids)."""
     import docker
 
     client = docker.from_env()
     try:
-        found = client.images.list(filters={"label": [f"pocketcloud.cloud={label}", "pocketcloud.snapshot"]})
-        for img in found:
-            client.images.remove(img.id, force=True)
-        return [img.labels.get("pocketcloud.snapshot", img.id) for img in found]
+        left = []
+        for kind in ("pocketcloud.snapshot", "pocketcloud.ami"):
+            found = [i for i in client.images.list(filters={"label": [f"pocketcloud.cloud={label}", kind]})
+                     if kind == "pocketcloud.snapshot" or "pocketcloud.snapshot" not in i.labels]  # (inherited)
+            for img in found:
+                client.images.remove(img.id, force=True)
+            left += [img.labels.get(kind, img.id) for img in found]
+        for c in client.containers.list(all=True, filters={"label": f"pocketcloud.export={label}"}):
+            c.remove(force=True)
+            left.append(c.short_id)
+        return left
     finally:
         client.close()
 
@@ -265,7 +273,7 @@ def remove_volume_pool(server: Server) -> list[str]:
     left += pool.files()
     for snap in (area / "snapshots").glob("snap-*.qcow2"):
         left.append(snap.stem)
-    left += sorted(p.name for p in (area / "amis").glob("ami-*"))
+    left += sorted(p.name for p in (area / "amis").glob("ami-*")) + sorted(p.name for p in (area / "amis").glob(".convert-*"))
     left += remove_snapshot_images(config.instance_label)
     pool.remove()
     for name in ("volumes", "snapshots", "amis"):

@@ -2,12 +2,18 @@
 dies after recording the pending image, after `docker commit` made the snapshot image (its
 record still pending), or after the snapshot completed (the image still pending). Started
 again, it rolls the image back: no pending image forever, no snapshot, no Docker image or
-image folder left; the instance runs on and can be imaged again."""
+image folder left; the instance runs on and can be imaged again. And in the middle of making
+a container image's VM form (its disk written, not yet in place): started again, nothing
+half-made is left, and the next launch as a VM makes it again."""
 from __future__ import annotations
 
 import boto3
 import botocore.config
+import docker
 import pytest
+import requests
+
+from emulator.config import Config
 
 from tests.conftest import start_server, stop_and_check_leaks
 
@@ -56,5 +62,45 @@ def test_kill_9_during_create_image_leaves_nothing_pending(srv, point):
         assert img["State"] == "available"
         ec2.deregister_image(ImageId=again)
         ec2.delete_snapshot(SnapshotId=img["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"])
+    finally:
+        user("DELETE", f"/instances/{inst['id']}")
+
+
+def test_kill_9_while_an_image_is_made_a_vm_leaves_nothing_half_made(srv):
+    user = srv.new_user(f"cx-{srv.port}")
+    inst = user.ok("POST", "/instances", 201, json={"kind": "container", "image": "tiny"})
+    ec2 = ec2_of(srv, user)
+    area = vm_area(srv.home) / "amis"
+
+    def in_area() -> list[str]:
+        return sorted(p.name for p in area.iterdir()) if area.is_dir() else []
+
+    def exports() -> list:
+        client = docker.from_env()
+        try:
+            return client.containers.list(all=True, filters={
+                "label": f"pocketcloud.export={Config(home=srv.home).instance_label}"})
+        finally:
+            client.close()
+
+    # A launch as a VM that is refused after the image was resolved (io1 is not offered) makes
+    # the VM form and boots nothing: what this test needs of a launch.
+    as_vm = {"kind": "vm", "type": "t2.nano", "block_devices": [{"device": "/dev/vda", "volume_type": "io1"}]}
+    try:
+        user.ok("POST", f"/instances/{inst['id']}/exec", json={"command": "echo kept > /root/marker"})
+        aid = ec2.create_image(InstanceId=inst["id"], Name="to be a vm", NoReboot=True)["ImageId"]
+        die_during(srv, "image:after-convert", lambda: user("POST", "/instances", json={**as_vm, "image": aid}),
+                   errors=(requests.exceptions.ConnectionError,))
+        assert in_area() == [] and exports() == [], "no scratch, no half-made VM form, no export container"
+        status, body = user("POST", "/instances", json={**as_vm, "image": aid})
+        assert status == 400 and "io1" in str(body), body
+        assert in_area() == [aid], "the next launch made it again"
+        assert '"disk": "disk.qcow2"' in (area / aid / "vm.json").read_text()
+        other = srv.new_user(f"cy-{srv.port}")
+        assert other("POST", "/instances", json={**as_vm, "image": aid})[0] == 404
+        ec2.deregister_image(ImageId=aid)
+        assert in_area() == [], "the VM form goes with its image"
+        for s in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]:
+            ec2.delete_snapshot(SnapshotId=s["SnapshotId"])
     finally:
         user("DELETE", f"/instances/{inst['id']}")

@@ -57,15 +57,16 @@ def engine_s3(srv):
                         aws_secret_access_key=root["secret_key"])
 
 
-def die_during(srv, point: str, action, prepare=None) -> None:
-    """Run PREPARE, then ACTION on a server armed to die at POINT; start it again without the hook."""
+def die_during(srv, point: str, action, prepare=None, errors: tuple = ()) -> None:
+    """Run PREPARE, then ACTION on a server armed to die at POINT; start it again without the hook.
+    ERRORS: what else ACTION may raise when the server dies under it (a REST client's)."""
     srv.stop()
     srv.env["POCKETCLOUD_FAULT"] = point
     srv.start()
     if prepare is not None:
         prepare()
     with pytest.raises((botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectionClosedError,
-                        botocore.exceptions.ReadTimeoutError)):
+                        botocore.exceptions.ReadTimeoutError) + errors):
         action()
     srv.proc.wait(60)
     try:  # the dead server's session (its S3 engine): started by this test

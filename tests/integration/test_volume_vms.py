@@ -3,13 +3,20 @@ formatted and written from inside, snapshotted while attached, detached, attache
 VM and read back; the snapshot restored holds its point in time; a second attach is refused
 while the first holds it; DeleteOnTermination as each volume says. The second VM is launched
 from an image of the first's root (CreateImage while it runs), with a volume of its own and a
-larger root disk (block_devices)."""
+larger root disk (block_devices), by way of a container: the first's image launched as a
+container (its disk's files imported into dockerd), which writes a file of its own and is
+imaged in turn, and that container image launched as a VM (an ext4 disk made from its files):
+both directions of an image of one's own launched as the other kind, on this test's one boot."""
 from __future__ import annotations
 
 import time
 
+import docker
 import pytest
 
+from emulator.config import Config
+
+from .cloud import vm_area
 from .test_ec2 import ec2_for
 from .test_ec2_vpc import code_of
 
@@ -39,27 +46,69 @@ def wait_volume(ec2, vid: str, state: str, timeout: float = 120) -> dict:
         time.sleep(0.5)
 
 
+def labelled_images(label: str) -> list[str]:
+    """Every image with LABEL, untagged ones below others too."""
+    client = docker.from_env()
+    try:
+        return [i.id for i in client.images.list(all=True, filters={"label": label})]
+    finally:
+        client.close()
+
+
+def other_forms(server) -> tuple[list[str], list[str]]:
+    """The AMIs of this cloud with a container form in dockerd, and the folders in its QEMU
+    area's amis/ (VM forms, and any conversion's scratch)."""
+    client = docker.from_env()
+    try:
+        label = Config(home=server.home).instance_label
+        images = sorted(i.labels["pocketcloud.ami"] for i in client.images.list(
+            filters={"label": [f"pocketcloud.cloud={label}", "pocketcloud.ami"]})
+            if "pocketcloud.snapshot" not in i.labels)  # (a commit of its container inherits its labels)
+    finally:
+        client.close()
+    area = vm_area(server.home) / "amis"
+    return images, sorted(p.name for p in area.iterdir()) if area.is_dir() else []
+
+
 def test_a_volume_moves_between_running_vms_with_its_data(server, user):
     ec2 = ec2_for(server, user)
     a = user.ok("POST", "/instances", 201, json={"kind": "vm", "image": "tiny", "type": "t2.nano"})
-    b = None
+    b = c = None
     made: list[str] = []
-    snap = ami = None
+    snap = ami = cami = None
     try:
         a = user.wait_state(a["id"])
         # b boots from an image of a's root taken while a runs (NoReboot: a push backup of the
         # overlay, flattened), so it has what a wrote: the VM half of issue 15's own AMIs, on the
-        # boot this test needs anyway. It comes with a volume of its own and a root disk larger
-        # than the image's (block_devices, RunInstances' BlockDeviceMappings): hot-plugged once
-        # its guest is up, deleted with it.
+        # boot this test needs anyway. On the way, that image runs as a container c (its disk's
+        # files imported), whose own image (with a file c wrote) b boots from as a VM (a disk made
+        # of c's files, with the kernel of a's image). b comes with a volume of its own and a root
+        # disk larger than the image's (block_devices, RunInstances' BlockDeviceMappings):
+        # hot-plugged once its guest is up, deleted with it.
         sh(user, a["id"], "echo written-in-a > /root/marker && sync")
         ami = ec2.create_image(InstanceId=a["id"], Name="a's root", NoReboot=True)["ImageId"]
         [img] = ec2.describe_images(ImageIds=[ami])["Images"]
         assert (img["State"], img["RootDeviceName"], img["Hypervisor"]) == ("available", "/dev/vda", "kvm")
-        b = user.ok("POST", "/instances", 201, json={"kind": "vm", "image": ami, "type": "t2.nano", "block_devices": [
+        c = user.ok("POST", "/instances", 201, json={"kind": "container", "image": ami})
+        c = user.wait_state(c["id"])
+        assert other_forms(server)[0] == [ami]
+        assert sh(user, c["id"], "cat /root/marker").strip() == "written-in-a"
+        assert sh(user, c["id"], "stat -c '%a %u' /bin/busybox /root").split() == ["755", "0", "700", "0"]
+        sh(user, c["id"], "echo written-in-c > /root/from-container")
+        cami = ec2.create_image(InstanceId=c["id"], Name="c's root", NoReboot=True)["ImageId"]
+        b = user.ok("POST", "/instances", 201, json={"kind": "vm", "image": cami, "type": "t2.nano", "block_devices": [
             {"device": "/dev/vda", "size_gib": 2}, {"device": "/dev/sdi", "size_gib": 1}]})
+        assert cami in other_forms(server)[1], "the VM form is kept beside the image"
         b = user.wait_state(b["id"])
-        assert sh(user, b["id"], "cat /root/marker").strip() == "written-in-a"
+        assert sh(user, b["id"], "cat /root/marker /root/from-container").split() == ["written-in-a", "written-in-c"]
+        assert ".dockerenv" not in sh(user, b["id"], "ls -a /").split(), "no container marker in a VM's root"
+        # Deregistered, an image's container form goes (Docker keeps its layers for the image
+        # of c layered on them, cami's snapshot, until that goes too: checked below).
+        user.ok("DELETE", f"/instances/{c['id']}")
+        user.wait_state(c["id"], "terminated")
+        done, ami = ami, None
+        ec2.deregister_image(ImageId=done)
+        assert other_forms(server)[0] == []
         [res] = ec2.describe_instances(InstanceIds=[b["id"]])["Reservations"]
         bdm = {m["DeviceName"]: m["Ebs"] for m in res["Instances"][0]["BlockDeviceMappings"]}
         assert set(bdm) == {"/dev/vda", "/dev/sdi"} and bdm["/dev/sdi"]["DeleteOnTermination"] is True
@@ -115,20 +164,29 @@ def test_a_volume_moves_between_running_vms_with_its_data(server, user):
         # terminating b keeps the volume (DeleteOnTermination false for an attached volume) and
         # deletes the restored one (set true above)
         user.ok("DELETE", f"/instances/{b['id']}")
+        user.wait_state(b["id"], "terminated")
+        done, cami = cami, None
+        [cami_snap] = [s["SnapshotId"] for s in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]
+                       if done in s.get("Description", "")]
+        ec2.deregister_image(ImageId=done)
+        assert done not in other_forms(server)[1], "its VM form went with it"
+        ec2.delete_snapshot(SnapshotId=cami_snap)
+        assert labelled_images(f"pocketcloud.ami={done}") == [], "its layers went with the last image on them"
         v = wait_volume(ec2, vid, "available")
         assert v["Attachments"] == []
         assert code_of(lambda: ec2.describe_volumes(VolumeIds=[restored])) == "InvalidVolume.NotFound"
         assert code_of(lambda: ec2.describe_volumes(VolumeIds=[launched])) == "InvalidVolume.NotFound"
         made.remove(restored)
     finally:
-        for inst in (a, b):
+        for inst in (a, b, c):
             if inst:
                 user("DELETE", f"/instances/{inst['id']}")
         for v in made:
             ec2.delete_volume(VolumeId=v)
         if snap:
             ec2.delete_snapshot(SnapshotId=snap)
-        if ami:
-            ec2.deregister_image(ImageId=ami)
+        for image in (ami, cami):
+            if image:
+                ec2.deregister_image(ImageId=image)
         for s in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]:  # the image's
             ec2.delete_snapshot(SnapshotId=s["SnapshotId"])

@@ -66,9 +66,6 @@ def test_a_container_image_copies_the_root_launches_and_is_the_owners_alone(clou
     new = cloud.run_instance(me, image=ami.id, kind="container")
     assert cloud.drivers["container"].objects[new.engine_id]["image_ref"] == ami.ref
     assert new.image == ami.id
-    with pytest.raises(InvalidParameter) as e:
-        cloud.run_instance(me, image=ami.id, kind="vm")
-    assert e.value.code == "InvalidParameterCombination"
 
     for call in (lambda: cloud.run_instance(other, image=ami.id),
                  lambda: cloud.describe_machine_images(other, [ami.id]),
@@ -87,6 +84,21 @@ def test_a_container_image_copies_the_root_launches_and_is_the_owners_alone(clou
     assert cloud.describe_snapshots(me, [snap.id]), "the snapshot outlives its image, as on AWS"
     cloud.delete_snapshot(me, snap.id)
     assert cloud.drivers["container"].images == {}
+
+
+def test_an_image_whose_source_has_no_vm_form_is_refused_as_a_vm_with_nothing_made(cloud):
+    cloud.images.register("solo", "container", "fake:solo", "test")  # a catalog image with no vm.json
+    inst = cloud.run_instance(cloud.me, image="solo", kind="container")
+    cloud.wait_for_launches()
+    cloud.stop_instance(cloud.me, inst.id)
+    ami = cloud.create_image(cloud.me, inst.id, name="solo image")
+    with pytest.raises(InvalidParameter) as e:
+        cloud.run_instance(cloud.me, image=ami.id, kind="vm")
+    assert e.value.code == "InvalidParameterCombination" and "'solo' has no VM form" in e.value.message
+    assert [p.name for p in (cloud.volume_area.root / "amis").iterdir()] == []
+    assert [i.id for i in cloud.describe_instances(cloud.me)] == [inst.id]
+    with pytest.raises(NotFound):  # another account's image is not there at all, whatever the kind
+        cloud.run_instance(cloud.other, image=ami.id, kind="vm")
 
 
 def test_a_running_instance_is_imaged_only_with_no_reboot(cloud):
