@@ -597,6 +597,11 @@ def test_an_instance_cannot_pass_as_another(netcloud, docker_client):
             got = listener.communicate(timeout=20)[0]
         finally:
             listener.kill()
+        for frm, text, rule in (("container A as itself", "as-itself", "default: all from itself"),
+                                ("container A with B's address", "forged-address", "bridge pinning"),
+                                ("container A with B's MAC and address", "forged-mac-and-address", "bridge pinning")):
+            MATRIX.append((frm, "container C", "udp 9999", rule, "open" if text == "as-itself" else "closed",
+                           "open" if f" {text}\n" in got else "closed"))
         assert f"{ip[a]} as-itself" in got, got
         assert "forged" not in got, f"a forged packet reached C: {got}"
         dropped = spoofed(netcloud.label) - before
