@@ -215,7 +215,7 @@ class SecurityGroups:
             raise InvalidParameter("group name must be 1-255 printable characters, not starting with 'sg-'",
                                    code="InvalidParameterValue")
         if name == DEFAULT:  # every VPC has its own, made with the VPC (as AWS answers)
-            raise InvalidParameter("Cannot use reserved security group name: default", code="InvalidParameterValue")
+            raise InvalidParameter("The security group name default is reserved", code="InvalidGroup.Reserved")
         if not isinstance(description, str) or not 0 < len(description) <= 255:
             raise InvalidParameter("a group description of 1-255 characters is required", code="MissingParameter")
         vpc = self.vpcs.get(owner, vpc_id) if vpc_id else self.vpcs.default(owner)

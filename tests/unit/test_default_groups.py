@@ -79,8 +79,9 @@ def test_every_vpc_has_its_own_default_group_made_and_removed_with_it(cloud):
     with pytest.raises(InvalidState) as e:
         cloud.delete_security_group(alice, own.id)
     assert e.value.code == "CannotDelete"
-    with pytest.raises(InvalidParameter):
+    with pytest.raises(InvalidParameter) as e:
         cloud.security_groups.create(alice.id, "default", "mine", vpc.id)
+    assert e.value.code == "InvalidGroup.Reserved"
     # Names are unique per VPC, as on AWS: one "web" in each VPC, a second in one is refused.
     cloud.security_groups.create(alice.id, "web", "home")
     web = cloud.security_groups.create(alice.id, "web", "lab", vpc.id)
