@@ -1,5 +1,6 @@
 """The crash tests' fault hook: POCKETCLOUD_FAULT names a point (launch:after-STEP,
-storage:OP:after-STEP) at which the server kills itself as kill -9 would."""
+storage:OP:after-STEP, vpc:after-record, subnet:after-record) at which the server kills
+itself as kill -9 would."""
 from __future__ import annotations
 
 import logging

@@ -119,8 +119,9 @@ def rule(protocol, from_port, to_port, cidr="0.0.0.0/0", description=None, kerne
          group: str | None = None) -> Rule:
     """An ingress rule: TCP ports that become host forwards. With `kernel` (VPC networking on, the
     rules enforced between instances) any protocol, as AWS takes it; only TCP ones get forwards.
-    With `group` the peer is that group's members (a rule between instances: no forward)."""
-    if kernel and PROTOCOLS.get(str(protocol).lower()) in ("udp", "icmp", "-1"):
+    With `group` the peer is that group's members (a rule between instances: no forward), so any
+    protocol is recorded either way (the default group's own self rule is one of all traffic)."""
+    if (kernel or group is not None) and PROTOCOLS.get(str(protocol).lower()) in ("udp", "icmp", "-1"):
         return egress_rule(protocol, from_port, to_port, cidr, description, group)
     protocol = PROTOCOLS.get(str(protocol).lower(), str(protocol)[:20])
     if protocol == "-1":
@@ -161,6 +162,14 @@ def egress_rule(protocol, from_port, to_port, cidr="0.0.0.0/0", description=None
 
 
 ALLOW_ALL = Rule("-1", -1, -1, "0.0.0.0/0")
+DEFAULT = "default"
+DEFAULT_DESCRIPTION = "default VPC security group"
+
+
+def self_rule(group_id: str) -> Rule:
+    """The default group's ingress rule: all traffic from its own members (AWS's UserIdGroupPair
+    naming the group itself). A stored rule like any other: shown, revocable, re-authorizable."""
+    return Rule("-1", -1, -1, "", group=group_id)
 
 
 MAX_RULES = 60  # EC2's default quota, inbound and outbound each
@@ -171,6 +180,9 @@ class SecurityGroups:
         self.store = store
         self.max_rules = max_rules
         self.vpcs = vpcs or Vpcs(store)
+        # Every VPC is made with its default group, in the transaction that records the VPC, so
+        # no crash leaves one without the other; DeleteVpc removes the group the same way.
+        self.vpcs.with_default_group = self.insert_default
         # Called after every committed change (the cloud re-applies its network rules).
         self.on_change: Callable[[], None] = lambda: None
 
@@ -202,13 +214,17 @@ class SecurityGroups:
         if not isinstance(name, str) or not GROUP_NAME.fullmatch(name) or name.lower().startswith("sg-"):
             raise InvalidParameter("group name must be 1-255 printable characters, not starting with 'sg-'",
                                    code="InvalidParameterValue")
+        if name == DEFAULT:  # every VPC has its own, made with the VPC (as AWS answers)
+            raise InvalidParameter("The security group name default is reserved", code="InvalidGroup.Reserved")
         if not isinstance(description, str) or not 0 < len(description) <= 255:
             raise InvalidParameter("a group description of 1-255 characters is required", code="MissingParameter")
         vpc = self.vpcs.get(owner, vpc_id) if vpc_id else self.vpcs.default(owner)
         gid = "sg-" + secrets.token_hex(9)[:17]
         now = time.time()
         with self.store.tx() as c:
-            if c.execute("SELECT 1 FROM security_groups WHERE owner=? AND name=?", (owner, name)).fetchone():
+            # Names are unique per VPC, as on AWS (a group older than VPCs is in the default VPC).
+            if c.execute("SELECT 1 FROM security_groups WHERE owner=? AND name=? AND (vpc_id=? OR (vpc_id IS NULL "
+                         "AND ?))", (owner, name, vpc.id, int(vpc.is_default))).fetchone():
                 raise AlreadyExists(f"The security group '{name}' already exists for VPC '{vpc.id}'",
                                     code="InvalidGroup.Duplicate")
             c.execute("INSERT INTO security_groups (id, owner, name, description, vpc_id, created_at) "
@@ -216,6 +232,28 @@ class SecurityGroups:
             self._insert(c, gid, owner, True, [ALLOW_ALL], now)  # every new group may send anywhere, as on AWS
         self.on_change()
         return self.get(owner, gid)
+
+    def insert_default(self, c, owner: str, vpc_id: str, now: float) -> str:
+        """Inside the caller's transaction: the VPC's `default` group with AWS's two rules (all
+        traffic in from its own members, all traffic out). An account's group named default
+        from before VPCs existed (no VPC recorded) becomes its default VPC's, and gains the rules
+        it lacks."""
+        row = c.execute("SELECT id FROM security_groups WHERE owner=? AND name=? AND (vpc_id=? OR (vpc_id IS NULL "
+                        "AND EXISTS (SELECT 1 FROM vpcs WHERE id=? AND is_default=1)))",
+                        (owner, DEFAULT, vpc_id, vpc_id)).fetchone()
+        gid = row[0] if row else "sg-" + secrets.token_hex(9)[:17]
+        if row:
+            c.execute("UPDATE security_groups SET vpc_id=? WHERE id=?", (vpc_id, gid))
+        else:
+            c.execute("INSERT INTO security_groups (id, owner, name, description, vpc_id, created_at) "
+                      "VALUES (?,?,?,?,?,?)", (gid, owner, DEFAULT, DEFAULT_DESCRIPTION, vpc_id, now))
+        have = {(bool(r[0]), r[1], r[2], r[3]) for r in c.execute(
+            "SELECT egress, protocol, cidr, ref_group FROM security_group_rules WHERE group_id=?", (gid,))}
+        if row is None or (False, "-1", "", gid) not in have:
+            self._insert(c, gid, owner, False, [self_rule(gid)], now)
+        if row is None:
+            self._insert(c, gid, owner, True, [ALLOW_ALL], now)
+        return gid
 
     @staticmethod
     def _insert(c, group_id: str, owner: str, egress: bool, rules: list[Rule], now: float) -> list[str]:
@@ -229,25 +267,34 @@ class SecurityGroups:
             ids.append(rid)
         return ids
 
-    def default(self, owner: str) -> SecurityGroup:
-        """Every account has a group named 'default' in its default VPC, made on first use."""
-        row = self.store.one("SELECT * FROM security_groups WHERE owner=? AND name='default'", (owner,))
-        if row is not None:
-            return self._groups([row])[0]
-        try:
-            return self.create(owner, "default", "default VPC security group")
-        except AlreadyExists:
-            return self.default(owner)
+    def default(self, owner: str, vpc_id: str | None = None) -> SecurityGroup:
+        """The default group of a VPC (of the account's default VPC without one). Made with its
+        VPC; made here for a VPC recorded before default groups were (the migration adds those,
+        this is the safety net)."""
+        vpc = self.vpcs.get(owner, vpc_id) if vpc_id else self.vpcs.default(owner)
+        q = ("SELECT * FROM security_groups WHERE owner=? AND name=? AND (vpc_id=? OR (vpc_id IS NULL AND ?)) "
+             "ORDER BY vpc_id IS NULL")
+        args = (owner, DEFAULT, vpc.id, int(vpc.is_default))
+        row = self.store.one(q, args)
+        if row is None or row["vpc_id"] is None:
+            with self.store.tx() as c:
+                self.insert_default(c, owner, vpc.id, time.time())
+            self.on_change()
+            row = self.store.one(q, args)
+        return self._groups([row])[0]
 
     def get(self, owner: str, id_or_name) -> SecurityGroup:
         if not isinstance(id_or_name, str) or not id_or_name:
             raise InvalidParameter("a security group id or name is required", code="MissingParameter")
-        if id_or_name == "default":
+        if id_or_name == DEFAULT:
             return self.default(owner)
         if id_or_name.startswith("sg-"):
             resource_id(id_or_name, GROUP_ID, "sg", "InvalidGroupId")
         col = "id" if GROUP_ID.fullmatch(id_or_name) else "name"
-        row = self.store.one(f"SELECT * FROM security_groups WHERE owner=? AND {col}=?", (owner, id_or_name))
+        # A name may be in several VPCs: the default VPC's group first (EC2's GroupName means it).
+        row = self.store.one(f"SELECT g.* FROM security_groups g LEFT JOIN vpcs v ON v.id = g.vpc_id WHERE g.owner=? "
+                             f"AND g.{col}=? ORDER BY COALESCE(v.is_default, 1) DESC, g.created_at LIMIT 1",
+                             (owner, id_or_name))
         if row is None:
             # Another account's group answers exactly like a missing one.
             raise NotFound(f"The security group '{id_or_name[:255]}' does not exist", code="InvalidGroup.NotFound")
@@ -372,9 +419,19 @@ class SecurityGroups:
         self.on_change()
         return self.get(owner, group.id)
 
+    def for_launch(self, owner: str, names: list[str], vpc_id: str) -> list[SecurityGroup]:
+        """A launch's groups: `default` is the default group of the launch's VPC (as AWS picks
+        it for a launch without SecurityGroupIds); every other group must be of that VPC."""
+        groups = [self.default(owner, vpc_id) if g == DEFAULT else self.get(owner, g) for g in names]
+        for g in groups:
+            if g.vpc_id != vpc_id:  # a group's rules hold only inside its VPC (AWS refuses the mix too)
+                raise InvalidParameter(f"Security group {g.id} ({g.name}) and the instance's subnet belong to "
+                                       f"different networks: give SecurityGroupIds of {vpc_id}", code="InvalidParameter")
+        return groups
+
     def delete(self, owner: str, group_id: str, in_use: bool) -> None:
         group = self.get(owner, group_id)
-        if group.name == "default":
+        if group.name == DEFAULT:
             raise InvalidState("the default security group cannot be deleted", code="CannotDelete")
         if in_use:
             raise InvalidState(f"resource {group.id} has a dependent object", code="DependencyViolation")

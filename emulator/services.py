@@ -158,14 +158,8 @@ class Cloud(Reconciling, Launching, GroupForwards, VolumeUseCases, MachineImageU
         # A rule change checks the forward cap against the account's instances under this lock:
         # the launch reads its groups' rules and records itself under it too, or both could pass.
         with self._lock(f"rules:{caller.id}") if security_groups else nullcontext():
-            groups = [self.security_groups.get(caller.id, g) for g in security_groups] if security_groups else []
-            if groups:  # a group's rules hold only inside its VPC (AWS refuses the mix too)
-                vpc = self.vpcs.subnet_for(caller.id, self.config.region, (extra or {}).get("subnet_id")).vpc_id
-                for g in groups:
-                    if g.vpc_id != vpc:
-                        raise InvalidParameter(f"Security group {g.id} ({g.name}) and the instance's subnet belong to "
-                                               f"different networks: give SecurityGroupIds of {vpc}",
-                                               code="InvalidParameter")
+            groups = self.security_groups.for_launch(caller.id, security_groups, self.vpcs.subnet_for(
+                caller.id, self.config.region, (extra or {}).get("subnet_id")).vpc_id) if security_groups else []
             asked = {p.guest for p in clean_ports}
             if kind == "vm" and json.loads(image_row["details"] or "{}").get("ssh") and 22 not in asked and not groups:
                 # SSH is how a VM is reached: forwarded by default, unless security groups decide (EC2)

@@ -551,6 +551,45 @@ MIGRATIONS: list[str] = [
     ALTER TABLE security_group_rules ADD COLUMN ref_group TEXT;
     CREATE INDEX security_group_rules_ref ON security_group_rules(ref_group)
     """,
+    # 17 (16 on this branch until the migration numbered 16 is merged before it): every VPC has
+    # its own security group named default (AWS), so names are unique per VPC, not per account
+    # (SQLite changes a constraint by rebuilding the table; _migrate runs with foreign keys off
+    # so dropping the old table does not cascade to the rules). A group from before VPCs joins
+    # its account's default VPC; a VPC without a default group gets one with AWS's egress rule;
+    # every default group gets its self rule (all traffic from its members), until now implicit.
+    """
+    CREATE TABLE security_groups_new (
+        id TEXT PRIMARY KEY,
+        owner TEXT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        description TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        vpc_id TEXT REFERENCES vpcs(id),
+        UNIQUE (owner, vpc_id, name)
+    );
+    INSERT INTO security_groups_new (id, owner, name, description, created_at, vpc_id)
+        SELECT g.id, g.owner, g.name, g.description, g.created_at,
+               COALESCE(g.vpc_id, (SELECT v.id FROM vpcs v WHERE v.owner = g.owner AND v.is_default = 1))
+        FROM security_groups g;
+    DROP TABLE security_groups;
+    ALTER TABLE security_groups_new RENAME TO security_groups;
+    CREATE TEMP TABLE new_default_groups AS
+        SELECT 'sg-' || substr(lower(hex(randomblob(9))), 1, 17) AS id, v.owner AS owner, v.id AS vpc_id,
+               v.created_at AS created_at
+        FROM vpcs v WHERE NOT EXISTS (SELECT 1 FROM security_groups g WHERE g.vpc_id = v.id AND g.name = 'default');
+    INSERT INTO security_groups (id, owner, name, description, created_at, vpc_id)
+        SELECT id, owner, 'default', 'default VPC security group', created_at, vpc_id FROM temp.new_default_groups;
+    INSERT INTO security_group_rules (id, group_id, owner, egress, protocol, from_port, to_port, cidr, created_at)
+        SELECT 'sgr-' || substr(lower(hex(randomblob(9))), 1, 17), id, owner, 1, '-1', -1, -1, '0.0.0.0/0', created_at
+        FROM temp.new_default_groups;
+    DROP TABLE temp.new_default_groups;
+    INSERT INTO security_group_rules (id, group_id, owner, egress, protocol, from_port, to_port, cidr, created_at,
+                                      ref_group)
+        SELECT 'sgr-' || substr(lower(hex(randomblob(9))), 1, 17), g.id, g.owner, 0, '-1', -1, -1, '', g.created_at, g.id
+        FROM security_groups g WHERE g.name = 'default' AND NOT EXISTS (
+            SELECT 1 FROM security_group_rules r WHERE r.group_id = g.id AND r.egress = 0 AND r.ref_group = g.id
+            AND r.protocol = '-1')
+    """,
 ]
 
 
@@ -604,6 +643,9 @@ class Store:
 
     def _migrate(self) -> None:
         conn = self._connect()
+        # Off while migrating (only possible outside a transaction): a migration that rebuilds a
+        # table to change a constraint drops the old one, which would cascade to rows naming it.
+        conn.execute("PRAGMA foreign_keys=OFF")
         conn.execute("BEGIN EXCLUSIVE")
         try:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
@@ -617,7 +659,11 @@ class Store:
                     if stmt.strip():
                         conn.execute(stmt)
                 conn.execute(f"PRAGMA user_version = {i + 1}")
+            if version < len(MIGRATIONS) and conn.execute("PRAGMA foreign_key_check(security_group_rules)").fetchone():
+                raise RuntimeError(f"{self.path}: a migration left security-group rules without their group")
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        finally:
+            conn.execute("PRAGMA foreign_keys=ON")

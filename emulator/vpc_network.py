@@ -65,13 +65,10 @@ def _groups(store: Store, default_vpcs: dict[str, str], skipped: list[str]) -> l
         vpc_id = g["vpc_id"] or default_vpcs.get(g["owner"])  # a group older than VPCs is in the default VPC
         if vpc_id is None:
             continue
-        ingress = rules.get((g["id"], False), [])
-        if g["name"] == "default":
-            # AWS's default group lets its members reach each other: its self-reference is added
-            # here (not a stored rule, so it is neither shown nor revocable).
-            ingress = [*ingress, Rule("all", peer_group=g["id"])]
+        # The default group's "members reach each other" is its stored self rule (revocable, as on AWS).
         try:
-            out.append(Group(g["id"], vpc_id, tuple(ingress), tuple(rules.get((g["id"], True), []))))
+            out.append(Group(g["id"], vpc_id, tuple(rules.get((g["id"], False), [])),
+                             tuple(rules.get((g["id"], True), []))))
         except InvalidParameter as e:
             skipped.append(f"group {g['id']}: {e}")
     return out

@@ -3,10 +3,14 @@
 A create records first (the IPAM checks run inside the write transaction, so two creates cannot
 take one block) and then makes the host match the records; if that fails, the record is dropped
 and the host matched again, which removes whatever the failed attempt made - nothing is left
-half-created. A delete checks the records (instances in the subnet) and the kernel (anything
-still attached to the bridge) before it removes anything. A part of Cloud.
+half-created. A VPC is recorded with its default security group in one transaction, so a kill -9 at any
+point leaves both or neither; whatever the host lacks after a crash, the restart's sync makes.
+A delete checks the records (instances in the subnet) and the kernel (anything still attached
+to the bridge) before it removes anything. A part of Cloud.
 """
 from __future__ import annotations
+
+from typing import Callable
 
 from .accounts import Account
 from .config import Config
@@ -21,6 +25,7 @@ class VpcOps:
     config: Config
     vpcs: Vpcs
     network: VpcNetwork
+    fault: Callable[..., None]
 
     def _made(self, vpc_id: str = "", subnet_id: str = "") -> None:
         try:
@@ -34,6 +39,7 @@ class VpcOps:
 
     def create_vpc(self, caller: Account, cidr) -> Vpc:
         vpc = self.vpcs.create(caller.id, cidr)
+        self.fault("record", op="vpc")  # crash tests: recorded, the host not yet matched
         self._made(vpc_id=vpc.id)
         return vpc
 
@@ -44,6 +50,7 @@ class VpcOps:
 
     def create_subnet(self, caller: Account, vpc_id, cidr, zone=None) -> Subnet:
         subnet = self.vpcs.create_subnet(caller.id, self.config.region, vpc_id, cidr, zone)
+        self.fault("record", op="subnet")
         self._made(subnet_id=subnet.id)
         return subnet
 

@@ -98,6 +98,9 @@ class Vpcs:
         self.taken = taken or (lambda: host_taken())  # looked up when called: tests replace it
         # Called after a VPC or subnet is recorded or removed (the cloud makes its bridges).
         self.on_change: Callable[[], None] = lambda: None
+        # Records a new VPC's default security group inside the VPC's own transaction
+        # (SecurityGroups sets it: (connection, owner, vpc id, time) -> group id).
+        self.with_default_group: Callable[[sqlite3.Connection, str, str, float], str] = lambda c, o, v, t: ""
 
     # -- VPCs ------------------------------------------------------------------------
     def default(self, owner: str) -> Vpc:
@@ -125,6 +128,7 @@ class Vpcs:
                 subnets.append(ipam.allocate_subnet_cidr(block, subnets))
                 c.execute("INSERT INTO subnets (id, owner, vpc_id, zone_suffix, cidr, is_default, created_at) "
                           "VALUES (?,?,?,?,?,1,?)", (new_id("subnet"), owner, vpc_id, zone, subnets[-1], now))
+            self.with_default_group(c, owner, vpc_id, now)
         self.on_change()
         return self.store.one("SELECT * FROM vpcs WHERE id=?", (vpc_id,))
 
@@ -154,31 +158,41 @@ class Vpcs:
                                     code="VpcLimitExceeded")
             in_cloud = [r[0] for r in c.execute("SELECT cidr FROM vpcs")]
             block = ipam.validate_vpc_cidr(str(network), [*in_cloud, *on_host, *self.reserved])
+            now = time.time()
             c.execute("INSERT INTO vpcs (id, owner, cidr, is_default, created_at) VALUES (?,?,?,0,?)",
-                      (vpc_id, owner, block, time.time()))
+                      (vpc_id, owner, block, now))
+            self.with_default_group(c, owner, vpc_id, now)
         return self.get(owner, vpc_id)
 
     def delete(self, owner: str, vpc_id: str) -> Vpc:
-        """Removes a VPC's record; refused while it has subnets or security groups (as on AWS), and
-        for the default VPC, where launches without a subnet go."""
+        """Removes a VPC's record and its default security group; refused while it has subnets or
+        other security groups (as on AWS), and for the default VPC, where launches without a
+        subnet go."""
         vpc = self.get(owner, vpc_id)
         if vpc.is_default:
             raise InvalidState(f"{vpc.id} is this account's default VPC: pocketcloud keeps it (launches without a "
                                "subnet go there)", code="OperationNotPermitted")
         with self.store.tx() as c:
             subnets = [r[0] for r in c.execute("SELECT id FROM subnets WHERE vpc_id=?", (vpc.id,))]
-            groups = [r[0] for r in c.execute("SELECT id FROM security_groups WHERE vpc_id=?", (vpc.id,))]
+            groups = [r[0] for r in c.execute("SELECT id FROM security_groups WHERE vpc_id=? AND name!='default'",
+                                              (vpc.id,))]
             if subnets or groups:
                 raise InvalidState(f"The vpc '{vpc.id}' has dependencies and cannot be deleted "
                                    f"({', '.join((subnets + groups)[:5])})", code="DependencyViolation")
+            gone = [vpc.id] + [r[0] for r in c.execute(
+                "SELECT g.id FROM security_groups g WHERE g.vpc_id=? UNION SELECT r.id FROM security_group_rules r "
+                "JOIN security_groups g ON g.id = r.group_id WHERE g.vpc_id=?", (vpc.id, vpc.id))]
+            c.execute("DELETE FROM security_groups WHERE vpc_id=?", (vpc.id,))  # its default group; rules by cascade
             c.execute("DELETE FROM vpcs WHERE id=?", (vpc.id,))
-            c.execute("DELETE FROM resource_tags WHERE resource_id=?", (vpc.id,))
+            c.execute(f"DELETE FROM resource_tags WHERE resource_id IN ({','.join('?' * len(gone))})", gone)
         return vpc
 
     def forget(self, vpc_id: str = "", subnet_id: str = "") -> None:
         """Drops a record just made whose network could not be made (the create's rollback)."""
         with self.store.tx() as c:
             c.execute("DELETE FROM subnets WHERE id=?", (subnet_id,))
+            c.execute("DELETE FROM security_groups WHERE vpc_id=? AND EXISTS (SELECT 1 FROM vpcs WHERE id=? AND "
+                      "is_default=0)", (vpc_id, vpc_id))
             c.execute("DELETE FROM vpcs WHERE id=? AND is_default=0", (vpc_id,))
 
     # -- subnets ---------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """Terraform's VPC resources against real networks (a server with VPC networking on): aws_vpc,
 aws_subnet, security groups whose rules name other groups (inline `security_groups`,
 aws_security_group_rule's `source_security_group_id`, aws_vpc_security_group_ingress_rule's
-`referenced_security_group_id`) and container instances with `subnet_id`. Apply, check the
+`referenced_security_group_id`), the VPC's default group (aws_vpc's default_security_group_id,
+aws_default_security_group) and container instances with `subnet_id`. Apply, check the
 bridge and what flows, re-plan without drift, destroy leaving no network. Times go to
 artifacts/compat-terraform-vpc.json."""
 from __future__ import annotations
@@ -61,6 +62,11 @@ def test_terraform_vpc_subnet_groups_naming_groups_and_instances(terraform_bin, 
         [vpc] = ec2.describe_vpcs(VpcIds=[out["vpc"]])["Vpcs"]
         assert vpc["CidrBlock"] == cidr and not vpc["IsDefault"]
         assert out["main_rtb"] and out["nacl"], "the provider read the main route table and the default ACL"
+        [own] = ec2.describe_security_groups(Filters=[{"Name": "vpc-id", "Values": [out["vpc"]]},
+                                                      {"Name": "group-name", "Values": ["default"]}])["SecurityGroups"]
+        assert out["vpc_sg"] == out["adopted"] == own["GroupId"], "aws_vpc and aws_default_security_group find it"
+        assert [(p["IpProtocol"], [g["GroupId"] for g in p["UserIdGroupPairs"]]) for p in own["IpPermissions"]] == \
+            [("-1", [own["GroupId"]])], "the adopted group holds the self rule Terraform wrote"
         [rtb] = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [out["vpc"]]},
                                                    {"Name": "association.main", "Values": ["true"]}])["RouteTables"]
         assert rtb["RouteTableId"] == out["main_rtb"] and rtb["Routes"][0]["DestinationCidrBlock"] == cidr

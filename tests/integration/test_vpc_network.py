@@ -16,7 +16,7 @@ from emulator.networks import bridges
 from emulator.networks.model import bridge_name
 from tests.conftest import ARTIFACTS
 
-from .test_ec2 import ec2_for
+from .test_ec2 import aws, ec2_for
 
 pytestmark = pytest.mark.integration
 
@@ -152,7 +152,8 @@ def host_state(label: str, docker_client) -> tuple:
 
 
 def test_create_and_delete_vpcs_and_subnets_make_and_remove_real_networks(netcloud, docker_client):
-    a = ec2_for(netcloud, netcloud.new_user("net-e"))
+    a_api = netcloud.new_user("net-e")
+    a = ec2_for(netcloud, a_api)
     b = ec2_for(netcloud, netcloud.new_user("net-f"))
     taken = {v["CidrBlock"] for v in b.describe_vpcs()["Vpcs"]}
     vpc = a.create_vpc(CidrBlock="10.250.0.0/16", TagSpecifications=[
@@ -165,6 +166,17 @@ def test_create_and_delete_vpcs_and_subnets_make_and_remove_real_networks(netclo
     assert docker_client.networks.list(names=[f"pc-{netcloud.label}-{sub['SubnetId']}"])
     assert f"inmap-{vpc['VpcId']}" in nft_table(netcloud.label)["sets"]
     assert "10.250.0.0/16" in prefixes(nft_table(netcloud.label)["sets"]["vpc_cidrs"])
+    # The VPC's own default group, found as the Terraform provider finds aws_vpc's
+    # default_security_group_id, with AWS's two rules (the aws CLI shows them by rule id).
+    [sg] = a.describe_security_groups(Filters=[{"Name": "group-name", "Values": ["default"]},
+                                               {"Name": "vpc-id", "Values": [vpc["VpcId"]]}])["SecurityGroups"]
+    assert f"members-{sg['GroupId']}" in nft_table(netcloud.label)["sets"]
+    out = aws(netcloud, a_api, "ec2", "describe-security-group-rules", "--filters",
+              f"Name=group-id,Values={sg['GroupId']}", "--output", "json")
+    assert out.returncode == 0, out.stderr
+    got = {(r["IsEgress"], r["IpProtocol"], r.get("CidrIpv4"), r.get("ReferencedGroupInfo", {}).get("GroupId"))
+           for r in json.loads(out.stdout)["SecurityGroupRules"]}
+    assert got == {(False, "-1", None, sg["GroupId"]), (True, "-1", "0.0.0.0/0", None)}
 
     before = host_state(netcloud.label, docker_client)
     refusals = [
@@ -180,6 +192,13 @@ def test_create_and_delete_vpcs_and_subnets_make_and_remove_real_networks(netclo
         (lambda: b.delete_vpc(VpcId=vpc["VpcId"]), "InvalidVpcID.NotFound"),
         (lambda: a.delete_vpc(VpcId=vpc["VpcId"]), "DependencyViolation"),  # it has a subnet
         (lambda: a.delete_vpc(VpcId="vpc-nothex"), "InvalidVpcID.Malformed"),
+        (lambda: a.delete_security_group(GroupId=sg["GroupId"]), "CannotDelete"),  # only with its VPC
+        (lambda: b.delete_security_group(GroupId=sg["GroupId"]), "InvalidGroup.NotFound"),
+        (lambda: b.revoke_security_group_ingress(GroupId=sg["GroupId"], IpPermissions=[
+            {"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": sg["GroupId"]}]}]), "InvalidGroup.NotFound"),
+        (lambda: a.revoke_security_group_ingress(GroupId=sg["GroupId"], IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": 1, "ToPort": 1, "IpRanges": [{"CidrIp": "10.0.0.0/8"}]}]),
+         "InvalidPermission.NotFound"),
     ]
     for call, want in refusals:
         assert code_of(call) == want
@@ -199,6 +218,8 @@ def test_create_and_delete_vpcs_and_subnets_make_and_remove_real_networks(netclo
     assert not docker_client.networks.list(names=[f"pc-{netcloud.label}-{sub['SubnetId']}"])
     a.delete_vpc(VpcId=vpc["VpcId"])
     assert f"inmap-{vpc['VpcId']}" not in nft_table(netcloud.label)["sets"]
+    assert f"members-{sg['GroupId']}" not in nft_table(netcloud.label)["sets"], "its default group went with it"
+    assert code_of(lambda: a.describe_security_groups(GroupIds=[sg["GroupId"]])) == "InvalidGroup.NotFound"
     assert vpc["VpcId"] not in {v["VpcId"] for v in a.describe_vpcs()["Vpcs"]}
 
 
@@ -315,6 +336,19 @@ def test_containers_join_their_subnet_and_groups_decide_what_flows(netcloud):
             flow(api, a, gateway, False, "container A", "host service on 0.0.0.0, via the gateway",
                  "host input chain: DHCP, ping, metadata only", port=port)
         flow(api, a, ip[b], True, "container A (default)", "container B (default)", "default: all from itself")
+        # ... through its self rule, an ordinary rule: shown, revoked (members stop reaching each
+        # other when the call answers: no wait), refused when gone, authorized again.
+        [perm] = ec2.describe_security_groups(GroupIds=[default])["SecurityGroups"][0]["IpPermissions"]
+        assert (perm["IpProtocol"], [p["GroupId"] for p in perm["UserIdGroupPairs"]], perm["IpRanges"]) == \
+            ("-1", [default], [])
+        itself = [{"IpProtocol": "-1", "UserIdGroupPairs": [{"GroupId": default}]}]
+        ec2.revoke_security_group_ingress(GroupId=default, IpPermissions=itself)
+        flow(api, a, ip[b], False, "container A (default)", "container B (default)",
+             "default: its self rule revoked (checked as the call answers)")
+        assert code_of(lambda: ec2.revoke_security_group_ingress(GroupId=default, IpPermissions=itself)) == \
+            "InvalidPermission.NotFound"
+        ec2.authorize_security_group_ingress(GroupId=default, IpPermissions=itself)
+        flow(api, a, ip[b], True, "container A (default)", "container B (default)", "default: self rule authorized again")
         path = api.ok("GET", f"/instances/{b}/internals")["vpc_path"]
         assert path["interface"] in bridges.ports(name) and path["bridge"] == name and path["ip"] == ip[b]
         admitted = [r for g in path["groups"] for r in g["rules"] if r["direction"] == "ingress"]
@@ -486,3 +520,152 @@ def test_the_metadata_service_answers_each_instance_about_itself(netcloud):
     finally:
         ec2.terminate_instances(InstanceIds=iids)
         ec2.get_waiter("instance_terminated").wait(InstanceIds=iids, WaiterConfig={"Delay": 1})
+
+
+# Docker's default capabilities: NET_RAW, not NET_ADMIN (what a process in a container has).
+DOCKER_CAPS = ("chown", "dac_override", "fsetid", "fowner", "mknod", "net_raw", "setgid", "setuid", "setfcap",
+               "setpcap", "net_bind_service", "sys_chroot", "kill", "audit_write")
+
+
+def in_netns(docker_client, iid: str, *args: str) -> list[str]:
+    """argv running spoof_frames.py in an instance's network namespace with Docker's default
+    capabilities (the tiny image has no tool that forges with NET_RAW alone: see that script)."""
+    from pathlib import Path
+    import sys
+
+    pid = docker_client.containers.get(f"pc-{iid}").attrs["State"]["Pid"]
+    return ["nsenter", "-t", str(pid), "-n", "setpriv", "--bounding-set", "-all," + ",".join(f"+{c}" for c in DOCKER_CAPS),
+            "--", sys.executable, "-I", str(Path(__file__).with_name("spoof_frames.py")), *args]
+
+
+def forge(docker_client, iid: str, *args) -> int:
+    out = subprocess.run(in_netns(docker_client, iid, *map(str, args)), capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    return int(out.stdout)
+
+
+def spoofed(label: str) -> int:
+    """Packets the bridge table's pinning dropped so far."""
+    got = json.loads(subprocess.run(["nft", "-j", "list", "counter", "bridge", f"pc-{label}", "spoofed"],
+                                    capture_output=True, text=True, check=True).stdout)
+    return next(o["counter"]["packets"] for o in got["nftables"] if "counter" in o)
+
+
+def test_an_instance_cannot_pass_as_another(netcloud, docker_client):
+    """From container A, pass as container B (same VPC, same default group, so only the pinning
+    stands in the way): UDP to C with B's address (A's MAC, then B's MAC too), ARP saying B's
+    address is at A's MAC, a SYN to the metadata service from B's address. None reaches C, the
+    host or the metadata service; the bridge's `spoofed` counter shows the rule did it; A as
+    itself gets through. Also: a launch into a VPC of one's own naming no group gets that VPC's
+    default group."""
+    from .test_ec2 import tiny_ami
+
+    api = netcloud.new_user("net-s")
+    ec2 = ec2_for(netcloud, api)
+    vpc = ec2.create_vpc(CidrBlock="10.248.0.0/24")["Vpc"]["VpcId"]
+    sub = ec2.create_subnet(VpcId=vpc, CidrBlock="10.248.0.0/26")["Subnet"]["SubnetId"]
+    [default] = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": ["default"]},
+                                                      {"Name": "vpc-id", "Values": [vpc]}])["SecurityGroups"]
+    iids = [i["InstanceId"] for i in ec2.run_instances(ImageId=tiny_ami(ec2), MinCount=3, MaxCount=3,
+                                                        SubnetId=sub)["Instances"]]
+    try:
+        ec2.get_waiter("instance_running").wait(InstanceIds=iids, WaiterConfig={"Delay": 1})
+        insts = {i["InstanceId"]: i for r in ec2.describe_instances(InstanceIds=iids)["Reservations"]
+                 for i in r["Instances"]}
+        assert all([g["GroupId"] for g in i["SecurityGroups"]] == [default["GroupId"]] for i in insts.values()), \
+            "no SecurityGroupIds: the VPC's own default group"
+        ip = {k: v["PrivateIpAddress"] for k, v in insts.items()}
+        mac = {k: v["NetworkInterfaces"][0]["MacAddress"] for k, v in insts.items()}
+        a, b, c = iids
+        bridge = bridge_name(sub)
+        with open(f"/sys/class/net/{bridge}/address") as f:
+            gateway_mac = f.read().strip()
+        no_admin = subprocess.run(in_netns(docker_client, a)[:-3] + ["ip", "link", "set", "eth0", "mtu", "1400"],
+                                  capture_output=True, text=True)
+        assert no_admin.returncode != 0, "the attacker has no NET_ADMIN, as in a container"
+        sh(api, b, "busybox httpd -p 8080 -h /etc")
+        assert reaches(api, c, ip[b]), "before: C reaches B"
+        listener = subprocess.Popen(in_netns(docker_client, c, "listen", "9999", "6"), stdout=subprocess.PIPE, text=True)
+        try:
+            assert listener.stdout.readline().strip() == "ready"
+            before = spoofed(netcloud.label)
+            sent = forge(docker_client, a, "udp", mac[a], mac[c], ip[b], ip[c], 9999, "forged-address")
+            sent += forge(docker_client, a, "udp", mac[b], mac[c], ip[b], ip[c], 9999, "forged-mac-and-address")
+            sent += forge(docker_client, a, "arp", mac[a], ip[b])
+            sent += forge(docker_client, a, "syn", mac[a], gateway_mac, ip[b], "169.254.169.254", 80)
+            forge(docker_client, a, "udp", mac[a], mac[c], ip[a], ip[c], 9999, "as-itself")
+            got = listener.communicate(timeout=20)[0]
+        finally:
+            listener.kill()
+        for frm, text, rule in (("container A as itself", "as-itself", "default: all from itself"),
+                                ("container A with B's address", "forged-address", "bridge pinning"),
+                                ("container A with B's MAC and address", "forged-mac-and-address", "bridge pinning")):
+            MATRIX.append((frm, "container C", "udp 9999", rule, "open" if text == "as-itself" else "closed",
+                           "open" if f" {text}\n" in got else "closed"))
+        assert f"{ip[a]} as-itself" in got, got
+        assert "forged" not in got, f"a forged packet reached C: {got}"
+        dropped = spoofed(netcloud.label) - before
+        assert dropped >= sent, f"the pinning dropped {dropped} of {sent} forged frames"
+        print(f"\nspoofing: {sent} forged frames, {dropped} dropped by the bridge pinning")
+        neigh = json.loads(subprocess.run(["ip", "-j", "neigh", "show", ip[b], "dev", bridge], capture_output=True,
+                                          text=True, check=True).stdout)
+        assert all(n.get("lladdr") != mac[a] for n in neigh), "the host did not learn B's address at A's MAC"
+        c_neigh = [li for li in sh(api, c, "ip neigh show")["stdout"].splitlines() if li.startswith(f"{ip[b]} ")]
+        assert not any(mac[a] in li for li in c_neigh), f"nor did C: {c_neigh}"
+        assert reaches(api, c, ip[b]), "B keeps its address and MAC: the forged frames taught the bridge nothing"
+        md = sh(api, a, f"wget -q -O - --header 'X-Forwarded-For: {ip[b]}' "
+                        "http://169.254.169.254/latest/meta-data/instance-id")["stdout"].strip()
+        assert md == a, "the metadata service answers A about A, whatever A claims"
+    finally:
+        ec2.terminate_instances(InstanceIds=iids)
+        ec2.get_waiter("instance_terminated").wait(InstanceIds=iids, WaiterConfig={"Delay": 1})
+    assert until(lambda: not bridges.ports(bridge_name(sub))), "the instances' veths are gone"
+    ec2.delete_subnet(SubnetId=sub)
+    ec2.delete_vpc(VpcId=vpc)
+
+
+def crash_at(srv, point: str, call) -> None:
+    """Run `call` on a server armed to kill itself (-9) at `point`, then start it again."""
+    import os
+    import signal
+
+    import requests
+
+    srv.stop()
+    srv.env["POCKETCLOUD_FAULT"] = point
+    srv.start()
+    try:
+        call()
+    except requests.ConnectionError:
+        pass  # the server died under the request, as it should
+    srv.proc.wait(60)
+    try:  # what the dead server's session still had (its S3 engine): started by this test
+        os.killpg(srv.proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    srv.env.pop("POCKETCLOUD_FAULT")
+    srv.start()
+
+
+def test_kill_9_in_create_vpc_and_create_subnet_leaves_nothing_half_made(netcloud, docker_client):
+    api = netcloud.new_user("net-crash")
+    ec2 = ec2_for(netcloud, api)
+    crash_at(netcloud, "vpc:after-record", lambda: api("POST", "/vpcs", json={"cidr": "10.247.0.0/24"}))
+    [vpc] = [v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"] if v["CidrBlock"] == "10.247.0.0/24"]
+    vpcs = {v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"]}
+    groups = ec2.describe_security_groups()["SecurityGroups"]
+    assert {g["VpcId"] for g in groups} == vpcs, "every VPC has its default group, every group its VPC"
+    [sg] = [g["GroupId"] for g in groups if g["VpcId"] == vpc]
+    table = until(lambda: nft_table(netcloud.label))
+    assert f"inmap-{vpc}" in table["sets"] and f"members-{sg}" in table["sets"], "the restart made the rules"
+
+    crash_at(netcloud, "subnet:after-record", lambda: api("POST", "/subnets", json={"vpc": vpc, "cidr": "10.247.0.0/28"}))
+    [sub] = [s["SubnetId"] for s in ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Subnets"]]
+    assert until(lambda: sub in {b["subnet"] for b in bridges.list_bridges(netcloud.label)}), \
+        "the recorded subnet's bridge is made by the restart"
+    assert docker_client.networks.list(names=[f"pc-{netcloud.label}-{sub}"])
+    ec2.delete_subnet(SubnetId=sub)
+    ec2.delete_vpc(VpcId=vpc)
+    assert sub not in {b["subnet"] for b in bridges.list_bridges(netcloud.label)}, "no stray bridge"
+    table = nft_table(netcloud.label)
+    assert f"inmap-{vpc}" not in table["sets"] and f"members-{sg}" not in table["sets"]

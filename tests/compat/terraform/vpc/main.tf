@@ -1,7 +1,8 @@
 # A VPC of its own with the official provider, on real networks (VPC networking on): a VPC, a
 # subnet, security groups whose rules name each other (inline `security_groups` on one group;
 # `source_security_group_id` and `referenced_security_group_id` as rule resources on another,
-# never both kinds on one group) and three container instances in the subnet. tests/compat/test_terraform_vpc.py applies it, checks the traffic the rules allow
+# never both kinds on one group), the VPC's adopted default group and three container instances
+# in the subnet. tests/compat/test_terraform_vpc.py applies it, checks the traffic the rules allow
 # and refuse, re-plans (no drift) and destroys it.
 terraform {
   required_providers {
@@ -94,6 +95,24 @@ resource "aws_vpc_security_group_ingress_rule" "db_ping_from_clients" {
   to_port                      = -1
 }
 
+# The VPC's own default group (made with the VPC), adopted: Terraform revokes what it holds and
+# writes these rules, AWS's own two (all traffic from its members, all traffic out).
+resource "aws_default_security_group" "main" {
+  vpc_id = aws_vpc.main.id
+  ingress {
+    protocol  = -1
+    self      = true
+    from_port = 0
+    to_port   = 0
+  }
+  egress {
+    from_port   = 0
+    to_port     = 0
+    protocol    = "-1"
+    cidr_blocks = ["0.0.0.0/0"]
+  }
+}
+
 # One container per group: the server (web), a client, and an outsider in the db group.
 resource "aws_instance" "node" {
   for_each = {
@@ -122,5 +141,7 @@ output "all" {
     db_ip     = aws_instance.node["outsider"].private_ip
     main_rtb  = aws_vpc.main.main_route_table_id
     nacl      = aws_vpc.main.default_network_acl_id
+    vpc_sg    = aws_vpc.main.default_security_group_id
+    adopted   = aws_default_security_group.main.id
   }
 }
