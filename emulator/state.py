@@ -551,8 +551,8 @@ MIGRATIONS: list[str] = [
     ALTER TABLE security_group_rules ADD COLUMN ref_group TEXT;
     CREATE INDEX security_group_rules_ref ON security_group_rules(ref_group)
     """,
-    # 17 (16 on this branch until the migration numbered 16 is merged before it): every VPC has
-    # its own security group named default (AWS), so names are unique per VPC, not per account
+    # 16: every VPC has its own security group named default (AWS), so names are unique per
+    # VPC, not per account
     # (SQLite changes a constraint by rebuilding the table; _migrate runs with foreign keys off
     # so dropping the old table does not cascade to the rules). A group from before VPCs joins
     # its account's default VPC; a VPC without a default group gets one with AWS's egress rule;
