@@ -69,6 +69,8 @@ cp -a "$here/files/etc/." "$root/etc/"
 chroot "$root" dpkg-divert --local --rename --add /sbin/init >/dev/null
 install -m 0755 "$here/files/sbin/init" "$root/sbin/init"
 install -m 0755 "$here/files/usr/local/sbin/pocketcloud-container-init" "$root/usr/local/sbin/pocketcloud-container-init"
+install -m 0755 "$here/files/usr/local/sbin/pocketcloud-seed-keys" "$root/usr/local/sbin/pocketcloud-seed-keys"
+chroot "$root" systemctl enable pocketcloud-seed-keys.service 2>&1 | indent
 # Each instance gets its own identity: no machine-id, no SSH host keys in the image.
 : > "$root/etc/machine-id"
 rm -f "$root/var/lib/dbus/machine-id" "$root"/etc/ssh/ssh_host_*
