@@ -21,6 +21,8 @@ NS_KEY = "pocketcloud"
 HOSTNAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 IID = re.compile(r"^i-[0-9a-f]{17}$")
 ENGINE_ID = re.compile(r"^pc-i-[0-9a-f]{17}$")
+EC2_UUID = re.compile(r"^ec2[0-9a-f]{29}$")
+TYPE_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,15}\.[a-z0-9]{1,16}$")
 
 # libvirt domain state -> EC2 state (running may still be pending: the guest is not ready yet)
 STATES = {0: "pending", 1: "running", 2: "running", 3: "running", 4: "stopping", 5: "stopped", 6: "stopped",
@@ -56,6 +58,48 @@ def check_engine_id(engine_id: str) -> str:
     if not isinstance(engine_id, str) or not ENGINE_ID.match(engine_id):
         raise InvalidParameter(f"invalid VM engine id {str(engine_id)[:40]!r}")
     return engine_id[3:]
+
+
+def ec2_uuid(cloud_label: str, instance_id: str) -> str:
+    """The domain UUID of a VM on a VPC subnet: `ec2` (what cloud-init's ds-identify and
+    identify_aws take for EC2, together with an equal serial), the instance id's 17 hex
+    digits (so the UUID names its instance: `instance_for_uuid`), and 12 from a hash of the
+    cloud and the instance (two clouds sharing libvirtd never get the same UUID)."""
+    if not isinstance(instance_id, str) or not IID.match(instance_id):
+        raise InvalidParameter(f"invalid instance id {str(instance_id)[:40]!r}")
+    tail = hashlib.sha256(f"{cloud_label}/{instance_id}".encode()).hexdigest()[:12]
+    h = "ec2" + instance_id[2:] + tail
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def instance_for_uuid(uuid: str) -> str | None:
+    """The instance id inside an `ec2_uuid`; None for any other UUID (the instances of a cloud
+    with networking off, and every other domain)."""
+    h = uuid.replace("-", "").lower() if isinstance(uuid, str) else ""
+    return f"i-{h[3:20]}" if EC2_UUID.fullmatch(h) else None
+
+
+def ec2_identity(d: ET.Element, uuid: str, instance_id: str, type_name: str) -> None:
+    """Make the domain an EC2 instance to its guest, as a Nitro instance's SMBIOS reads:
+    system UUID = serial = `uuid` (starting ec2), vendor `Amazon EC2`, product the instance
+    type, chassis asset tag the instance id. cloud-init then finds its Ec2 datasource, and
+    169.254.169.254 (VPC networking) answers it."""
+    if not EC2_UUID.fullmatch(uuid.replace("-", "")) or instance_for_uuid(uuid) != instance_id:
+        raise InvalidParameter(f"invalid EC2 UUID {str(uuid)[:40]!r} for {str(instance_id)[:40]!r}")
+    if not TYPE_NAME.fullmatch(type_name or ""):
+        raise InvalidParameter(f"invalid instance type name {str(type_name)[:40]!r}")
+    ET.SubElement(d.find("os"), "smbios", mode="sysinfo")
+    name = d.find("name")
+    uuid_el = ET.Element("uuid")
+    uuid_el.text = uuid
+    d.insert(list(d).index(name) + 1, uuid_el)
+    sysinfo = ET.SubElement(d, "sysinfo", type="smbios")
+    system = ET.SubElement(sysinfo, "system")
+    for k, v in (("manufacturer", "Amazon EC2"), ("product", type_name), ("serial", uuid), ("uuid", uuid)):
+        ET.SubElement(system, "entry", name=k).text = v
+    chassis = ET.SubElement(sysinfo, "chassis")
+    ET.SubElement(chassis, "entry", name="manufacturer").text = "Amazon EC2"
+    ET.SubElement(chassis, "entry", name="asset").text = instance_id
 
 
 def hostname_for(name: str, instance_id: str) -> str:
@@ -118,9 +162,14 @@ def instance_domain_xml(spec: LaunchSpec, vm: dict, hv: dict, inst_dir: Path, ma
                         opts: DomainOptions, bridge: str | None = None, tap: str | None = None) -> str:
     """An instance's domain: the base plus its overlay, its seed, its NIC and the metadata. With
     `bridge` the NIC is a tap named `tap` on the subnet's bridge (VPC networking: the name is
-    known in advance, so the rules pin it before the guest sends a frame), else on `network_name`."""
+    known in advance, so the rules pin it before the guest sends a frame), and the guest sees
+    an EC2 instance (`ec2_identity`: 169.254.169.254 answers it there); else the NIC is on
+    `network_name` and the domain has libvirt's own UUID and SMBIOS, so no guest waits for a
+    metadata service that is not there."""
     d = base_domain(engine_id_for(spec.instance_id), hv["domain_type"], spec.type.vcpus, spec.type.memory_mib, vm,
                     vm.get("cmdline", ""), inst_dir / "console.log", opts)
+    if bridge:
+        ec2_identity(d, ec2_uuid(cloud_label, spec.instance_id), spec.instance_id, spec.type.name)
     ET.SubElement(d, "title").text = f"pocketcloud {spec.instance_id} ({spec.name or 'unnamed'})"
     ET.SubElement(d, "description").text = (
         f"pocketcloud instance {spec.instance_id} of {spec.owner}, image {vm['dir'].name}, type {spec.type.name}"

@@ -68,6 +68,16 @@ def guest_kernel(meta: dict, console: str) -> str | None:
     return m.group(1).rstrip(",") if m else (meta.get("guest-kernel") or None)
 
 
+def guest_identity(root: ET.Element, instance_id: str) -> dict:
+    """What the guest reads from its DMI, and so which datasource the debian-12 image's
+    cloud-init picks: an `ec2` UUID naming this instance with an equal serial means Ec2."""
+    uuid = root.findtext("uuid") or ""
+    serial = root.findtext("sysinfo/system/entry[@name='serial']")
+    ec2 = bool(uuid) and domain.instance_for_uuid(uuid) == instance_id and (serial or "").lower() == uuid.lower()
+    return {"smbios_uuid": uuid or None, "smbios_serial": serial, "ec2": ec2,
+            "cloud_init_datasource": "Ec2 (169.254.169.254)" if ec2 else "NoCloud (the cidata seed disk)"}
+
+
 def describe(*, engine_id: str, uri: str, xml: str, active: bool, meta: dict, inst_dir: Path, bridge: str | None,
              network_name: str, subnet: str) -> dict:
     root = ET.fromstring(xml)
@@ -96,6 +106,7 @@ def describe(*, engine_id: str, uri: str, xml: str, active: bool, meta: dict, in
                   "rss_bytes": qemu["rss_bytes"]} if qemu else None),
         "kernel": {"guest": kernel, "host": os.uname().release, "shared": False},
         "disk_chain": chain,
+        "guest_identity": guest_identity(root, meta.get("instance-id") or ""),
         "network": {"tap": domain.interface_target(xml), "bridge": bridge, "libvirt_network": network_name,
                     "subnet": subnet, "private_ip": meta.get("ip") or None,
                     "forwards": [{"host": f"127.0.0.1:{p.host}", "guest": f"{meta.get('ip')}:{p.guest}",
