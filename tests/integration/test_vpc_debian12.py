@@ -92,12 +92,16 @@ def test_debian12_on_a_subnet_reads_the_metadata_service(netcloud):
         with client:
             out = run(client, "cloud-id; cloud-init query v1.cloud_name; cloud-init query v1.platform;"
                               " cloud-init query v1.instance_id; hostname; sudo cat /root/marker;"
-                              " cat /sys/class/dmi/id/product_serial; sudo cat /sys/class/dmi/id/product_uuid")
+                              " sudo cat /sys/class/dmi/id/product_serial /sys/class/dmi/id/product_uuid")
             lines = out.split()
             ds_log = run(client, "cat /run/cloud-init/ds-identify.log")
             ds_found = run(client, "cat /run/cloud-init/cloud.cfg")
             status = run(client, "cloud-init status --long")
             blame = run(client, "sudo cloud-init analyze blame 2>/dev/null | head -n 4")
+        console = ec2.get_console_output(InstanceId=iid)["Output"]
+        ready = [ln for ln in console.splitlines() if "pocketcloud-init: ready" in ln]
+        print(f"\ndebian-12 on a subnet (Ec2 datasource): RunInstances -> running {running:.1f} s,"
+              f" -> SSH as debian {to_ssh:.1f} s; guest says: {ready[-1].strip() if ready else '?'}\n{blame}")
         assert lines[:3] == ["aws", "aws", "ec2"], (out, ds_log, status)
         assert lines[3] == iid, "instance-id from the metadata service"
         assert lines[4] == "ip-" + inst["PrivateIpAddress"].replace(".", "-"), "EC2's hostname, not the Name tag"
@@ -112,10 +116,6 @@ def test_debian12_on_a_subnet_reads_the_metadata_service(netcloud):
         internals = api.ok("GET", f"/instances/{iid}/internals")
         assert internals["guest_identity"]["ec2"] is True, internals["guest_identity"]
         assert internals["guest_identity"]["smbios_serial"] == lines[6]
-        console = ec2.get_console_output(InstanceId=iid)["Output"]
-        ready = [ln for ln in console.splitlines() if "pocketcloud-init: ready" in ln]
-        print(f"\ndebian-12 on a subnet (Ec2 datasource): RunInstances -> running {running:.1f} s,"
-              f" -> SSH as debian {to_ssh:.1f} s; guest says: {ready[-1].strip() if ready else '?'}\n{blame}")
     finally:
         ec2.terminate_instances(InstanceIds=[iid])
         ec2.get_waiter("instance_terminated").wait(InstanceIds=[iid], WaiterConfig={"Delay": 1})
