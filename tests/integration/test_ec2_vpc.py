@@ -16,6 +16,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
+from emulator.config import Config
 from emulator.networks.ipam import host_taken_cidrs
 
 from .test_ec2 import ec2_for, error_code, tiny_ami
@@ -259,9 +260,15 @@ def test_egress_rules_rule_ids_and_modify(pair):
     assert forwards() == {}
     ea.revoke_security_group_ingress(GroupId=sg, IpPermissions=itself)
     eb.delete_security_group(GroupId=theirs)
-    assert code_of(lambda: ea.authorize_security_group_ingress(GroupId=sg, IpPermissions=[
-        {"IpProtocol": "udp", "FromPort": 53, "ToPort": 53, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])) \
-        == "InvalidParameterValue"
+    udp_any = [{"IpProtocol": "udp", "FromPort": 53, "ToPort": 53, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]
+    if Config().vpc_networking == "on":  # the server's setting (it inherits this environment)
+        # Rules are kernel rules between instances: any protocol, as AWS takes it; only TCP is forwarded.
+        ea.authorize_security_group_ingress(GroupId=sg, IpPermissions=udp_any)
+        assert forwards() == {}
+        ea.revoke_security_group_ingress(GroupId=sg, IpPermissions=udp_any)
+    else:  # rules only open host forwards, which are TCP
+        assert code_of(lambda: ea.authorize_security_group_ingress(GroupId=sg, IpPermissions=udp_any)) \
+            == "InvalidParameterValue"
     assert len(ea.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [sg]}])["SecurityGroupRules"]) == 2
     ea.terminate_instances(InstanceIds=[iid])
     ea.delete_security_group(GroupId=sg)
