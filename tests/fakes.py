@@ -124,6 +124,16 @@ class FakeDriver(Driver):
     def volume_disks(self, engine_id: str) -> dict[str, str]:
         return dict(self.objects.get(engine_id, {}).get("disks", {}))
 
+    def restore_volumes(self, engine_id: str, instance_id: str, volumes, running: bool,
+                        seen_running: bool) -> list[str]:
+        """Gives back the disks the record names that the engine lost (as a host mount is lost);
+        no call is recorded (a quiet pass makes no engine call: the docker driver's does not)."""
+        disks = self.objects.get(engine_id, {}).setdefault("disks", {})
+        lost = [serial for _, serial, _ in volumes if serial not in disks]
+        for serial in lost:
+            disks[serial] = f"/dev/vd{'cdefghijklmnopqrstuvwxyz'[len(disks)]}"
+        return [f"{instance_id}: {len(lost)} volume(s) mounted again"] if lost else []
+
     # -- root snapshots: a container's an image named after the snapshot, a VM's a file ----------
     def snapshot_root(self, engine_id: str, instance_id: str, snapshot_id: str, target) -> tuple[str, int]:
         self.calls.append(("snapshot_root", engine_id))

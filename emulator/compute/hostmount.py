@@ -19,6 +19,7 @@ import os
 import re
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -26,6 +27,9 @@ from ..errors import EngineError, InvalidParameter, InvalidState
 
 NAME = re.compile(r"[a-z0-9]{1,20}")
 TARGET = "/volumes"
+# Sharing ROOT is check-then-mount: two launches at once (Terraform's for_each) both found it
+# unshared and stacked two binds, the lower one private, and dockerd refused the containers.
+_SHARE_LOCK = threading.Lock()
 
 
 def _run(cmd: list[str], what: str, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -65,13 +69,15 @@ class HostMounts:
         True when it was not (a fresh cloud, or a host that rebooted)."""
         self.root.mkdir(parents=True, exist_ok=True)
         self.run.mkdir(parents=True, exist_ok=True)
-        if str(self.root) in mountpoints():
-            return False
-        for cmd in (["mount", "--bind", str(self.root), str(self.root)], ["mount", "--make-rshared", str(self.root)]):
-            res = _run(cmd, "share the volume mounts")
-            if res.returncode != 0:
-                raise EngineError(f"share the volume mounts: {' '.join(cmd)}: {res.stderr.strip()[-300:]}")
-        return True
+        with _SHARE_LOCK:
+            if str(self.root) in mountpoints():
+                return False
+            for cmd in (["mount", "--bind", str(self.root), str(self.root)],
+                        ["mount", "--make-rshared", str(self.root)]):
+                res = _run(cmd, "share the volume mounts")
+                if res.returncode != 0:
+                    raise EngineError(f"share the volume mounts: {' '.join(cmd)}: {res.stderr.strip()[-300:]}")
+            return True
 
     def instance_dir(self, instance_id: str) -> Path:
         """The host directory a container sees at /volumes (made before the container)."""
@@ -265,6 +271,8 @@ class HostMounts:
             _run(["umount", "-l", m], "unmount")
         for serial in self.exports():
             self._stop_export(serial)
-        if str(self.root) in mountpoints():
+        for _ in range(16):  # binds stacked at ROOT by an older server's race: each is unmounted
+            if str(self.root) not in mountpoints():
+                break
             _run(["umount", "-l", str(self.root)], "unmount")
         return left

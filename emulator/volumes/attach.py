@@ -142,17 +142,16 @@ class VolumeAttachments:
         are reconciled: after a host reboot a container's host mounts and exports are gone
         (and dockerd could not start it), after a killed export its mount is dead. `live` is
         the engine's listing of this pass (instance id -> EngineInstance)."""
-        by_instance: dict[str, list[Volume]] = {}
-        for vol in self.volumes.data():
-            if vol.state == "in-use" and vol.instance_id:
-                by_instance.setdefault(vol.instance_id, []).append(vol)
         report: list[str] = []
         # every live instance: one without volumes also needs what its engine shares with all
         # (a container's /volumes comes from a shared mount a reboot undoes)
         for r in self.store.query("SELECT id FROM instances WHERE kind=? AND state NOT IN ('terminated', 'pending')",
                                   (kind,)):
             with self._lock(r["id"]):
-                inst, vols = self._row(r["id"]), by_instance.get(r["id"], [])
+                # read under the instance's lock: a detach that ran since this pass began has
+                # unmounted its volume, and a list read before would mount it again (leaked)
+                inst = self._row(r["id"])
+                vols = [v for v in self.volumes.attached_to(r["id"]) if v.state == "in-use"]
                 if inst is None or inst.state in ("terminated", "pending") or not inst.engine_id:
                     continue
                 seen = live.get(inst.id)

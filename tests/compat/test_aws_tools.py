@@ -237,7 +237,8 @@ def test_what_pocketcloud_does_not_serve_says_why(server, account):
         ec2.describe_spot_price_history()
     message = e.value.response["Error"]["Message"]
     assert e.value.response["Error"]["Code"] == "InvalidAction" and "RunInstances" in message
-    assert "CreateSnapshots" not in message and "CreateVpc" not in message
+    assert "CreateSnapshots" not in message and "CreateNatGateway" not in message  # refused, not served
+    assert "CreateVpc" in message  # served since VPC networking
     assert ec2.describe_volumes()["Volumes"] == [] and ec2.describe_images(Owners=["self"])["Images"] == []
 
 

@@ -669,33 +669,15 @@ def test_an_instance_cannot_pass_as_another(netcloud, docker_client):
     ec2.delete_vpc(VpcId=vpc)
 
 
-def crash_at(srv, point: str, call) -> None:
-    """Run `call` on a server armed to kill itself (-9) at `point`, then start it again."""
-    import os
-    import signal
-
+def test_kill_9_in_create_vpc_and_create_subnet_leaves_nothing_half_made(netcloud, docker_client):
     import requests
 
-    srv.stop()
-    srv.env["POCKETCLOUD_FAULT"] = point
-    srv.start()
-    try:
-        call()
-    except requests.ConnectionError:
-        pass  # the server died under the request, as it should
-    srv.proc.wait(60)
-    try:  # what the dead server's session still had (its S3 engine): started by this test
-        os.killpg(srv.proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    srv.env.pop("POCKETCLOUD_FAULT")
-    srv.start()
+    from .test_crash_storage import die_during
 
-
-def test_kill_9_in_create_vpc_and_create_subnet_leaves_nothing_half_made(netcloud, docker_client):
     api = netcloud.new_user("net-crash")
     ec2 = ec2_for(netcloud, api)
-    crash_at(netcloud, "vpc:after-record", lambda: api("POST", "/vpcs", json={"cidr": "10.247.0.0/24"}))
+    die_during(netcloud, "vpc:after-record", lambda: api("POST", "/vpcs", json={"cidr": "10.247.0.0/24"}),
+               errors=(requests.ConnectionError,))
     [vpc] = [v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"] if v["CidrBlock"] == "10.247.0.0/24"]
     vpcs = {v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"]}
     groups = ec2.describe_security_groups()["SecurityGroups"]
@@ -704,7 +686,9 @@ def test_kill_9_in_create_vpc_and_create_subnet_leaves_nothing_half_made(netclou
     table = until(lambda: nft_table(netcloud.label))
     assert f"inmap-{vpc}" in table["sets"] and f"members-{sg}" in table["sets"], "the restart made the rules"
 
-    crash_at(netcloud, "subnet:after-record", lambda: api("POST", "/subnets", json={"vpc": vpc, "cidr": "10.247.0.0/28"}))
+    die_during(netcloud, "subnet:after-record",
+               lambda: api("POST", "/subnets", json={"vpc": vpc, "cidr": "10.247.0.0/28"}),
+               errors=(requests.ConnectionError,))
     [sub] = [s["SubnetId"] for s in ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Subnets"]]
     assert until(lambda: sub in {b["subnet"] for b in bridges.list_bridges(netcloud.label)}), \
         "the recorded subnet's bridge is made by the restart"

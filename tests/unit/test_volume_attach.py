@@ -140,6 +140,29 @@ def test_reconcile_settles_what_a_dead_server_left_half_done(setup):
     assert cloud.reconcile()["volumes"] == []
 
 
+def test_a_reconcile_pass_never_mounts_again_a_volume_detached_while_it_ran(setup, monkeypatch):
+    # seen in CI: the periodic pass listed the in-use volumes, Terraform's DetachVolume ran
+    # (unmounted), then the pass took the instance's lock and mounted the volume again, and
+    # the volume's export and mount outlived its DeleteVolume
+    cloud, inst, vol = setup
+    fake = cloud.drivers["container"]
+    cloud.attach_volume(cloud.me, vol.id, inst.id, "/dev/sdf")
+    fake.objects[inst.engine_id]["disks"].clear()  # the engine lost it: a pass mounts it again
+    assert cloud.reconcile()["volume_mounts"] == [f"{inst.id}: 1 volume(s) mounted again"]
+    taken, raced = cloud._lock, []
+
+    def detach_first(key):  # the detach wins the race for the instance's lock
+        if key == inst.id and not raced:
+            raced.append(key)
+            cloud.detach_volume(cloud.me, vol.id)
+        return taken(key)
+
+    monkeypatch.setattr(cloud, "_lock", detach_first)
+    assert cloud.reconcile()["volume_mounts"] == []
+    assert fake.volume_disks(inst.engine_id) == {}
+    assert cloud.describe_volumes(cloud.me, [vol.id])[0].state == "available"
+
+
 def test_an_attached_volume_grows_through_its_engine_or_is_refused_saying_why(setup):
     cloud, inst, vol = setup
     cloud.attach_volume(cloud.me, vol.id, inst.id, "/dev/sdf")

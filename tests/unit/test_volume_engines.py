@@ -80,3 +80,33 @@ def test_a_stopped_vms_root_snapshot_is_its_overlay_flattened(tmp_path):
     for offset, pattern in ((0, "0x61"), (1 << 20, "0x62")):
         subprocess.run(["qemu-io", "-c", f"read -P {pattern} {offset} 64k", str(target)], check=True,
                        capture_output=True)
+
+
+def test_launches_at_once_share_the_mount_root_once(tmp_path):
+    """Real mounts (root): six threads sharing ROOT at once, as Terraform's parallel creates do,
+    leave one shared bind at ROOT; two stacked binds leave the lower one private, and dockerd
+    then refuses every container's rslave /volumes ("not a shared or slave mount")."""
+    import threading
+
+    m = HostMounts(tmp_path / "mounts", tmp_path / "run")
+    start = threading.Barrier(6)
+    made: list[bool] = []
+
+    def share():
+        start.wait()
+        made.append(m.ensure_shared())
+
+    threads = [threading.Thread(target=share) for _ in range(6)]
+    try:
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        at_root = [line.split(" ") for line in Path("/proc/self/mountinfo").read_text().splitlines()
+                   if line.split(" ")[4] == str(m.root)]
+        assert sorted(made) == [False] * 5 + [True], made
+        assert len(at_root) == 1, at_root
+        assert any(f.startswith("shared:") for f in at_root[0][6:at_root[0].index("-")]), at_root
+    finally:
+        m.remove_all()
+    assert str(m.root) not in mountpoints()
