@@ -362,6 +362,10 @@ class Cloud(Reconciling, Launching, GroupForwards, VolumeUseCases, MachineImageU
                 raise InvalidState(f"instance {inst.id} is {prev}; only a stopped instance can be started",
                                    code="IncorrectInstanceState")
             self._save(inst.id, state="pending")
+            if inst.kind == "vm" and inst.details.get("net"):
+                # Its tap pinned and its DHCP reservation served before the guest's first frame, as
+                # at launch: the start waits for the guest to be ready, which it never is unpinned.
+                self.network.changed()
             try:
                 return self._apply_engine(inst, driver.start(inst.engine_id), state_reason=""), prev
             except CloudError:

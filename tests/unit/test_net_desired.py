@@ -124,6 +124,28 @@ def test_every_change_to_groups_and_vpcs_reaches_the_network(cloud, monkeypatch)
     assert len(calls) == 9, "each reconcile pass applies the records again"
 
 
+def test_a_stopped_vm_on_a_subnet_is_pinned_before_its_engine_starts(cloud, monkeypatch):
+    """StartInstances waits for the guest to be ready; unpinned, its tap's frames are dropped, so
+    no DHCP lease and no SSH: the start timed out. The rules must follow before the engine starts."""
+    cloud.images.register("tiny", "vm", "/fake/tiny", "test")
+    alice, _ = cloud.accounts.create("alice")
+    vm = cloud.run_instance(alice, image="tiny", kind="vm")
+    cloud.wait_for_launches(10)  # a VM launches in the background
+    [eni] = cloud.vpcs.interfaces(alice.id, cloud.config.region, {vm.id: None})
+    cidr = cloud.vpcs.subnets(alice.id, cloud.config.region, [eni.subnet_id])[0].cidr
+    cloud._save(vm.id, private_ip=ipam.allocate_address(cidr), state="stopped",
+                details={**vm.details, "net": {"subnet_id": eni.subnet_id, "ifname": "pct-tap0"}})
+    synced, seen_at_start = [], []
+    monkeypatch.setattr(cloud.network, "sync", lambda: synced.append(
+        next(p.ifname for p in desired(cloud.store)[0].ports if p.instance_id == vm.id)) or {})
+    driver = cloud.driver("vm")
+    start = driver.start
+    monkeypatch.setattr(driver, "start", lambda engine_id: seen_at_start.append(list(synced)) or start(engine_id))
+    cloud.start_instance(alice, vm.id)
+    assert seen_at_start == [["pct-tap0"]], "the rules pinned its tap once, before the engine started it"
+    assert cloud.get_instance(alice, vm.id).state == "running"
+
+
 def test_networking_is_off_unless_asked_for(tmp_path):
     assert Config(home=tmp_path).vpc_networking == "off"
     with pytest.raises(ValueError):
