@@ -34,7 +34,7 @@ from .group_forwards import GroupForwards
 from .keypairs import KeyPairs
 from .launching import Launching
 from .reconcile import Reconciling
-from .security_groups import SecurityGroups
+from .security_groups import DEFAULT as DEFAULT_GROUP, SecurityGroups
 from .state import Store
 from .storage import Storage
 from .tags import Tags
@@ -155,13 +155,17 @@ class Cloud(Reconciling, Launching, GroupForwards, VolumeUseCases, MachineImageU
         if key_name is not None:
             ssh_keys.append(self.keypairs.get(caller.id, key_name).public_key)
         disks = self.plan_launch_disks(caller, image, kind, block_devices)  # checked, room too: nothing made yet
+        chosen = bool(security_groups)
+        if not chosen and self.network.enabled:
+            # On a subnet a port of no group sends and admits nothing: as EC2 does, REST's launch gets the VPC's default
+            security_groups = [DEFAULT_GROUP]
         # A rule change checks the forward cap against the account's instances under this lock:
         # the launch reads its groups' rules and records itself under it too, or both could pass.
         with self._lock(f"rules:{caller.id}") if security_groups else nullcontext():
             groups = self.security_groups.for_launch(caller.id, security_groups, self.vpcs.subnet_for(
                 caller.id, self.config.region, (extra or {}).get("subnet_id")).vpc_id) if security_groups else []
             asked = {p.guest for p in clean_ports}
-            if kind == "vm" and json.loads(image_row["details"] or "{}").get("ssh") and 22 not in asked and not groups:
+            if kind == "vm" and json.loads(image_row["details"] or "{}").get("ssh") and 22 not in asked and not chosen:
                 # SSH is how a VM is reached: forwarded by default, unless security groups decide (EC2)
                 clean_ports += (PortForward(22),)
                 asked.add(22)

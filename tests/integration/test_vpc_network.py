@@ -313,11 +313,16 @@ def test_containers_join_their_subnet_and_groups_decide_what_flows(netcloud):
     ami = tiny_ami(ec2)
     run = lambda sg: ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1, SubnetId=subnet["SubnetId"],  # noqa: E731
                                        SecurityGroupIds=[sg])["Instances"][0]["InstanceId"]
-    a, b, c = run(default), run(default), run(lonely)
+    # A through REST, which names no group: it goes to the first zone's default subnet (this one)
+    # in its VPC's default group, as EC2 launches without SecurityGroupIds do.
+    a = api.ok("POST", "/instances", 201, json={"image": "tiny", "type": "t2.nano"})["id"]
+    b, c = run(default), run(lonely)
     try:
         ec2.get_waiter("instance_running").wait(InstanceIds=[a, b, c], WaiterConfig={"Delay": 1})
         insts = {i["InstanceId"]: i for r in ec2.describe_instances(InstanceIds=[a, b, c])["Reservations"]
                  for i in r["Instances"]}
+        assert [g["GroupId"] for g in insts[a]["SecurityGroups"]] == [default], "REST: the VPC's default group"
+        assert insts[a]["SubnetId"] == subnet["SubnetId"]
         ip = {k: v["PrivateIpAddress"] for k, v in insts.items()}
         import ipaddress as ipa
 

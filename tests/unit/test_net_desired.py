@@ -146,6 +146,25 @@ def test_a_stopped_vm_on_a_subnet_is_pinned_before_its_engine_starts(cloud, monk
     assert cloud.get_instance(alice, vm.id).state == "running"
 
 
+def test_a_launch_naming_no_group_gets_its_vpcs_default_group_on_a_subnet(cloud, monkeypatch):
+    """REST, the CLI and the console name no groups; on a subnet a port without groups sends and
+    admits nothing, so such a launch gets its VPC's default group, as EC2's RunInstances does."""
+    alice, _ = cloud.accounts.create("alice")
+    off = cloud.run_instance(alice, image="tiny")
+    assert "security_groups" not in off.details, "networking off: groups only open host forwards"
+    monkeypatch.setattr(cloud.network, "enabled", True)
+    monkeypatch.setattr(cloud.network, "sync", lambda: {})
+    monkeypatch.setattr(cloud.network, "follow", lambda before, after: after)  # no dockerd to ask for a veth
+    on = cloud.run_instance(alice, image="tiny")
+    default_vpc = cloud.vpcs.default(alice.id)
+    assert on.details["security_groups"] == [cloud.security_groups.default(alice.id, default_vpc.id).id]
+    assert on.details["net"]["subnet_id"] in {s.id for s in cloud.vpcs.subnets(alice.id, cloud.config.region)
+                                              if s.vpc_id == default_vpc.id}
+    mine = cloud.security_groups.create(alice.id, "web", "web")
+    chosen = cloud.run_instance(alice, image="tiny", security_groups=[mine.id])
+    assert chosen.details["security_groups"] == [mine.id], "a launch's own groups are kept as given"
+
+
 def test_networking_is_off_unless_asked_for(tmp_path):
     assert Config(home=tmp_path).vpc_networking == "off"
     with pytest.raises(ValueError):
