@@ -229,6 +229,7 @@ class Cloud(Reconciling, Launching, GroupForwards, VolumeUseCases, MachineImageU
                 self.drop_launch_volumes(inst_id)
                 with self.store.tx() as c:
                     c.execute("DELETE FROM instances WHERE id=?", (inst_id,))
+                self.network.changed()  # on a subnet its address was pinned (and served) before the engine ran
             raise
         finally:
             self.journal.finish(op_id)

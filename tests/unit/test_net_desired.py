@@ -165,6 +165,27 @@ def test_a_launch_naming_no_group_gets_its_vpcs_default_group_on_a_subnet(cloud,
     assert chosen.details["security_groups"] == [mine.id], "a launch's own groups are kept as given"
 
 
+def test_a_failed_launch_takes_its_address_off_the_network_at_once(cloud, monkeypatch):
+    """A launch pins its address (and serves a VM's DHCP reservation) before the engine runs; when
+    it fails, the rules follow the record then, not at the next reconcile pass."""
+    from emulator.errors import EngineError
+
+    cloud.images.register("tiny", "vm", "/fake/tiny", "test")
+    alice, _ = cloud.accounts.create("alice")
+    states = []
+    monkeypatch.setattr(cloud.network, "sync", lambda: states.append(
+        {r["id"]: r["state"] for r in cloud.store.query("SELECT id, state FROM instances")}) or {})
+    for kind in ("vm", "container"):
+        cloud.driver(kind).fail_launch = True
+    vm = cloud.run_instance(alice, image="tiny", kind="vm")
+    cloud.wait_for_launches(10)
+    assert cloud.get_instance(alice, vm.id).state == "terminated"
+    assert states and states[-1][vm.id] == "terminated", "the network was synced after the record said so"
+    with pytest.raises(EngineError):
+        cloud.run_instance(alice, image="tiny")
+    assert set(states[-1]) == {vm.id}, "the failed container's record is gone, and the network synced after"
+
+
 def test_networking_is_off_unless_asked_for(tmp_path):
     assert Config(home=tmp_path).vpc_networking == "off"
     with pytest.raises(ValueError):
