@@ -507,7 +507,7 @@ def test_instances_reach_the_cloud_endpoint_on_their_gateway_and_nothing_else(ne
     another host service there, and the API port on another subnet's gateway do not."""
     from .test_ec2 import tiny_ami
 
-    api = netcloud.new_user("net-e")
+    api = netcloud.new_user("net-ep")
     ec2 = ec2_for(netcloud, api)
     mine, other = sorted(ec2.describe_subnets()["Subnets"], key=lambda s: s["AvailabilityZone"])[:2]
     gw = {s["SubnetId"]: f"{s['CidrBlock'].split('/')[0][:-1]}1" for s in (mine, other)}
