@@ -130,6 +130,7 @@ class Launching:
                         driver.remove_leftovers(inst_id)
                     self._save(inst_id, state="terminated", terminated_at=time.time(),
                                state_reason=f"Server.InternalError: the launch failed: {reason}"[:2000])
+            self.network.changed()  # its pinning and DHCP reservation go with it, as at a terminate
         finally:
             self.journal.finish(op_id)
 

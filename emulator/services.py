@@ -34,7 +34,7 @@ from .group_forwards import GroupForwards
 from .keypairs import KeyPairs
 from .launching import Launching
 from .reconcile import Reconciling
-from .security_groups import SecurityGroups
+from .security_groups import DEFAULT as DEFAULT_GROUP, SecurityGroups
 from .state import Store
 from .storage import Storage
 from .tags import Tags
@@ -155,13 +155,17 @@ class Cloud(Reconciling, Launching, GroupForwards, VolumeUseCases, MachineImageU
         if key_name is not None:
             ssh_keys.append(self.keypairs.get(caller.id, key_name).public_key)
         disks = self.plan_launch_disks(caller, image, kind, block_devices)  # checked, room too: nothing made yet
+        chosen = bool(security_groups)
+        if not chosen and self.network.enabled:
+            # On a subnet a port of no group sends and admits nothing: as EC2 does, REST's launch gets the VPC's default
+            security_groups = [DEFAULT_GROUP]
         # A rule change checks the forward cap against the account's instances under this lock:
         # the launch reads its groups' rules and records itself under it too, or both could pass.
         with self._lock(f"rules:{caller.id}") if security_groups else nullcontext():
             groups = self.security_groups.for_launch(caller.id, security_groups, self.vpcs.subnet_for(
                 caller.id, self.config.region, (extra or {}).get("subnet_id")).vpc_id) if security_groups else []
             asked = {p.guest for p in clean_ports}
-            if kind == "vm" and json.loads(image_row["details"] or "{}").get("ssh") and 22 not in asked and not groups:
+            if kind == "vm" and json.loads(image_row["details"] or "{}").get("ssh") and 22 not in asked and not chosen:
                 # SSH is how a VM is reached: forwarded by default, unless security groups decide (EC2)
                 clean_ports += (PortForward(22),)
                 asked.add(22)
@@ -225,6 +229,7 @@ class Cloud(Reconciling, Launching, GroupForwards, VolumeUseCases, MachineImageU
                 self.drop_launch_volumes(inst_id)
                 with self.store.tx() as c:
                     c.execute("DELETE FROM instances WHERE id=?", (inst_id,))
+                self.network.changed()  # on a subnet its address was pinned (and served) before the engine ran
             raise
         finally:
             self.journal.finish(op_id)
@@ -362,6 +367,10 @@ class Cloud(Reconciling, Launching, GroupForwards, VolumeUseCases, MachineImageU
                 raise InvalidState(f"instance {inst.id} is {prev}; only a stopped instance can be started",
                                    code="IncorrectInstanceState")
             self._save(inst.id, state="pending")
+            if inst.kind == "vm" and inst.details.get("net"):
+                # Its tap pinned and its DHCP reservation served before the guest's first frame, as
+                # at launch: the start waits for the guest to be ready, which it never is unpinned.
+                self.network.changed()
             try:
                 return self._apply_engine(inst, driver.start(inst.engine_id), state_reason=""), prev
             except CloudError:

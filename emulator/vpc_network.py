@@ -134,7 +134,7 @@ def _ports(store: Store, subnets: dict[str, Subnet], groups: dict[str, Group], s
     return out
 
 
-def desired(store: Store, imds_port: int | None = None) -> tuple[Desired, list[str]]:
+def desired(store: Store, imds_port: int | None = None, api_port: int | None = None) -> tuple[Desired, list[str]]:
     """The whole cloud's network as the database records it, and what was left out (and why)."""
     skipped: list[str] = []
     vpcs, default_vpcs = [], {}
@@ -165,7 +165,8 @@ def desired(store: Store, imds_port: int | None = None) -> tuple[Desired, list[s
             forwards.remove(f)
             skipped.append(f"forward {f.host_ip}:{f.host_port}: the host port is another forward's")
         seen.add((f.host_ip, f.host_port, f.protocol))
-    return Desired(tuple(vpcs), tuple(subnets), tuple(groups), tuple(ports), tuple(forwards), imds_port), skipped
+    return Desired(tuple(vpcs), tuple(subnets), tuple(groups), tuple(ports), tuple(forwards), imds_port,
+                   api_port), skipped
 
 
 class VpcNetwork:
@@ -174,6 +175,9 @@ class VpcNetwork:
     def __init__(self, config: Config, store: Store, docker_client: Callable[[], Any] | None = None):
         self.enabled = config.vpc_networking == "on"
         self.label = config.instance_label
+        # The API answers instances on their gateway (a DNAT to 127.0.0.1) when it listens there;
+        # a server bound to one other address is not on loopback, so nothing is forwarded.
+        self.api_port = config.port if config.host in ("127.0.0.1", "0.0.0.0", "", "localhost") else None
         self.store = store
         self.dhcp_dir = config.home / "net" / "dhcp"
         self.firewall = Firewall(self.label)
@@ -193,6 +197,9 @@ class VpcNetwork:
         self.metadata = MetadataServer(MetadataApp(lookup)).start()
         self.changed()
 
+    def _desired(self) -> tuple[Desired, list[str]]:
+        return desired(self.store, self.metadata.port if self.metadata else None, self.api_port)
+
     def _docker(self) -> Any | None:
         return self._docker_client() if self._docker_client else None
 
@@ -203,7 +210,7 @@ class VpcNetwork:
         with self._lock:
             t0 = time.perf_counter()
             repinned = self._repin()
-            want, skipped = desired(self.store, self.metadata.port if self.metadata else None)
+            want, skipped = self._desired()
             want.check()
             docker = self._docker()
             # A bridge checked once by this process is only looked at again when its link is gone: a pass
@@ -305,7 +312,7 @@ class VpcNetwork:
         net = inst.details.get("net")
         if not self.enabled or not net:
             return None
-        want, _ = desired(self.store, self.metadata.port if self.metadata else None)
+        want, _ = self._desired()
         port = next((p for p in want.ports if p.instance_id == inst.id), None)
         if port is None:
             return None

@@ -16,10 +16,10 @@ The instance's busybox has no clock finer than 10 ms but `adjtimex` (microsecond
 curl: a PUT is written to `nc` by hand. Every per-operation figure includes starting the tool
 (dd, nc, wget) in the instance; the `tool start` row says how much that is.
 
-pocketcloud's API listens on the host's loopback, which no instance reaches (instances reach no
-host service). For the bucket leg the lab forwards a port on the instance's gateway address to
-the API for as long as it runs (`Relay`), and presigns the URLs for that address; `--endpoint`
-names an address instances reach directly instead (a server listening there).
+The API listens on the host's loopback, which no instance reaches. With VPC networking the cloud
+answers its API port on every subnet's gateway (docs/networking.md); without, the lab forwards a
+port on the instance's gateway to the API while it runs (`Relay`). URLs are presigned for that
+address; `--endpoint` names an address instances reach directly instead.
 """
 from __future__ import annotations
 
@@ -217,6 +217,7 @@ class Lab:
         self.volume: str | None = None
         self.bucket: str | None = None
         self.relay: Relay | None = None
+        self.presign_host: str | None = None  # the Host presigned URLs name, when the host cannot reach it
 
     def _delete_volume(self) -> None:
         deadline = time.monotonic() + 120  # its instance's termination lets go of it
@@ -280,20 +281,27 @@ def run(client: Client, out: Path, *, kind: str = "container", image: str = "tin
 
 
 def _endpoint(lab: Lab, iid: str, endpoint: str | None) -> str:
-    """The API's address as the instance reaches it: ENDPOINT, or a forward the lab holds on the
-    instance's gateway; checked from inside (an unreachable one would hang every request)."""
+    """The API's address as the instance reaches it: ENDPOINT; with VPC networking the cloud's own
+    endpoint on the instance's gateway (docs/networking.md); else a forward the lab holds on that
+    gateway. Checked from inside (an unreachable one would hang every request)."""
     c, inner = lab.client, endpoint
     if not inner:
         gw = _exec(c, iid, "ip route | awk '/^default/{print $3; exit}'").strip()
         if not gw:
             raise ApiError(0, "NoRoute", f"{iid} has no default route: give --endpoint")
         api = urlparse(c.endpoint)
-        try:
-            lab.relay = Relay(gw, (api.hostname or "127.0.0.1", api.port or 80))
-        except OSError as e:
-            raise ApiError(0, "NoRelay", f"cannot listen on {gw}, {iid}'s gateway ({e}): run the lab on the "
-                                         "server's host, or give --endpoint (an address instances reach)") from None
-        inner = f"http://{lab.relay.address[0]}:{lab.relay.address[1]}"
+        port = api.port or 80
+        if c.call("GET", f"/instances/{iid}/internals").get("vpc_path"):
+            # On a subnet the gateway answers the API's port itself (an nft DNAT to the host's
+            # loopback), and only for instances: the host presigns with that Host header instead.
+            inner, lab.presign_host = f"http://{gw}:{port}", f"{gw}:{port}"
+        else:
+            try:
+                lab.relay = Relay(gw, (api.hostname or "127.0.0.1", port))
+            except OSError as e:
+                raise ApiError(0, "NoRelay", f"cannot listen on {gw}, {iid}'s gateway ({e}): run the lab on the "
+                                             "server's host, or give --endpoint (an address instances reach)") from None
+            inner = f"http://{lab.relay.address[0]}:{lab.relay.address[1]}"
     # busybox wget's own -T crashes (DESIGN.md): timeout(1) bounds it
     if "ok" not in _exec(c, iid, f"timeout 10 wget -q -O /dev/null {inner}/api/v1/health && echo ok || true"):
         raise ApiError(0, "EndpointUnreachable", f"{iid} cannot reach {inner} (a firewall between instances and this "
@@ -343,12 +351,13 @@ def _run(lab: Lab, kind: str, image: str, itype: str, size_mib: int, ops: int, f
     c.call("POST", "/buckets", json={"name": bucket})
     lab.bucket = bucket
     say(f"bucket {bucket}: the instance reaches the API at {inner}")
-    # Presigned through the address the instance uses: the URL carries (and signs) that host.
-    signer = Client(inner, c.key_id, c.secret)
+    # Presigned for the address the instance uses: the URL carries (and signs) that host.
+    signer = c if lab.presign_host else Client(inner, c.key_id, c.secret)
+    host = {"Host": lab.presign_host} if lab.presign_host else {}
 
     def url(key: str, method: str = "GET") -> str:
-        return signer.call("POST", f"/buckets/{bucket}/presign", json={"key": key, "method": method,
-                                                                        "expires": 3600})["url"]
+        return signer.call("POST", f"/buckets/{bucket}/presign", headers=host,
+                           json={"key": key, "method": method, "expires": 3600})["url"]
 
     small = [url(f"small/{i:05d}", "PUT") for i in range(ops)]
     say(f"bucket: the dataset PUT and GET over HTTP, {ops} 4 KiB objects, {ops} 4 KiB ranges")

@@ -271,11 +271,13 @@ class Healer:
             template = {"LaunchTemplateId": version.template.id, "LaunchTemplateName": version.template.name,
                         "Version": str(version.version), "InstanceType": args["type"],
                         "ImageId": version.data.get("ImageId")}
+            subnet = next((s for s, z in group.config.get("Subnets", {}).items() if z == az), None)
+            where = {"subnet_id": self.svc.placement.subnet(group.owner, az, subnet)} \
+                if self.svc.placement is not None else {}
             inst = self.cloud.run_instance(account, tags=tags or None, name=name, extra={
-                "availability_zone": az,
+                "availability_zone": az, **where,
                 "autoscaling": {"group": group.name, "launch": launch_id, "template": template}}, **args)
             if self.svc.placement is not None:
-                subnet = next((s for s, z in group.config.get("Subnets", {}).items() if z == az), None)
                 try:
                     self.svc.placement.place(group.owner, inst.id, az, subnet)
                 except CloudError:

@@ -22,5 +22,11 @@ class VpcPlacement:
         except CloudError as e:
             raise cfg.invalid(f"VPCZoneIdentifier: {e.message}") from None
 
+    def subnet(self, owner: str, zone: str, subnet_id: str | None = None) -> str:
+        """The subnet a new member in ZONE launches into: the group's for that zone, else the zone's
+        default. Given to the launch itself, which with VPC networking puts the interface (and the
+        address) there before `place` runs, and picks the security groups' VPC from it."""
+        return self.vpcs.subnet_for(owner, self.region, subnet_id, zone).id
+
     def place(self, owner: str, instance_id: str, zone: str, subnet_id: str | None = None) -> None:
         self.vpcs.attach(owner, [instance_id], self.vpcs.subnet_for(owner, self.region, subnet_id, zone))

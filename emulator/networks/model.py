@@ -224,6 +224,7 @@ class Desired:
     ports: tuple[Port, ...] = ()
     forwards: tuple[Forward, ...] = ()
     imds_port: int | None = None  # the metadata listener on 127.0.0.1 (None: 169.254.169.254 unreachable)
+    api_port: int | None = None  # the cloud's API/S3 port on 127.0.0.1, answered on each gateway (None: not)
 
     def check(self) -> "Desired":
         """Cross-references: every subnet in a known VPC and inside its CIDR, every port in a known
@@ -277,6 +278,8 @@ class Desired:
             listen.add((f.host_ip, f.host_port, f.protocol))
         if self.imds_port is not None:
             port_number(self.imds_port, "metadata port")
+        if self.api_port is not None:
+            port_number(self.api_port, "API port")
         return self
 
     def vpc_of(self, port: Port) -> Vpc:

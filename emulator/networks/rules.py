@@ -18,7 +18,9 @@ coexist on one host, each owning only its own tables:
   the receiver" holds. The dispatch map holds only the VPC's own instances, which is what
   isolates tenants: another VPC's address falls through to a drop. `ct state established`
   first makes groups stateful. Group-to-group rules match named sets of member addresses.
-  `input` keeps instances away from host services (only DHCP, ping and the metadata DNAT);
+  `input` keeps instances away from host services (only DHCP, ping, the metadata DNAT and the
+  cloud's own endpoint: its API/S3 port DNATed from each subnet's gateway, as a VPC's S3
+  gateway endpoint lets instances reach S3 without leaving AWS);
   `guard` drops packets to 127.0.0.0/8 that do not come from `lo`, which `route_localnet`
   (needed for the DNAT forwards from 127.0.0.1) would otherwise let through.
 
@@ -218,6 +220,9 @@ def _inet(name: str, d: Desired) -> Table:
     if d.imds_port:
         t.rule(i, ct_in("status", "dnat"), match(pay("ip", "daddr"), "127.0.0.1"),
                match(pay("tcp", "dport"), d.imds_port), ACCEPT, comment="instance metadata")
+    if d.api_port:
+        t.rule(i, ct_in("status", "dnat"), match(pay("ip", "daddr"), "127.0.0.1"),
+               match(pay("tcp", "dport"), d.api_port), ACCEPT, comment="the cloud's endpoint on the gateway")
     t.rule(i, match(pay("icmp", "type"), "echo-request"), ACCEPT, comment="ping the gateway")
     t.rule(i, t.counter("drop-to-host"), DROP, comment="instances reach no host service")
 
@@ -268,6 +273,13 @@ def _nat(t: Table, d: Desired, bridges: str) -> None:
                match(meta("l4proto"), "tcp"), match(pay("tcp", "dport"), 80), t.counter("imds"),
                {"dnat": {"family": "ip", "addr": "127.0.0.1", "port": d.imds_port}},
                comment="169.254.169.254 -> the metadata listener (caller keeps its address)")
+    if d.api_port:
+        endpoint = t.counter("endpoint")
+        for s in d.subnets:  # its own gateway only: another subnet's gateway is just a host address
+            t.rule(pre, match(meta("iifname"), s.bridge), match(pay("ip", "daddr"), s.gateway),
+                   match(meta("l4proto"), "tcp"), match(pay("tcp", "dport"), d.api_port), endpoint,
+                   {"dnat": {"family": "ip", "addr": "127.0.0.1", "port": d.api_port}},
+                   comment=f"{s.gateway}:{d.api_port} -> the cloud's API and S3 on 127.0.0.1")
     for fw in d.forwards:
         expr = [match(pay("ip", "daddr"), fw.host_ip), match(meta("l4proto"), fw.protocol),
                 match(pay(fw.protocol, "dport"), fw.host_port), t.counter(forward_counter(fw)),

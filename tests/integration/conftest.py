@@ -39,6 +39,28 @@ def listening_ports(srv: Server) -> list[str]:
     return sorted(ports)
 
 
+def subnet_reservations(srv: Server) -> list[str]:
+    """With VPC networking a VM's DHCP reservation is in its subnet's dnsmasq (pocketcloud's, one
+    per subnet), not in the libvirt network: each running one's reserved addresses, named by the
+    live instance holding the address (an address no live instance holds is listed as itself)."""
+    from emulator.networks import dhcp
+
+    state = Path(srv.home) / "net" / "dhcp"
+    if not dhcp.running(state):
+        return []
+    owner = {i["private_ip"]: i["id"] for i in srv.admin.ok("GET", "/instances", params={"all": "1"})["instances"]
+             if i["state"] != "terminated" and i["private_ip"]}
+    out = []
+    for pid in dhcp.running(state).values():
+        conf = next(a.split(b"=", 1)[1] for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                    if a.startswith(b"--conf-file="))
+        for line in Path(conf.decode()).read_text().splitlines():
+            if line.startswith("dhcp-host="):
+                ip = line.split("=", 1)[1].split(",")[1]
+                out.append(owner.get(ip, ip))
+    return out
+
+
 def engine_snapshot(srv: Server, config: Config, docker_client) -> dict:
     """Everything a launch could leave behind on the engines and the host."""
     dumped = run(["virsh", "-c", "qemu:///system", "net-dumpxml", srv.vm_network])
@@ -47,6 +69,6 @@ def engine_snapshot(srv: Server, config: Config, docker_client) -> dict:
         "containers": sorted(c.name for c in pc_containers(docker_client, srv)),
         "domains": sorted(e.engine_id for e in build_drivers(config)["vm"].list_managed(config.instance_label).values()),
         "instance dirs": sorted(p.name for p in (vm_area(srv.home) / "instances").glob("*")),
-        "dhcp reservations": sorted(h.get("name") for h in net.iter("host")),
+        "dhcp reservations": sorted([h.get("name") for h in net.iter("host")] + subnet_reservations(srv)),
         "server's listening ports": listening_ports(srv),
     }

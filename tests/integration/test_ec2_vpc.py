@@ -16,6 +16,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
+from emulator.config import Config
 from emulator.networks.ipam import host_taken_cidrs
 
 from .test_ec2 import ec2_for, error_code, tiny_ami
@@ -52,9 +53,14 @@ def test_default_vpcs_are_distinct_per_account_and_off_host_routes(pair):
     nets = [ipaddress.ip_network(v["CidrBlock"]) for v in (va, vb)]
     assert all(n.prefixlen == 16 and n.subnet_of(ipaddress.ip_network("10.0.0.0/8")) for n in nets)
     assert not nets[0].overlaps(nets[1])
-    for n in nets:
+    taken = {ipaddress.ip_network(c) for c in host_taken_cidrs()}
+    for n, v, client in zip(nets, (va, vb), pair):
         assert not n.overlaps(ipaddress.ip_network("10.213.0.0/16"))
-        assert not any(n.overlaps(ipaddress.ip_network(c)) for c in host_taken_cidrs())
+        # With VPC networking the cloud itself publishes the VPC's block and puts each of its
+        # subnets on a bridge (a route, an address, a Docker network): only those may overlap it.
+        own = {n} | {ipaddress.ip_network(s["CidrBlock"]) for s in client.describe_subnets(
+            Filters=[{"Name": "vpc-id", "Values": [v["VpcId"]]}])["Subnets"]}
+        assert not [c for c in taken - own if n.overlaps(c)]
     subnets = ea.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [va["VpcId"]]},
                                            {"Name": "default-for-az", "Values": ["true"]}])["Subnets"]
     assert sorted(s["AvailabilityZone"] for s in subnets) == ["us-east-1a", "us-east-1b", "us-east-1c"]
@@ -254,9 +260,15 @@ def test_egress_rules_rule_ids_and_modify(pair):
     assert forwards() == {}
     ea.revoke_security_group_ingress(GroupId=sg, IpPermissions=itself)
     eb.delete_security_group(GroupId=theirs)
-    assert code_of(lambda: ea.authorize_security_group_ingress(GroupId=sg, IpPermissions=[
-        {"IpProtocol": "udp", "FromPort": 53, "ToPort": 53, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}])) \
-        == "InvalidParameterValue"
+    udp_any = [{"IpProtocol": "udp", "FromPort": 53, "ToPort": 53, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]
+    if Config().vpc_networking == "on":  # the server's setting (it inherits this environment)
+        # Rules are kernel rules between instances: any protocol, as AWS takes it; only TCP is forwarded.
+        ea.authorize_security_group_ingress(GroupId=sg, IpPermissions=udp_any)
+        assert forwards() == {}
+        ea.revoke_security_group_ingress(GroupId=sg, IpPermissions=udp_any)
+    else:  # rules only open host forwards, which are TCP
+        assert code_of(lambda: ea.authorize_security_group_ingress(GroupId=sg, IpPermissions=udp_any)) \
+            == "InvalidParameterValue"
     assert len(ea.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [sg]}])["SecurityGroupRules"]) == 2
     ea.terminate_instances(InstanceIds=[iid])
     ea.delete_security_group(GroupId=sg)

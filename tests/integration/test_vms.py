@@ -1,6 +1,7 @@
 """VM instances through the running server: real libvirtd, real QEMU guests, real SSH."""
 from __future__ import annotations
 
+import ipaddress
 import os
 import pwd
 import socket
@@ -81,6 +82,15 @@ def qemu_runs_unprivileged(server, user, iid: str) -> None:
     assert "relabel='no'" not in virsh("dumpxml", f"pc-{iid}").split("<backingStore")[0]
 
 
+def network_of(user, iid: str, server) -> str:
+    """Where a VM's address comes from: the libvirt network's block, or with VPC networking its
+    subnet's (pocketcloud's IPAM; its bridge is named in the instance's internals)."""
+    path = user.ok("GET", f"/instances/{iid}/internals").get("vpc_path")
+    if not path:
+        return server.vm_cidr
+    return next(s["cidr"] for s in user.ok("GET", "/subnets")["subnets"] if s["id"] == path["subnet"])
+
+
 def test_tiny_vm_lifecycle_over_ssh(server, user, docker_client):
     """One tiny VM through its whole life: SSH with the user's key, user-data read back,
     another account refused, a server restart (the SSH forward comes back), a reboot and a
@@ -98,7 +108,7 @@ def test_tiny_vm_lifecycle_over_ssh(server, user, docker_client):
         assert boot["phase"] == "ssh-ready"
         elapsed = [p["elapsed"] for p in boot["phases"]]
         assert elapsed == sorted(elapsed) and all(p["at"].endswith("Z") for p in boot["phases"])
-        assert inst["private_ip"].startswith(server.vm_cidr.rsplit(".", 2)[0])
+        assert ipaddress.ip_address(inst["private_ip"]) in ipaddress.ip_network(network_of(user, iid, server))
         port = forward(inst, 22)
         rc, out = ssh(port, key["private_key"], "cat /root/user-data-marker; hostname; uname -r; "
                                                 "cat /proc/sys/kernel/random/boot_id")

@@ -313,11 +313,16 @@ def test_containers_join_their_subnet_and_groups_decide_what_flows(netcloud):
     ami = tiny_ami(ec2)
     run = lambda sg: ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1, SubnetId=subnet["SubnetId"],  # noqa: E731
                                        SecurityGroupIds=[sg])["Instances"][0]["InstanceId"]
-    a, b, c = run(default), run(default), run(lonely)
+    # A through REST, which names no group: it goes to the first zone's default subnet (this one)
+    # in its VPC's default group, as EC2 launches without SecurityGroupIds do.
+    a = api.ok("POST", "/instances", 201, json={"image": "tiny", "type": "t2.nano"})["id"]
+    b, c = run(default), run(lonely)
     try:
         ec2.get_waiter("instance_running").wait(InstanceIds=[a, b, c], WaiterConfig={"Delay": 1})
         insts = {i["InstanceId"]: i for r in ec2.describe_instances(InstanceIds=[a, b, c])["Reservations"]
                  for i in r["Instances"]}
+        assert [g["GroupId"] for g in insts[a]["SecurityGroups"]] == [default], "REST: the VPC's default group"
+        assert insts[a]["SubnetId"] == subnet["SubnetId"]
         ip = {k: v["PrivateIpAddress"] for k, v in insts.items()}
         import ipaddress as ipa
 
@@ -487,6 +492,51 @@ def test_a_vm_and_a_container_share_a_subnet(netcloud):
         ec2.terminate_instances(InstanceIds=[vm, ct])
         ec2.get_waiter("instance_terminated").wait(InstanceIds=[vm, ct], WaiterConfig={"Delay": 1})
     assert until(lambda: subnet["SubnetId"] not in dhcp.running(dhcp_dir)), "no VM left: its DHCP server goes"
+
+
+def status_line(api, src: str, ip: str, port: int, path: str = "/api/v1/health") -> str:
+    """The first line of an HTTP answer from IP:PORT as instance SRC gets it ('' when none)."""
+    out = sh(api, src, f"printf 'GET {path} HTTP/1.0\\r\\nHost: {ip}:{port}\\r\\n\\r\\n' | timeout 4 nc {ip} {port} "
+                       "| head -n 1")
+    return out["stdout"].strip()
+
+
+def test_instances_reach_the_cloud_endpoint_on_their_gateway_and_nothing_else(netcloud):
+    """The cloud's endpoint as seen from a VPC (like an S3 gateway endpoint): the API/S3 port on an
+    instance's own gateway answers, DNATed to the server on 127.0.0.1. The console's port there,
+    another host service there, and the API port on another subnet's gateway do not."""
+    from .test_ec2 import tiny_ami
+
+    api = netcloud.new_user("net-ep")
+    ec2 = ec2_for(netcloud, api)
+    mine, other = sorted(ec2.describe_subnets()["Subnets"], key=lambda s: s["AvailabilityZone"])[:2]
+    gw = {s["SubnetId"]: f"{s['CidrBlock'].split('/')[0][:-1]}1" for s in (mine, other)}
+    iid = ec2.run_instances(ImageId=tiny_ami(ec2), MinCount=1, MaxCount=1,
+                            SubnetId=mine["SubnetId"])["Instances"][0]["InstanceId"]
+    try:
+        ec2.get_waiter("instance_running").wait(InstanceIds=[iid], WaiterConfig={"Delay": 1})
+        here = gw[mine["SubnetId"]]
+        assert sh(api, iid, "ip route | awk '/^default/{print $3}'")["stdout"].strip() == here
+        got = sh(api, iid, f"timeout 5 wget -q -O - http://{here}:{netcloud.port}/api/v1/health")
+        assert got["exit_code"] == 0 and json.loads(got["stdout"]) == {"status": "ok"}, got
+        # S3 on the same port: an unsigned ListBuckets is S3's own AccessDenied, so S3 answered.
+        line = status_line(api, iid, here, netcloud.port, "/")
+        assert line.startswith("HTTP/1.") and line.split()[1] == "403", f"S3 answers too: {line}"
+        MATRIX.append(("container", "its gateway", netcloud.port, "the cloud's endpoint", "open", "open"))
+        with host_http_service() as port:
+            closed = [(here, netcloud.console_port, "the console's port on its gateway"),
+                      (here, port, "a host service on 0.0.0.0, on its gateway"),
+                      (gw[other["SubnetId"]], netcloud.port, "the API port on another subnet's gateway")]
+            for ip, p, what in closed:
+                line = status_line(api, iid, ip, p)
+                MATRIX.append(("container", what, p, "host input chain", "closed", "open" if line else "closed"))
+                assert line == "", f"{what}: {line}"
+        counter = json.loads(subprocess.run(["nft", "-j", "list", "counter", "inet", f"pc-{netcloud.label}", "endpoint"],
+                                            capture_output=True, text=True, check=True).stdout)
+        assert next(o["counter"]["packets"] for o in counter["nftables"] if "counter" in o) > 0
+    finally:
+        ec2.terminate_instances(InstanceIds=[iid])
+        ec2.get_waiter("instance_terminated").wait(InstanceIds=[iid], WaiterConfig={"Delay": 1})
 
 
 def test_the_metadata_service_answers_each_instance_about_itself(netcloud):

@@ -273,46 +273,34 @@ def test_target_tracking_follows_the_measured_cpu(cloud, asg, alice, monkeypatch
     assert asg.group(alice.id, "g").desired == 1
 
 
-class FakeVpcs:
-    """The VPC registry's calls the placement makes (issue 13's emulator/vpcs.py)."""
-
-    def __init__(self):
-        from types import SimpleNamespace as S
-
-        self.all = {"subnet-a": S(id="subnet-a", vpc_id="vpc-1", zone="us-east-1a"),
-                    "subnet-b": S(id="subnet-b", vpc_id="vpc-1", zone="us-east-1b"),
-                    "subnet-x": S(id="subnet-x", vpc_id="vpc-2", zone="us-east-1a")}
-        self.attached: dict[str, str] = {}
-
-    def subnets(self, owner, region, ids):
-        for i in ids:
-            if i not in self.all:
-                raise NotFound(f"The subnet ID '{i}' does not exist", code="InvalidSubnetID.NotFound")
-        return [self.all[i] for i in ids]
-
-    def subnet_for(self, owner, region, subnet_id=None, zone=None):
-        return self.all[subnet_id]
-
-    def attach(self, owner, instance_ids, subnet):
-        self.attached.update({i: subnet.id for i in instance_ids})
-
-
 def test_subnets_of_one_vpc_place_members_in_their_zone(cloud, alice):
+    """The cloud's own VPC registry, not a fake of it: the launch itself is given the member's
+    subnet (with VPC networking its interface and address are reserved there at launch), so the
+    subnets must be ones the launch can look up."""
     from emulator.autoscaling.placement import VpcPlacement
 
-    vpcs = FakeVpcs()
-    asg = AutoScaling(cloud, VpcPlacement(vpcs, "us-east-1"))
+    region = cloud.config.region
+    cloud.vpcs.taken = lambda: set()  # the host's own networks do not matter here
+    vpc, other = cloud.vpcs.create(alice.id, "10.71.0.0/16"), cloud.vpcs.create(alice.id, "10.72.0.0/16")
+    sa, sb = (cloud.vpcs.create_subnet(alice.id, region, vpc.id, f"10.71.{i}.0/24", f"{region}{z}")
+              for i, z in ((1, "a"), (2, "b")))
+    sx = cloud.vpcs.create_subnet(alice.id, region, other.id, "10.72.1.0/24", f"{region}a")
+    asg = AutoScaling(cloud, VpcPlacement(cloud.vpcs, region))
     tid = template(cloud, alice)
-    for subnets, message in (("subnet-a,subnet-x", "same VPC"), ("subnet-zz", "does not exist")):
+    for subnets, message in ((f"{sa.id},{sx.id}", "same VPC"), ("subnet-0123456789abcdef0", "does not exist")):
         with pytest.raises(InvalidParameter, match=message):
             group(asg, alice, tid, zones=[], VPCZoneIdentifier=subnets)
-    g = group(asg, alice, tid, zones=[], VPCZoneIdentifier="subnet-a,subnet-b", DesiredCapacity=2)
-    assert g.config["AvailabilityZones"] == ["us-east-1a", "us-east-1b"]
+    g = group(asg, alice, tid, zones=[], VPCZoneIdentifier=f"{sa.id},{sb.id}", DesiredCapacity=2)
+    assert g.config["AvailabilityZones"] == [f"{region}a", f"{region}b"]
     run(asg)
     members = live(asg, alice)
-    assert {vpcs.attached[m.instance_id] for m in members} == {"subnet-a", "subnet-b"}
-    assert all(vpcs.attached[m.instance_id] == {"us-east-1a": "subnet-a", "us-east-1b": "subnet-b"}[m.az]
-               for m in members)
+    by_zone = {f"{region}a": sa.id, f"{region}b": sb.id}
+    interfaces = {i.instance_id: i.subnet_id for i in cloud.vpcs.interfaces(
+        alice.id, region, {m.instance_id: None for m in members})}
+    assert {interfaces[m.instance_id] for m in members} == {sa.id, sb.id}
+    assert all(interfaces[m.instance_id] == by_zone[m.az] for m in members)
+    # The launch was given the subnet: the record says where the member went.
+    assert all(cloud.get_instance(alice, m.instance_id).details["subnet_id"] == by_zone[m.az] for m in members)
     asg.healer.settle(10)
 
 

@@ -124,6 +124,68 @@ def test_every_change_to_groups_and_vpcs_reaches_the_network(cloud, monkeypatch)
     assert len(calls) == 9, "each reconcile pass applies the records again"
 
 
+def test_a_stopped_vm_on_a_subnet_is_pinned_before_its_engine_starts(cloud, monkeypatch):
+    """StartInstances waits for the guest to be ready; unpinned, its tap's frames are dropped, so
+    no DHCP lease and no SSH: the start timed out. The rules must follow before the engine starts."""
+    cloud.images.register("tiny", "vm", "/fake/tiny", "test")
+    alice, _ = cloud.accounts.create("alice")
+    vm = cloud.run_instance(alice, image="tiny", kind="vm")
+    cloud.wait_for_launches(10)  # a VM launches in the background
+    [eni] = cloud.vpcs.interfaces(alice.id, cloud.config.region, {vm.id: None})
+    cidr = cloud.vpcs.subnets(alice.id, cloud.config.region, [eni.subnet_id])[0].cidr
+    cloud._save(vm.id, private_ip=ipam.allocate_address(cidr), state="stopped",
+                details={**vm.details, "net": {"subnet_id": eni.subnet_id, "ifname": "pct-tap0"}})
+    synced, seen_at_start = [], []
+    monkeypatch.setattr(cloud.network, "sync", lambda: synced.append(
+        next(p.ifname for p in desired(cloud.store)[0].ports if p.instance_id == vm.id)) or {})
+    driver = cloud.driver("vm")
+    start = driver.start
+    monkeypatch.setattr(driver, "start", lambda engine_id: seen_at_start.append(list(synced)) or start(engine_id))
+    cloud.start_instance(alice, vm.id)
+    assert seen_at_start == [["pct-tap0"]], "the rules pinned its tap once, before the engine started it"
+    assert cloud.get_instance(alice, vm.id).state == "running"
+
+
+def test_a_launch_naming_no_group_gets_its_vpcs_default_group_on_a_subnet(cloud, monkeypatch):
+    """REST, the CLI and the console name no groups; on a subnet a port without groups sends and
+    admits nothing, so such a launch gets its VPC's default group, as EC2's RunInstances does."""
+    alice, _ = cloud.accounts.create("alice")
+    off = cloud.run_instance(alice, image="tiny")
+    assert "security_groups" not in off.details, "networking off: groups only open host forwards"
+    monkeypatch.setattr(cloud.network, "enabled", True)
+    monkeypatch.setattr(cloud.network, "sync", lambda: {})
+    monkeypatch.setattr(cloud.network, "follow", lambda before, after: after)  # no dockerd to ask for a veth
+    on = cloud.run_instance(alice, image="tiny")
+    default_vpc = cloud.vpcs.default(alice.id)
+    assert on.details["security_groups"] == [cloud.security_groups.default(alice.id, default_vpc.id).id]
+    assert on.details["net"]["subnet_id"] in {s.id for s in cloud.vpcs.subnets(alice.id, cloud.config.region)
+                                              if s.vpc_id == default_vpc.id}
+    mine = cloud.security_groups.create(alice.id, "web", "web")
+    chosen = cloud.run_instance(alice, image="tiny", security_groups=[mine.id])
+    assert chosen.details["security_groups"] == [mine.id], "a launch's own groups are kept as given"
+
+
+def test_a_failed_launch_takes_its_address_off_the_network_at_once(cloud, monkeypatch):
+    """A launch pins its address (and serves a VM's DHCP reservation) before the engine runs; when
+    it fails, the rules follow the record then, not at the next reconcile pass."""
+    from emulator.errors import EngineError
+
+    cloud.images.register("tiny", "vm", "/fake/tiny", "test")
+    alice, _ = cloud.accounts.create("alice")
+    states = []
+    monkeypatch.setattr(cloud.network, "sync", lambda: states.append(
+        {r["id"]: r["state"] for r in cloud.store.query("SELECT id, state FROM instances")}) or {})
+    for kind in ("vm", "container"):
+        cloud.driver(kind).fail_launch = True
+    vm = cloud.run_instance(alice, image="tiny", kind="vm")
+    cloud.wait_for_launches(10)
+    assert cloud.get_instance(alice, vm.id).state == "terminated"
+    assert states and states[-1][vm.id] == "terminated", "the network was synced after the record said so"
+    with pytest.raises(EngineError):
+        cloud.run_instance(alice, image="tiny")
+    assert set(states[-1]) == {vm.id}, "the failed container's record is gone, and the network synced after"
+
+
 def test_networking_is_off_unless_asked_for(tmp_path):
     assert Config(home=tmp_path).vpc_networking == "off"
     with pytest.raises(ValueError):

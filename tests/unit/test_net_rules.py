@@ -56,6 +56,29 @@ def test_ruleset_shape():
     assert "dnat" in exprs(inet) and '"port": 8999' in exprs(inet)
 
 
+def test_the_cloud_endpoint_answers_on_each_gateway_and_nothing_else():
+    """With an API port, each subnet's own gateway:port (and no other address or port) is DNATed to
+    127.0.0.1:port and accepted in input; the guard (prio -300) sees the gateway address, so it
+    runs before the DNAT (-100) rewrites it to loopback."""
+    inet, _ = rules.build("lbl", state(api_port=4566))
+    pre = [e for c, e, _ in inet.rules if c == "nat-pre" and '"endpoint"' in json.dumps(e)]
+    assert len(pre) == 2  # one per subnet
+    for e, (bridge, gw) in zip(pre, [(bridge_name(S1), "10.90.1.1"), (bridge_name(S2), "10.91.1.1")]):
+        rights = [m["match"]["right"] for m in e if "match" in m]
+        assert rights == [bridge, gw, "tcp", 4566]
+        assert e[-1] == {"dnat": {"family": "ip", "addr": "127.0.0.1", "port": 4566}}
+    accepts = [e for c, e, _ in inet.rules if c == "input" and {"accept": None} in e]
+    ports = [m["match"]["right"] for e in accepts for m in e if "match" in m and
+             m["match"]["left"] == {"payload": {"protocol": "tcp", "field": "dport"}}]
+    assert sorted(ports) == [4566, 8999]  # the endpoint and the metadata listener, no other TCP port
+    dnat_only = next(e for e in accepts if "4566" in json.dumps(e))
+    assert {"match": {"op": "in", "left": {"ct": {"key": "status"}}, "right": "dnat"}} in dnat_only
+    assert inet.chains["guard"]["prio"] < inet.chains["nat-pre"]["prio"]
+    without, _ = rules.build("lbl", state())
+    assert '"endpoint"' not in json.dumps(without.rules) and "endpoint" not in without.counters
+    assert [e for c, e, _ in without.rules if c == "input" and "4566" in json.dumps(e)] == []
+
+
 def test_rule_counters_are_stable_across_reordering():
     a, b = Rule("tcp", 22, 22, peer_cidr="10.0.0.0/8"), Rule("udp", 53, 53, peer_cidr="0.0.0.0/0")
     g1, g2 = Group(WEB, V1, ingress=(a, b)), Group(WEB, V1, ingress=(b, a))
@@ -99,6 +122,7 @@ def test_bad_rules(bad):
     dict(forwards=(Forward(2222, "10.90.1.4", 22), Forward(2222, "10.90.1.5", 22))),
     dict(groups=(Group(WEB, V1, ingress=(Rule("all", peer_group=DB),)),)),        # unknown group
     dict(vpcs=(Vpc(V1, "10.90.0.0/16"), Vpc(V2, "10.90.128.0/17"))),              # overlapping VPCs
+    dict(api_port=0), dict(api_port=70000),                                        # no port
 ])
 def test_inconsistent_states_are_refused(change):
     with pytest.raises(InvalidParameter):
