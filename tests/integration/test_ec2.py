@@ -63,7 +63,14 @@ def test_boto3_container_lifecycle_with_waiters(ec2, user):
     desc = ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]
     assert desc["State"] == {"Code": 16, "Name": "running"}
     assert desc["PrivateIpAddress"] and desc["LaunchTime"]
-    console = ec2.get_console_output(InstanceId=iid)["Output"]  # botocore decodes the base64
+    # running is the engine's state; the init inside writes its console lines just after (on
+    # EC2 too the console output lags the state): read it until init says ready
+    deadline = time.monotonic() + 60
+    while True:
+        console = ec2.get_console_output(InstanceId=iid)["Output"]  # botocore decodes the base64
+        if console.rstrip().endswith("pocketcloud-init: ready") or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     assert f"pocketcloud-init: instance-id {iid}, hostname " in console
     assert "running user-data" in console and "user-data finished with exit code 0" in console
     assert console.rstrip().endswith("pocketcloud-init: ready"), console
