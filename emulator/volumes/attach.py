@@ -148,12 +148,12 @@ class VolumeAttachments:
         for r in self.store.query("SELECT id FROM instances WHERE kind=? AND state NOT IN ('terminated', 'pending')",
                                   (kind,)):
             with self._lock(r["id"]):
-                # read under the instance's lock: a detach that ran since this pass began has
-                # unmounted its volume, and a list read before would mount it again (leaked)
                 inst = self._row(r["id"])
-                vols = [v for v in self.volumes.attached_to(r["id"]) if v.state == "in-use"]
                 if inst is None or inst.state in ("terminated", "pending") or not inst.engine_id:
                     continue
+                # read under the instance's lock: a detach that ran since this pass began has
+                # unmounted its volume, and a list read before would mount it again (leaked)
+                vols = [v for v in self.volumes.attached_to(inst.id) if v.state == "in-use"]
                 seen = live.get(inst.id)
                 try:
                     report += self.driver(kind).restore_volumes(
