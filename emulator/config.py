@@ -126,9 +126,9 @@ class Config:
     # Images of an account's own (CreateImage, RegisterImage), as EC2's AMI quota.
     max_images: int = field(default_factory=lambda: int(_env("POCKETCLOUD_MAX_IMAGES", "20")))
     # VPCs as real networks (emulator/vpc_network.py): 'on' gives every subnet a bridge and the
-    # cloud its nftables tables; 'off' (the default until instances join their subnet's bridge)
-    # keeps VPCs as records only.
-    vpc_networking: str = field(default_factory=lambda: _env("POCKETCLOUD_VPC_NETWORKING", "off"))
+    # cloud its nftables tables; 'off' keeps VPCs as records only, every instance on the engines'
+    # shared networks (docker0, one libvirt NAT network) with 127.0.0.1 forwards held by the server.
+    vpc_networking: str = field(default_factory=lambda: _env("POCKETCLOUD_VPC_NETWORKING", "on"))
 
     def __post_init__(self):
         lo, hi = self.forward_ports

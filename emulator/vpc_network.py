@@ -11,8 +11,8 @@ crash, a hand edit or a change made by another process is repaired within one pa
 One bad row must not take every tenant's network down: a record the library refuses is
 left out of the picture (and logged), the rest is applied.
 
-Off unless Config.vpc_networking is 'on' (POCKETCLOUD_VPC_NETWORKING): until instances join
-their subnet's bridge, real bridges would be idle objects every cloud has to clean up.
+On unless Config.vpc_networking is 'off' (POCKETCLOUD_VPC_NETWORKING=off): then VPCs are
+records only and every instance sits on the engines' shared networks, as before VPCs were real.
 """
 from __future__ import annotations
 

@@ -317,15 +317,20 @@ def test_hypervisor_choice_is_proven_and_cached(driver, tiny, tmp_path):
     assert not list((tmp_path / "probe").glob("*")), "the probe left files behind"
 
 
+DEBIAN_USER_DATA = "#!/bin/sh\necho debian-user-data > /root/marker\n"
+
+
+# One debian-12 VM boot per run (~2 min under TCG): with VPC networking on (the default) it is
+# test_vpc_debian12's, on a subnet through the Ec2 datasource; with it off, this one, off a subnet.
+@pytest.mark.skipif(Config().vpc_networking == "on",
+                    reason="VPC networking on: the run's debian-12 boot is test_vpc_debian12's")
 @pytest.mark.timeout(1500)
-def test_debian12_boots_to_ssh_and_the_same_rootfs_runs_as_a_container(driver, conn, keypair, docker_client,
-                                                                        tmp_path):
-    """The heavy image: debootstrap + systemd + cloud-init. Built once (cached), ~2 min
-    to SSH under TCG; its rootfs.tar runs as a container with cloud-init as PID 1's helper."""
+def test_debian12_boots_to_ssh_off_a_subnet_with_nocloud(driver, conn, keypair, tmp_path):
+    """The heavy image: debootstrap + systemd + cloud-init. Built once (cached), ~2 min to SSH under TCG."""
 
     deb = build_image("debian-12", tmp_path)
     key_path, public = keypair
-    user_data = "#!/bin/sh\necho debian-user-data > /root/marker\n"
+    user_data = DEBIAN_USER_DATA
     s = spec(deb, type=INSTANCE_TYPES["t2.micro"], ssh_keys=(public,), user_data=user_data, hostname="deb-one")
     t0 = time.monotonic()
     inst = driver.launch(s)
@@ -356,6 +361,13 @@ def test_debian12_boots_to_ssh_and_the_same_rootfs_runs_as_a_container(driver, c
         driver.terminate(inst.engine_id)
     assert leftovers(driver, conn, s.instance_id) == []
 
+
+@pytest.mark.timeout(900)
+def test_debian12_rootfs_runs_as_a_container_on_the_host_kernel(keypair, tmp_path):
+    """The same image's rootfs.tar runs as a container, with cloud-init as PID 1's helper."""
+    deb = build_image("debian-12", tmp_path)
+    _, public = keypair
+    user_data = DEBIAN_USER_DATA
     docker = DockerDriver("unix:///var/run/docker.sock", LABEL)
     repo, tag = "pocketcloud-vmtest/debian-12", deb.name
     docker.import_rootfs(str(deb / "rootfs.tar"), repo, tag)
@@ -370,9 +382,9 @@ def test_debian12_boots_to_ssh_and_the_same_rootfs_runs_as_a_container(driver, c
         res = docker.exec(c.engine_id, ["sh", "-c", "cat /root/marker; uname -r; cloud-id; cat /etc/os-release"], 30)
         lines = res.stdout.splitlines()
         assert lines[0] == "debian-user-data", res
-        assert lines[1] == os.uname().release != vm_kernel
+        assert lines[1] == os.uname().release, "a container shares the host's kernel"
         assert lines[2] == "nocloud", "the container's init pins NoCloud (ds-identify does not run there)"
-        assert "\n".join(lines[3:]).strip() == vm_os_release
+        assert "VERSION_CODENAME=bookworm" in "\n".join(lines[3:]), res
     finally:
         if c is not None:
             docker.terminate(c.engine_id)

@@ -1,13 +1,9 @@
 """cloud-init's Ec2 datasource in a debian-12 VM on a VPC subnet (issue 14, item 4).
 
-One real debian-12 boot (~2 min under TCG) on a server with POCKETCLOUD_VPC_NETWORKING=on: the
-domain's DMI says EC2, so the guest's cloud-init takes instance-id, hostname, the key pair and
-user-data from 169.254.169.254 instead of the NoCloud seed. CI's default run has networking off
-and already pays for one debian-12 boot (test_libvirt_driver, which checks that NoCloud is still
-used there), so this file runs only when the environment turns networking on:
-
-    POCKETCLOUD_VPC_NETWORKING=on flock /tmp/pc-heavy.lock .venv/bin/python -m pytest -s \\
-        tests/integration/test_vpc_debian12.py
+One real debian-12 boot (~2 min under TCG) on a server with VPC networking on: the domain's DMI
+says EC2, so the guest's cloud-init takes instance-id, hostname, the key pair and user-data from
+169.254.169.254 instead of the NoCloud seed. A run pays for one debian-12 boot: this one when
+networking is on (the default), test_libvirt_driver's (off a subnet, NoCloud) when it is off.
 """
 from __future__ import annotations
 
@@ -25,8 +21,8 @@ from .test_vpc_network import sh
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(os.environ.get("POCKETCLOUD_VPC_NETWORKING") != "on",
-                       reason="boots debian-12 with VPC networking: run with POCKETCLOUD_VPC_NETWORKING=on"),
+    pytest.mark.skipif(Config().vpc_networking != "on",
+                       reason="VPC networking off: the run's debian-12 boot is test_libvirt_driver's"),
 ]
 
 

@@ -22,3 +22,11 @@ class Wall:
 @pytest.fixture
 def wall(monkeypatch):
     return Wall(monkeypatch)
+
+
+@pytest.fixture(autouse=True)
+def no_host_networking(monkeypatch):
+    """Unit tests run on fakes and never touch the host's bridges or nftables: a Cloud built from
+    Config's defaults (VPC networking on) would. A test of the networking code asks for it with
+    Config(vpc_networking="on") and fakes the kernel side."""
+    monkeypatch.setenv("POCKETCLOUD_VPC_NETWORKING", "off")

@@ -186,7 +186,10 @@ def test_a_failed_launch_takes_its_address_off_the_network_at_once(cloud, monkey
     assert set(states[-1]) == {vm.id}, "the failed container's record is gone, and the network synced after"
 
 
-def test_networking_is_off_unless_asked_for(tmp_path):
+def test_networking_is_on_unless_turned_off(tmp_path, monkeypatch):
+    monkeypatch.delenv("POCKETCLOUD_VPC_NETWORKING", raising=False)
+    assert Config(home=tmp_path).vpc_networking == "on"
+    monkeypatch.setenv("POCKETCLOUD_VPC_NETWORKING", "off")
     assert Config(home=tmp_path).vpc_networking == "off"
     with pytest.raises(ValueError):
         Config(home=tmp_path, vpc_networking="maybe")
