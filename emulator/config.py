@@ -84,6 +84,9 @@ class Config:
     # minute bills as an hour; unset keeps the stored one); a price list merged over the defaults.
     meter_interval: str = field(default_factory=lambda: _env("POCKETCLOUD_METER_INTERVAL", "5"))
     time_scale: str | None = field(default_factory=lambda: _env("POCKETCLOUD_TIME_SCALE") or None)
+    # Where a new cloud's billing clock starts (YYYY-MM-DD or YYYY-MM-DDThh:mm:ssZ, UTC; unset: now).
+    # A class can bill "January" whatever the day it meets; a cloud that has a clock keeps it.
+    billing_start: str | None = field(default_factory=lambda: _env("POCKETCLOUD_BILLING_START") or None)
     prices_path: Path | None = field(default_factory=lambda: Path(_env("POCKETCLOUD_PRICES")).expanduser()
                                      if _env("POCKETCLOUD_PRICES") else None)
     # Request bodies (api/limits.py): JSON and forms are small; uploads through the console
@@ -140,6 +143,9 @@ class Config:
             raise ValueError(f"container disk size {self.container_disk_size!r}: give e.g. 2g or 512m")
         if not 0 < self.volume_overcommit <= 100:
             raise ValueError(f"volume over-commit ratio {self.volume_overcommit}: give a number in (0, 100]")
+        if self.billing_start and not re.fullmatch(r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2}Z)?", self.billing_start):
+            raise ValueError(f"billing start {self.billing_start!r}: give a UTC date or time, e.g. 2026-01-01 "
+                             "or 2026-01-01T09:00:00Z")
         if self.vpc_networking not in ("on", "off"):
             raise ValueError(f"VPC networking {self.vpc_networking!r}: give on or off")
         for name in ("exec_max_output", "exec_per_account", "exec_total", "max_rules_per_group",

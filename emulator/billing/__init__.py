@@ -57,7 +57,8 @@ class Billing:
         self.cloud = cloud
         config = cloud.config
         self.interval = _interval(getattr(config, "meter_interval", "5"))
-        self.clock = BillingClock(cloud.store, getattr(config, "time_scale", None))
+        self.clock = BillingClock(cloud.store, getattr(config, "time_scale", None),
+                                  getattr(config, "billing_start", None))
         prices = getattr(config, "prices_path", None) or config.home / "prices.toml"
         self.prices = PriceBook(Path(prices))
         self.meter = Meter(cloud, self.clock, self.prices)

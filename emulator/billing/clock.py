@@ -51,7 +51,8 @@ def check_scale(value) -> float:
 
 
 class BillingClock:
-    def __init__(self, store: Store, initial_scale: float | None = None):
+    def __init__(self, store: Store, initial_scale: float | None = None, start: str | None = None):
+        """`start` (a date or UTC time) is where a new cloud's clock begins; a stored clock never jumps."""
         self.store = store
         self._lock = threading.Lock()
         self._anchor: Anchor | None = None
@@ -59,9 +60,10 @@ class BillingClock:
         if row is None:
             now = time.time()
             scale = check_scale(initial_scale) if initial_scale is not None else 1.0
+            sim = parse_date(start, "the billing start (POCKETCLOUD_BILLING_START)") if start else now
             with store.tx() as c:
                 c.execute("INSERT OR IGNORE INTO billing_settings (id, time_scale, origin_real, origin_sim, "
-                          "started_sim, updated_at) VALUES (1,?,?,?,?,?)", (scale, now, now, now, now))
+                          "started_sim, updated_at) VALUES (1,?,?,?,?,?)", (scale, now, sim, sim, now))
 
     @property
     def anchor(self) -> Anchor:

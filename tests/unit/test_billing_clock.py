@@ -6,6 +6,7 @@ import pytest
 from emulator.billing import clock as clk
 from emulator.billing.clock import BillingClock, check_scale, scale_meaning
 from emulator.billing.costlab import MeasuredGroup, OwnedServer, TargetTracking, Workload, crossover, month, sweep
+from emulator.config import Config
 from emulator.errors import InvalidParameter
 from emulator.state import Store
 
@@ -24,6 +25,21 @@ def test_the_clock_runs_scaled_and_a_rescale_never_jumps(tmp_path, wall):
     wall.advance(10)
     assert clock.now() == pytest.approx(start + 3610)
     assert BillingClock(store, None).now() == pytest.approx(start + 3610), "the anchor is in the store"
+
+
+def test_a_new_clock_starts_where_it_is_told_and_a_stored_one_keeps_its_time(tmp_path, wall):
+    store = Store(tmp_path / "s.db")
+    clock = BillingClock(store, "360", start="2026-01-02")
+    jan2 = clk.parse_date("2026-01-02", "start")
+    assert clock.now() == pytest.approx(jan2) and clock.anchor.started_sim == pytest.approx(jan2)
+    wall.advance(10)
+    assert clk.iso(clock.now()) == "2026-01-02T01:00:00Z", "10 real seconds bill as an hour from the start"
+    again = BillingClock(store, None, start="2026-06-01T09:00:00Z")
+    assert again.now() == pytest.approx(jan2 + 3600), "a clock in the store never jumps"
+    with pytest.raises(InvalidParameter):
+        BillingClock(Store(tmp_path / "t.db"), None, start="2026-13-01")
+    with pytest.raises(ValueError):
+        Config(home=tmp_path, billing_start="January")
 
 
 @pytest.mark.parametrize("bad", ["0", "-1", "fast", None, float("nan"), "1e9"])

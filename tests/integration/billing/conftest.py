@@ -1,9 +1,15 @@
 """One real server for the billing tests, with a fast billing clock: time scale 360 (one
-billed hour every 10 real seconds) and a metering pass every second."""
+billed hour every 10 real seconds) and a metering pass every second.
+
+The clock starts on the 2nd of this month: started at the wall clock it ran into the next
+month within a minute of the tests when they ran late on a month's last day (budget states
+reset, the month's bill split in two). From the 2nd the package has ~26 billed days, over
+an hour of real time."""
 from __future__ import annotations
 
 import itertools
 import os
+import time
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +22,7 @@ from tests.conftest import start_server, stop_and_check_leaks
 
 SCALE = 360.0
 INTERVAL = 1.0
+BILLING_START = time.strftime("%Y-%m-02", time.gmtime())
 AWS = str(Path(sys.executable).with_name("aws"))
 _names = itertools.count()
 
@@ -23,7 +30,7 @@ _names = itertools.count()
 @pytest.fixture(scope="package")
 def bserver(tmp_path_factory, docker_client):
     srv = start_server(tmp_path_factory.mktemp("pcbill"), POCKETCLOUD_TIME_SCALE=str(SCALE),
-                       POCKETCLOUD_METER_INTERVAL=str(INTERVAL))
+                       POCKETCLOUD_METER_INTERVAL=str(INTERVAL), POCKETCLOUD_BILLING_START=BILLING_START)
     yield srv
     stop_and_check_leaks(srv, docker_client)
 

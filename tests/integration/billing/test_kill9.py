@@ -15,7 +15,7 @@ from botocore.config import Config as BotoConfig
 
 from tests.conftest import start_server, stop_and_check_leaks
 
-from .conftest import INTERVAL, SCALE, client
+from .conftest import BILLING_START, INTERVAL, SCALE, client
 
 pytestmark = pytest.mark.integration
 WINDOW = INTERVAL + 1.0  # one metering interval, plus the pass that flushes it
@@ -24,7 +24,7 @@ WINDOW = INTERVAL + 1.0  # one metering interval, plus the pass that flushes it
 def test_kill9_during_metering_neither_double_counts_nor_loses_more_than_the_window(tmp_path_factory,
                                                                                       docker_client):
     srv = start_server(tmp_path_factory.mktemp("pckill"), POCKETCLOUD_TIME_SCALE=str(SCALE),
-                       POCKETCLOUD_METER_INTERVAL=str(INTERVAL))
+                       POCKETCLOUD_METER_INTERVAL=str(INTERVAL), POCKETCLOUD_BILLING_START=BILLING_START)
     inst = None
     try:
         api = srv.new_user(f"k{secrets.token_hex(3)}")
