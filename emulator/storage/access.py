@@ -40,6 +40,8 @@ class AccessOperations:
     index: object
     authorize: Callable[..., Bucket]
     engine: object
+    key_locks: object
+    in_doubt: object
 
     def _owner(self, account: "Account | None", name: str) -> Bucket:
         return self.authorize(account, name, "owner")
@@ -137,11 +139,13 @@ class AccessOperations:
     def _existing_object(self, name: str, key: str) -> None:
         """NoSuchKey unless the object exists; one the engine has but the index missed is indexed."""
         validate_key(key)
-        if self.index.object_size(name, key) is None:
-            size = self.engine.size(name, key)
-            if size is None:
-                raise NotFound("The specified key does not exist.", code="NoSuchKey")
-            self.index.record_object(name, key, size)
+        with self.key_locks.held(name, key):
+            self.in_doubt.settle_held(name, key)   # a write lost with the engine: indexed as it landed
+            if self.index.object_size(name, key) is None:
+                size = self.engine.size(name, key)
+                if size is None:
+                    raise NotFound("The specified key does not exist.", code="NoSuchKey")
+                self.index.record_object(name, key, size)
 
     def _object_acp(self, account: "Account | None", name: str, key: str, need: str):
         """The bucket and the object's attributes, if `account` may do `need` on its ACL;

@@ -31,6 +31,8 @@ from .client import BackendClient
 log = logging.getLogger("pocketcloud.storage")
 
 READY_TIMEOUT = 30.0
+# the stand-in's temp files of uploads it never finished (see prune_empty_dirs)
+TEMP_FILES = ("*.partial", ".rclone_temp_put_*", ".rclone_temp_multipart_*")
 
 
 def _random(n: int, alphabet: str = string.ascii_letters + string.digits) -> str:
@@ -226,16 +228,18 @@ class Backend:
 
     def prune_empty_dirs(self, bucket: str) -> bool:
         """Clear what the rclone stand-in leaves behind in a bucket that lists no object:
-        `*.partial` temp files of uploads it failed (it answers 500 when two uploads create
-        the same new folder at once) and empty folders. Call only when the bucket lists no
-        object. True if anything went."""
+        temp files of uploads it failed (`*.partial`: it answers 500 when two uploads create
+        the same new folder at once; `.rclone_temp_put_*` / `.rclone_temp_multipart_*`: it was
+        killed mid-upload, and hides them from listings but not from DeleteBucket) and empty
+        folders. Call only when the bucket lists no object. True if anything went."""
         if self.choice.engine != "rclone":
             return False
         root = self._data_dir() / bucket
         if root.resolve().parent != self._data_dir().resolve() or not root.is_dir():
             return False
         removed = False
-        for f in root.rglob("*.partial"):
+        temps = (f for pattern in TEMP_FILES for f in root.rglob(pattern))
+        for f in temps:
             if f.is_file():
                 f.unlink()
                 removed = True

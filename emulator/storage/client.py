@@ -50,7 +50,12 @@ class BackendResponse:
         return default
 
     def read(self, limit: int = 64 * 1024 * 1024) -> bytes:
-        data = self.raw.read(limit + 1)
+        try:
+            data = self.raw.read(limit + 1)
+        except (OSError, http.client.HTTPException) as exc:   # the engine died while answering
+            self.close()
+            raise BackendUnavailable(f"the storage engine at {self._client.endpoint} broke off its answer: "
+                                     f"{exc!r}") from None
         if len(data) > limit:
             self.close()
             raise BackendUnavailable("the storage engine sent an unexpectedly large response")

@@ -16,8 +16,8 @@ from __future__ import annotations
 import email.utils
 import threading
 from collections import defaultdict
-from contextlib import contextmanager
-from typing import Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Iterable, Iterator
 
 from ..errors import InvalidParameter, NotFound
 
@@ -99,8 +99,10 @@ def last_modified_of(value: str | None) -> float | None:
 
 
 class KeyLocks:
-    """Conditional writes to one key happen one at a time (the check and the write together);
-    the server is one process, so a lock per key in memory is enough."""
+    """Writes to one key happen one at a time, each with its index update (and a conditional
+    write's check): the engine and the index then see them in the same order, and settling a
+    key in doubt (doubt.py) never interleaves with a live write of it. The server is one
+    process, so a lock per key in memory is enough."""
 
     def __init__(self):
         self._guard = threading.Lock()
@@ -108,16 +110,30 @@ class KeyLocks:
         self._users: dict[tuple[str, str], int] = defaultdict(int)
 
     @contextmanager
-    def held(self, bucket: str, key: str) -> Iterator[None]:
+    def held(self, bucket: str, key: str, wait: bool = True) -> Iterator[bool]:
+        """Hold the key's lock; with wait=False only if it is free now (yields whether it is held)."""
         k = (bucket, key)
         with self._guard:
             lock = self._locks[k]
             self._users[k] += 1
         try:
-            with lock:
-                yield
+            got = lock.acquire(blocking=wait)
+            try:
+                yield got
+            finally:
+                if got:
+                    lock.release()
         finally:
             with self._guard:
                 self._users[k] -= 1
                 if not self._users[k]:
                     del self._users[k], self._locks[k]
+
+    @contextmanager
+    def held_all(self, bucket: str, keys: Iterable[str]) -> Iterator[None]:
+        """Hold the locks of several keys of one bucket, taken in key order (so two callers
+        with overlapping keys cannot deadlock)."""
+        with ExitStack() as stack:
+            for key in sorted(set(keys)):
+                stack.enter_context(self.held(bucket, key))
+            yield

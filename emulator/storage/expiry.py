@@ -55,9 +55,11 @@ class LifecycleWorker:
                     break
         for i in range(0, len(due), BATCH):
             batch = due[i:i + BATCH]
-            reply, gone = self.storage.engine.delete_many(name, [(k, None) for k in batch], quiet=True)
-            reply.raise_for_status(f"expiring objects of {name}")
-            self.storage.index.forget_objects(name, [k for k, _ in gone])
+            with self.storage.in_doubt.writing(name, batch):
+                reply, gone = self.storage.engine.delete_many(name, [(k, None) for k in batch], quiet=True)
+                reply.raise_for_status(f"expiring objects of {name}")
+                self.storage.index.forget_objects(name, [k for k, _ in gone])
+                self.storage.in_doubt.known(name, [k for k, _ in gone])
             log.info("lifecycle: expired %d object(s) of %s: %s", len(gone), name,
                      ", ".join(k for k, _ in gone[:5]) + (" ..." if len(gone) > 5 else ""))
         return len(due)

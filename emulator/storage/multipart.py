@@ -18,6 +18,7 @@ from ..errors import EngineError, InvalidParameter, NotFound
 from . import conditions as preconditions
 from . import listing
 from .buckets import Bucket, validate_key
+from .doubt import Doubt
 from .engine import Reply, result_etag
 from .objects import Body, gathered
 from .settings import ObjectAttrs
@@ -133,7 +134,8 @@ class MultipartOperations:
         bucket = self.authorize(account, name, "write")
         upload = self.index.get_upload(upload_id, name, key)
         listed = parts_in_order(parts())
-        with self._write_conditions(name, key, headers):
+        doubt = Doubt(self.settings.upload_attrs(upload.upload_id), parts=len(listed))
+        with self._writing(name, key, headers, doubt):
             return self._complete(bucket, name, key, upload, listed)
 
     def _complete(self, bucket, name: str, key: str, upload, listed: list[tuple[int, str]]) -> Reply:
@@ -153,6 +155,7 @@ class MultipartOperations:
                     self.index.record_object(name, key, total, self.settings.upload_attrs(upload.upload_id),
                                              result_etag(reply, "CompleteMultipartUploadResult"), parts=len(listed))
                     self.index.forget_upload(upload.upload_id)
+                    self.in_doubt.known(name, [key])
         finally:
             reservation.__exit__(None, None, None)
         return reply

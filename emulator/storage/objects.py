@@ -20,11 +20,13 @@ from typing import TYPE_CHECKING, Callable, Iterable, Union
 from ..errors import EngineError, Forbidden, InvalidParameter, NotFound
 from . import conditions, lifecycle, listing, policy, post_policy, ranges
 from .buckets import Bucket, validate_key
+from .doubt import Doubt
 from .engine import Reply, result_etag
 from .settings import ObjectAttrs
 
 if TYPE_CHECKING:
     from ..accounts import Account
+    from .doubt import KeysInDoubt
     from .engine import Engine
     from .index import ObjectIndex
     from .quotas import Quotas
@@ -48,6 +50,7 @@ def gathered(body, length: int):
 class ObjectOperations:
     engine: "Engine"
     index: "ObjectIndex"
+    in_doubt: "KeysInDoubt"
     quotas: "Quotas"
     authorize: Callable[..., Bucket]
 
@@ -70,6 +73,7 @@ class ObjectOperations:
         """ListObjects (v1, or v2 when list-type=2) as data, from the index (listing.py): the
         same answer on every engine. Each object: key, size, etag, last_modified (epoch)."""
         bucket = self.authorize(account, name, "list")
+        self.in_doubt.settle(name)   # writes lost with the engine, while it answers again: listed as they landed
         page = listing.objects_page(self.index.lister(name), params)
         self._fill_etags(name, page["objects"])
         page["name"], page["owner"] = name, self._who(bucket.owner)
@@ -195,10 +199,15 @@ class ObjectOperations:
         bucket = self.authorize(account, name, "write")
         validate_key(key)
         attrs = self._new_attrs(bucket, attrs, account)
-        with self._write_conditions(name, key, headers), self.quotas.reserve(bucket, length, replacing=key):
-            reply = self.engine.put(name, key, headers, gathered(body, length), length)
+        doubt = Doubt(attrs)
+        with self._writing(name, key, headers, doubt), self.quotas.reserve(bucket, length, replacing=key):
+            try:
+                reply = self.engine.put(name, key, headers, gathered(body, length), length)
+            finally:
+                doubt.checksum = getattr(body, "checksum", None)   # known once the body is read
             if reply.status == 200:
-                self.index.record_object(name, key, length, attrs, reply.header("etag"), getattr(body, "checksum", None))
+                self.index.record_object(name, key, length, attrs, reply.header("etag"), doubt.checksum)
+                self.in_doubt.known(name, [key])
         return reply
 
     def post_object(self, name: str, fields: dict[str, str], body, size: int, filename: str = "") -> tuple[Reply, str]:
@@ -224,13 +233,13 @@ class ObjectOperations:
         return row["etag"] or self.engine.etag(name, key) or ""
 
     @contextlib.contextmanager
-    def _write_conditions(self, name: str, key: str, headers: dict[str, str] | None):
-        """If-None-Match / If-Match of a write, checked and held (per key) until it is done."""
-        if not conditions.has_write_conditions(headers):
-            yield
-            return
-        with self.key_locks.held(name, key):
-            conditions.check_write(headers, self.current_etag(name, key))
+    def _writing(self, name: str, key: str, headers: dict[str, str] | None, doubt: Doubt):
+        """One write of a key, under its lock until it is indexed (doubt.py: in doubt if the
+        engine becomes unreachable meanwhile); If-None-Match / If-Match checked under it."""
+        with self.in_doubt.writing(name, [key], doubt):
+            if conditions.has_write_conditions(headers):
+                self.in_doubt.settle_held(name, key)   # the condition is checked on the index: make it right
+                conditions.check_write(headers, self.current_etag(name, key))
             yield
 
     def copy_object(self, account: "Account | None", name: str, key: str, source_bucket: str, source_key: str,
@@ -257,25 +266,29 @@ class ObjectOperations:
         if tags is None:
             tags = self.settings.object_attrs(source_bucket, source_key).tags
         attrs = self._new_attrs(bucket, ObjectAttrs(tags, acl), account)
-        with self._write_conditions(name, key, headers), self.quotas.reserve(bucket, size, replacing=key):
+        source_sum = self.index.checksum(source_bucket, source_key)
+        with self._writing(name, key, headers, Doubt(attrs, source_sum)), \
+                self.quotas.reserve(bucket, size, replacing=key):
             reply, copied = self.engine.copy(name, key, source_bucket, source_key, headers)
             if copied:
-                source_sum = self.index.checksum(source_bucket, source_key)
-                self.index.record_object(name, key, size, attrs, result_etag(reply, "CopyObjectResult"),
-                                         (source_sum[0], source_sum[1]) if source_sum else None)
+                self.index.record_object(name, key, size, attrs, result_etag(reply, "CopyObjectResult"), source_sum)
+                self.in_doubt.known(name, [key])
         return reply
 
     def delete_object(self, account: "Account | None", name: str, key: str, version_id: str | None = None) -> Reply:
         bucket = self.authorize(account, name, "write")
         validate_key(key)
-        reply = self.engine.delete(name, key, self.check_version(bucket, version_id))
-        if reply.status not in (200, 204, 404):
-            code, msg = reply.error()
-            raise EngineError(f"deleting {name}/{key} failed: {code} {msg}")
-        if version_id is not None and self.engine_versioned(bucket):
-            self._reindex(name, key)  # an older version may have become the current one
-        else:
-            self.index.forget_objects(name, [key])
+        version = self.check_version(bucket, version_id)
+        with self.in_doubt.writing(name, [key]):
+            reply = self.engine.delete(name, key, version)
+            if reply.status not in (200, 204, 404):
+                code, msg = reply.error()
+                raise EngineError(f"deleting {name}/{key} failed: {code} {msg}")
+            if version_id is not None and self.engine_versioned(bucket):
+                self._reindex(name, key)  # an older version may have become the current one
+            else:
+                self.index.forget_objects(name, [key])
+            self.in_doubt.known(name, [key])
         if reply.status == 404 and reply.error()[0] == "NoSuchKey":
             return Reply(204)  # S3 answers 204 for a key that is not there
         return reply
@@ -291,11 +304,13 @@ class ObjectOperations:
             validate_key(k)
             self.check_version(bucket, v)
         versioned = self.engine_versioned(bucket)
-        reply, deleted = self.engine.delete_many(name, objects if versioned else [(k, None) for k, _ in objects],
-                                                 quiet)
-        self.index.forget_objects(name, [k for k, v in deleted if v is None or not versioned])
-        for k in {k for k, v in deleted if v is not None and versioned}:
-            self._reindex(name, k)
+        with self.in_doubt.writing(name, [k for k, _ in objects]):
+            reply, deleted = self.engine.delete_many(name, objects if versioned else [(k, None) for k, _ in objects],
+                                                     quiet)
+            self.index.forget_objects(name, [k for k, v in deleted if v is None or not versioned])
+            for k in {k for k, v in deleted if v is not None and versioned}:
+                self._reindex(name, k)
+            self.in_doubt.known(name, [k for k, _ in deleted])
         return reply
 
     def _reindex(self, name: str, key: str) -> None:
@@ -333,9 +348,11 @@ class ObjectOperations:
                 if strays:
                     continue
                 break
-            reply, gone = self.engine.delete_many(name, [(k, None) for k in keys], quiet=True)
-            reply.raise_for_status(f"emptying bucket {name}")
-            self.index.forget_objects(name, [k for k, _ in gone])
+            with self.in_doubt.writing(name, keys):
+                reply, gone = self.engine.delete_many(name, [(k, None) for k in keys], quiet=True)
+                reply.raise_for_status(f"emptying bucket {name}")
+                self.index.forget_objects(name, [k for k, _ in gone])
+                self.in_doubt.known(name, [k for k, _ in gone])
             deleted += len(gone)
             if not gone:
                 raise EngineError(f"could not empty bucket {name}: the engine deleted none of {len(keys)} keys")

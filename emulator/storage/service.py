@@ -28,6 +28,7 @@ from .buckets import Bucket, BucketRecords, validate_bucket_name, validate_key
 from .client import BackendClient
 from .conditions import KeyLocks
 from .configuration import SettingsOperations
+from .doubt import KeysInDoubt
 from .engine import Engine
 from .expiry import LifecycleWorker
 from .engine_admin import EngineAdmin
@@ -62,6 +63,7 @@ class Storage(ObjectOperations, MultipartOperations, AccessOperations, SettingsO
         self.quotas = Quotas(self.index, accounts)
         self.engine = Engine(self._engine_client, lambda: self.keys_are_paths)
         self.key_locks = KeyLocks()
+        self.in_doubt = KeysInDoubt(self.engine, self.index, self.settings, self.buckets, self.key_locks)
         self.lifecycle_day = float(getattr(config, "lifecycle_day", 86400) or 86400)
         self.lifecycle = LifecycleWorker(self, interval=float(getattr(config, "lifecycle_interval", 60) or 60),
                                          day=self.lifecycle_day)
@@ -230,6 +232,7 @@ class Storage(ObjectOperations, MultipartOperations, AccessOperations, SettingsO
 
     def _delete_bucket(self, account: Account, bucket: Bucket, force: bool) -> None:
         name = bucket.name
+        self.in_doubt.settle(name)   # a write lost with the engine may have stored an object the index lacks
         if force:
             self.empty_bucket(bucket.name)
         elif self.index.count(name):
@@ -268,7 +271,8 @@ class Storage(ObjectOperations, MultipartOperations, AccessOperations, SettingsO
     def settle_journal(self) -> list[str]:
         """Roll forward what a dead server left half done (storage/journal.py), and after each
         start of the engine forget the uploads it lost (the stand-in keeps them in memory),
-        whose parts would otherwise count against the quota forever. Needs the engine."""
+        whose parts would otherwise count against the quota forever; then settle the keys
+        whose writes the engine was lost under (doubt.py). Needs the engine."""
         done = self.journal.settle(self) if self.journal.dead() else []
         backend = self.backend
         generation = (backend.started_at, backend.restarts)
@@ -279,6 +283,8 @@ class Storage(ObjectOperations, MultipartOperations, AccessOperations, SettingsO
             if lost:
                 log.warning("the storage engine lost %d unfinished multipart uploads; forgotten", len(lost))
             self._engine_seen = generation
+        if backend.status == "running":
+            self.in_doubt.settle()
         return done
 
     # -- usage ------------------------------------------------------------------------------------

@@ -71,10 +71,13 @@ def test_prune_clears_only_the_stand_ins_leftovers(tmp_path):
     root = backend._data_dir() / "bkt"
     (root / "a" / "b").mkdir(parents=True)
     (root / "a" / "f0.txt.3f2a.partial").write_text("half an upload")
+    (root / "a" / "b" / ".rclone_temp_put_aa16cdff-8336").write_text("")   # an upload killed with -9
+    (root / ".rclone_temp_multipart_0f2b").write_text("")
     (root / "keep").mkdir()
     (root / "keep" / "real.txt").write_text("an object")
     assert backend.prune_empty_dirs("bkt") is True
     assert not (root / "a").exists() and (root / "keep" / "real.txt").exists()
+    assert not (root / ".rclone_temp_multipart_0f2b").exists()
     assert backend.prune_empty_dirs("../etc") is False
     minio = Backend(Config(home=tmp_path / "m"), Choice("minio", "/bin/true", "test"))
     assert minio.prune_empty_dirs("bkt") is False

@@ -8,6 +8,9 @@ from types import SimpleNamespace
 
 from emulator.errors import BackendUnavailable
 from emulator.state import Store
+from emulator.storage.buckets import BucketRecords
+from emulator.storage.conditions import KeyLocks
+from emulator.storage.doubt import KeysInDoubt
 from emulator.storage.engine import Reply
 from emulator.storage.expiry import LifecycleWorker
 from emulator.storage.index import ObjectIndex
@@ -36,7 +39,9 @@ def make(tmp_path, engine):
         for b in ("b1", "b2"):
             c.execute("INSERT INTO buckets (name, owner, access, created_at) VALUES (?, '111111111111', 'private', 0)",
                       (b,))
-    storage = SimpleNamespace(settings=Settings(store), index=ObjectIndex(store), engine=engine)
+    settings, index = Settings(store), ObjectIndex(store)
+    storage = SimpleNamespace(settings=settings, index=index, engine=engine,
+                              in_doubt=KeysInDoubt(engine, index, settings, BucketRecords(store), KeyLocks()))
     return store, storage
 
 
@@ -60,7 +65,9 @@ def test_due_objects_and_uploads_go_the_rest_stays(tmp_path):
     assert engine.deleted == [("b2", "tmp/a")]
     assert {k for k, _, _ in storage.index.objects_in("b2")} == {"tmp/untagged", "keep/a"}
     assert {k for k, _, _ in storage.index.objects_in("b1")} == {"tmp/a", "tmp/untagged", "keep/a"}
+    assert storage.in_doubt.pending() == [("b1", "tmp/a")]             # the engine may have deleted it
     assert storage.settings.object_attrs("b2", "tmp/a").tags == []      # its tags went with it
     assert worker.run_once(now + 25)["aborted"] == 1 and engine.aborted == ["u-old"]
     engine.broken.clear()
     assert worker.run_once(now + 25)["expired"] == 1 and ("b1", "tmp/a") in engine.deleted
+    assert storage.in_doubt.pending() == []
