@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from .errors import InvalidParameter
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -143,9 +145,13 @@ class Config:
             raise ValueError(f"container disk size {self.container_disk_size!r}: give e.g. 2g or 512m")
         if not 0 < self.volume_overcommit <= 100:
             raise ValueError(f"volume over-commit ratio {self.volume_overcommit}: give a number in (0, 100]")
-        if self.billing_start and not re.fullmatch(r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}:\d{2}Z)?", self.billing_start):
-            raise ValueError(f"billing start {self.billing_start!r}: give a UTC date or time, e.g. 2026-01-01 "
-                             "or 2026-01-01T09:00:00Z")
+        if self.billing_start:
+            from .billing.clock import parse_date  # billing's one date parser (imported here: billing imports much)
+            try:
+                parse_date(self.billing_start, "the billing start")
+            except InvalidParameter:
+                raise ValueError(f"billing start {self.billing_start!r}: give a UTC date or time, e.g. 2026-01-01 "
+                                 "or 2026-01-01T09:00:00Z") from None
         if self.vpc_networking not in ("on", "off"):
             raise ValueError(f"VPC networking {self.vpc_networking!r}: give on or off")
         for name in ("exec_max_output", "exec_per_account", "exec_total", "max_rules_per_group",

@@ -38,8 +38,10 @@ def test_a_new_clock_starts_where_it_is_told_and_a_stored_one_keeps_its_time(tmp
     assert again.now() == pytest.approx(jan2 + 3600), "a clock in the store never jumps"
     with pytest.raises(InvalidParameter):
         BillingClock(Store(tmp_path / "t.db"), None, start="2026-13-01")
-    with pytest.raises(ValueError):
-        Config(home=tmp_path, billing_start="January")
+    for bad in ("January", "2026-13-01", "2026-01-01T25:00:00Z"):
+        with pytest.raises(ValueError):
+            Config(home=tmp_path, billing_start=bad)
+    assert Config(home=tmp_path, billing_start="2026-01-01T09:00:00Z").billing_start == "2026-01-01T09:00:00Z"
 
 
 @pytest.mark.parametrize("bad", ["0", "-1", "fast", None, float("nan"), "1e9"])
